@@ -1,0 +1,419 @@
+/*
+ * labyrinth.h - page allocation for code that must never wait.
+ *
+ * This header is the reference for the public API: every function lists
+ * the errors it returns.  docs/design.md explains the architecture,
+ * docs/memory-ordering.md the lock-free protocols.
+ *
+ * CALLING CONTEXTS (read this first)
+ *
+ *   A "zone" owns pages from one or more separately mapped regions.  Pages
+ *   are handed out in naturally aligned blocks of 2^order pages.
+ *
+ *   Function                                  may be called from
+ *   ----------------------------------------  ------------------------------
+ *   labyrinth_alloc_pages(..ATOMIC..)         any context: signal handlers
+ *   labyrinth_alloc_pages(..NOWAIT..)           (also one that interrupts
+ *   labyrinth_void_allocpage_gfpatomic_         labyrinth on the same thread),
+ *     extra_quality()                           busy pollers, critical
+ *   labyrinth_free_pages()                      sections. Never sleeps, never
+ *   labyrinth_register_page[_tag]()             makes a system call, never
+ *   labyrinth_page_info()                       page-faults, never waits for
+ *   labyrinth_virt_to_phys()                    a lock.
+ *   labyrinth_alloc_pages(..KERNEL..)         normal thread context only: may
+ *                                               sleep, take locks, map memory.
+ *   labyrinth_zone_create/_destroy,           normal thread context only.
+ *   labyrinth_zone_stats/_check,
+ *   labyrinth_thread_release
+ *
+ *   The one exception to "no system call": a misuse report through the
+ *   default report handler writes one line to stderr with write(2).
+ *
+ * ERRORS
+ *
+ *   Allocation returns NULL on failure.  ATOMIC and NOWAIT calls never touch
+ *   errno (a signal handler must not clobber the code it interrupted); their
+ *   failures are counted in struct labyrinth_zone_stats.  KERNEL calls set
+ *   errno.  Every other function returns 0 or a negative errno, listed at
+ *   the function.  A refused call changes nothing.  Misuse (a bad free, bad
+ *   arguments, a failed CL_ALIGN assertion, a use-after-free write found by
+ *   LABYRINTH_ZONE_VERIFY) is also counted in misuse_reports and reported
+ *   once through the zone's report handler; in a LABYRINTH_ZONE_STRICT zone
+ *   the report is followed by abort(), as BUG_ON would.
+ *
+ *   The errnos of a refused free or register, one per kind of misuse:
+ *     -EFAULT    the address belongs to no zone (a foreign pointer)
+ *     -EXDEV     the address belongs to a different live zone
+ *     -EINVAL    the address is not on a page boundary (misaligned)
+ *     -ENXIO     the address is a page inside a block, not the block's start
+ *     -EALREADY  the block is not allocated (double free)
+ *     -ERANGE    the order is not the order the block was allocated with
+ *     -EBADF     the zone handle is NULL or not a live zone
+ *   labyrinth_strerror() turns any of them into a sentence.
+ */
+#ifndef LABYRINTH_H
+#define LABYRINTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define LABYRINTH_API __attribute__((visibility("default")))
+#else
+#define LABYRINTH_API
+#endif
+
+#define LABYRINTH_VERSION_MAJOR 0
+#define LABYRINTH_VERSION_MINOR 1
+#define LABYRINTH_VERSION_PATCH 0
+
+/* Largest max_order a zone accepts: blocks of up to 2^20 pages (4 GiB). */
+#define LABYRINTH_MAX_ORDER_LIMIT 20u
+
+/* ------------------------------------------------------------------------
+ * Allocation modes (the GFP analogues), in three tiers as Linux documents
+ * its gfp flags: raw bits, the named modes built from them, and what each
+ * named mode promises.  Unknown bits, or contradictory ones (SLEEP together
+ * with TRYLOCK or RESERVE, GROW without SLEEP), are refused as misuse.
+ * ---------------------------------------------------------------------- */
+
+/* Tier 1: raw bits. */
+#define LABYRINTH_GFP_BIT_RESERVE 0x01u /* may take pages from the reserve     */
+#define LABYRINTH_GFP_BIT_TRYLOCK 0x02u /* never waits for a lock: try only    */
+#define LABYRINTH_GFP_BIT_SLEEP   0x04u /* may sleep until pages are freed     */
+#define LABYRINTH_GFP_BIT_GROW    0x08u /* may map a new region (system calls) */
+#define LABYRINTH_GFP_BITS_ALL    0x0fu
+
+/* Tier 2 and 3: the named modes and their promises.
+ *
+ *   mode     sleeps  locks     syscalls  reserve  grows  on failure
+ *   ATOMIC   never   try-only  never     yes      no     NULL at once
+ *   NOWAIT   never   try-only  never     no       no     NULL at once
+ *   KERNEL   may     yes       yes       no       yes    NULL after the
+ *                                                        zone's wait timeout
+ *
+ * ATOMIC returns NULL only when the lock-free supplies (this thread's
+ * magazines, the depot, the reserve) are all empty and the buddy lock is
+ * busy or the buddy has no block: never because another thread was
+ * touching the same lock-free structure at the same time.
+ */
+#define LABYRINTH_GFP_ATOMIC (LABYRINTH_GFP_BIT_RESERVE | LABYRINTH_GFP_BIT_TRYLOCK)
+#define LABYRINTH_GFP_NOWAIT (LABYRINTH_GFP_BIT_TRYLOCK)
+#define LABYRINTH_GFP_KERNEL (LABYRINTH_GFP_BIT_SLEEP | LABYRINTH_GFP_BIT_GROW)
+#define LABYRINTH_GFP_WAIT   LABYRINTH_GFP_KERNEL /* DESIGN.md's name for it */
+
+/* ------------------------------------------------------------------------
+ * Quality: applied to an allocation (per call, or to every allocation of a
+ * zone through its config).
+ * ---------------------------------------------------------------------- */
+#define LABYRINTH_QUALITY_ZERO     0x01u /* the block reads as zeros            */
+#define LABYRINTH_QUALITY_POISON   0x02u /* filled with the zone's poison_pattern;
+                                            ZERO wins when both are given (the
+                                            seed poisons then clears)          */
+#define LABYRINTH_QUALITY_CL_ALIGN 0x04u /* assert the block is cache-line
+                                            aligned; a failure is misuse       */
+#define LABYRINTH_QUALITY_TRACK    0x08u /* record call site, time, thread in the
+                                            zone's tracking table, as
+                                            labyrinth_register_page does       */
+#define LABYRINTH_QUALITY_ALL      0x0fu
+
+/* ------------------------------------------------------------------------
+ * Zone flags.
+ * ---------------------------------------------------------------------- */
+#define LABYRINTH_ZONE_DMA    0x01u /* pinned pages with known physical addresses:
+                                       creation reads them once (needs the right
+                                       to read /proc/self/pagemap, i.e. root or
+                                       CAP_SYS_ADMIN) and fails with EPERM
+                                       otherwise                             */
+#define LABYRINTH_ZONE_HUGE   0x02u /* back regions with huge pages where the
+                                       system has them reserved; otherwise
+                                       transparent huge pages, with a notice  */
+#define LABYRINTH_ZONE_VERIFY 0x04u /* poison freed pages, verify the poison
+                                       when they are handed out again: a
+                                       use-after-free write is reported      */
+#define LABYRINTH_ZONE_STRICT 0x08u /* misuse aborts after its report        */
+#define LABYRINTH_ZONE_NO_WARDEN   0x10u /* no background thread: reserves are
+                                            refilled only by frees and by
+                                            KERNEL allocations                 */
+#define LABYRINTH_ZONE_NO_TRACKING 0x20u /* no tracking table (saves 16 bytes
+                                            per page); TRACK and register
+                                            return -EOPNOTSUPP                 */
+#define LABYRINTH_ZONE_MUST_LOCK   0x40u /* fail creation (EPERM/ENOMEM) when
+                                            pages cannot be locked in memory,
+                                            instead of a notice               */
+#define LABYRINTH_ZONE_WARDEN      0x80u /* start a warden even for a zone over
+                                            caller memory (which otherwise
+                                            makes no OS call at all)          */
+#define LABYRINTH_ZONE_FLAGS_ALL   0xffu
+
+/* KERNEL allocations wait at most this long by default (config.wait_timeout_ms). */
+#define LABYRINTH_DEFAULT_WAIT_MS 1000u
+#define LABYRINTH_WAIT_FOREVER    0xffffffffu
+
+struct labyrinth_zone; /* opaque */
+
+/* All-zero means sensible defaults for every field (see docs/design.md,
+ * "Defaults").  The first block of fields is the contract of API.md. */
+struct labyrinth_zone_config {
+    const char   *name;           /* for reports; copied; NULL = "zone"       */
+    size_t        pages;          /* mapped, pre-faulted and locked at
+                                     creation; 0 = 4096 (16 MiB)               */
+    size_t        max_pages;      /* growth limit for KERNEL requests;
+                                     0 = pages (no growth)                    */
+    size_t        reserve_pages;  /* min watermark: only ATOMIC may take these;
+                                     0 = pages/16                             */
+    size_t        low_pages;      /* the warden refills when the lock-free
+                                     supply falls below this; 0 = pages/8     */
+    size_t        high_pages;     /* ... up to this; 0 = pages/4              */
+    unsigned      max_order;      /* largest block is 2^max_order pages;
+                                     0 = 10, at most LABYRINTH_MAX_ORDER_LIMIT */
+    unsigned char poison_pattern; /* byte written by QUALITY_POISON and by
+                                     ZONE_VERIFY; 0 = 0x6b (Linux's POISON_FREE) */
+    unsigned      quality;        /* LABYRINTH_QUALITY_* for every allocation */
+    unsigned      flags;          /* LABYRINTH_ZONE_*                         */
+    void         *memory;         /* optional caller-supplied backing memory:
+                                     the zone then makes no OS call at all (no
+                                     warden unless flags ask otherwise)       */
+    size_t        memory_bytes;
+
+    /* Extensions (0 = default). */
+    unsigned      magazine_pages;    /* pages per magazine; 0 = auto (<= 64)   */
+    unsigned      max_threads;       /* threads with their own caches; 0 = 64;
+                                        further threads use the shared path   */
+    unsigned      wait_timeout_ms;   /* KERNEL wait; 0 = LABYRINTH_DEFAULT_WAIT_MS */
+    unsigned      warden_interval_us;/* longest warden sleep; 0 = 10000       */
+};
+
+struct labyrinth_zone_stats {
+    /* The contract of API.md.  free_pages counts every page not in use:
+     * buddy + cached (depot and thread magazines) + reserve. */
+    size_t total_pages, free_pages, in_use_pages, reserve_free_pages;
+    unsigned long long atomic_allocs, atomic_failures, misuse_reports;
+
+    /* Extensions. */
+    size_t max_pages, regions;
+    size_t buddy_free_pages;     /* in the buddy's free areas               */
+    size_t cached_pages;         /* in magazines: depot and threads         */
+    size_t depot_pages;          /* in full magazines in the depot          */
+    size_t reserve_target_pages, low_pages, high_pages;
+    size_t reserve_low_water;    /* lowest reserve level seen               */
+    size_t threads;              /* threads holding a cache in this zone    */
+    size_t largest_free_order;   /* -1 cast to size_t when nothing is free  */
+    size_t free_blocks[LABYRINTH_MAX_ORDER_LIMIT + 1]; /* buddyinfo-style   */
+    unsigned long long atomic_reserve_allocs;  /* ATOMIC served by reserve  */
+    unsigned long long nowait_allocs, nowait_failures;
+    unsigned long long kernel_allocs, kernel_failures, kernel_waits;
+    unsigned long long frees;
+    unsigned long long warden_runs, warden_pages_moved;
+    unsigned long long grow_events;
+    unsigned long long retry_cap_hits; /* lock-free retry bound reached     */
+    unsigned long long max_retries;    /* most retries one operation needed */
+    size_t metadata_bytes;       /* allocator metadata, all out of band     */
+    size_t locked_pages;         /* pages locked in memory (mlock)          */
+    size_t page_size;
+};
+
+/* A call site recorded by the seed's macro: file, line and function. */
+struct labyrinth_site {
+    const char *file;
+    const char *func;
+    unsigned    line;
+};
+
+enum labyrinth_page_state {
+    LABYRINTH_PAGE_NOT_A_BLOCK = 0, /* interior page of a block            */
+    LABYRINTH_PAGE_FREE,            /* in the buddy's free areas           */
+    LABYRINTH_PAGE_IN_USE,          /* allocated                           */
+    LABYRINTH_PAGE_CACHED,          /* free, in a magazine                 */
+    LABYRINTH_PAGE_RESERVED         /* free, in the atomic reserve         */
+};
+
+/* What labyrinth_page_info() reads back. */
+struct labyrinth_page_info {
+    void    *block;        /* start of the block holding the address      */
+    unsigned order;
+    enum labyrinth_page_state state;
+    int      tracked;      /* 1 when a tracking record describes the
+                              current allocation                          */
+    const void *caller;    /* code address of the allocating call, or NULL */
+    const struct labyrinth_site *site; /* set by the seed's macro, or NULL */
+    uint64_t alloc_ns;     /* when, in ns since the zone was created       */
+    uint32_t thread;       /* labyrinth_thread_id() of the allocating thread */
+    uint32_t tag;          /* from labyrinth_register_page_tag(), else 0    */
+    unsigned region;       /* index of the region holding the page         */
+};
+
+/* ------------------------------------------------------------------------
+ * Misuse reports.
+ * ---------------------------------------------------------------------- */
+enum labyrinth_report_kind {
+    LABYRINTH_REPORT_BAD_FREE = 1, /* a free refused (err says why)          */
+    LABYRINTH_REPORT_BAD_ARGS,     /* an allocation/register with bad args   */
+    LABYRINTH_REPORT_CL_ALIGN,     /* QUALITY_CL_ALIGN assertion failed      */
+    LABYRINTH_REPORT_USE_AFTER_FREE, /* ZONE_VERIFY found a freed page written */
+    LABYRINTH_REPORT_LEAK,         /* at destroy: a page still in use        */
+    LABYRINTH_REPORT_NOTICE        /* information, not misuse (e.g. a zone
+                                      that could not lock its pages)        */
+};
+
+struct labyrinth_report {
+    enum labyrinth_report_kind kind;
+    int         err;        /* negative errno for BAD_FREE/BAD_ARGS, else 0 */
+    const char *zone_name;
+    const void *addr;       /* the address concerned, or NULL              */
+    unsigned    order;
+    size_t      offset;     /* USE_AFTER_FREE: first bad byte in the block */
+    const void *caller;     /* code that made the call (or allocated, for
+                               LEAK and USE_AFTER_FREE), or NULL           */
+    const struct labyrinth_site *site; /* for LEAK/USE_AFTER_FREE when the
+                                          seed's macro recorded one       */
+    uint32_t    thread;     /* LEAK: allocating thread                      */
+    const char *message;    /* one line, no newline                        */
+};
+
+/* Called once per report, from the context that found the misuse (maybe a
+ * signal handler): it must be async-signal-safe.  The report and its strings
+ * live only during the call. */
+typedef void labyrinth_report_fn(const struct labyrinth_report *report, void *arg);
+
+/* ------------------------------------------------------------------------
+ * Functions.
+ * ---------------------------------------------------------------------- */
+
+/* Create a zone.  cfg NULL or all-zero means defaults.
+ * Returns the zone, or NULL with errno:
+ *   EINVAL  a field out of range (unknown flag bits, max_order above
+ *           LABYRINTH_MAX_ORDER_LIMIT, watermarks out of order
+ *           reserve <= low <= high <= pages, memory without memory_bytes,
+ *           pages above what memory holds)
+ *   ENOMEM  mapping or metadata failed, or memory too small for metadata
+ *           plus one page
+ *   EPERM   ZONE_DMA without the right to read physical addresses, or
+ *           ZONE_MUST_LOCK and the pages could not be locked
+ *   EAGAIN  the warden thread could not be started
+ *   ENOSPC  too many live zones (see docs/design.md, "Limits") */
+LABYRINTH_API struct labyrinth_zone *labyrinth_zone_create(const struct labyrinth_zone_config *cfg);
+
+/* Destroy a zone: stops its warden, reports every page still in use as a
+ * LABYRINTH_REPORT_LEAK (tracked ones with their call sites), and returns
+ * all its memory.  No other thread may use the zone during or after the
+ * call.  NULL is a no-op. */
+LABYRINTH_API void labyrinth_zone_destroy(struct labyrinth_zone *zone);
+
+/* Allocate 2^order pages, naturally aligned, with quality flags added to
+ * the zone's own.  gfp is LABYRINTH_GFP_ATOMIC, _NOWAIT, _KERNEL or a valid
+ * combination of LABYRINTH_GFP_BIT_*.  Returns the block or NULL.
+ * NULL with errno (KERNEL only; ATOMIC/NOWAIT leave errno alone):
+ *   EINVAL     unknown gfp or quality bits, or order > the zone's max_order
+ *              (also a BAD_ARGS report)
+ *   ENOMEM     no block and the zone cannot grow
+ *   ETIMEDOUT  waited the zone's wait_timeout_ms without a block
+ *   EOPNOTSUPP QUALITY_TRACK in a ZONE_NO_TRACKING zone (also a report)
+ *   EBADF      zone is NULL or not a live zone */
+LABYRINTH_API void *labyrinth_alloc_pages(struct labyrinth_zone *zone, unsigned gfp,
+                            unsigned order, unsigned quality);
+
+/* Free a block.  NULL is a no-op returning 0.  Any thread, any context.
+ * Returns 0, or (nothing changed, a BAD_FREE report made):
+ *   -EFAULT, -EXDEV, -EINVAL, -ENXIO, -EALREADY, -ERANGE, -EBADF
+ *   (see ERRORS at the top).  In a ZONE_VERIFY zone the freed block is
+ *   poisoned before it is cached. */
+LABYRINTH_API int labyrinth_free_pages(struct labyrinth_zone *zone, void *addr, unsigned order);
+
+/* Register an allocated block in the zone's tracking table: records the
+ * caller's code address, the time and the calling thread, replacing any
+ * earlier record of the block.  Any context.
+ * Returns 0, or -EFAULT, -EXDEV, -EINVAL, -ENXIO, -EBADF as a free would,
+ *   -ENOENT      the block is not allocated
+ *   -EOPNOTSUPP  the zone has no tracking table (ZONE_NO_TRACKING) */
+LABYRINTH_API int labyrinth_register_page(struct labyrinth_zone *zone, void *page);
+
+/* As labyrinth_register_page, with a caller-chosen tag (low 24 bits kept). */
+LABYRINTH_API int labyrinth_register_page_tag(struct labyrinth_zone *zone, void *page, uint32_t tag);
+
+/* Read back what the zone knows of the page holding addr (any page of a
+ * block).  Any context.
+ * Returns 0, or -EFAULT, -EXDEV, -EBADF, or -EINVAL (out is NULL). */
+LABYRINTH_API int labyrinth_page_info(struct labyrinth_zone *zone, const void *addr,
+                        struct labyrinth_page_info *out);
+
+/* Fill *out.  Counters are read without stopping other threads, so a
+ * snapshot taken while others allocate is approximate; it is exact when
+ * the zone is quiescent.  Returns 0, -EBADF, or -EINVAL (out is NULL). */
+LABYRINTH_API int labyrinth_zone_stats(struct labyrinth_zone *zone, struct labyrinth_zone_stats *out);
+
+/* Count violated invariants (0 = healthy): conservation (free + cached +
+ * reserved + in use == total), buddy lists against descriptors, magazine
+ * and reserve contents, block alignment, coalescing.  Call it when the zone
+ * is quiescent: pages moving between threads make the counts race.
+ * Returns the count, or -EBADF. */
+LABYRINTH_API long labyrinth_zone_check(struct labyrinth_zone *zone);
+
+/* Physical address of addr (any byte of a zone page).  O(1) and safe in any
+ * context for LABYRINTH_ZONE_DMA zones (a table read at creation).
+ * Returns 0, or -EFAULT/-EXDEV (not a page of this zone), -EBADF,
+ * -EINVAL (phys is NULL), -EOPNOTSUPP (not a DMA zone). */
+LABYRINTH_API int labyrinth_virt_to_phys(struct labyrinth_zone *zone, const void *addr, uint64_t *phys);
+
+/* Set the zone's report handler; NULL restores the default (one line on
+ * stderr: zone, address, reason).  Returns 0 or -EBADF. */
+LABYRINTH_API int labyrinth_zone_set_report_handler(struct labyrinth_zone *zone,
+                                      labyrinth_report_fn *fn, void *arg);
+
+/* Return the calling thread's cached pages in this zone to the zone and
+ * release its cache (a thread does this at exit by itself).  Normal thread
+ * context.  Returns 0, or -EBADF. */
+LABYRINTH_API int labyrinth_thread_release(struct labyrinth_zone *zone);
+
+/* Call fn for every block still in use, in address order, with what
+ * labyrinth_page_info would say of it; stops early when fn returns
+ * non-zero.  Normal thread context.  Returns the number of blocks visited,
+ * or -EBADF. */
+LABYRINTH_API long labyrinth_zone_for_each_in_use(struct labyrinth_zone *zone,
+                                    int (*fn)(const struct labyrinth_page_info *info, void *arg),
+                                    void *arg);
+
+/* The zone's name and page size; the library's page size. */
+LABYRINTH_API const char *labyrinth_zone_name(const struct labyrinth_zone *zone);
+LABYRINTH_API size_t labyrinth_page_size(void);
+
+/* This thread's number as recorded in tracking records (1, 2, ...). */
+LABYRINTH_API uint32_t labyrinth_thread_id(void);
+
+/* A sentence for any errno this API returns (positive or negative). */
+LABYRINTH_API const char *labyrinth_strerror(int err);
+
+/* Used by the seed's macro: an order-0 ATOMIC allocation with quality,
+ * registered with the given site.  Prefer the macro. */
+LABYRINTH_API void *labyrinth_alloc_page_atomic_site(struct labyrinth_zone *zone, unsigned quality,
+                                       const struct labyrinth_site *site);
+
+/* ------------------------------------------------------------------------
+ * The seed's macro: one expression, an order-0 LABYRINTH_GFP_ATOMIC
+ * allocation from zone with quality_flags applied, the page registered in
+ * the zone's tracking table as labyrinth_register_page does (with the file,
+ * line and function of the call), evaluating to the page or NULL.
+ * In a ZONE_NO_TRACKING zone the page is still returned, unregistered.
+ * ---------------------------------------------------------------------- */
+#if defined(__GNUC__)
+#define labyrinth_void_allocpage_gfpatomic_extra_quality(zone, quality_flags)          \
+    __extension__({                                                                 \
+        static const struct labyrinth_site labyrinth_site_here_ = {                 \
+            __FILE__, __func__, __LINE__};                                          \
+        labyrinth_alloc_page_atomic_site((zone), (quality_flags),                   \
+                                         &labyrinth_site_here_);                    \
+    })
+#else
+#define labyrinth_void_allocpage_gfpatomic_extra_quality(zone, quality_flags)          \
+    labyrinth_alloc_page_atomic_site((zone), (quality_flags), NULL)
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LABYRINTH_H */

@@ -1,0 +1,523 @@
+/*
+ * api.c - the public entry points (include/labyrinth.h), on top of every
+ * layer: argument checks, the inlined order-0 fast paths, quality and
+ * tracking around the zone layer, and misuse reports.
+ */
+#include "quality.h"
+
+#include <string.h>
+
+_Static_assert(LB_ORDER_LIMIT == LABYRINTH_MAX_ORDER_LIMIT, "order limits differ");
+_Static_assert((LABYRINTH_GFP_ATOMIC & (LB_MODE_SLOTS - 1)) != (LABYRINTH_GFP_NOWAIT & (LB_MODE_SLOTS - 1)) &&
+                   (LABYRINTH_GFP_ATOMIC & (LB_MODE_SLOTS - 1)) != (LABYRINTH_GFP_KERNEL & (LB_MODE_SLOTS - 1)) &&
+                   (LABYRINTH_GFP_NOWAIT & (LB_MODE_SLOTS - 1)) != (LABYRINTH_GFP_KERNEL & (LB_MODE_SLOTS - 1)),
+               "the named modes need distinct counter slots");
+
+void lb_panic(const char *file, int line, const char *what)
+{
+    char b[256];
+    struct lb_fmt f = {b, 0, sizeof b};
+    lb_fmt_str(&f, "labyrinth: internal invariant violated at ");
+    lb_fmt_str(&f, file);
+    lb_fmt_str(&f, ":");
+    lb_fmt_dec(&f, (uint64_t)line);
+    lb_fmt_str(&f, ": ");
+    lb_fmt_str(&f, what);
+    lb_fmt_str(&f, "\n");
+    lb_os_write_err(b, f.len);
+    lb_os_abort();
+}
+
+static bool lb_zone_ok(const struct labyrinth_zone *z)
+{
+    return z && z->magic == LB_ZONE_MAGIC;
+}
+
+const char *labyrinth_strerror(int err)
+{
+    switch (err < 0 ? -err : err) {
+    case 0: return "success";
+    case EFAULT: return "the address belongs to no zone (foreign pointer)";
+    case EXDEV: return "the address belongs to another zone";
+    case EINVAL: return "invalid argument: a misaligned address, or bad flags, order or config";
+    case ENXIO: return "the address is inside a block, not at its start (interior pointer)";
+    case EALREADY: return "the block is not allocated (double free)";
+    case ERANGE: return "the order differs from the block's (wrong order)";
+    case EBADF: return "not a live zone";
+    case ENOENT: return "the block is not allocated";
+    case EOPNOTSUPP: return "not supported by this zone";
+    case ENOMEM: return "out of memory";
+    case ETIMEDOUT: return "timed out waiting for pages";
+    case EPERM: return "permission denied (physical addresses or memory locking)";
+    case EAGAIN: return "could not start the warden thread";
+    case ENOSPC: return "too many live zones";
+    case EBUSY: return "the block's descriptor kept changing (concurrent register)";
+    default: return "unknown error";
+    }
+}
+
+static const char *lb_errname(int err)
+{
+    switch (err < 0 ? -err : err) {
+    case EFAULT: return "EFAULT";
+    case EXDEV: return "EXDEV";
+    case EINVAL: return "EINVAL";
+    case ENXIO: return "ENXIO";
+    case EALREADY: return "EALREADY";
+    case ERANGE: return "ERANGE";
+    case EBADF: return "EBADF";
+    case ENOENT: return "ENOENT";
+    case EOPNOTSUPP: return "EOPNOTSUPP";
+    case EBUSY: return "EBUSY";
+    default: return "E?";
+    }
+}
+
+/* Why a free or register was refused, for the report line. */
+static const char *lb_misuse_reason(int err)
+{
+    switch (err < 0 ? -err : err) {
+    case EFAULT: return "foreign pointer, not a page of any zone";
+    case EXDEV: return "wrong zone, the page belongs to another zone";
+    case EINVAL: return "misaligned, not on a page boundary";
+    case ENXIO: return "interior pointer, inside a block but not its start";
+    case EALREADY: return "double free, the block is not allocated";
+    case ERANGE: return "wrong order, not the order the block was allocated with";
+    case ENOENT: return "the block is not allocated";
+    case EBUSY: return "the block's descriptor kept changing under a concurrent register";
+    default: return labyrinth_strerror(err);
+    }
+}
+
+/* A call refused before any zone could hear of it (NULL or dead zone). */
+static void lb_report_no_zone(const char *what, const void *addr, const void *caller)
+{
+    char b[200];
+    struct lb_fmt f = {b, 0, sizeof b};
+    lb_fmt_str(&f, what);
+    lb_fmt_str(&f, "(");
+    lb_fmt_hex(&f, (uintptr_t)addr);
+    lb_fmt_str(&f, ") refused: not a live zone (EBADF)");
+    struct labyrinth_report rep = {0};
+    rep.kind = LABYRINTH_REPORT_BAD_ARGS;
+    rep.err = -EBADF;
+    rep.zone_name = "(none)";
+    rep.addr = addr;
+    rep.caller = caller;
+    rep.message = b;
+    lb_report_default(&rep, NULL);
+}
+
+static int lb_refuse(struct labyrinth_zone *z, enum labyrinth_report_kind kind, const char *what,
+                     const void *addr, unsigned order, int err, const void *caller)
+{
+    char b[256];
+    struct lb_fmt f = {b, 0, sizeof b};
+    lb_fmt_str(&f, what);
+    lb_fmt_str(&f, "(");
+    lb_fmt_hex(&f, (uintptr_t)addr);
+    lb_fmt_str(&f, ", order ");
+    lb_fmt_dec(&f, order);
+    lb_fmt_str(&f, ") refused: ");
+    lb_fmt_str(&f, lb_misuse_reason(err));
+    lb_fmt_str(&f, " (");
+    lb_fmt_str(&f, lb_errname(err));
+    lb_fmt_str(&f, ")");
+    struct labyrinth_report rep = {0};
+    rep.kind = kind;
+    rep.err = err;
+    rep.zone_name = z->name;
+    rep.addr = addr;
+    rep.order = order;
+    rep.caller = caller;
+    rep.message = b;
+    lb_zone_report(z, &rep);
+    return err;
+}
+
+/* ---- allocation ------------------------------------------------------------------------------ */
+
+static void *lb_alloc_general(struct labyrinth_zone *z, unsigned gfp, unsigned order, unsigned quality,
+                              const void *caller, const struct labyrinth_site *site, uint32_t tag)
+{
+    bool sleeps = lb_gfp_valid(gfp) && lb_gfp_may_sleep(gfp);
+    if (!lb_zone_ok(z)) {
+        lb_report_no_zone("alloc_pages", NULL, caller);
+        if (sleeps)
+            errno = EBADF;
+        return NULL;
+    }
+    int bad = 0;
+    if (!lb_gfp_valid(gfp) || (quality & ~LABYRINTH_QUALITY_ALL) || order > z->max_order)
+        bad = -EINVAL;
+    unsigned q = quality | z->quality;
+    if (!bad && (q & LABYRINTH_QUALITY_TRACK) && (z->flags & LABYRINTH_ZONE_NO_TRACKING))
+        bad = -EOPNOTSUPP;
+    if (bad) {
+        char b[160];
+        struct lb_fmt f = {b, 0, sizeof b};
+        lb_fmt_str(&f, "alloc_pages(gfp ");
+        lb_fmt_hex(&f, gfp);
+        lb_fmt_str(&f, ", order ");
+        lb_fmt_dec(&f, order);
+        lb_fmt_str(&f, ", quality ");
+        lb_fmt_hex(&f, quality);
+        lb_fmt_str(&f, bad == -EINVAL ? ") refused: unknown or contradictory flags, or order above max_order (EINVAL)"
+                                      : ") refused: TRACK in a zone without tracking (EOPNOTSUPP)");
+        struct labyrinth_report rep = {0};
+        rep.kind = LABYRINTH_REPORT_BAD_ARGS;
+        rep.err = bad;
+        rep.zone_name = z->name;
+        rep.order = order;
+        rep.caller = caller;
+        rep.message = b;
+        lb_zone_report(z, &rep);
+        if (sleeps)
+            errno = -bad;
+        return NULL;
+    }
+    unsigned dflags = (q & LABYRINTH_QUALITY_TRACK) ? LB_D_TRACKED : 0;
+    int err = 0;
+    uint32_t d = lb_enter();
+    void *p = lb_zone_alloc_err(z, gfp, order, dflags, d, &err);
+    if (p) {
+        if (z->flags & LABYRINTH_ZONE_VERIFY)
+            lb_verify_check(z, p, order, caller);
+        if (q)
+            lb_quality_apply(z, p, order, q, caller, site, tag);
+    }
+    lb_leave(d);
+    if (!p && lb_gfp_may_sleep(gfp))
+        errno = -err;
+    return p;
+}
+
+void *labyrinth_alloc_pages(struct labyrinth_zone *z, unsigned gfp, unsigned order, unsigned quality)
+{
+    if (LB_LIKELY(z != NULL && (order | quality) == 0 && lb_gfp_fast(gfp) && !z->alloc_slow)) {
+        uint32_t d = lb_enter();
+        struct lb_level *l = lb_tls_level(&z->cache, d);
+        void *p;
+        if (LB_LIKELY(l != NULL) && LB_LIKELY((p = lb_level_pop(l)) != NULL)) {
+            /* The page was CACHED in our magazine: no one else writes its
+             * descriptor (a racing bad free's CAS expects ALLOC and fails). */
+            lb_store_rlx_u64(lb_cache_desc(&z->cache, p), lb_d_make(LB_S_ALLOC, 0, 0));
+            lb_bump_1w_u64(&l->allocs[lb_gfp_slot(gfp)], 1);
+            lb_leave(d);
+            return p;
+        }
+        int err = 0;
+        p = lb_zone_alloc_err(z, gfp, 0, 0, d, &err);
+        lb_leave(d);
+        if (!p && lb_gfp_may_sleep(gfp))
+            errno = -err;
+        return p;
+    }
+    return lb_alloc_general(z, gfp, order, quality, __builtin_return_address(0), NULL, 0);
+}
+
+void *labyrinth_alloc_page_atomic_site(struct labyrinth_zone *z, unsigned quality,
+                                       const struct labyrinth_site *site)
+{
+    if (lb_zone_ok(z) && !(z->flags & LABYRINTH_ZONE_NO_TRACKING))
+        quality |= LABYRINTH_QUALITY_TRACK;
+    return lb_alloc_general(z, LABYRINTH_GFP_ATOMIC, 0, quality, __builtin_return_address(0), site, 0);
+}
+
+/* ---- free ----------------------------------------------------------------------------------------- */
+
+#define LB_DESC_CAS_TRIES 64u
+
+static int lb_free_general(struct labyrinth_zone *z, void *addr, unsigned order, const void *caller)
+{
+    if (!addr)
+        return 0;
+    if (!lb_zone_ok(z)) {
+        lb_report_no_zone("free_pages", addr, caller);
+        return -EBADF;
+    }
+    struct lb_region *r;
+    uint32_t idx;
+    int rc = lb_zone_locate(z, addr, &r, &idx);
+    if (rc)
+        return lb_refuse(z, LABYRINTH_REPORT_BAD_FREE, "free_pages", addr, order, rc, caller);
+    if (order > z->max_order)
+        return lb_refuse(z, LABYRINTH_REPORT_BAD_FREE, "free_pages", addr, order, -ERANGE, caller);
+    lb_atomic_u64 *dp = &r->desc[idx];
+    uint64_t w = lb_load_rlx_u64(dp);
+    uint64_t nw = order == 0 ? lb_d_make(LB_S_CACHED, 0, 0) : lb_d_make(LB_S_PENDING, order, 0);
+    for (unsigned tries = 0;; tries++) {
+        rc = lb_d_refuse(w, order);
+        if (rc)
+            return lb_refuse(z, LABYRINTH_REPORT_BAD_FREE, "free_pages", addr, order, rc, caller);
+        if (tries == LB_DESC_CAS_TRIES)
+            return lb_refuse(z, LABYRINTH_REPORT_BAD_FREE, "free_pages", addr, order, -EBUSY, caller);
+        /* Relaxed CAS: it decides which of two racing frees wins (the other
+         * sees a free state and is refused); the page's contents travel to
+         * the next owner through the magazine/depot/stack hand-offs, which
+         * are release/acquire. */
+        if (lb_cas_rlx_u64(dp, &w, nw))
+            break;
+    }
+    /* The block is ours. */
+    if (z->flags & LABYRINTH_ZONE_VERIFY)
+        lb_verify_poison(z, addr, order);
+    if (order == 0) {
+        uint32_t d = lb_enter();
+        lb_zone_free0_slow(z, addr, r, idx, d);
+        lb_leave(d);
+    } else {
+        lb_zone_free_block(z, r, idx, order);
+    }
+    return 0;
+}
+
+int labyrinth_free_pages(struct labyrinth_zone *z, void *addr, unsigned order)
+{
+    uintptr_t a = (uintptr_t)addr;
+    if (LB_LIKELY(z != NULL && order == 0 && !z->free_slow)) {
+        struct lb_region *r = lb_regmap_lookup(&z->map, a);
+        if (LB_LIKELY(r != NULL && (a & (z->page_size - 1)) == 0)) {
+            uint32_t idx = (uint32_t)((a - r->base) >> z->page_shift);
+            lb_atomic_u64 *dp = &r->desc[idx];
+            uint64_t w = lb_load_rlx_u64(dp);
+            /* State and order (low byte) say: an allocated order-0 block.
+             * The CAS (relaxed, see lb_free_general) makes this free the
+             * only one that can take it back. */
+            if (LB_LIKELY((w & 0xffu) == lb_d_make(LB_S_ALLOC, 0, 0)) &&
+                LB_LIKELY(lb_cas_rlx_u64(dp, &w, lb_d_make(LB_S_CACHED, 0, 0)))) {
+                uint32_t d = lb_enter();
+                struct lb_level *l = lb_tls_level(&z->cache, d);
+                if (LB_LIKELY(l != NULL) && LB_LIKELY(lb_level_push(l, addr, z->cache.mag_size)))
+                    lb_bump_1w_u64(&l->frees, 1);
+                else
+                    lb_zone_free0_slow(z, addr, r, idx, d);
+                lb_leave(d);
+                return 0;
+            }
+        }
+    }
+    return lb_free_general(z, addr, order, __builtin_return_address(0));
+}
+
+/* ---- register and page info ------------------------------------------------------------------ */
+
+static int lb_register(struct labyrinth_zone *z, void *page, uint32_t tag, const void *caller)
+{
+    if (!lb_zone_ok(z)) {
+        lb_report_no_zone("register_page", page, caller);
+        return -EBADF;
+    }
+    if (z->flags & LABYRINTH_ZONE_NO_TRACKING)
+        return -EOPNOTSUPP;
+    struct lb_region *r;
+    uint32_t idx;
+    int rc = lb_zone_locate(z, page, &r, &idx);
+    if (rc)
+        return lb_refuse(z, LABYRINTH_REPORT_BAD_ARGS, "register_page", page, 0, rc, caller);
+    lb_atomic_u64 *dp = &r->desc[idx];
+    uint64_t w = lb_load_rlx_u64(dp);
+    for (unsigned tries = 0;; tries++) {
+        unsigned s = lb_d_state(w);
+        if (s != LB_S_ALLOC) {
+            rc = s == LB_S_TAIL ? -ENXIO : s == LB_S_HOLE ? -EFAULT : -ENOENT;
+            return lb_refuse(z, LABYRINTH_REPORT_BAD_ARGS, "register_page", page, 0, rc, caller);
+        }
+        if (tries == 0)
+            lb_track_write(z, r, idx, caller, NULL, tag);
+        if (lb_d_flags(w) & LB_D_TRACKED)
+            return 0;
+        if (tries == LB_DESC_CAS_TRIES)
+            return lb_refuse(z, LABYRINTH_REPORT_BAD_ARGS, "register_page", page, 0, -EBUSY, caller);
+        /* Relaxed CAS: sets the flag only while the block stays allocated
+         * (a racing free wins or loses as a whole). */
+        if (lb_cas_rlx_u64(dp, &w, w | (uint64_t)LB_D_TRACKED << 8))
+            return 0;
+    }
+}
+
+int labyrinth_register_page(struct labyrinth_zone *z, void *page)
+{
+    return lb_register(z, page, 0, __builtin_return_address(0));
+}
+
+int labyrinth_register_page_tag(struct labyrinth_zone *z, void *page, uint32_t tag)
+{
+    return lb_register(z, page, tag, __builtin_return_address(0));
+}
+
+int labyrinth_page_info(struct labyrinth_zone *z, const void *addr, struct labyrinth_page_info *out)
+{
+    if (!lb_zone_ok(z))
+        return -EBADF;
+    if (!out)
+        return -EINVAL;
+    uintptr_t a = (uintptr_t)addr;
+    struct lb_region *r = lb_regmap_lookup(&z->map, a);
+    if (!r) {
+        uint64_t owner = lb_zone_owner_of(a);
+        return owner && owner != z->serial ? -EXDEV : -EFAULT;
+    }
+    lb_page_info_fill(z, r, (uint32_t)((a - r->base) >> z->page_shift), out);
+    return 0;
+}
+
+long labyrinth_zone_for_each_in_use(struct labyrinth_zone *z,
+                                    int (*fn)(const struct labyrinth_page_info *info, void *arg), void *arg)
+{
+    if (!lb_zone_ok(z))
+        return -EBADF;
+    long visited = 0;
+    unsigned n = lb_regmap_count(&z->map);
+    for (unsigned i = 0; i < n; i++) {
+        struct lb_region *r = lb_regmap_get(&z->map, i);
+        for (uint32_t idx = r->first; idx < r->end;) {
+            uint64_t w = lb_load_rlx_u64(&r->desc[idx]);
+            unsigned s = lb_d_state(w);
+            if (s == LB_S_ALLOC) {
+                struct labyrinth_page_info info;
+                lb_page_info_fill(z, r, idx, &info);
+                visited++;
+                if (fn && fn(&info, arg))
+                    return visited;
+            }
+            idx += (s == LB_S_TAIL || s == LB_S_HOLE) ? 1u : 1u << lb_d_order(w);
+        }
+    }
+    return visited;
+}
+
+/* ---- zones -------------------------------------------------------------------------------------- */
+
+struct labyrinth_zone *labyrinth_zone_create(const struct labyrinth_zone_config *cfg)
+{
+    struct labyrinth_zone *z;
+    int rc = lb_zone_create(cfg, &z);
+    if (rc) {
+        errno = -rc;
+        return NULL;
+    }
+    return z;
+}
+
+struct lb_leaks {
+    struct labyrinth_zone *z;
+    size_t blocks, pages;
+};
+
+static int lb_leak_one(const struct labyrinth_page_info *info, void *arg)
+{
+    struct lb_leaks *lk = arg;
+    lk->blocks++;
+    lk->pages += (size_t)1 << info->order;
+    char b[160];
+    struct lb_fmt f = {b, 0, sizeof b};
+    lb_fmt_str(&f, "leak: block ");
+    lb_fmt_hex(&f, (uintptr_t)info->block);
+    lb_fmt_str(&f, " (order ");
+    lb_fmt_dec(&f, info->order);
+    lb_fmt_str(&f, info->tracked ? ") still in use at destroy, thread " : ") still in use at destroy (untracked)");
+    if (info->tracked)
+        lb_fmt_dec(&f, info->thread);
+    struct labyrinth_report rep = {0};
+    rep.kind = LABYRINTH_REPORT_LEAK;
+    rep.zone_name = lk->z->name;
+    rep.addr = info->block;
+    rep.order = info->order;
+    rep.caller = info->caller;
+    rep.site = info->site;
+    rep.thread = info->thread;
+    rep.message = b;
+    lb_zone_report(lk->z, &rep);
+    return 0;
+}
+
+void labyrinth_zone_destroy(struct labyrinth_zone *z)
+{
+    if (!z)
+        return;
+    if (!lb_zone_ok(z)) {
+        lb_report_no_zone("zone_destroy", z, __builtin_return_address(0));
+        return;
+    }
+    struct lb_leaks lk = {z, 0, 0};
+    labyrinth_zone_for_each_in_use(z, lb_leak_one, &lk);
+    if (lk.blocks) {
+        char b[160];
+        struct lb_fmt f = {b, 0, sizeof b};
+        lb_fmt_dec(&f, lk.blocks);
+        lb_fmt_str(&f, " block(s), ");
+        lb_fmt_dec(&f, lk.pages);
+        lb_fmt_str(&f, " page(s), still in use at destroy");
+        struct labyrinth_report rep = {0};
+        rep.kind = LABYRINTH_REPORT_NOTICE;
+        rep.zone_name = z->name;
+        rep.message = b;
+        lb_zone_report(z, &rep);
+    }
+    lb_zone_destroy(z);
+}
+
+int labyrinth_zone_stats(struct labyrinth_zone *z, struct labyrinth_zone_stats *out)
+{
+    if (!lb_zone_ok(z))
+        return -EBADF;
+    if (!out)
+        return -EINVAL;
+    lb_zone_stats(z, out);
+    return 0;
+}
+
+long labyrinth_zone_check(struct labyrinth_zone *z)
+{
+    if (!lb_zone_ok(z))
+        return -EBADF;
+    return lb_zone_check(z);
+}
+
+int labyrinth_virt_to_phys(struct labyrinth_zone *z, const void *addr, uint64_t *phys)
+{
+    if (!lb_zone_ok(z))
+        return -EBADF;
+    if (!phys)
+        return -EINVAL;
+    uintptr_t a = (uintptr_t)addr;
+    struct lb_region *r = lb_regmap_lookup(&z->map, a);
+    if (!r) {
+        uint64_t owner = lb_zone_owner_of(a);
+        return owner && owner != z->serial ? -EXDEV : -EFAULT;
+    }
+    if (!r->phys)
+        return -EOPNOTSUPP;
+    uintptr_t off = a - r->base;
+    *phys = r->phys[off >> z->page_shift] + (off & (z->page_size - 1));
+    return 0;
+}
+
+int labyrinth_zone_set_report_handler(struct labyrinth_zone *z, labyrinth_report_fn *fn, void *arg)
+{
+    if (!lb_zone_ok(z))
+        return -EBADF;
+    lb_store_rlx_ptr(&z->report_arg, arg);
+    /* Release: the argument is visible with the handler (pairs with the
+     * acquire in lb_zone_report). */
+    lb_store_rel_ptr(&z->report_fn, (void *)fn);
+    return 0;
+}
+
+int labyrinth_thread_release(struct labyrinth_zone *z)
+{
+    if (!lb_zone_ok(z))
+        return -EBADF;
+    lb_cache_release_self(&z->cache);
+    return 0;
+}
+
+const char *labyrinth_zone_name(const struct labyrinth_zone *z)
+{
+    return lb_zone_ok(z) ? z->name : NULL;
+}
+
+size_t labyrinth_page_size(void) { return lb_os_page_size(); }
+
+uint32_t labyrinth_thread_id(void) { return lb_cache_thread_id(); }

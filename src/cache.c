@@ -1,0 +1,600 @@
+/*
+ * cache.c - layer 4: magazines, depot, reserve, pending stack, thread caches.
+ */
+#include "cache.h"
+
+__thread struct lb_tls lb_tls __attribute__((tls_model("initial-exec")));
+
+/* ---- TLS slots and thread exit ------------------------------------------------ */
+
+/* Which cache owns each TLS slot; guarded by lb_tls_mutex (normal context:
+ * zone creation and destruction, thread exit). */
+static struct {
+    uint64_t         serial;
+    struct lb_cache *cache;
+} lb_tls_owner[LB_TLS_ZONES];
+static lb_os_mutex lb_tls_mutex;
+static lb_atomic_u32 lb_tls_mutex_ready;
+static lb_atomic_u32 lb_next_thread_id;
+
+static void lb_tls_exit(void *arg);
+
+static void lb_tls_mutex_once(void)
+{
+    /* Zone creation is normal context; the first creations may race. */
+    static lb_atomic_u32 init_lock;
+    if (lb_load_acq_u32(&lb_tls_mutex_ready))
+        return;
+    uint32_t z = 0;
+    while (!lb_cas_acq_u32(&init_lock, &z, 1)) {
+        z = 0;
+        lb_os_yield();
+    }
+    if (!lb_load_rlx_u32(&lb_tls_mutex_ready)) {
+        lb_os_mutex_init(&lb_tls_mutex);
+        lb_os_thread_exit_hook_init(lb_tls_exit);
+        /* Release: the mutex is initialised before anyone sees ready. */
+        lb_store_rel_u32(&lb_tls_mutex_ready, 1);
+    }
+    lb_store_rel_u32(&init_lock, 0);
+}
+
+bool lb_cache_tls_register(struct lb_cache *c)
+{
+    lb_tls_mutex_once();
+    lb_os_mutex_lock(&lb_tls_mutex);
+    c->tls_slot = LB_TLS_ZONES;
+    for (unsigned i = 0; i < LB_TLS_ZONES; i++) {
+        if (!lb_tls_owner[i].cache) {
+            lb_tls_owner[i].cache = c;
+            lb_tls_owner[i].serial = c->serial;
+            c->tls_slot = i;
+            break;
+        }
+    }
+    lb_os_mutex_unlock(&lb_tls_mutex);
+    return c->tls_slot < LB_TLS_ZONES;
+}
+
+void lb_cache_tls_unregister(struct lb_cache *c)
+{
+    if (c->tls_slot >= LB_TLS_ZONES)
+        return;
+    lb_os_mutex_lock(&lb_tls_mutex);
+    lb_tls_owner[c->tls_slot].cache = NULL;
+    lb_tls_owner[c->tls_slot].serial = 0;
+    lb_os_mutex_unlock(&lb_tls_mutex);
+}
+
+/* Runs in an exiting thread that used a zone: give its caches back. */
+static void lb_tls_exit(void *arg)
+{
+    (void)arg;
+    lb_os_mutex_lock(&lb_tls_mutex);
+    for (unsigned i = 0; i < LB_TLS_ZONES; i++) {
+        struct lb_tls_zone *e = &lb_tls.z[i];
+        if (e->serial && lb_tls_owner[i].serial == e->serial && lb_tls_owner[i].cache)
+            lb_cache_release(lb_tls_owner[i].cache, e->tc);
+        e->serial = 0;
+        e->tc = NULL;
+    }
+    lb_os_mutex_unlock(&lb_tls_mutex);
+}
+
+uint32_t lb_cache_thread_id(void)
+{
+    uint32_t id = lb_tls.thread_id;
+    if (LB_UNLIKELY(!id)) {
+        /* Relaxed: ids only need to be unique.  A handler interrupting this
+         * takes its own id and the thread keeps whichever is stored last;
+         * both are unique, which is all a tracking record needs. */
+        id = lb_add_rlx_u32(&lb_next_thread_id, 1) + 1;
+        lb_tls.thread_id = id;
+    }
+    return id;
+}
+
+struct lb_tcache *lb_cache_claim(struct lb_cache *c)
+{
+    if (c->tls_slot >= LB_TLS_ZONES)
+        return NULL;
+    uint32_t me = lb_cache_thread_id();
+    for (uint32_t i = 0; i < c->ntcaches; i++) {
+        struct lb_tcache *tc = &c->tcaches[i];
+        uint32_t zero = 0;
+        if (lb_load_rlx_u32(&tc->owner))
+            continue;
+        /* Acquire: pairs with the release in lb_cache_release, so the
+         * magazines the last owner left are seen as it left them. */
+        if (!lb_cas_acq_u32(&tc->owner, &zero, me))
+            continue;
+        lb_add_rlx_u32(&c->threads, 1);
+        struct lb_tls_zone *e = &lb_tls.z[c->tls_slot];
+        e->tc = tc;
+        lb_signal_fence(); /* tc is in place before the serial says so */
+        e->serial = c->serial;
+        if (!lb_tls.armed) {
+            lb_tls.armed = 1;
+            lb_os_thread_exit_arm(&lb_tls);
+        }
+        return tc;
+    }
+    return NULL;
+}
+
+/* Fold a level's counters into the retired totals (its owner is gone). */
+static void lb_level_retire(struct lb_cache *c, struct lb_level *l)
+{
+    for (unsigned i = 0; i < LB_MODE_SLOTS; i++) {
+        lb_add_rlx_u64(&c->retired_allocs[i], lb_load_rlx_u64(&l->allocs[i]));
+        lb_store_rlx_u64(&l->allocs[i], 0);
+    }
+    lb_add_rlx_u64(&c->retired_frees, lb_load_rlx_u64(&l->frees));
+    lb_store_rlx_u64(&l->frees, 0);
+}
+
+void lb_cache_release(struct lb_cache *c, struct lb_tcache *tc)
+{
+    lb_spin_lock(&c->buddy->lock);
+    for (unsigned d = 0; d < LB_LEVELS; d++) {
+        lb_cache_mag_to_buddy(c, lb_level_loaded(&tc->lvl[d]));
+        lb_cache_mag_to_buddy(c, lb_level_spare(&tc->lvl[d]));
+        lb_level_retire(c, &tc->lvl[d]);
+    }
+    lb_spin_unlock(&c->buddy->lock);
+    lb_add_rlx_u32(&c->threads, (uint32_t)-1);
+    /* Release: the emptied magazines and zeroed counters are visible to
+     * the next owner (pairs with the acquire CAS in lb_cache_claim). */
+    lb_store_rel_u32(&tc->owner, 0);
+}
+
+void lb_cache_release_self(struct lb_cache *c)
+{
+    if (c->tls_slot >= LB_TLS_ZONES)
+        return;
+    struct lb_tls_zone *e = &lb_tls.z[c->tls_slot];
+    if (e->serial != c->serial)
+        return;
+    struct lb_tcache *tc = e->tc;
+    e->serial = 0;
+    lb_signal_fence();
+    e->tc = NULL;
+    lb_cache_release(c, tc);
+}
+
+/* ---- set-up ---------------------------------------------------------------------- */
+
+static inline struct lb_mag *lb_mag_at(const struct lb_cache *c, uint32_t i)
+{
+    return (struct lb_mag *)(c->mags + (size_t)i * c->mag_stride);
+}
+static inline uint32_t lb_mag_index(const struct lb_cache *c, const struct lb_mag *m)
+{
+    return (uint32_t)(((const char *)m - c->mags) / c->mag_stride);
+}
+
+static size_t lb_mag_stride(unsigned mag_size)
+{
+    return lb_align_up(sizeof(struct lb_mag) + mag_size * sizeof(void *), LB_CACHELINE);
+}
+
+size_t lb_cache_meta_bytes(unsigned mag_size, uint32_t nmags, uint32_t ntcaches)
+{
+    return lb_align_up(sizeof(struct lb_tcache) * ntcaches, LB_CACHELINE) +
+           lb_mag_stride(mag_size) * nmags;
+}
+
+void lb_cache_init(struct lb_cache *c, void *meta, unsigned mag_size, uint32_t nmags,
+                   uint32_t ntcaches, unsigned page_shift, struct lb_regmap *map,
+                   struct lb_buddy *buddy, uint64_t serial)
+{
+    LB_CHECK(mag_size >= 1 && mag_size <= LB_MAG_MAX && nmags >= ntcaches * 2 * LB_LEVELS);
+    c->mag_size = mag_size;
+    c->mag_stride = lb_mag_stride(mag_size);
+    c->tcaches = meta;
+    c->ntcaches = ntcaches;
+    c->mags = (char *)meta + lb_align_up(sizeof(struct lb_tcache) * ntcaches, LB_CACHELINE);
+    c->nmags = nmags;
+    c->page_shift = page_shift;
+    c->map = map;
+    c->buddy = buddy;
+    c->serial = serial;
+    c->tls_slot = LB_TLS_ZONES;
+    uint32_t next = 0;
+    for (uint32_t t = 0; t < ntcaches; t++) {
+        c->tcaches[t].index = t;
+        for (unsigned d = 0; d < LB_LEVELS; d++) {
+            lb_store_rlx_ptr(&c->tcaches[t].lvl[d].loaded, lb_mag_at(c, next++));
+            lb_store_rlx_ptr(&c->tcaches[t].lvl[d].spare, lb_mag_at(c, next++));
+        }
+    }
+    /* Not yet shared: the zone's publication orders these stores. */
+    for (uint32_t i = next; i < nmags; i++)
+        lb_depot_push(c, &c->empty, lb_mag_at(c, i));
+    lb_store_rlx_u64(&c->reserve_low_water, UINT64_MAX);
+}
+
+/* ---- stacks ------------------------------------------------------------------------ */
+
+void lb_cache_note_retries(struct lb_cache *c, unsigned retries)
+{
+    if (retries > lb_load_rlx_u64(&c->max_retries))
+        lb_store_rlx_u64(&c->max_retries, retries); /* a statistic: racy max is fine */
+}
+
+static inline uint64_t lb_head_next(uint64_t old, uint32_t index_plus_1)
+{
+    return ((old >> 32) + 1) << 32 | index_plus_1;
+}
+
+struct lb_mag *lb_depot_pop(struct lb_cache *c, struct lb_stack *s)
+{
+    /* Acquire: pairs with the release CAS in lb_depot_push, making the
+     * magazine's slots, count and next link visible. */
+    uint64_t old = lb_load_acq_u64(&s->head);
+    for (unsigned tries = 0; tries < LB_RETRY_CAP; tries++) {
+        uint32_t top = (uint32_t)old;
+        if (!top) {
+            lb_cache_note_retries(c, tries);
+            return NULL;
+        }
+        struct lb_mag *m = lb_mag_at(c, top - 1);
+        /* May be stale if m was popped and pushed again meanwhile: then the
+         * tag has moved and the CAS below fails. */
+        uint32_t next = lb_load_rlx_u32(&m->next);
+        /* Acquire on success and failure: see above. */
+        if (lb_cas_acq_u64(&s->head, &old, lb_head_next(old, next))) {
+            lb_sub_rlx_u64(&s->count, 1);
+            lb_cache_note_retries(c, tries);
+            return m;
+        }
+    }
+    lb_add_rlx_u64(&c->retry_cap_hits, 1);
+    return NULL;
+}
+
+void lb_depot_push(struct lb_cache *c, struct lb_stack *s, struct lb_mag *m)
+{
+    uint32_t me = lb_mag_index(c, m) + 1;
+    uint64_t old = lb_load_rlx_u64(&s->head);
+    unsigned tries = 0;
+    /* Lock-free, not capped: a push must not lose its magazine, and each
+     * failed CAS means another operation on this stack succeeded. */
+    for (;; tries++) {
+        lb_store_rlx_u32(&m->next, (uint32_t)old);
+        /* Release: publishes the magazine (slots, count, next) to the
+         * popper's acquire. */
+        if (lb_cas_rel_u64(&s->head, &old, lb_head_next(old, me)))
+            break;
+    }
+    lb_add_rlx_u64(&s->count, 1);
+    lb_cache_note_retries(c, tries);
+}
+
+struct lb_region *lb_cache_id_region(const struct lb_cache *c, uint32_t id)
+{
+    return lb_regmap_get(c->map, id >> 24);
+}
+
+static inline lb_atomic_u64 *lb_id_desc(const struct lb_cache *c, uint32_t id)
+{
+    return &lb_cache_id_region(c, id)->desc[id & 0xffffffu];
+}
+
+void lb_pstack_push_chain(struct lb_cache *c, struct lb_stack *s, uint32_t first_id,
+                          uint32_t last_id, unsigned last_state, unsigned last_order,
+                          uint64_t n)
+{
+    lb_atomic_u64 *last = lb_id_desc(c, last_id);
+    uint64_t old = lb_load_rlx_u64(&s->head);
+    unsigned tries = 0;
+    for (;; tries++) {
+        /* Only the chain's owner writes these descriptors until the CAS. */
+        lb_store_rlx_u64(last, lb_d_make_linked(last_state, last_order, 0, (uint32_t)old));
+        /* Release: the chain's descriptors (states and links) are visible
+         * to whoever pops them (pairs with lb_pstack_pop's acquire). */
+        if (lb_cas_rel_u64(&s->head, &old, lb_head_next(old, first_id + 1)))
+            break;
+    }
+    lb_add_rlx_u64(&s->count, n);
+    lb_cache_note_retries(c, tries);
+}
+
+uint32_t lb_pstack_pop(struct lb_cache *c, struct lb_stack *s)
+{
+    /* Acquire: pairs with the release CAS of lb_pstack_push_chain. */
+    uint64_t old = lb_load_acq_u64(&s->head);
+    for (unsigned tries = 0; tries < LB_RETRY_CAP; tries++) {
+        uint32_t top = (uint32_t)old;
+        if (!top) {
+            lb_cache_note_retries(c, tries);
+            return 0;
+        }
+        /* The link may be stale (the block popped and reused meanwhile):
+         * the tag then fails the CAS. */
+        uint32_t next = lb_d_link(lb_load_rlx_u64(lb_id_desc(c, top - 1)));
+        if (lb_cas_acq_u64(&s->head, &old, lb_head_next(old, next))) {
+            lb_sub_rlx_u64(&s->count, 1);
+            lb_cache_note_retries(c, tries);
+            return top;
+        }
+    }
+    lb_add_rlx_u64(&c->retry_cap_hits, 1);
+    return 0;
+}
+
+uint32_t lb_pstack_take_all(struct lb_cache *c, struct lb_stack *s)
+{
+    (void)c;
+    uint64_t old = lb_load_acq_u64(&s->head);
+    while ((uint32_t)old) {
+        /* Acquire: the whole chain's links are visible (pairs with the
+         * pushes' release). */
+        if (lb_cas_acq_u64(&s->head, &old, lb_head_next(old, 0))) {
+            lb_store_rlx_u64(&s->count, 0);
+            return (uint32_t)old;
+        }
+    }
+    return 0;
+}
+
+/* ---- buddy hand-offs ----------------------------------------------------------------- */
+
+uint32_t lb_cache_fill_from_buddy(struct lb_cache *c, struct lb_mag *m, uint32_t want)
+{
+    uint32_t n = lb_load_rlx_u32(&m->count);
+    while (n < want) {
+        struct lb_region *r;
+        uint32_t idx = lb_buddy_take(c->buddy, 0, LB_S_CACHED, 0, &r);
+        if (idx == LB_NIL)
+            break;
+        m->slot[n++] = (void *)lb_region_addr(r, idx);
+    }
+    lb_store_rlx_u32(&m->count, n);
+    return n;
+}
+
+void lb_cache_mag_to_buddy(struct lb_cache *c, struct lb_mag *m)
+{
+    uint32_t n = lb_load_rlx_u32(&m->count);
+    for (uint32_t i = 0; i < n; i++) {
+        struct lb_region *r = lb_regmap_lookup(c->map, (uintptr_t)m->slot[i]);
+        lb_buddy_give(c->buddy, r, (uint32_t)(((uintptr_t)m->slot[i] - r->base) >> c->page_shift), 0);
+    }
+    lb_store_rlx_u32(&m->count, 0);
+}
+
+uint64_t lb_cache_drain_pending(struct lb_cache *c, uint64_t max)
+{
+    uint64_t pages = 0;
+    for (uint64_t i = 0; i < max; i++) {
+        uint32_t top = lb_pstack_pop(c, &c->pending);
+        if (!top)
+            break;
+        struct lb_region *r = lb_cache_id_region(c, top - 1);
+        uint32_t idx = (top - 1) & 0xffffffu;
+        unsigned order = lb_d_order(lb_load_rlx_u64(&r->desc[idx]));
+        lb_sub_rlx_u64(&c->pending_pages, 1u << order);
+        lb_buddy_give(c->buddy, r, idx, order);
+        pages += 1u << order;
+    }
+    return pages;
+}
+
+void lb_cache_pend(struct lb_cache *c, struct lb_region *r, uint32_t idx, unsigned order)
+{
+    uint32_t id = lb_page_id(r, idx);
+    lb_add_rlx_u64(&c->pending_pages, 1u << order);
+    lb_pstack_push_chain(c, &c->pending, id, id, LB_S_PENDING, order, 1);
+}
+
+static void lb_reserve_note_level(struct lb_cache *c)
+{
+    uint64_t lvl = lb_load_rlx_u64(&c->reserve.count);
+    if (lvl < lb_load_rlx_u64(&c->reserve_low_water))
+        lb_store_rlx_u64(&c->reserve_low_water, lvl); /* statistic: racy min is fine */
+}
+
+void lb_cache_reserve_put(struct lb_cache *c, struct lb_region *r, uint32_t idx)
+{
+    uint32_t id = lb_page_id(r, idx);
+    lb_pstack_push_chain(c, &c->reserve, id, id, LB_S_RESERVED, 0, 1);
+}
+
+void *lb_cache_reserve_get(struct lb_cache *c, unsigned flags)
+{
+    uint32_t top = lb_pstack_pop(c, &c->reserve);
+    if (!top)
+        return NULL;
+    lb_reserve_note_level(c);
+    struct lb_region *r = lb_cache_id_region(c, top - 1);
+    uint32_t idx = (top - 1) & 0xffffffu;
+    /* We own the page now: nobody else writes its descriptor. */
+    lb_store_rlx_u64(&r->desc[idx], lb_d_make(LB_S_ALLOC, 0, flags));
+    return (void *)lb_region_addr(r, idx);
+}
+
+void lb_cache_mag_to_stack(struct lb_cache *c, struct lb_mag *m, struct lb_stack *s, unsigned state)
+{
+    uint32_t n = lb_load_rlx_u32(&m->count);
+    if (!n)
+        return;
+    uint32_t first = 0, prev = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        struct lb_region *r = lb_regmap_lookup(c->map, (uintptr_t)m->slot[i]);
+        uint32_t id = lb_page_id(r, (uint32_t)(((uintptr_t)m->slot[i] - r->base) >> c->page_shift));
+        /* The holder of m owns these pages: no one else writes them. */
+        if (i == 0)
+            first = id;
+        else
+            lb_store_rlx_u64(lb_id_desc(c, prev), lb_d_make_linked(state, 0, 0, id + 1));
+        prev = id;
+    }
+    if (state == LB_S_PENDING)
+        lb_add_rlx_u64(&c->pending_pages, n);
+    lb_pstack_push_chain(c, s, first, prev, state, 0, n);
+    lb_store_rlx_u32(&m->count, 0);
+}
+
+uint64_t lb_cache_reserve_fill(struct lb_cache *c, uint64_t n)
+{
+    uint64_t moved = 0;
+    /* Build a chain under the buddy lock, publish it with one CAS. */
+    uint32_t first = 0, prev = 0;
+    while (moved < n) {
+        struct lb_region *r;
+        uint32_t idx = lb_buddy_take(c->buddy, 0, LB_S_RESERVED, 0, &r);
+        if (idx == LB_NIL)
+            break;
+        uint32_t id = lb_page_id(r, idx);
+        if (moved == 0)
+            first = id;
+        else
+            lb_store_rlx_u64(lb_id_desc(c, prev), lb_d_make_linked(LB_S_RESERVED, 0, 0, id + 1));
+        prev = id;
+        moved++;
+    }
+    if (moved)
+        lb_pstack_push_chain(c, &c->reserve, first, prev, LB_S_RESERVED, 0, moved);
+    return moved;
+}
+
+uint64_t lb_cache_reserve_trim(struct lb_cache *c, uint64_t n)
+{
+    uint64_t moved = 0;
+    while (moved < n) {
+        uint32_t top = lb_pstack_pop(c, &c->reserve);
+        if (!top)
+            break;
+        struct lb_region *r = lb_cache_id_region(c, top - 1);
+        lb_buddy_give(c->buddy, r, (top - 1) & 0xffffffu, 0);
+        moved++;
+    }
+    return moved;
+}
+
+/* ---- counters and checks ----------------------------------------------------------------- */
+
+void lb_cache_counts(const struct lb_cache *c, struct lb_cache_counts *out)
+{
+    for (unsigned i = 0; i < LB_MODE_SLOTS; i++)
+        out->allocs[i] = lb_load_rlx_u64(&c->shared_allocs[i]) + lb_load_rlx_u64(&c->retired_allocs[i]);
+    out->frees = lb_load_rlx_u64(&c->shared_frees) + lb_load_rlx_u64(&c->retired_frees);
+    out->cached_pages = 0;
+    for (uint32_t t = 0; t < c->ntcaches; t++) {
+        const struct lb_tcache *tc = &c->tcaches[t];
+        for (unsigned d = 0; d < LB_LEVELS; d++) {
+            const struct lb_level *l = &tc->lvl[d];
+            for (unsigned i = 0; i < LB_MODE_SLOTS; i++)
+                out->allocs[i] += lb_load_rlx_u64(&l->allocs[i]);
+            out->frees += lb_load_rlx_u64(&l->frees);
+            /* The owner may swap loaded and spare meanwhile: a snapshot. */
+            struct lb_mag *a = lb_level_loaded(l);
+            struct lb_mag *b = lb_level_spare(l);
+            out->cached_pages += lb_load_rlx_u32(&a->count) + lb_load_rlx_u32(&b->count);
+        }
+    }
+    out->depot_pages = lb_load_rlx_u64(&c->full.count) * c->mag_size;
+    out->cached_pages += out->depot_pages;
+    out->threads = lb_load_rlx_u32(&c->threads);
+}
+
+static long lb_check_page(const struct lb_cache *c, uint8_t *const *mark, uint32_t id,
+                          unsigned want_state)
+{
+    long bad = 0;
+    struct lb_region *r = lb_cache_id_region(c, id);
+    uint32_t idx = id & 0xffffffu;
+    if (!r || idx >= r->span)
+        return 1;
+    if (lb_d_state(lb_load_rlx_u64(&r->desc[idx])) != want_state)
+        bad++;
+    if (mark[r->index][idx]++)
+        bad++; /* the same page in two places */
+    return bad;
+}
+
+static long lb_check_mag(const struct lb_cache *c, uint8_t *const *mark, const struct lb_mag *m,
+                         uint64_t *cached)
+{
+    long bad = 0;
+    uint32_t n = lb_load_rlx_u32(&m->count);
+    if (n > c->mag_size)
+        return 1;
+    for (uint32_t i = 0; i < n; i++) {
+        struct lb_region *r = lb_regmap_lookup(c->map, (uintptr_t)m->slot[i]);
+        if (!r || ((uintptr_t)m->slot[i] & (((uintptr_t)1 << c->page_shift) - 1))) {
+            bad++;
+            continue;
+        }
+        bad += lb_check_page(c, mark, lb_page_id(r, (uint32_t)(((uintptr_t)m->slot[i] - r->base) >> c->page_shift)),
+                             LB_S_CACHED);
+    }
+    *cached += n;
+    return bad;
+}
+
+static long lb_check_pstack(const struct lb_cache *c, uint8_t *const *mark, const struct lb_stack *s,
+                            unsigned state, uint64_t *pages, uint64_t limit)
+{
+    long bad = 0;
+    uint64_t n = 0;
+    for (uint32_t top = (uint32_t)lb_load_acq_u64(&s->head); top; n++) {
+        if (n > limit)
+            return bad + 1; /* a cycle */
+        struct lb_region *r = lb_cache_id_region(c, top - 1);
+        if (!r || ((top - 1) & 0xffffffu) >= r->span)
+            return bad + 1;
+        uint64_t w = lb_load_rlx_u64(&r->desc[(top - 1) & 0xffffffu]);
+        bad += lb_check_page(c, mark, top - 1, state);
+        *pages += 1u << lb_d_order(w);
+        top = lb_d_link(w);
+    }
+    if (n != lb_load_rlx_u64(&s->count))
+        bad++;
+    return bad;
+}
+
+long lb_cache_check(const struct lb_cache *c, uint8_t *const *mark, uint64_t *cached,
+                    uint64_t *reserved, uint64_t *pending)
+{
+    long bad = 0;
+    uint64_t depot = 0, n = 0;
+    for (uint32_t t = 0; t < c->ntcaches; t++)
+        for (unsigned d = 0; d < LB_LEVELS; d++) {
+            bad += lb_check_mag(c, mark, lb_level_loaded(&c->tcaches[t].lvl[d]), cached);
+            bad += lb_check_mag(c, mark, lb_level_spare(&c->tcaches[t].lvl[d]), cached);
+        }
+    for (uint32_t top = (uint32_t)lb_load_acq_u64(&c->full.head); top; n++) {
+        if (n > c->nmags)
+            return bad + 1;
+        const struct lb_mag *m = lb_mag_at(c, top - 1);
+        if (lb_load_rlx_u32(&m->count) != c->mag_size)
+            bad++;
+        bad += lb_check_mag(c, mark, m, &depot);
+        top = lb_load_rlx_u32(&m->next);
+    }
+    if (n != lb_load_rlx_u64(&c->full.count))
+        bad++;
+    *cached += depot;
+    n = 0;
+    for (uint32_t top = (uint32_t)lb_load_acq_u64(&c->empty.head); top; n++) {
+        if (n > c->nmags)
+            return bad + 1;
+        const struct lb_mag *m = lb_mag_at(c, top - 1);
+        if (lb_load_rlx_u32(&m->count) != 0)
+            bad++;
+        top = lb_load_rlx_u32(&m->next);
+    }
+    if (n != lb_load_rlx_u64(&c->empty.count))
+        bad++;
+    /* Every magazine is in exactly one place. */
+    if (lb_load_rlx_u64(&c->full.count) + lb_load_rlx_u64(&c->empty.count) +
+            (uint64_t)c->ntcaches * 2 * LB_LEVELS != c->nmags)
+        bad++;
+    bad += lb_check_pstack(c, mark, &c->reserve, LB_S_RESERVED, reserved, UINT32_MAX);
+    bad += lb_check_pstack(c, mark, &c->pending, LB_S_PENDING, pending, UINT32_MAX);
+    if (*pending != lb_load_rlx_u64(&c->pending_pages))
+        bad++;
+    return bad;
+}

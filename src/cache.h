@@ -1,0 +1,252 @@
+/*
+ * cache.h - layer 4: the order-0 fast path.
+ *
+ * Per-thread magazines (a loaded and a spare one, after Bonwick's magazine
+ * layer) over a lock-free depot of full and empty magazines, plus two
+ * lock-free page stacks: the atomic-only reserve, and the pending stack of
+ * blocks freed while the buddy lock was busy.
+ *
+ * Lock-free stacks use one 64-bit head {32-bit tag, 32-bit index + 1}: a
+ * plain 64-bit CAS, no double-word CAS, no ABA (the tag changes with every
+ * successful operation), and no pointers (ready for shared memory).  Pops
+ * give up after LB_RETRY_CAP failed CAS attempts (counted); a failed CAS
+ * always means that another operation on the same stack succeeded.
+ *
+ * Signal safety without atomic read-modify-writes on the magazines: every
+ * thread counts how deeply it is nested in labyrinth calls (lb_tls.depth).
+ * A call at depth d uses the magazines of level d of the thread's cache, so
+ * a signal handler that interrupts labyrinth (depth 0) runs at depth 1 and
+ * never touches the magazines the interrupted code is in the middle of
+ * changing.  Levels past LB_LEVELS, and threads without a cache, use the
+ * shared path (buddy try-lock, reserve, pending stack), which is lock-free.
+ * The depth counter itself is a plain load and store: a handler restores
+ * it before returning, so its increments never interleave destructively.
+ */
+#ifndef LB_CACHE_H
+#define LB_CACHE_H
+
+#include "buddy.h"
+
+#define LB_RETRY_CAP   1024u  /* CAS attempts before a pop gives up       */
+#define LB_MAG_MAX     256u   /* largest magazine                         */
+
+/* A magazine: an array of free order-0 pages (state CACHED). */
+struct lb_mag {
+    lb_atomic_u32 next;  /* depot stack link: magazine index + 1        */
+    lb_atomic_u32 count; /* pages in slot[0..count); written only by the
+                            magazine's holder, read by anyone (stats)  */
+    void         *slot[];/* written and read only by the holder; a depot
+                            push (release) / pop (acquire) hands them on */
+};
+
+struct lb_stack {
+    lb_atomic_u64 head LB_ALIGNED_CL; /* {tag << 32 | index + 1}; 0 index = empty */
+    lb_atomic_u64 count;              /* items (pages or magazines), approximate
+                                         while others operate              */
+};
+
+/* Allocation counters are indexed by the two low GFP bits (RESERVE,
+ * TRYLOCK): 3 = ATOMIC, 2 = NOWAIT, 0 = KERNEL, 1 = RESERVE alone. */
+#define LB_MODE_SLOTS 4u
+
+/* One nesting level of one thread's cache: one cache line. */
+struct lb_level {
+    lb_atomic_ptr  loaded;   /* struct lb_mag *; written only by the level */
+    lb_atomic_ptr  spare;    /* struct lb_mag *; read by stats             */
+    lb_atomic_u64  frees;                  /* single writer: the level   */
+    lb_atomic_u64  allocs[LB_MODE_SLOTS];  /* single writer: the level   */
+} LB_ALIGNED_CL;
+
+struct lb_tcache {
+    struct lb_level lvl[LB_LEVELS];
+    lb_atomic_u32   owner;   /* 0 = free, else the owning thread's id    */
+    uint32_t        index;
+} LB_ALIGNED_CL;
+
+struct lb_cache {
+    unsigned        mag_size;    /* pages per magazine (M)                */
+    size_t          mag_stride;  /* bytes per magazine                    */
+    char           *mags;        /* the magazine pool                     */
+    uint32_t        nmags;
+    struct lb_tcache *tcaches;
+    uint32_t        ntcaches;
+    unsigned        page_shift;
+    struct lb_regmap *map;
+    struct lb_buddy *buddy;
+
+    struct lb_stack full;        /* depot: full magazines                  */
+    struct lb_stack empty;       /* depot: empty magazines                 */
+    struct lb_stack reserve;     /* reserve pages (ATOMIC only)            */
+    struct lb_stack pending;     /* blocks freed while the buddy was busy  */
+    lb_atomic_u64   pending_pages;
+    lb_atomic_u64   reserve_low_water;
+    lb_atomic_u64   retry_cap_hits;
+    lb_atomic_u64   max_retries;
+    lb_atomic_u64   shared_allocs[LB_MODE_SLOTS]; /* uncached path        */
+    lb_atomic_u64   shared_frees;
+    lb_atomic_u64   retired_allocs[LB_MODE_SLOTS]; /* of released caches  */
+    lb_atomic_u64   retired_frees;
+    lb_atomic_u32   threads;     /* tcaches owned                          */
+    uint64_t        serial;      /* the zone's unique serial               */
+    unsigned        tls_slot;    /* LB_TLS_ZONES = none                    */
+};
+
+/* ---- per-thread state (initial-exec TLS: no lazy allocation, no call) ---- */
+struct lb_tls_zone {
+    uint64_t          serial;    /* zone serial this entry belongs to      */
+    struct lb_tcache *tc;
+};
+struct lb_tls {
+    uint32_t depth;              /* nesting of labyrinth calls             */
+    uint32_t thread_id;          /* 0 until first needed                   */
+    uint32_t armed;              /* exit hook armed                        */
+    struct lb_tls_zone z[LB_TLS_ZONES];
+};
+extern __thread struct lb_tls lb_tls __attribute__((tls_model("initial-exec")));
+
+/* Enter / leave a labyrinth call; returns the depth the call runs at. */
+static inline uint32_t lb_enter(void)
+{
+    uint32_t d = lb_tls.depth;
+    lb_tls.depth = d + 1;
+    /* Compiler-only ordering: a signal handler arriving after this point
+     * sees the new depth before any magazine access below. */
+    lb_signal_fence();
+    return d;
+}
+static inline void lb_leave(uint32_t d)
+{
+    lb_signal_fence(); /* magazine accesses stay before the restore */
+    lb_tls.depth = d;
+}
+
+/* The level this call may use, or NULL (shared path or claim needed). */
+static inline struct lb_level *lb_tls_level(const struct lb_cache *c, uint32_t d)
+{
+    const struct lb_tls_zone *e = &lb_tls.z[c->tls_slot & (LB_TLS_ZONES - 1)];
+    if (LB_LIKELY(e->serial == c->serial && d < LB_LEVELS))
+        return &e->tc->lvl[d];
+    return NULL;
+}
+
+/* Pop a page from the loaded magazine, NULL if it is empty. */
+static inline struct lb_mag *lb_level_loaded(const struct lb_level *l) { return lb_load_rlx_ptr(&l->loaded); }
+static inline struct lb_mag *lb_level_spare(const struct lb_level *l) { return lb_load_rlx_ptr(&l->spare); }
+/* Single writer (the level's own context): relaxed stores suffice; readers
+ * (stats) only take snapshots. */
+static inline void lb_level_swap(struct lb_level *l)
+{
+    void *a = lb_load_rlx_ptr(&l->loaded);
+    lb_store_rlx_ptr(&l->loaded, lb_load_rlx_ptr(&l->spare));
+    lb_store_rlx_ptr(&l->spare, a);
+}
+
+static inline void *lb_level_pop(struct lb_level *l)
+{
+    struct lb_mag *m = lb_level_loaded(l);
+    uint32_t n = lb_load_rlx_u32(&m->count);
+    if (LB_UNLIKELY(!n))
+        return NULL;
+    void *p = m->slot[--n];
+    lb_store_rlx_u32(&m->count, n);
+    return p;
+}
+/* Push onto the loaded magazine; false if it is full. */
+static inline bool lb_level_push(struct lb_level *l, void *p, unsigned mag_size)
+{
+    struct lb_mag *m = lb_level_loaded(l);
+    uint32_t n = lb_load_rlx_u32(&m->count);
+    if (LB_UNLIKELY(n >= mag_size))
+        return false;
+    m->slot[n] = p;
+    lb_store_rlx_u32(&m->count, n + 1);
+    return true;
+}
+
+/* Descriptor of a page known to be in the map (a magazine's page). */
+static inline lb_atomic_u64 *lb_cache_desc(const struct lb_cache *c, void *p)
+{
+    struct lb_region *r = lb_regmap_lookup(c->map, (uintptr_t)p);
+    return &r->desc[((uintptr_t)p - r->base) >> c->page_shift];
+}
+
+/* ---- set-up ----------------------------------------------------------------- */
+size_t lb_cache_meta_bytes(unsigned mag_size, uint32_t nmags, uint32_t ntcaches);
+/* meta is zeroed memory of lb_cache_meta_bytes.  Gives every tcache level
+ * two empty magazines and puts the rest on the depot's empty stack. */
+void lb_cache_init(struct lb_cache *c, void *meta, unsigned mag_size, uint32_t nmags,
+                   uint32_t ntcaches, unsigned page_shift, struct lb_regmap *map,
+                   struct lb_buddy *buddy, uint64_t serial);
+/* Take a TLS slot for c (normal context; false: none left). */
+bool lb_cache_tls_register(struct lb_cache *c);
+/* Forget c: threads exiting later leave its caches alone. */
+void lb_cache_tls_unregister(struct lb_cache *c);
+
+/* ---- depot --------------------------------------------------------------------- */
+struct lb_mag *lb_depot_pop(struct lb_cache *c, struct lb_stack *s);
+void lb_depot_push(struct lb_cache *c, struct lb_stack *s, struct lb_mag *m);
+
+/* ---- page stacks (reserve, pending) -------------------------------------------------- */
+/* Push a chain of blocks already linked through their descriptors (state
+ * and links written by the caller) from first to last (global page ids). */
+void lb_pstack_push_chain(struct lb_cache *c, struct lb_stack *s, uint32_t first_id,
+                          uint32_t last_id, unsigned last_state, unsigned last_order,
+                          uint64_t n);
+/* Pop one block; returns its global id + 1 (0 = empty or retry cap). The
+ * caller owns the block and rewrites its descriptor. */
+uint32_t lb_pstack_pop(struct lb_cache *c, struct lb_stack *s);
+/* Take the whole stack at once (id + 1 of the first, 0 if empty). */
+uint32_t lb_pstack_take_all(struct lb_cache *c, struct lb_stack *s);
+
+struct lb_region *lb_cache_id_region(const struct lb_cache *c, uint32_t id);
+
+/* ---- thread caches --------------------------------------------------------------- */
+/* Claim a cache for the calling thread (any context at depth 0; a bounded
+ * scan).  NULL when none is free or the zone has no TLS slot. */
+struct lb_tcache *lb_cache_claim(struct lb_cache *c);
+/* Thread id of the caller, assigned on first use (any context). */
+uint32_t lb_cache_thread_id(void);
+/* Give every page of tc back to the buddy and free tc (normal context;
+ * takes the buddy lock). */
+void lb_cache_release(struct lb_cache *c, struct lb_tcache *tc);
+/* Release the calling thread's cache of c, if any (normal context). */
+void lb_cache_release_self(struct lb_cache *c);
+
+/* ---- buddy hand-offs (buddy lock held) -------------------------------------------- */
+/* Fill m with up to want pages from the buddy (state CACHED). */
+uint32_t lb_cache_fill_from_buddy(struct lb_cache *c, struct lb_mag *m, uint32_t want);
+/* Give all of m's pages back to the buddy. */
+void lb_cache_mag_to_buddy(struct lb_cache *c, struct lb_mag *m);
+/* Give up to max pending blocks to the buddy; returns pages given. */
+uint64_t lb_cache_drain_pending(struct lb_cache *c, uint64_t max);
+/* Move up to n pages from the buddy into the reserve; returns pages moved. */
+uint64_t lb_cache_reserve_fill(struct lb_cache *c, uint64_t n);
+/* Move up to n pages from the reserve back to the buddy. */
+uint64_t lb_cache_reserve_trim(struct lb_cache *c, uint64_t n);
+
+/* A free block that could not get the buddy lock: onto the pending stack.
+ * The caller owns the block (its descriptor is being rewritten here). */
+void lb_cache_pend(struct lb_cache *c, struct lb_region *r, uint32_t idx, unsigned order);
+/* Put an order-0 page the caller owns onto the reserve. */
+void lb_cache_reserve_put(struct lb_cache *c, struct lb_region *r, uint32_t idx);
+/* Take a page from the reserve (ATOMIC only); state becomes ALLOC|flags. */
+void *lb_cache_reserve_get(struct lb_cache *c, unsigned flags);
+/* Move all of m's pages (state CACHED, the caller holds m) onto stack s
+ * with state (RESERVED or PENDING), one CAS for the lot; m ends empty. */
+void lb_cache_mag_to_stack(struct lb_cache *c, struct lb_mag *m, struct lb_stack *s, unsigned state);
+
+/* ---- counters ---------------------------------------------------------------------- */
+struct lb_cache_counts {
+    uint64_t allocs[LB_MODE_SLOTS], frees;
+    uint64_t cached_pages, depot_pages, threads;
+};
+void lb_cache_counts(const struct lb_cache *c, struct lb_cache_counts *out);
+void lb_cache_note_retries(struct lb_cache *c, unsigned retries);
+
+/* White-box check (quiescent): count violations among magazines and page
+ * stacks; mark[] (one byte per page id, caller-zeroed) detects a page held
+ * twice.  Adds pages seen to *cached, *reserved, *pending. */
+long lb_cache_check(const struct lb_cache *c, uint8_t *const *mark, uint64_t *cached,
+                    uint64_t *reserved, uint64_t *pending);
+
+#endif /* LB_CACHE_H */

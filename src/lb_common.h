@@ -1,0 +1,43 @@
+/*
+ * lb_common.h - definitions shared by every layer (no layer of its own).
+ */
+#ifndef LB_COMMON_H
+#define LB_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <errno.h>
+
+#define LB_LIKELY(x)   __builtin_expect(!!(x), 1)
+#define LB_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define LB_NOINLINE    __attribute__((noinline))
+#define LB_COLD        __attribute__((cold, noinline))
+#define LB_HIDDEN      __attribute__((visibility("hidden")))
+#define LB_CACHELINE   64u
+#define LB_ALIGNED_CL  __attribute__((aligned(LB_CACHELINE)))
+
+#define LB_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define LB_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define LB_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+static inline size_t lb_align_up(size_t x, size_t a) { return (x + a - 1) & ~(a - 1); }
+static inline uintptr_t lb_align_up_ptr(uintptr_t x, uintptr_t a) { return (x + a - 1) & ~(a - 1); }
+
+/* Assertions that guard memory safety: never compiled out, NDEBUG or not. */
+void lb_panic(const char *file, int line, const char *what) __attribute__((noreturn, cold));
+#define LB_CHECK(cond)                                                                    \
+    do {                                                                                  \
+        if (LB_UNLIKELY(!(cond)))                                                         \
+            lb_panic(__FILE__, __LINE__, #cond);                                          \
+    } while (0)
+
+/* Compile-time limits, documented in docs/design.md ("Limits"). */
+#define LB_MAX_REGIONS     64u        /* regions per zone                      */
+#define LB_REGION_MAX_PAGES (1u << 24) /* pages per region (descriptor links)   */
+#define LB_LEVELS          3u         /* nesting levels with their own caches  */
+#define LB_TLS_ZONES       16u        /* live zones with per-thread caches     */
+#define LB_MAX_ZONES       1024u      /* live zones in a process               */
+#define LB_ORDER_LIMIT     20u        /* = LABYRINTH_MAX_ORDER_LIMIT           */
+
+#endif /* LB_COMMON_H */

@@ -1,0 +1,446 @@
+/*
+ * os_linux.c - the OS layer for Linux user space (glibc or musl).
+ */
+#define _GNU_SOURCE
+#include "os.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef MAP_HUGE_SHIFT
+#define MAP_HUGE_SHIFT 26
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+/* ---- fault injection ------------------------------------------------------ */
+
+static struct {
+    lb_atomic_u64 calls;
+    lb_atomic_u64 fail_at;    /* 0 = disarmed */
+    lb_atomic_u32 persistent;
+} lb_os_faults[LB_OS_OP_COUNT];
+
+/* Count a call of op; true when it must fail.  Relaxed: a test arms the
+ * fault before the calls it targets, from the same thread or after a join. */
+static bool lb_os_fault(enum lb_os_op op)
+{
+    uint64_t n = lb_add_rlx_u64(&lb_os_faults[op].calls, 1) + 1;
+    uint64_t at = lb_load_rlx_u64(&lb_os_faults[op].fail_at);
+    if (at == 0)
+        return false;
+    return lb_load_rlx_u32(&lb_os_faults[op].persistent) ? n >= at : n == at;
+}
+
+uint64_t lb_os_fault_set(enum lb_os_op op, uint64_t nth, int persistent)
+{
+    uint64_t calls = lb_load_rlx_u64(&lb_os_faults[op].calls);
+    lb_store_rlx_u32(&lb_os_faults[op].persistent, persistent ? 1u : 0u);
+    lb_store_rlx_u64(&lb_os_faults[op].fail_at, nth ? calls + nth : 0);
+    return calls;
+}
+
+uint64_t lb_os_calls(enum lb_os_op op) { return lb_load_rlx_u64(&lb_os_faults[op].calls); }
+
+uint64_t lb_os_calls_total(void)
+{
+    uint64_t t = 0;
+    for (int i = 0; i < LB_OS_OP_COUNT; i++)
+        t += lb_load_rlx_u64(&lb_os_faults[i].calls);
+    return t;
+}
+
+/* ---- memory ---------------------------------------------------------------- */
+
+size_t lb_os_page_size(void)
+{
+    /* getauxval reads the auxiliary vector: no system call. */
+    static size_t cached;
+    size_t p = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (!p) {
+        p = (size_t)getauxval(AT_PAGESZ);
+        if (!p)
+            p = 4096;
+        __atomic_store_n(&cached, p, __ATOMIC_RELAXED);
+    }
+    return p;
+}
+
+unsigned lb_os_ncpus(void)
+{
+    lb_os_fault(LB_OS_OP_OTHER);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1u;
+}
+
+static int lb_os_map_raw(size_t bytes, size_t align, int extra_flags, struct lb_os_mapping *out)
+{
+    size_t raw = bytes + (align > lb_os_page_size() ? align : 0);
+    void *p = mmap(NULL, raw, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | extra_flags, -1, 0);
+    if (p == MAP_FAILED)
+        return -errno;
+    uintptr_t start = (uintptr_t)p, aligned = (start + align - 1) & ~(uintptr_t)(align - 1);
+    /* Trim the head and tail of an over-sized mapping (not possible for
+     * hugetlb mappings smaller than the alignment: they are asked exact). */
+    if (aligned > start && !(extra_flags & MAP_HUGETLB))
+        munmap(p, aligned - start);
+    uintptr_t end = start + raw, want_end = aligned + bytes;
+    if (end > want_end && !(extra_flags & MAP_HUGETLB))
+        munmap((void *)want_end, end - want_end);
+    out->addr = (void *)aligned;
+    out->bytes = bytes;
+    if (extra_flags & MAP_HUGETLB) {
+        out->raw = p;
+        out->raw_bytes = raw;
+    } else {
+        out->raw = (void *)aligned;
+        out->raw_bytes = bytes;
+    }
+    return 0;
+}
+
+int lb_os_map(size_t bytes, size_t align, unsigned flags, struct lb_os_mapping *out)
+{
+    size_t pg = lb_os_page_size();
+    memset(out, 0, sizeof *out);
+    if (!bytes || bytes % pg || !align || (align & (align - 1)) || align < pg)
+        return -EINVAL;
+    if (lb_os_fault(LB_OS_OP_MAP))
+        return -ENOMEM;
+
+    if (flags & LB_OS_MAP_HUGE) {
+        size_t hp = 0;
+        lb_os_huge_pages_free(&hp);
+        if (!hp)
+            hp = 2u << 20;
+        size_t hbytes = (bytes + hp - 1) / hp * hp;
+        if (!lb_os_fault(LB_OS_OP_HUGE)) {
+            struct lb_os_mapping m;
+            /* Hugetlb mappings are naturally aligned to the huge page size. */
+            if (align <= hp && lb_os_map_raw(hbytes, pg, MAP_HUGETLB, &m) == 0) {
+                m.bytes = bytes;
+                m.got = LB_OS_GOT_HUGETLB;
+                m.huge_bytes = hp;
+                *out = m;
+                return 0;
+            }
+        }
+        flags |= LB_OS_MAP_THP; /* fall back to transparent huge pages */
+        if (align < (2u << 20))
+            align = 2u << 20;
+    }
+
+    size_t guard = (flags & LB_OS_MAP_GUARD) ? pg : 0;
+    struct lb_os_mapping m;
+    int rc;
+    if (guard) {
+        /* One mapping: [guard][bytes][guard], the guards made inaccessible. */
+        rc = lb_os_map_raw(bytes + 2 * guard, align, 0, &m);
+        if (rc)
+            return rc;
+        /* Re-center: the usable part must be aligned, so map with extra
+         * alignment slack and place the guard just before an aligned start. */
+        lb_os_unmap(&m);
+        rc = lb_os_map_raw(bytes + align + 2 * guard, pg, 0, &m);
+        if (rc)
+            return rc;
+        uintptr_t usable = ((uintptr_t)m.addr + guard + align - 1) & ~(uintptr_t)(align - 1);
+        uintptr_t lo = usable - guard, hi = usable + bytes + guard;
+        uintptr_t s = (uintptr_t)m.addr, e = s + m.bytes;
+        if (lo > s)
+            munmap((void *)s, lo - s);
+        if (e > hi)
+            munmap((void *)hi, e - hi);
+        mprotect((void *)lo, guard, PROT_NONE);
+        mprotect((void *)(usable + bytes), guard, PROT_NONE);
+        m.raw = (void *)lo;
+        m.raw_bytes = hi - lo;
+        m.addr = (void *)usable;
+        m.bytes = bytes;
+    } else {
+        rc = lb_os_map_raw(bytes, align, 0, &m);
+        if (rc)
+            return rc;
+    }
+    if (flags & LB_OS_MAP_THP) {
+        if (madvise(m.addr, m.bytes, MADV_HUGEPAGE) == 0)
+            m.got |= LB_OS_GOT_THP;
+    }
+    *out = m;
+    return 0;
+}
+
+void lb_os_unmap(const struct lb_os_mapping *m)
+{
+    if (m->raw && m->raw_bytes)
+        munmap(m->raw, m->raw_bytes);
+}
+
+int lb_os_populate(void *addr, size_t bytes)
+{
+    if (lb_os_fault(LB_OS_OP_POPULATE))
+        return -ENOMEM;
+    if (madvise(addr, bytes, MADV_POPULATE_WRITE) == 0)
+        return 0;
+    /* Kernels before 5.14: touch every page (the memory is ours and zero). */
+    size_t pg = lb_os_page_size();
+    for (size_t off = 0; off < bytes; off += pg)
+        __atomic_store_n((volatile char *)addr + off, 0, __ATOMIC_RELAXED);
+    return 0;
+}
+
+int lb_os_lock(void *addr, size_t bytes)
+{
+    if (lb_os_fault(LB_OS_OP_LOCK))
+        return -ENOMEM;
+    return mlock(addr, bytes) == 0 ? 0 : -errno;
+}
+
+int lb_os_phys_table(const void *addr, size_t n, uint64_t *phys)
+{
+    if (lb_os_fault(LB_OS_OP_PAGEMAP))
+        return -EIO;
+    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -EIO;
+    size_t pg = lb_os_page_size();
+    uint64_t first = (uintptr_t)addr / pg;
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i += 512) {
+        uint64_t buf[512];
+        size_t k = n - i < 512 ? n - i : 512;
+        ssize_t got = pread(fd, buf, k * 8, (off_t)((first + i) * 8));
+        if (got != (ssize_t)(k * 8)) {
+            rc = -EIO;
+            break;
+        }
+        for (size_t j = 0; j < k; j++) {
+            uint64_t e = buf[j];
+            if (!(e >> 63 & 1)) {
+                rc = -ENOENT;
+                break;
+            }
+            uint64_t pfn = e & ((1ull << 55) - 1);
+            if (!pfn) {
+                rc = -EPERM; /* unprivileged readers see PFN 0 */
+                break;
+            }
+            phys[i + j] = pfn * pg;
+        }
+    }
+    close(fd);
+    return rc;
+}
+
+size_t lb_os_huge_pages_free(size_t *huge_page_bytes)
+{
+    lb_os_fault(LB_OS_OP_OTHER);
+    FILE *f = fopen("/proc/meminfo", "re");
+    size_t freep = 0, size_kb = 0;
+    if (f) {
+        char line[128];
+        while (fgets(line, sizeof line, f)) {
+            sscanf(line, "HugePages_Free: %zu", &freep);
+            sscanf(line, "Hugepagesize: %zu kB", &size_kb);
+        }
+        fclose(f);
+    }
+    if (huge_page_bytes)
+        *huge_page_bytes = size_kb * 1024;
+    return freep;
+}
+
+size_t lb_os_memlock_limit(void)
+{
+    struct rlimit rl;
+    lb_os_fault(LB_OS_OP_OTHER);
+    if (getrlimit(RLIMIT_MEMLOCK, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return SIZE_MAX;
+    return (size_t)rl.rlim_cur;
+}
+
+/* ---- threads ------------------------------------------------------------------ */
+
+struct lb_os_start {
+    void *(*fn)(void *);
+    void *arg;
+};
+
+int lb_os_thread_create(lb_os_thread *t, void *(*fn)(void *), void *arg, const char *name)
+{
+    if (lb_os_fault(LB_OS_OP_THREAD))
+        return -EAGAIN;
+    pthread_t th;
+    sigset_t all, old;
+    /* The new thread starts with every signal blocked, so process-directed
+     * signals (a demo's timer) go to the application's threads. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&th, NULL, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc)
+        return -rc;
+    if (name) {
+        char n16[16];
+        snprintf(n16, sizeof n16, "%s", name);
+        pthread_setname_np(th, n16);
+    }
+    t->handle = (uintptr_t)th;
+    return 0;
+}
+
+void lb_os_thread_join(lb_os_thread t) { pthread_join((pthread_t)t.handle, NULL); }
+
+int lb_os_futex_wait(lb_atomic_u32 *word, uint32_t expected, uint64_t timeout_ns)
+{
+    if (lb_os_fault(LB_OS_OP_FUTEX))
+        return -EINTR; /* a spurious wake-up: callers re-check and loop */
+    struct timespec ts, *tsp = NULL;
+    if (timeout_ns) {
+        ts.tv_sec = (time_t)(timeout_ns / 1000000000u);
+        ts.tv_nsec = (long)(timeout_ns % 1000000000u);
+        tsp = &ts;
+    }
+    long rc = syscall(SYS_futex, &word->v, FUTEX_WAIT_PRIVATE, expected, tsp, NULL, 0);
+    if (rc == 0 || errno == EAGAIN)
+        return 0;
+    return -errno;
+}
+
+void lb_os_futex_wake(lb_atomic_u32 *word, int n)
+{
+    lb_os_fault(LB_OS_OP_OTHER);
+    syscall(SYS_futex, &word->v, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+void lb_os_yield(void)
+{
+    lb_os_fault(LB_OS_OP_OTHER);
+    sched_yield();
+}
+
+void lb_os_sleep_ns(uint64_t ns)
+{
+    lb_os_fault(LB_OS_OP_OTHER);
+    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+_Static_assert(sizeof(pthread_mutex_t) <= sizeof(lb_os_mutex), "lb_os_mutex too small");
+
+void lb_os_mutex_init(lb_os_mutex *m) { pthread_mutex_init((pthread_mutex_t *)m, NULL); }
+void lb_os_mutex_lock(lb_os_mutex *m) { pthread_mutex_lock((pthread_mutex_t *)m); }
+void lb_os_mutex_unlock(lb_os_mutex *m) { pthread_mutex_unlock((pthread_mutex_t *)m); }
+void lb_os_mutex_destroy(lb_os_mutex *m) { pthread_mutex_destroy((pthread_mutex_t *)m); }
+
+static pthread_key_t lb_os_exit_key;
+static pthread_once_t lb_os_exit_once = PTHREAD_ONCE_INIT;
+static void (*lb_os_exit_fn)(void *);
+static int lb_os_exit_rc;
+
+static void lb_os_exit_key_make(void)
+{
+    lb_os_exit_rc = -pthread_key_create(&lb_os_exit_key, lb_os_exit_fn);
+}
+
+int lb_os_thread_exit_hook_init(void (*fn)(void *))
+{
+    lb_os_exit_fn = fn;
+    pthread_once(&lb_os_exit_once, lb_os_exit_key_make);
+    return lb_os_exit_rc;
+}
+
+void lb_os_thread_exit_arm(void *arg)
+{
+    /* glibc keeps the values of the first 32 keys inside the thread
+     * descriptor: pthread_setspecific on such a key is a store, with no
+     * allocation and no system call.  The key is created at the first zone
+     * creation, normally among the first keys of the process; the seccomp
+     * test (tests/test_seccomp.c) checks the whole ATOMIC path, this call
+     * included, makes no system call. */
+    pthread_setspecific(lb_os_exit_key, arg);
+}
+
+/* ---- time ------------------------------------------------------------------------ */
+
+uint64_t lb_os_clock_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static lb_atomic_u64 lb_os_cpu_us;
+
+uint64_t lb_os_cycles_per_us(void)
+{
+    uint64_t v = lb_load_rlx_u64(&lb_os_cpu_us);
+    if (v)
+        return v;
+#if defined(__aarch64__)
+    uint64_t f;
+    __asm__ __volatile__("mrs %0, cntfrq_el0" : "=r"(f));
+    v = f / 1000000u;
+#elif defined(__x86_64__)
+    uint64_t t0 = lb_os_clock_ns(), c0 = lb_os_cycles();
+    while (lb_os_clock_ns() - t0 < 2000000u) {
+    }
+    uint64_t t1 = lb_os_clock_ns(), c1 = lb_os_cycles();
+    v = (c1 - c0) * 1000u / (t1 - t0);
+#else
+    v = 1000u; /* lb_os_cycles() is the clock in ns */
+#endif
+    if (!v)
+        v = 1;
+    lb_store_rlx_u64(&lb_os_cpu_us, v);
+    return v;
+}
+
+/* ---- output ------------------------------------------------------------------------ */
+
+void lb_os_write_err(const char *buf, size_t n)
+{
+    lb_os_fault(LB_OS_OP_OTHER);
+    while (n) {
+        ssize_t w = write(2, buf, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        buf += w;
+        n -= (size_t)w;
+    }
+}
+
+void lb_os_abort(void) { abort(); }
+
+int lb_os_symbolize(const void *addr, char *buf, size_t n)
+{
+    Dl_info info;
+    if (!addr || !dladdr(addr, &info) || !info.dli_fname)
+        return -ENOENT;
+    const char *obj = strrchr(info.dli_fname, '/');
+    obj = obj ? obj + 1 : info.dli_fname;
+    if (info.dli_sname)
+        snprintf(buf, n, "%s+0x%lx (%s)", info.dli_sname,
+                 (unsigned long)((uintptr_t)addr - (uintptr_t)info.dli_saddr), obj);
+    else
+        snprintf(buf, n, "%s+0x%lx", obj, (unsigned long)((uintptr_t)addr - (uintptr_t)info.dli_fbase));
+    return 0;
+}

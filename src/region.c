@@ -1,0 +1,196 @@
+/*
+ * region.c - layer 2: regions, descriptors and the address map.
+ */
+#include "region.h"
+
+#include <errno.h>
+#include <string.h>
+
+size_t lb_region_meta_bytes(size_t span, bool track, bool phys)
+{
+    size_t b = lb_align_up(span * sizeof(lb_atomic_u64), LB_CACHELINE);
+    if (track)
+        b += lb_align_up(span * sizeof(struct lb_track_rec), LB_CACHELINE);
+    if (phys)
+        b += lb_align_up(span * sizeof(uint64_t), LB_CACHELINE);
+    return b;
+}
+
+void lb_region_init(struct lb_region *r, unsigned index, unsigned page_shift, uintptr_t base,
+                    uint32_t span, uint32_t first, uint32_t end, void *meta, bool track,
+                    bool phys)
+{
+    LB_CHECK(first <= end && end <= span && span <= LB_REGION_MAX_PAGES);
+    char *p = meta;
+    r->base = base;
+    r->page_shift = page_shift;
+    r->lo = base + ((uintptr_t)first << page_shift);
+    r->bytes = (size_t)(end - first) << page_shift;
+    r->span = span;
+    r->first = first;
+    r->end = end;
+    r->index = index;
+    r->desc = (lb_atomic_u64 *)p;
+    p += lb_align_up(span * sizeof(lb_atomic_u64), LB_CACHELINE);
+    r->track = NULL;
+    if (track) {
+        r->track = (struct lb_track_rec *)p;
+        p += lb_align_up(span * sizeof(struct lb_track_rec), LB_CACHELINE);
+    }
+    r->phys = phys ? (uint64_t *)p : NULL;
+    /* Relaxed: the region is not yet reachable by any other thread; its
+     * publication (lb_regmap_add, or the zone's) is a release. */
+    for (uint32_t i = 0; i < span; i++)
+        lb_store_rlx_u64(&r->desc[i], lb_d_make(i >= first && i < end ? LB_S_TAIL : LB_S_HOLE, 0, 0));
+}
+
+uint32_t lb_region_block_head(const struct lb_region *r, uint32_t idx, unsigned max_order)
+{
+    if (idx < r->first || idx >= r->end)
+        return LB_NIL;
+    for (unsigned j = 0; j <= max_order; j++) {
+        uint32_t h = idx & ~((1u << j) - 1);
+        if (h < r->first)
+            break;
+        uint64_t w = lb_load_rlx_u64(&r->desc[h]);
+        unsigned s = lb_d_state(w);
+        if (s != LB_S_TAIL && s != LB_S_HOLE && lb_d_order(w) >= j &&
+            idx < h + (1u << lb_d_order(w)))
+            return h;
+    }
+    return LB_NIL;
+}
+
+/* ---- map ----------------------------------------------------------------------- */
+
+/* The leaf-pointer table; only the (serialized) writer calls this, so a
+ * relaxed load sees its own stores. */
+static inline lb_atomic_ptr *lb_regmap_l1(const struct lb_regmap *m) { return lb_load_rlx_ptr(&m->l1); }
+
+static inline size_t lb_l1_index(uintptr_t a) { return (size_t)(a >> (LB_CHUNK_SHIFT + LB_L2_BITS)); }
+static inline size_t lb_l2_index(uintptr_t a) { return (size_t)(a >> LB_CHUNK_SHIFT) & ((1u << LB_L2_BITS) - 1); }
+
+struct lb_region *lb_regmap_lookup_slow(const struct lb_regmap *m, uintptr_t a)
+{
+    if (a >> 48)
+        return NULL;
+    /* Acquire loads pair with the release stores of lb_regmap_add: a leaf
+     * found through l1 is initialised, a region found through a leaf is. */
+    lb_atomic_ptr *l1 = lb_load_acq_ptr(&m->l1);
+    if (!l1)
+        return NULL;
+    lb_atomic_u32 *leaf = lb_load_acq_ptr(&l1[lb_l1_index(a)]);
+    if (!leaf)
+        return NULL;
+    /* Four 8-bit entries per word; entry = region index + 1. */
+    size_t i = lb_l2_index(a);
+    uint32_t word = lb_load_acq_u32(&leaf[i / 4]);
+    unsigned e = (word >> (8 * (i % 4))) & 0xffu;
+    if (!e)
+        return NULL;
+    struct lb_region *r = lb_regmap_get(m, e - 1);
+    if (!r || a - r->lo >= r->bytes)
+        return NULL;
+    return r;
+}
+
+static int lb_regmap_chunks_free(const struct lb_regmap *m, const struct lb_region *r)
+{
+    uintptr_t c0 = r->lo >> LB_CHUNK_SHIFT, c1 = (r->lo + r->bytes - 1) >> LB_CHUNK_SHIFT;
+    for (uintptr_t c = c0; c <= c1; c++) {
+        uintptr_t a = c << LB_CHUNK_SHIFT;
+        lb_atomic_u32 *leaf = lb_load_rlx_ptr(&lb_regmap_l1(m)[lb_l1_index(a)]);
+        size_t i = lb_l2_index(a);
+        if (leaf && (lb_load_rlx_u32(&leaf[i / 4]) >> (8 * (i % 4))) & 0xffu)
+            return -EBUSY;
+    }
+    return 0;
+}
+
+/* Make sure every chunk r touches has a leaf (normal context). */
+static int lb_regmap_leaves(struct lb_regmap *m, const struct lb_region *r)
+{
+    uintptr_t c0 = r->lo >> LB_CHUNK_SHIFT, c1 = (r->lo + r->bytes - 1) >> LB_CHUNK_SHIFT;
+    for (uintptr_t c = c0; c <= c1; c++) {
+        uintptr_t a = c << LB_CHUNK_SHIFT;
+        if (lb_load_rlx_ptr(&lb_regmap_l1(m)[lb_l1_index(a)]))
+            continue;
+        if (m->leaves >= LB_MAX_REGIONS)
+            return -ENOMEM;
+        size_t bytes = lb_align_up((size_t)1 << LB_L2_BITS, lb_os_page_size());
+        int rc = lb_os_map(bytes, lb_os_page_size(), 0, &m->leaf_maps[m->leaves]);
+        if (rc)
+            return rc;
+        /* Release: the zeroed leaf is visible before its pointer (pairs with
+         * the acquire in lb_regmap_lookup_slow). */
+        lb_store_rel_ptr(&lb_regmap_l1(m)[lb_l1_index(a)], m->leaf_maps[m->leaves++].addr);
+    }
+    return 0;
+}
+
+/* Point every chunk of r at region index n (leaves exist). */
+static void lb_regmap_mark(struct lb_regmap *m, const struct lb_region *r, unsigned n)
+{
+    uintptr_t c0 = r->lo >> LB_CHUNK_SHIFT, c1 = (r->lo + r->bytes - 1) >> LB_CHUNK_SHIFT;
+    for (uintptr_t c = c0; c <= c1; c++) {
+        uintptr_t a = c << LB_CHUNK_SHIFT;
+        lb_atomic_u32 *leaf = lb_load_rlx_ptr(&lb_regmap_l1(m)[lb_l1_index(a)]);
+        size_t i = lb_l2_index(a);
+        uint32_t w = lb_load_rlx_u32(&leaf[i / 4]) | (uint32_t)(n + 1) << (8 * (i % 4));
+        /* Release: pairs with the acquire in lb_regmap_lookup_slow; the
+         * region itself was published before (lb_regmap_add). */
+        lb_store_rel_u32(&leaf[i / 4], w);
+    }
+}
+
+int lb_regmap_add(struct lb_regmap *m, struct lb_region *r)
+{
+    unsigned n = lb_load_rlx_u32(&m->count);
+    if (n >= LB_MAX_REGIONS)
+        return -ENOSPC;
+    LB_CHECK(r->index == n && r->bytes > 0);
+    if ((r->lo + r->bytes - 1) >> 48)
+        return -EINVAL;
+    if (n == 0) {
+        m->r0 = r;
+    } else {
+        if (!lb_regmap_l1(m)) {
+            /* The first extra region: build the table, region 0 included,
+             * so the slow path finds every region the same way. */
+            size_t bytes = lb_align_up(sizeof(lb_atomic_ptr) << LB_L1_BITS, lb_os_page_size());
+            int rc = lb_os_map(bytes, lb_os_page_size(), 0, &m->l1_map);
+            if (rc)
+                return rc;
+            /* Release: pairs with the acquire in lb_regmap_lookup_slow (the
+             * zeroed table is visible before its pointer). */
+            lb_store_rel_ptr(&m->l1, m->l1_map.addr);
+            rc = lb_regmap_leaves(m, m->r0);
+            if (rc)
+                return rc;
+            lb_regmap_mark(m, m->r0, 0);
+        }
+        int rc = lb_regmap_chunks_free(m, r);
+        if (!rc)
+            rc = lb_regmap_leaves(m, r);
+        if (rc)
+            return rc;
+    }
+    /* Release: the region's fields are visible before its index can be
+     * found (pairs with lb_regmap_get's acquire). */
+    lb_store_rel_ptr(&m->regions[n], r);
+    if (n > 0)
+        lb_regmap_mark(m, r, n);
+    /* Release: pairs with lb_regmap_count's acquire. */
+    lb_store_rel_u32(&m->count, n + 1);
+    return 0;
+}
+
+void lb_regmap_destroy(struct lb_regmap *m)
+{
+    for (unsigned i = 0; i < m->leaves; i++)
+        lb_os_unmap(&m->leaf_maps[i]);
+    if (lb_regmap_l1(m))
+        lb_os_unmap(&m->l1_map);
+    lb_store_rlx_ptr(&m->l1, NULL);
+    m->leaves = 0;
+}

@@ -1,0 +1,180 @@
+/*
+ * region.h - layer 2: one contiguous span of pages and its out-of-band
+ * descriptors, and the per-zone map from an address to its region.
+ *
+ * A region covers span pages starting at base, which is aligned to
+ * 2^max_order pages so that buddy blocks are naturally aligned in the
+ * address space.  Pages in [first, end) are usable; the others (alignment
+ * padding of caller-supplied memory) are holes that are never handed out.
+ *
+ * Every page has one 64-bit descriptor, kept in a separate array: nothing
+ * the allocator needs lives inside a page it hands out, so a stray write by
+ * the user into a page cannot corrupt the allocator.
+ *
+ * Descriptor word (all fields change together, in one atomic store or CAS):
+ *   bits  0..2   state (enum lb_state)
+ *   bits  3..7   order of the block this head describes
+ *   bits  8..15  flags (LB_D_*)
+ *   FREE:      bits 16..39 next, bits 40..63 prev (region-local page index,
+ *              LB_NIL = none): the buddy's doubly linked free lists
+ *   RESERVED,
+ *   PENDING:   bits 32..63 next (global page id + 1, 0 = none): the links
+ *              of the lock-free page stacks of the cache layer
+ *   ALLOC, CACHED, TAIL, HOLE: no links
+ */
+#ifndef LB_REGION_H
+#define LB_REGION_H
+
+#include "lb_common.h"
+#include "lb_atomic.h"
+#include "os/os.h"
+
+enum lb_state {
+    LB_S_HOLE = 0,     /* not a usable page                               */
+    LB_S_TAIL = 1,     /* a page inside a block, not its head             */
+    LB_S_FREE = 2,     /* head of a free block in the buddy's lists       */
+    LB_S_ALLOC = 3,    /* head of an allocated block                      */
+    LB_S_CACHED = 4,   /* free order-0 page in a magazine                 */
+    LB_S_RESERVED = 5, /* free order-0 page in the atomic reserve         */
+    LB_S_PENDING = 6   /* free block waiting for the buddy lock           */
+};
+
+#define LB_D_TRACKED  0x01u /* ALLOC: the tracking record is current      */
+#define LB_D_POISONED 0x02u /* free: contents are the poison pattern       */
+
+#define LB_NIL 0xffffffu
+
+static inline unsigned lb_d_state(uint64_t w) { return (unsigned)w & 7u; }
+static inline unsigned lb_d_order(uint64_t w) { return ((unsigned)w >> 3) & 31u; }
+static inline unsigned lb_d_flags(uint64_t w) { return ((unsigned)w >> 8) & 0xffu; }
+static inline uint32_t lb_d_next(uint64_t w) { return (uint32_t)(w >> 16) & LB_NIL; }
+static inline uint32_t lb_d_prev(uint64_t w) { return (uint32_t)(w >> 40) & LB_NIL; }
+static inline uint32_t lb_d_link(uint64_t w) { return (uint32_t)(w >> 32); }
+
+static inline uint64_t lb_d_make(unsigned state, unsigned order, unsigned flags)
+{
+    return (uint64_t)state | (uint64_t)order << 3 | (uint64_t)flags << 8;
+}
+static inline uint64_t lb_d_make_free(unsigned order, uint32_t next, uint32_t prev)
+{
+    return lb_d_make(LB_S_FREE, order, 0) | (uint64_t)next << 16 | (uint64_t)prev << 40;
+}
+static inline uint64_t lb_d_make_linked(unsigned state, unsigned order, unsigned flags, uint32_t link)
+{
+    return lb_d_make(state, order, flags) | (uint64_t)link << 32;
+}
+
+/* Why a free (or register) of a block head with descriptor w at the given
+ * order must be refused: 0 when w is an allocated block of that order,
+ * else the API's negative errno. */
+static inline int lb_d_refuse(uint64_t w, unsigned order)
+{
+    switch (lb_d_state(w)) {
+    case LB_S_ALLOC: return lb_d_order(w) == order ? 0 : -ERANGE;
+    case LB_S_TAIL:  return -ENXIO;    /* inside a block              */
+    case LB_S_HOLE:  return -EFAULT;   /* not a usable page           */
+    default:         return -EALREADY; /* free already: a double free */
+    }
+}
+
+/* Per-page tracking record (16 bytes), interpreted by the track layer. */
+struct lb_track_rec {
+    lb_atomic_u64 who;
+    lb_atomic_u64 when;
+};
+
+struct lb_region {
+    uintptr_t      base;      /* address of page 0 of the span             */
+    uintptr_t      lo;        /* address of page first                     */
+    size_t         bytes;     /* (end - first) pages, in bytes             */
+    uint32_t       span;      /* descriptors                               */
+    uint32_t       first, end;/* usable page indices                       */
+    unsigned       index;     /* in the zone's map                         */
+    unsigned       page_shift;
+    lb_atomic_u64 *desc;      /* span descriptors                          */
+    struct lb_track_rec *track; /* span records, or NULL                  */
+    uint64_t      *phys;      /* span physical addresses, or NULL (DMA)    */
+    struct lb_os_mapping pages_map; /* raw == NULL: caller memory          */
+    struct lb_os_mapping meta_map;  /* raw == NULL: carved from elsewhere  */
+    unsigned       got;       /* LB_OS_GOT_* of the pages' mapping         */
+    size_t         huge_bytes;
+    bool           locked;    /* mlock succeeded                           */
+};
+
+static inline size_t lb_region_pages(const struct lb_region *r) { return r->end - r->first; }
+static inline uintptr_t lb_region_addr(const struct lb_region *r, uint32_t idx)
+{
+    return r->base + ((uintptr_t)idx << r->page_shift);
+}
+/* Global page id: region index in the top 8 bits, page index below. */
+static inline uint32_t lb_page_id(const struct lb_region *r, uint32_t idx)
+{
+    return (uint32_t)r->index << 24 | idx;
+}
+
+/* Metadata bytes a region of span pages needs (descriptors, tracking,
+ * physical table), rounded to a cache line. */
+size_t lb_region_meta_bytes(size_t span, bool track, bool phys);
+
+/* Set up r over pages [base + first*pg, base + end*pg) with its metadata at
+ * meta (zeroed, lb_region_meta_bytes long).  All usable pages start as
+ * TAIL (the buddy layer makes heads of them); the others are HOLE. */
+void lb_region_init(struct lb_region *r, unsigned index, unsigned page_shift, uintptr_t base,
+                    uint32_t span, uint32_t first, uint32_t end, void *meta, bool track,
+                    bool phys);
+
+/* ---- the zone's map of regions ---------------------------------------------- */
+
+/* Address -> region in O(1): region 0 by a range check, any other through a
+ * two-level table indexed by 2 MiB chunk (a region owns every chunk it
+ * touches; regions are placed so that no two share one).  Readers never
+ * lock; regions are only added, never removed while the zone lives. */
+#define LB_CHUNK_SHIFT 21u
+#define LB_L2_BITS     14u
+#define LB_L1_BITS     (48u - LB_CHUNK_SHIFT - LB_L2_BITS)
+
+struct lb_regmap {
+    struct lb_region *r0;                  /* set before the zone is published */
+    lb_atomic_ptr     regions[LB_MAX_REGIONS];
+    lb_atomic_u32     count;
+    lb_atomic_ptr     l1;                  /* -> 2^LB_L1_BITS leaf pointers,
+                                              or NULL (one region so far)   */
+    struct lb_os_mapping l1_map;
+    struct lb_os_mapping leaf_maps[LB_MAX_REGIONS];
+    unsigned          leaves;
+};
+
+/* Add r (normal context, serialized by the caller).  Returns 0, -ENOSPC
+ * (LB_MAX_REGIONS reached), -EBUSY (a chunk already belongs to a region),
+ * -ENOMEM (table). */
+int lb_regmap_add(struct lb_regmap *m, struct lb_region *r);
+void lb_regmap_destroy(struct lb_regmap *m);
+
+struct lb_region *lb_regmap_lookup_slow(const struct lb_regmap *m, uintptr_t a);
+
+/* The region whose usable pages hold a, or NULL.  Any context. */
+static inline struct lb_region *lb_regmap_lookup(const struct lb_regmap *m, uintptr_t a)
+{
+    const struct lb_region *r0 = m->r0;
+    if (LB_LIKELY(a - r0->lo < r0->bytes))
+        return (struct lb_region *)r0;
+    return lb_regmap_lookup_slow(m, a);
+}
+
+static inline struct lb_region *lb_regmap_get(const struct lb_regmap *m, unsigned index)
+{
+    /* Acquire: pairs with the release store in lb_regmap_add, so the
+     * region's fields are visible to whoever found its index in a page id. */
+    return (struct lb_region *)lb_load_acq_ptr(&m->regions[index]);
+}
+static inline unsigned lb_regmap_count(const struct lb_regmap *m)
+{
+    /* Acquire: pairs with the release increment in lb_regmap_add. */
+    return lb_load_acq_u32(&m->count);
+}
+
+/* Head of the block containing page idx (HOLE pages: LB_NIL).  Reads
+ * descriptors only; exact when the region is quiescent. */
+uint32_t lb_region_block_head(const struct lb_region *r, uint32_t idx, unsigned max_order);
+
+#endif /* LB_REGION_H */

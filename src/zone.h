@@ -1,0 +1,135 @@
+/*
+ * zone.h - layer 5: policy.  Configuration and defaults, watermarks, the
+ * GFP modes, the warden, growth, statistics, invariant checks and misuse
+ * reports.  The public entry points (api.c) sit on top of it.
+ */
+#ifndef LB_ZONE_H
+#define LB_ZONE_H
+
+#include "../include/labyrinth.h"
+#include "cache.h"
+
+#define LB_ZONE_MAGIC 0x6c6162797a6f6e65ull /* "labyzone" */
+
+/* Every GFP combination that is valid (docs: contradictions refused). */
+static inline bool lb_gfp_valid(unsigned gfp)
+{
+    if (gfp & ~LABYRINTH_GFP_BITS_ALL)
+        return false;
+    if ((gfp & LABYRINTH_GFP_BIT_SLEEP) && (gfp & (LABYRINTH_GFP_BIT_TRYLOCK | LABYRINTH_GFP_BIT_RESERVE)))
+        return false;
+    if ((gfp & LABYRINTH_GFP_BIT_GROW) && !(gfp & LABYRINTH_GFP_BIT_SLEEP))
+        return false;
+    return true;
+}
+/* The three named modes take the inlined fast path: a 16-bit set. */
+#define LB_GFP_FAST_SET ((1u << LABYRINTH_GFP_ATOMIC) | (1u << LABYRINTH_GFP_NOWAIT) | (1u << LABYRINTH_GFP_KERNEL))
+static inline bool lb_gfp_fast(unsigned gfp) { return gfp < 16 && ((LB_GFP_FAST_SET >> gfp) & 1u); }
+static inline bool lb_gfp_may_sleep(unsigned gfp) { return gfp & LABYRINTH_GFP_BIT_SLEEP; }
+static inline unsigned lb_gfp_slot(unsigned gfp) { return gfp & (LB_MODE_SLOTS - 1); }
+
+struct labyrinth_zone {
+    uint64_t      magic;
+    uint64_t      serial;
+    char          name[48];
+    unsigned      flags, quality, max_order, page_shift;
+    size_t        page_size;
+    unsigned char poison;
+    bool          alloc_slow;   /* zone quality or VERIFY: skip the fast path */
+    bool          free_slow;    /* VERIFY: poison on free                     */
+    bool          caller_memory;
+    bool          all_locked;
+    size_t        pages, max_pages, reserve_target, low, high;
+    unsigned      wait_timeout_ms, warden_interval_us;
+    uint64_t      epoch_cycles, cycles_per_us;
+
+    struct lb_regmap map;
+    struct lb_buddy  buddy;
+    struct lb_cache  cache;
+    struct lb_region regions[LB_MAX_REGIONS];
+    lb_atomic_u64    total_pages;
+    lb_os_mutex      grow_mutex;
+    struct lb_os_mapping meta_map;
+    size_t           metadata_bytes;
+
+    /* The warden. */
+    lb_os_thread  warden;
+    bool          warden_running;
+    lb_atomic_u32 warden_word;  /* futex: bumped to wake the warden       */
+    lb_atomic_u32 warden_stop;
+    lb_atomic_u32 kick;         /* set by any context when supplies are low */
+    lb_atomic_u32 free_seq;     /* futex: bumped when pages become available */
+    lb_atomic_u32 waiters;      /* KERNEL callers waiting                 */
+
+    /* Counters (slow paths only: atomic adds are fine there). */
+    lb_atomic_u64 fails[LB_MODE_SLOTS];
+    lb_atomic_u64 misuse;
+    lb_atomic_u64 reserve_allocs;
+    lb_atomic_u64 kernel_waits;
+    lb_atomic_u64 warden_runs, warden_moved;
+    lb_atomic_u64 grow_events;
+
+    /* Reports. */
+    lb_atomic_ptr report_fn;
+    lb_atomic_ptr report_arg;
+    lb_atomic_u32 reports_printed;
+};
+
+/* Create / destroy (normal context).  Create returns 0 and *out, or a
+ * negative errno. */
+int lb_zone_create(const struct labyrinth_zone_config *cfg, struct labyrinth_zone **out);
+void lb_zone_destroy(struct labyrinth_zone *z);
+/* Which live zone holds address a, by serial (0 = none).  Any context. */
+uint64_t lb_zone_owner_of(uintptr_t a);
+
+/* Any order for the public API (depth d already entered): sets *err to a
+ * negative errno on failure (ETIMEDOUT after a KERNEL wait, ENOMEM). */
+void *lb_zone_alloc_err(struct labyrinth_zone *z, unsigned gfp, unsigned order, unsigned dflags,
+                        uint32_t d, int *err);
+/* Order-0 slow path, entered at depth d (already counted by lb_enter). */
+void *lb_zone_alloc0_slow(struct labyrinth_zone *z, unsigned gfp, uint32_t d, unsigned dflags);
+/* Any order, or order 0 without magazines: the buddy (try-lock for
+ * TRYLOCK modes), the reserve for order 0 with RESERVE, growth and waiting
+ * for SLEEP modes.  Counts the allocation or its failure. */
+void *lb_zone_alloc_block(struct labyrinth_zone *z, unsigned gfp, unsigned order, unsigned dflags);
+/* Order-0 page at (r, idx) whose descriptor this call turned CACHED: find
+ * it a home (level magazines at depth d when possible). */
+void lb_zone_free0_slow(struct labyrinth_zone *z, void *p, struct lb_region *r, uint32_t idx, uint32_t d);
+/* A block of any order whose descriptor this call turned PENDING: give it
+ * to the buddy, or to the pending stack if the lock is busy. */
+void lb_zone_free_block(struct labyrinth_zone *z, struct lb_region *r, uint32_t idx, unsigned order);
+
+/* Stats and check (normal context). */
+void lb_zone_stats(struct labyrinth_zone *z, struct labyrinth_zone_stats *out);
+long lb_zone_check(struct labyrinth_zone *z);
+
+/* Move pages between buddy, reserve and depot to meet the watermarks
+ * (normal context; what the warden runs).  Returns pages moved. */
+uint64_t lb_zone_rebalance(struct labyrinth_zone *z);
+
+/* Reports: build one and hand it to the zone's handler (any context);
+ * counts misuse kinds and aborts after the report in STRICT zones. */
+void lb_zone_report(struct labyrinth_zone *z, const struct labyrinth_report *rep);
+/* The default handler: one line on stderr (async-signal-safe). */
+void lb_report_default(const struct labyrinth_report *rep, void *arg);
+
+/* Microseconds since the zone's creation, from the cycle counter (any context). */
+static inline uint64_t lb_zone_now_us(const struct labyrinth_zone *z)
+{
+    return (lb_os_cycles() - z->epoch_cycles) / z->cycles_per_us;
+}
+
+/* Region and page index of address a in z: 0, or the negative errno of a
+ * free (-EFAULT, -EXDEV, -EINVAL misaligned).  Any context. */
+int lb_zone_locate(struct labyrinth_zone *z, const void *addr, struct lb_region **rp, uint32_t *idxp);
+
+/* A tiny async-signal-safe formatter for report lines. */
+struct lb_fmt {
+    char  *buf;
+    size_t len, cap;
+};
+void lb_fmt_str(struct lb_fmt *f, const char *s);
+void lb_fmt_hex(struct lb_fmt *f, uint64_t v);
+void lb_fmt_dec(struct lb_fmt *f, uint64_t v);
+
+#endif /* LB_ZONE_H */
