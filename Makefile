@@ -1,0 +1,39 @@
+# labyrinth - top-level driver.  The quick start is two commands:
+#   make run    build and run the demo (the seed's scenario) on defaults
+#   make test   build every flavour and run every test
+# Also: make bench, make install PREFIX=DIR, make clean.
+# Whatever a target needs beyond build-essential, cmake and git it installs
+# from Debian's packages (when run as root), through scripts/deps.sh.
+
+BUILD   ?= build
+PREFIX  ?= /usr/local
+JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_FLAGS ?=
+
+.PHONY: all build run test bench install clean
+
+all: build
+
+build:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	@$(BUILD)/tools/labyrinth demo $(ARGS)
+
+test:
+	@scripts/test.sh
+
+bench:
+	@scripts/deps.sh bench
+	@cmake -S . -B $(BUILD)-bench -DCMAKE_BUILD_TYPE=Release -DLABYRINTH_BENCH=ON -DLABYRINTH_TESTS=OFF >/dev/null
+	@cmake --build $(BUILD)-bench -j $(JOBS)
+	@$(BUILD)-bench/bench/labyrinth-bench $(ARGS)
+
+install:
+	@cmake -S . -B $(BUILD)-install -DCMAKE_BUILD_TYPE=Release -DLABYRINTH_TESTS=OFF -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	@cmake --build $(BUILD)-install -j $(JOBS)
+	@cmake --install $(BUILD)-install
+
+clean:
+	rm -rf $(BUILD) $(BUILD)-*
