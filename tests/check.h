@@ -1,0 +1,63 @@
+/*
+ * check.h - the tests' tiny harness.  Every CHECK prints what it checked
+ * when it fails (file:line, the expression, and values where given); a test
+ * program exits 1 if any check failed, 0 otherwise, 77 when it had to skip
+ * (CTest reports that as a skip, with the reason printed).
+ */
+#ifndef LB_TEST_CHECK_H
+#define LB_TEST_CHECK_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int check_failures;
+static int check_count;
+
+#define CHECK(cond)                                                                          \
+    do {                                                                                     \
+        check_count++;                                                                       \
+        if (!(cond)) {                                                                       \
+            check_failures++;                                                                \
+            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                \
+        }                                                                                    \
+    } while (0)
+
+#define CHECK_EQ(a, b)                                                                       \
+    do {                                                                                     \
+        long long check_a_ = (long long)(a), check_b_ = (long long)(b);                      \
+        check_count++;                                                                       \
+        if (check_a_ != check_b_) {                                                          \
+            check_failures++;                                                                \
+            fprintf(stderr, "FAIL %s:%d: %s == %s (%lld != %lld)\n", __FILE__, __LINE__,   \
+                    #a, #b, check_a_, check_b_);                                             \
+        }                                                                                    \
+    } while (0)
+
+/* Abort the test at once (a precondition of everything that follows). */
+#define REQUIRE(cond)                                                                        \
+    do {                                                                                     \
+        check_count++;                                                                       \
+        if (!(cond)) {                                                                       \
+            fprintf(stderr, "FATAL %s:%d: %s\n", __FILE__, __LINE__, #cond);               \
+            exit(1);                                                                         \
+        }                                                                                    \
+    } while (0)
+
+#define SKIP(why)                                                                            \
+    do {                                                                                     \
+        printf("SKIPPED: %s\n", why);                                                        \
+        exit(77);                                                                            \
+    } while (0)
+
+static inline int check_done(const char *name)
+{
+    if (check_count == 0) {
+        fprintf(stderr, "%s: no checks ran\n", name);
+        return 1;
+    }
+    printf("%s: %d checks, %d failed\n", name, check_count, check_failures);
+    return check_failures ? 1 : 0;
+}
+
+#endif
