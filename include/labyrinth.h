@@ -54,6 +54,7 @@
 #ifndef LABYRINTH_H
 #define LABYRINTH_H
 
+#include <errno.h> /* the E* names the functions return, negated */
 #include <stddef.h>
 #include <stdint.h>
 

@@ -72,11 +72,6 @@ static inline void lb_bump_1w_u64(lb_atomic_u64 *a, uint64_t x)
 static inline void lb_signal_fence(void)
 { __atomic_signal_fence(__ATOMIC_SEQ_CST); }
 
-/* A full fence: used only where a store must be ordered before a later load
- * of another word (Dekker-style handshakes off the hot path). */
-static inline void lb_fence_seq_cst(void)
-{ __atomic_thread_fence(__ATOMIC_SEQ_CST); }
-
 static inline void lb_cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)

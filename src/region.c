@@ -118,7 +118,7 @@ static int lb_regmap_leaves(struct lb_regmap *m, const struct lb_region *r)
         if (m->leaves >= LB_MAX_REGIONS)
             return -ENOMEM;
         size_t bytes = lb_align_up((size_t)1 << LB_L2_BITS, lb_os_page_size());
-        int rc = lb_os_map(bytes, lb_os_page_size(), 0, &m->leaf_maps[m->leaves]);
+        int rc = lb_os_map(bytes, lb_os_page_size(), LB_OS_MAP_PREFAULT, &m->leaf_maps[m->leaves]);
         if (rc)
             return rc;
         /* Release: the zeroed leaf is visible before its pointer (pairs with
@@ -158,7 +158,7 @@ int lb_regmap_add(struct lb_regmap *m, struct lb_region *r)
             /* The first extra region: build the table, region 0 included,
              * so the slow path finds every region the same way. */
             size_t bytes = lb_align_up(sizeof(lb_atomic_ptr) << LB_L1_BITS, lb_os_page_size());
-            int rc = lb_os_map(bytes, lb_os_page_size(), 0, &m->l1_map);
+            int rc = lb_os_map(bytes, lb_os_page_size(), LB_OS_MAP_PREFAULT, &m->l1_map);
             if (rc)
                 return rc;
             /* Release: pairs with the acquire in lb_regmap_lookup_slow (the

@@ -30,14 +30,14 @@ static void lb_range_write(struct lb_range *e, uint64_t lo, uint64_t hi, uint64_
 {
     uint64_t s = lb_load_rlx_u64(&e->seq);
     lb_store_rlx_u64(&e->seq, s + 1);
-    /* Release fence: the odd sequence is visible before the new range
-     * (pairs with the reader's acquire fence before its second read). */
-    __atomic_thread_fence(__ATOMIC_RELEASE);
-    lb_store_rlx_u64(&e->lo, lo);
-    lb_store_rlx_u64(&e->hi, hi);
-    lb_store_rlx_u64(&e->serial, serial);
+    /* Release stores (no fence: TSan does not model fences): a reader whose
+     * acquire load sees a new field also sees the odd sequence above, so
+     * its second read of seq differs and it retries. */
+    lb_store_rel_u64(&e->lo, lo);
+    lb_store_rel_u64(&e->hi, hi);
+    lb_store_rel_u64(&e->serial, serial);
     /* Release: the range is visible before the even sequence (pairs with
-     * the reader's acquire load of seq). */
+     * the reader's first, acquire, load of seq). */
     lb_store_rel_u64(&e->seq, s + 2);
 }
 
@@ -83,11 +83,10 @@ uint64_t lb_zone_owner_of(uintptr_t a)
                 lb_cpu_relax();
                 continue;
             }
-            uint64_t lo = lb_load_rlx_u64(&e->lo), hi = lb_load_rlx_u64(&e->hi);
-            uint64_t serial = lb_load_rlx_u64(&e->serial);
-            /* Acquire fence: the range reads complete before seq is read
-             * again (pairs with the writer's release fence). */
-            __atomic_thread_fence(__ATOMIC_ACQUIRE);
+            /* Acquire loads: the second read of seq below cannot move
+             * before them (pairs with the writer's release stores). */
+            uint64_t lo = lb_load_acq_u64(&e->lo), hi = lb_load_acq_u64(&e->hi);
+            uint64_t serial = lb_load_acq_u64(&e->serial);
             if (lb_load_rlx_u64(&e->seq) != s1)
                 continue;
             if (serial && a >= lo && a < hi)
@@ -262,8 +261,8 @@ static int lb_zone_region_os(struct labyrinth_zone *z, unsigned index, size_t np
         goto fail_pages;
     }
     bool track = !(z->flags & LABYRINTH_ZONE_NO_TRACKING), dma = z->flags & LABYRINTH_ZONE_DMA;
-    rc = lb_os_map(lb_align_up(lb_region_meta_bytes(npages, track, dma), pg), pg, LB_OS_MAP_GUARD,
-                   &r->meta_map);
+    rc = lb_os_map(lb_align_up(lb_region_meta_bytes(npages, track, dma), pg), pg,
+                   LB_OS_MAP_GUARD | LB_OS_MAP_PREFAULT, &r->meta_map);
     if (rc)
         goto fail_pages;
     lb_region_init(r, index, z->page_shift, base, (uint32_t)npages, 0, (uint32_t)npages,
@@ -467,13 +466,16 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct labyrinth_
         z->metadata_bytes = pages_at - (uintptr_t)cfg->memory;
         if (cfg->flags & LABYRINTH_ZONE_VERIFY)
             memset((void *)pages_at, z->poison, n * pg);
+        else /* fault every page in now, by touching it: no OS call */
+            for (size_t i = 0; i < n; i++)
+                ((volatile char *)pages_at)[i * pg] = 0;
     } else {
         size_t pages = cfg->pages ? cfg->pages : 4096;
         if ((rc = lb_plan_make(cfg, pages, &plan)))
             return rc;
         struct lb_os_mapping mm;
         size_t fixed = lb_align_up(lb_zone_fixed_meta(&plan), pg);
-        if ((rc = lb_os_map(fixed, pg, LB_OS_MAP_GUARD, &mm)))
+        if ((rc = lb_os_map(fixed, pg, LB_OS_MAP_GUARD | LB_OS_MAP_PREFAULT, &mm)))
             return rc;
         z = mm.addr;
         z->meta_map = mm;

@@ -16,9 +16,9 @@ static int check_count;
 
 #define CHECK(cond)                                                                          \
     do {                                                                                     \
-        check_count++;                                                                       \
+        __atomic_fetch_add(&check_count, 1, __ATOMIC_RELAXED);                                                                       \
         if (!(cond)) {                                                                       \
-            check_failures++;                                                                \
+            __atomic_fetch_add(&check_failures, 1, __ATOMIC_RELAXED);                                                                \
             fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                \
         }                                                                                    \
     } while (0)
@@ -26,9 +26,9 @@ static int check_count;
 #define CHECK_EQ(a, b)                                                                       \
     do {                                                                                     \
         long long check_a_ = (long long)(a), check_b_ = (long long)(b);                      \
-        check_count++;                                                                       \
+        __atomic_fetch_add(&check_count, 1, __ATOMIC_RELAXED);                                                                       \
         if (check_a_ != check_b_) {                                                          \
-            check_failures++;                                                                \
+            __atomic_fetch_add(&check_failures, 1, __ATOMIC_RELAXED);                                                                \
             fprintf(stderr, "FAIL %s:%d: %s == %s (%lld != %lld)\n", __FILE__, __LINE__,   \
                     #a, #b, check_a_, check_b_);                                             \
         }                                                                                    \
@@ -37,7 +37,7 @@ static int check_count;
 /* Abort the test at once (a precondition of everything that follows). */
 #define REQUIRE(cond)                                                                        \
     do {                                                                                     \
-        check_count++;                                                                       \
+        __atomic_fetch_add(&check_count, 1, __ATOMIC_RELAXED);                                                                       \
         if (!(cond)) {                                                                       \
             fprintf(stderr, "FATAL %s:%d: %s\n", __FILE__, __LINE__, #cond);               \
             exit(1);                                                                         \

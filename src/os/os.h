@@ -45,6 +45,8 @@ uint64_t lb_os_calls_total(void);
 #define LB_OS_MAP_HUGE    0x1u /* try explicit huge pages (MAP_HUGETLB)   */
 #define LB_OS_MAP_THP     0x2u /* ask for transparent huge pages          */
 #define LB_OS_MAP_GUARD   0x4u /* PROT_NONE guard page before and after   */
+#define LB_OS_MAP_PREFAULT 0x8u /* populate now, and try to lock (metadata:
+                                   the ATOMIC path must never fault on it) */
 
 struct lb_os_mapping {
     void    *addr;       /* usable start, aligned as asked               */

@@ -181,6 +181,14 @@ int lb_os_map(size_t bytes, size_t align, unsigned flags, struct lb_os_mapping *
         if (madvise(m.addr, m.bytes, MADV_HUGEPAGE) == 0)
             m.got |= LB_OS_GOT_THP;
     }
+    if (flags & LB_OS_MAP_PREFAULT) {
+        rc = lb_os_populate(m.addr, m.bytes);
+        if (rc) {
+            lb_os_unmap(&m);
+            return rc;
+        }
+        (void)mlock(m.addr, m.bytes); /* best effort: metadata is small */
+    }
     *out = m;
     return 0;
 }
