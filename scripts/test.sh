@@ -21,9 +21,10 @@ say() { printf '\n=== %s\n' "$*"; }
 
 build() { # name cc sanitize
   local dir="$root/build-test-$1"
+  mkdir -p "$dir"
   cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER="$2" \
-        -DLABYRINTH_SANITIZE="$3" >"$dir.configure.log" 2>&1 \
-    || { cat "$dir.configure.log"; return 1; }
+        -DLABYRINTH_SANITIZE="$3" >"$dir/configure.log" 2>&1 \
+    || { cat "$dir/configure.log"; return 1; }
   cmake --build "$dir" -j "$jobs" 2>&1 | grep -E "error|warning|Error" ; return "${PIPESTATUS[0]}"
 }
 
