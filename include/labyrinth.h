@@ -295,6 +295,7 @@ typedef void labyrinth_report_fn(const struct labyrinth_report *report, void *ar
  *           plus one page
  *   EPERM   ZONE_DMA without the right to read physical addresses, or
  *           ZONE_MUST_LOCK and the pages could not be locked
+ *   EIO     ZONE_DMA and /proc/self/pagemap could not be read
  *   EAGAIN  the warden thread could not be started
  *   ENOSPC  too many live zones (see docs/design.md, "Limits") */
 LABYRINTH_API struct labyrinth_zone *labyrinth_zone_create(const struct labyrinth_zone_config *cfg);
@@ -350,8 +351,9 @@ LABYRINTH_API int labyrinth_zone_stats(struct labyrinth_zone *zone, struct labyr
 /* Count violated invariants (0 = healthy): conservation (free + cached +
  * reserved + in use == total), buddy lists against descriptors, magazine
  * and reserve contents, block alignment, coalescing.  Call it when the zone
- * is quiescent: pages moving between threads make the counts race.
- * Returns the count, or -EBADF. */
+ * is quiescent (no other thread allocating or freeing; the call itself
+ * keeps the warden out): pages moving between threads make counts race.
+ * Returns the count, or -EBADF, or -ENOMEM (no memory for its page map). */
 LABYRINTH_API long labyrinth_zone_check(struct labyrinth_zone *zone);
 
 /* Physical address of addr (any byte of a zone page).  O(1) and safe in any

@@ -497,6 +497,8 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct labyrinth_
                   &z->buddy, z->serial);
     if (!z->caller_memory)
         lb_os_mutex_init(&z->grow_mutex);
+    if (!z->caller_memory || (z->flags & LABYRINTH_ZONE_WARDEN))
+        lb_os_mutex_init(&z->rebalance_mutex);
     if (!z->caller_memory || (z->flags & LABYRINTH_ZONE_WARDEN)) {
         /* TLS slots and the registry need the OS layer's mutex: a zone over
          * caller memory that makes no OS call has neither (its threads use
@@ -556,6 +558,7 @@ void lb_zone_destroy(struct labyrinth_zone *z)
     for (unsigned i = 0; i < n; i++)
         lb_zone_region_unmap(&z->regions[i]);
     lb_os_mutex_destroy(&z->grow_mutex);
+    lb_os_mutex_destroy(&z->rebalance_mutex);
     struct lb_os_mapping mm = z->meta_map;
     lb_os_unmap(&mm);
 }
@@ -862,7 +865,22 @@ void lb_zone_free0_slow(struct labyrinth_zone *z, void *p, struct lb_region *r, 
 
 /* ---- the warden ------------------------------------------------------------------------------------ */
 
+static uint64_t lb_zone_rebalance_locked(struct labyrinth_zone *z);
+
 uint64_t lb_zone_rebalance(struct labyrinth_zone *z)
+{
+    /* Zones over caller memory without OS calls have no mutex: they have
+     * no warden either, so only creation rebalances them. */
+    bool os = !z->caller_memory || (z->flags & LABYRINTH_ZONE_WARDEN);
+    if (os)
+        lb_os_mutex_lock(&z->rebalance_mutex);
+    uint64_t moved = lb_zone_rebalance_locked(z);
+    if (os)
+        lb_os_mutex_unlock(&z->rebalance_mutex);
+    return moved;
+}
+
+static uint64_t lb_zone_rebalance_locked(struct labyrinth_zone *z)
 {
     struct lb_cache *c = &z->cache;
     uint64_t moved = 0;
@@ -1015,6 +1033,10 @@ long lb_zone_check(struct labyrinth_zone *z)
             return -ENOMEM;
         mark[i] = mm[i].addr;
     }
+    /* The warden moves magazines outside the buddy lock: keep it out. */
+    bool os = !z->caller_memory || (z->flags & LABYRINTH_ZONE_WARDEN);
+    if (os)
+        lb_os_mutex_lock(&z->rebalance_mutex);
     lb_spin_lock(&z->buddy.lock);
     size_t buddy_pages = 0;
     uint64_t cached = 0, reserved = 0, pending = 0, in_use = 0, blocks_in_use = 0, usable = 0;
@@ -1076,6 +1098,8 @@ long lb_zone_check(struct labyrinth_zone *z)
     if (lb_load_rlx_u64(&c->reserve.count) != reserved)
         bad++;
     lb_spin_unlock(&z->buddy.lock);
+    if (os)
+        lb_os_mutex_unlock(&z->rebalance_mutex);
     /* The counters agree with the descriptors: blocks handed out minus
      * blocks taken back is what is in use. */
     struct lb_cache_counts cc;

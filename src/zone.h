@@ -49,6 +49,7 @@ struct labyrinth_zone {
     struct lb_region regions[LB_MAX_REGIONS];
     lb_atomic_u64    total_pages;
     lb_os_mutex      grow_mutex;
+    lb_os_mutex      rebalance_mutex; /* one rebalance at a time; check excludes it */
     struct lb_os_mapping meta_map;
     size_t           metadata_bytes;
 
