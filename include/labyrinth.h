@@ -97,6 +97,10 @@ extern "C" {
  *   KERNEL   may     yes       yes       no       yes    NULL after the
  *                                                        zone's wait timeout
  *
+ * The reserve is refilled before anything else: pages freed while it is
+ * below reserve_pages go to it first, so a KERNEL caller waits until frees
+ * have restored the reserve and then some (the kernel's min watermark).
+ *
  * ATOMIC returns NULL only when the lock-free supplies (this thread's
  * magazines, the depot, the reserve) are all empty and the buddy lock is
  * busy or the buddy has no block: never because another thread was
@@ -168,8 +172,9 @@ struct labyrinth_zone_config {
     size_t        reserve_pages;  /* min watermark: only ATOMIC may take these;
                                      0 = pages/16                             */
     size_t        low_pages;      /* the warden refills when the lock-free
-                                     supply falls below this; 0 = pages/8     */
-    size_t        high_pages;     /* ... up to this; 0 = pages/4              */
+                                     supply (reserve + depot) falls below
+                                     this; 0 = max(pages/8, reserve)          */
+    size_t        high_pages;     /* ... up to this; 0 = max(pages/4, low)    */
     unsigned      max_order;      /* largest block is 2^max_order pages;
                                      0 = 10, at most LABYRINTH_MAX_ORDER_LIMIT */
     unsigned char poison_pattern; /* byte written by QUALITY_POISON and by

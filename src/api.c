@@ -52,6 +52,7 @@ const char *labyrinth_strerror(int err)
     case EAGAIN: return "could not start the warden thread";
     case ENOSPC: return "too many live zones";
     case EBUSY: return "the block's descriptor kept changing (concurrent register)";
+    case EIO: return "could not read physical addresses (/proc/self/pagemap)";
     default: return "unknown error";
     }
 }
@@ -137,10 +138,14 @@ static int lb_refuse(struct labyrinth_zone *z, enum labyrinth_report_kind kind, 
 
 /* ---- allocation ------------------------------------------------------------------------------ */
 
-static void *lb_alloc_general(struct labyrinth_zone *z, unsigned gfp, unsigned order, unsigned quality,
-                              const void *caller, const struct labyrinth_site *site, uint32_t tag)
+static LB_NOINLINE void *lb_alloc_general(struct labyrinth_zone *z, unsigned gfp, unsigned order,
+                                          unsigned quality, const void *caller,
+                                          const struct labyrinth_site *site, uint32_t tag)
 {
-    bool sleeps = lb_gfp_valid(gfp) && lb_gfp_may_sleep(gfp);
+    /* errno is set when the caller said it may sleep (the SLEEP bit), even
+     * in a combination refused as invalid: that caller is not in a context
+     * whose errno must be preserved. */
+    bool sleeps = gfp & LABYRINTH_GFP_BIT_SLEEP;
     if (!lb_zone_ok(z)) {
         lb_report_no_zone("alloc_pages", NULL, caller);
         if (sleeps)
@@ -192,28 +197,62 @@ static void *lb_alloc_general(struct labyrinth_zone *z, unsigned gfp, unsigned o
     return p;
 }
 
-void *labyrinth_alloc_pages(struct labyrinth_zone *z, unsigned gfp, unsigned order, unsigned quality)
+/* Everything the inlined fast path of labyrinth_alloc_pages does not do. */
+static LB_NOINLINE void *lb_alloc_miss(struct labyrinth_zone *z, unsigned gfp, unsigned order,
+                                       unsigned quality, const void *caller)
 {
-    if (LB_LIKELY(z != NULL && (order | quality) == 0 && lb_gfp_fast(gfp) && !z->alloc_slow)) {
-        uint32_t d = lb_enter();
-        struct lb_level *l = lb_tls_level(&z->cache, d);
-        void *p;
-        if (LB_LIKELY(l != NULL) && LB_LIKELY((p = lb_level_pop(l)) != NULL)) {
-            /* The page was CACHED in our magazine: no one else writes its
-             * descriptor (a racing bad free's CAS expects ALLOC and fails). */
-            lb_store_rlx_u64(lb_cache_desc(&z->cache, p), lb_d_make(LB_S_ALLOC, 0, 0));
-            lb_bump_1w_u64(&l->allocs[lb_gfp_slot(gfp)], 1);
-            lb_leave(d);
-            return p;
-        }
+    if (z != NULL && (order | quality | (gfp & ~15u)) == 0 && ((z->fast_gfp >> gfp) & 1)) {
+        /* Order 0, a named mode, no quality: the magazines missed. */
         int err = 0;
-        p = lb_zone_alloc_err(z, gfp, 0, 0, d, &err);
+        uint32_t d = lb_enter();
+        void *p = lb_zone_alloc_err(z, gfp, 0, 0, d, &err);
         lb_leave(d);
         if (!p && lb_gfp_may_sleep(gfp))
             errno = -err;
         return p;
     }
-    return lb_alloc_general(z, gfp, order, quality, __builtin_return_address(0), NULL, 0);
+    return lb_alloc_general(z, gfp, order, quality, caller, NULL, 0);
+}
+
+/* The fast path popped p from level l (depth d) but p is not in region 0. */
+static LB_NOINLINE void *lb_alloc_finish(struct labyrinth_zone *z, void *p, struct lb_level *l,
+                                         uint32_t d, unsigned gfp)
+{
+    lb_store_rlx_u64(lb_zone_desc_slow(z, p), lb_d_make(LB_S_ALLOC, 0, 0));
+    lb_bump_1w_u64(&l->allocs[lb_gfp_slot(gfp)], 1);
+    lb_leave(d);
+    return p;
+}
+
+void *labyrinth_alloc_pages(struct labyrinth_zone *z, unsigned gfp, unsigned order, unsigned quality)
+{
+    /* The fast path: order 0, a named mode, no quality, a page in this
+     * thread's loaded magazine.  Anything else is a tail call. */
+    if (LB_LIKELY(z != NULL) && LB_LIKELY((order | quality | (gfp & ~15u)) == 0) &&
+        LB_LIKELY((z->fast_gfp >> gfp) & 1)) {
+        uint32_t d = lb_enter();
+        struct lb_level *l = lb_tls_level_cur(z->serial, d);
+        if (LB_LIKELY(l != NULL)) {
+            struct lb_mag *m = lb_level_loaded(l);
+            uint32_t n = lb_load_rlx_u32(&m->count);
+            if (LB_LIKELY(n != 0)) {
+                void *p = m->slot[--n];
+                lb_store_rlx_u32(&m->count, n);
+                uintptr_t off = (uintptr_t)p - z->r0_lo;
+                if (LB_UNLIKELY(off >= z->r0_bytes))
+                    return lb_alloc_finish(z, p, l, d, gfp);
+                /* The page was CACHED in our own magazine: no one else
+                 * writes its descriptor (a racing bad free's CAS expects
+                 * ALLOC and fails). */
+                lb_store_rlx_u64(&z->r0_desc[off >> z->page_shift], lb_d_make(LB_S_ALLOC, 0, 0));
+                lb_bump_1w_u64(&l->allocs[lb_gfp_slot(gfp)], 1);
+                lb_leave(d);
+                return p;
+            }
+        }
+        lb_leave(d);
+    }
+    return lb_alloc_miss(z, gfp, order, quality, __builtin_return_address(0));
 }
 
 void *labyrinth_alloc_page_atomic_site(struct labyrinth_zone *z, unsigned quality,
@@ -228,7 +267,8 @@ void *labyrinth_alloc_page_atomic_site(struct labyrinth_zone *z, unsigned qualit
 
 #define LB_DESC_CAS_TRIES 64u
 
-static int lb_free_general(struct labyrinth_zone *z, void *addr, unsigned order, const void *caller)
+static LB_NOINLINE int lb_free_general(struct labyrinth_zone *z, void *addr, unsigned order,
+                                       const void *caller)
 {
     if (!addr)
         return 0;
@@ -272,28 +312,46 @@ static int lb_free_general(struct labyrinth_zone *z, void *addr, unsigned order,
     return 0;
 }
 
+/* The fast path of labyrinth_free_pages turned addr's descriptor CACHED
+ * but could not push it onto its loaded magazine. */
+static LB_NOINLINE int lb_free_won(struct labyrinth_zone *z, void *addr)
+{
+    struct lb_region *r = lb_regmap_lookup(&z->map, (uintptr_t)addr);
+    uint32_t d = lb_enter();
+    lb_zone_free0_slow(z, addr, r, (uint32_t)(((uintptr_t)addr - r->base) >> z->page_shift), d);
+    lb_leave(d);
+    return 0;
+}
+
 int labyrinth_free_pages(struct labyrinth_zone *z, void *addr, unsigned order)
 {
-    uintptr_t a = (uintptr_t)addr;
-    if (LB_LIKELY(z != NULL && order == 0 && !z->free_slow)) {
-        struct lb_region *r = lb_regmap_lookup(&z->map, a);
-        if (LB_LIKELY(r != NULL && (a & (z->page_size - 1)) == 0)) {
-            uint32_t idx = (uint32_t)((a - r->base) >> z->page_shift);
-            lb_atomic_u64 *dp = &r->desc[idx];
+    /* The fast path: an order-0 page of region 0 that is allocated, and
+     * room in this thread's loaded magazine.  Anything else (NULL, bad
+     * frees included) is a tail call. */
+    if (LB_LIKELY(z != NULL) && LB_LIKELY(order == 0) && LB_LIKELY(!z->free_slow)) {
+        uintptr_t off = (uintptr_t)addr - z->r0_lo;
+        if (LB_LIKELY(off < z->r0_bytes) && LB_LIKELY((off & z->page_mask) == 0)) {
+            lb_atomic_u64 *dp = &z->r0_desc[off >> z->page_shift];
             uint64_t w = lb_load_rlx_u64(dp);
-            /* State and order (low byte) say: an allocated order-0 block.
-             * The CAS (relaxed, see lb_free_general) makes this free the
-             * only one that can take it back. */
+            /* State and order (the low byte) say: an allocated order-0
+             * block.  The CAS (relaxed, see lb_free_general) makes this
+             * free the only one that can take it back. */
             if (LB_LIKELY((w & 0xffu) == lb_d_make(LB_S_ALLOC, 0, 0)) &&
                 LB_LIKELY(lb_cas_rlx_u64(dp, &w, lb_d_make(LB_S_CACHED, 0, 0)))) {
                 uint32_t d = lb_enter();
-                struct lb_level *l = lb_tls_level(&z->cache, d);
-                if (LB_LIKELY(l != NULL) && LB_LIKELY(lb_level_push(l, addr, z->cache.mag_size)))
-                    lb_bump_1w_u64(&l->frees, 1);
-                else
-                    lb_zone_free0_slow(z, addr, r, idx, d);
+                struct lb_level *l = lb_tls_level_cur(z->serial, d);
+                if (LB_LIKELY(l != NULL)) {
+                    struct lb_mag *m = lb_level_loaded(l);
+                    uint32_t n = lb_load_rlx_u32(&m->count);
+                    if (LB_LIKELY(n < z->mag_size)) {
+                        m->slot[n] = addr;
+                        lb_store_rlx_u32(&m->count, n + 1);
+                        lb_leave(d);
+                        return 0;
+                    }
+                }
                 lb_leave(d);
-                return 0;
+                return lb_free_won(z, addr);
             }
         }
     }

@@ -78,7 +78,27 @@ static void lb_tls_exit(void *arg)
         e->serial = 0;
         e->tc = NULL;
     }
+    lb_tls.cur_serial = 0;
     lb_os_mutex_unlock(&lb_tls_mutex);
+}
+
+struct lb_level *lb_tls_level_slow(const struct lb_cache *c, uint32_t d)
+{
+    if (d >= LB_LEVELS || c->tls_slot >= LB_TLS_ZONES)
+        return NULL;
+    const struct lb_tls_zone *e = &lb_tls.z[c->tls_slot];
+    if (e->serial != c->serial)
+        return NULL;
+    if (d == 0) {
+        /* Entered at depth 0: no labyrinth call of this thread is under
+         * way, so the current-zone entry can change. */
+        lb_tls.cur_serial = 0;
+        lb_signal_fence();
+        lb_tls.cur_lvl = e->tc->lvl;
+        lb_signal_fence();
+        lb_tls.cur_serial = c->serial;
+    }
+    return &e->tc->lvl[d];
 }
 
 uint32_t lb_cache_thread_id(void)
@@ -113,6 +133,9 @@ struct lb_tcache *lb_cache_claim(struct lb_cache *c)
         e->tc = tc;
         lb_signal_fence(); /* tc is in place before the serial says so */
         e->serial = c->serial;
+        lb_tls.cur_lvl = tc->lvl; /* claims run at depth 0: see lb_tls_level_cur */
+        lb_signal_fence();
+        lb_tls.cur_serial = c->serial;
         if (!lb_tls.armed) {
             lb_tls.armed = 1;
             lb_os_thread_exit_arm(&lb_tls);
@@ -123,23 +146,39 @@ struct lb_tcache *lb_cache_claim(struct lb_cache *c)
 }
 
 /* Fold a level's counters into the retired totals (its owner is gone). */
+uint64_t lb_level_frees(const struct lb_level *l)
+{
+    uint64_t allocs = 0;
+    for (unsigned i = 0; i < LB_MODE_SLOTS; i++)
+        allocs += lb_load_rlx_u64(&l->allocs[i]);
+    const struct lb_mag *a = lb_level_loaded(l), *b = lb_level_spare(l);
+    return allocs + lb_load_rlx_u64(&l->moved_out) - lb_load_rlx_u64(&l->moved_in) +
+           lb_load_rlx_u32(&a->count) + lb_load_rlx_u32(&b->count);
+}
+
+/* Fold a level's counters into the retired totals (its owner is gone; its
+ * magazines are empty, their pages counted in moved_out). */
 static void lb_level_retire(struct lb_cache *c, struct lb_level *l)
 {
+    lb_add_rlx_u64(&c->retired_frees, lb_level_frees(l));
     for (unsigned i = 0; i < LB_MODE_SLOTS; i++) {
         lb_add_rlx_u64(&c->retired_allocs[i], lb_load_rlx_u64(&l->allocs[i]));
         lb_store_rlx_u64(&l->allocs[i], 0);
     }
-    lb_add_rlx_u64(&c->retired_frees, lb_load_rlx_u64(&l->frees));
-    lb_store_rlx_u64(&l->frees, 0);
+    lb_store_rlx_u64(&l->moved_in, 0);
+    lb_store_rlx_u64(&l->moved_out, 0);
 }
 
 void lb_cache_release(struct lb_cache *c, struct lb_tcache *tc)
 {
     lb_spin_lock(&c->buddy->lock);
     for (unsigned d = 0; d < LB_LEVELS; d++) {
-        lb_cache_mag_to_buddy(c, lb_level_loaded(&tc->lvl[d]));
-        lb_cache_mag_to_buddy(c, lb_level_spare(&tc->lvl[d]));
-        lb_level_retire(c, &tc->lvl[d]);
+        struct lb_level *l = &tc->lvl[d];
+        uint64_t n = lb_load_rlx_u32(&lb_level_loaded(l)->count) + lb_load_rlx_u32(&lb_level_spare(l)->count);
+        lb_cache_mag_to_buddy(c, lb_level_loaded(l));
+        lb_cache_mag_to_buddy(c, lb_level_spare(l));
+        lb_bump_1w_u64(&l->moved_out, n);
+        lb_level_retire(c, l);
     }
     lb_spin_unlock(&c->buddy->lock);
     lb_add_rlx_u32(&c->threads, (uint32_t)-1);
@@ -157,6 +196,8 @@ void lb_cache_release_self(struct lb_cache *c)
         return;
     struct lb_tcache *tc = e->tc;
     e->serial = 0;
+    if (lb_tls.cur_serial == c->serial)
+        lb_tls.cur_serial = 0;
     lb_signal_fence();
     e->tc = NULL;
     lb_cache_release(c, tc);
@@ -487,7 +528,7 @@ void lb_cache_counts(const struct lb_cache *c, struct lb_cache_counts *out)
             const struct lb_level *l = &tc->lvl[d];
             for (unsigned i = 0; i < LB_MODE_SLOTS; i++)
                 out->allocs[i] += lb_load_rlx_u64(&l->allocs[i]);
-            out->frees += lb_load_rlx_u64(&l->frees);
+            out->frees += lb_level_frees(l);
             /* The owner may swap loaded and spare meanwhile: a snapshot. */
             struct lb_mag *a = lb_level_loaded(l);
             struct lb_mag *b = lb_level_spare(l);

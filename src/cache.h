@@ -49,13 +49,18 @@ struct lb_stack {
  * TRYLOCK): 3 = ATOMIC, 2 = NOWAIT, 0 = KERNEL, 1 = RESERVE alone. */
 #define LB_MODE_SLOTS 4u
 
-/* One nesting level of one thread's cache: one cache line. */
+/* One nesting level of one thread's cache: one cache line.  Only
+ * allocations are counted on the fast path; frees into the level follow
+ * from the magazine flows (counted on the slow paths):
+ *   frees = allocs + moved_out - moved_in + pages now in loaded and spare */
 struct lb_level {
     lb_atomic_ptr  loaded;   /* struct lb_mag *; written only by the level */
     lb_atomic_ptr  spare;    /* struct lb_mag *; read by stats             */
-    lb_atomic_u64  frees;                  /* single writer: the level   */
     lb_atomic_u64  allocs[LB_MODE_SLOTS];  /* single writer: the level   */
+    lb_atomic_u64  moved_in;  /* pages put in by refills (depot, buddy)    */
+    lb_atomic_u64  moved_out; /* pages taken out by flushes                */
 } LB_ALIGNED_CL;
+_Static_assert(sizeof(struct lb_level) == LB_CACHELINE, "a level is one cache line");
 
 struct lb_tcache {
     struct lb_level lvl[LB_LEVELS];
@@ -99,6 +104,8 @@ struct lb_tls_zone {
 struct lb_tls {
     uint32_t depth;              /* nesting of labyrinth calls             */
     uint32_t thread_id;          /* 0 until first needed                   */
+    uint64_t cur_serial;         /* the zone this thread used last ...     */
+    struct lb_level *cur_lvl;    /* ... and its level 0 (fast check)       */
     uint32_t armed;              /* exit hook armed                        */
     struct lb_tls_zone z[LB_TLS_ZONES];
 };
@@ -120,13 +127,22 @@ static inline void lb_leave(uint32_t d)
     lb_tls.depth = d;
 }
 
-/* The level this call may use, or NULL (shared path or claim needed). */
+/* The level a call at depth d may use in the zone whose serial is given:
+ * the "current zone" entry first (one compare), else the zone's slot.
+ * NULL: the shared path, or a claim is needed.  Only a call entered at
+ * depth 0 changes the current-zone entry, so a call that read it after its
+ * lb_enter() cannot have it changed under it by a nested handler. */
+static inline struct lb_level *lb_tls_level_cur(uint64_t serial, uint32_t d)
+{
+    if (LB_LIKELY(lb_tls.cur_serial == serial && d < LB_LEVELS))
+        return lb_tls.cur_lvl + d;
+    return NULL;
+}
+struct lb_level *lb_tls_level_slow(const struct lb_cache *c, uint32_t d);
 static inline struct lb_level *lb_tls_level(const struct lb_cache *c, uint32_t d)
 {
-    const struct lb_tls_zone *e = &lb_tls.z[c->tls_slot & (LB_TLS_ZONES - 1)];
-    if (LB_LIKELY(e->serial == c->serial && d < LB_LEVELS))
-        return &e->tc->lvl[d];
-    return NULL;
+    struct lb_level *l = lb_tls_level_cur(c->serial, d);
+    return l ? l : lb_tls_level_slow(c, d);
 }
 
 /* Pop a page from the loaded magazine, NULL if it is empty. */
@@ -161,13 +177,6 @@ static inline bool lb_level_push(struct lb_level *l, void *p, unsigned mag_size)
     m->slot[n] = p;
     lb_store_rlx_u32(&m->count, n + 1);
     return true;
-}
-
-/* Descriptor of a page known to be in the map (a magazine's page). */
-static inline lb_atomic_u64 *lb_cache_desc(const struct lb_cache *c, void *p)
-{
-    struct lb_region *r = lb_regmap_lookup(c->map, (uintptr_t)p);
-    return &r->desc[((uintptr_t)p - r->base) >> c->page_shift];
 }
 
 /* ---- set-up ----------------------------------------------------------------- */
@@ -236,6 +245,9 @@ void *lb_cache_reserve_get(struct lb_cache *c, unsigned flags);
 void lb_cache_mag_to_stack(struct lb_cache *c, struct lb_mag *m, struct lb_stack *s, unsigned state);
 
 /* ---- counters ---------------------------------------------------------------------- */
+/* Frees into level l so far (see struct lb_level). */
+uint64_t lb_level_frees(const struct lb_level *l);
+
 struct lb_cache_counts {
     uint64_t allocs[LB_MODE_SLOTS], frees;
     uint64_t cached_pages, depot_pages, threads;

@@ -329,13 +329,16 @@ static int lb_plan_make(const struct labyrinth_zone_config *cfg, size_t pages, s
     p->max_pages = cfg->max_pages ? cfg->max_pages : pages;
     if (p->max_pages < pages || p->max_pages > (size_t)LB_REGION_MAX_PAGES * LB_MAX_REGIONS)
         return -EINVAL;
+    /* Watermarks, as the kernel's min <= low <= high: a default adapts to
+     * the fields the caller set; fields set out of order are refused. */
     p->reserve = cfg->reserve_pages ? cfg->reserve_pages : pages / 16;
-    if (p->reserve > pages)
-        return -EINVAL;
-    size_t room = pages - p->reserve;
-    p->high = cfg->high_pages ? cfg->high_pages : LB_MIN(pages / 4, room);
-    p->low = cfg->low_pages ? cfg->low_pages : LB_MIN(pages / 8, p->high);
-    if (p->low > p->high || p->high > room)
+    if (cfg->low_pages && !cfg->reserve_pages && p->reserve > cfg->low_pages)
+        p->reserve = cfg->low_pages;
+    p->low = cfg->low_pages ? cfg->low_pages : LB_MAX(pages / 8, p->reserve);
+    if (cfg->high_pages && !cfg->low_pages && p->low > cfg->high_pages)
+        p->low = LB_MAX(p->reserve, cfg->high_pages);
+    p->high = cfg->high_pages ? cfg->high_pages : LB_MIN(pages, LB_MAX(pages / 4, p->low));
+    if (p->reserve > p->low || p->low > p->high || p->high > pages)
         return -EINVAL;
     if (cfg->magazine_pages) {
         if (cfg->magazine_pages > LB_MAG_MAX)
@@ -347,6 +350,8 @@ static int lb_plan_make(const struct labyrinth_zone_config *cfg, size_t pages, s
     p->ntcaches = cfg->max_threads ? cfg->max_threads : (cfg->memory ? 8u : 64u);
     if (p->ntcaches > 4096)
         return -EINVAL;
+    /* The depot holds up to high - reserve pages (more while the warden
+     * has not trimmed it), in full magazines. */
     p->nmags = p->ntcaches * 2 * LB_LEVELS + (uint32_t)((2 * p->high + p->mag_size - 1) / p->mag_size) + 4;
     return 0;
 }
@@ -377,9 +382,10 @@ static void lb_zone_fill_common(struct labyrinth_zone *z, const struct labyrinth
     z->max_order = p->max_order;
     z->page_size = lb_os_page_size();
     z->page_shift = (unsigned)__builtin_ctzl(z->page_size);
+    z->page_mask = z->page_size - 1;
     z->poison = cfg->poison_pattern ? cfg->poison_pattern : 0x6b;
     z->free_slow = cfg->flags & LABYRINTH_ZONE_VERIFY;
-    z->alloc_slow = cfg->quality || z->free_slow;
+    z->fast_gfp = (cfg->quality || z->free_slow) ? 0 : LB_GFP_FAST_SET;
     z->pages = p->pages;
     z->max_pages = p->max_pages;
     z->reserve_target = p->reserve;
@@ -490,11 +496,15 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct labyrinth_
     }
 
     lb_regmap_add(&z->map, &z->regions[0]); /* region 0 needs no table: cannot fail */
+    z->r0_lo = z->regions[0].lo;
+    z->r0_bytes = z->regions[0].bytes;
+    z->r0_desc = &z->regions[0].desc[z->regions[0].first];
     lb_buddy_add_region(&z->buddy, &z->regions[0]);
     lb_store_rlx_u64(&z->total_pages, plan.pages);
     z->all_locked = z->caller_memory ? false : z->regions[0].locked;
     lb_cache_init(&z->cache, meta, plan.mag_size, plan.nmags, plan.ntcaches, z->page_shift, &z->map,
                   &z->buddy, z->serial);
+    z->mag_size = plan.mag_size;
     if (!z->caller_memory)
         lb_os_mutex_init(&z->grow_mutex);
     if (!z->caller_memory || (z->flags & LABYRINTH_ZONE_WARDEN))
@@ -716,14 +726,16 @@ static void *lb_level_refill_pop(struct labyrinth_zone *z, struct lb_level *l, u
     if (m) {
         lb_depot_push(c, &c->empty, lb_level_loaded(l));
         lb_store_rlx_ptr(&l->loaded, m);
-        if (lb_load_rlx_u64(&c->full.count) * c->mag_size < z->low)
+        lb_bump_1w_u64(&l->moved_in, lb_load_rlx_u32(&m->count));
+        if (lb_load_rlx_u64(&c->full.count) * c->mag_size + lb_load_rlx_u64(&c->reserve.count) < z->low)
             lb_zone_kick(z);
         return lb_level_pop(l);
     }
     lb_zone_kick(z);
     if (lb_zone_buddy_lock(z, gfp)) {
-        lb_cache_fill_from_buddy(c, lb_level_loaded(l), c->mag_size);
+        uint32_t n = lb_cache_fill_from_buddy(c, lb_level_loaded(l), c->mag_size);
         lb_zone_buddy_unlock(z);
+        lb_bump_1w_u64(&l->moved_in, n);
         return lb_level_pop(l);
     }
     return NULL;
@@ -740,17 +752,15 @@ static void *lb_zone_alloc_loop(struct labyrinth_zone *z, unsigned gfp, unsigned
         if (l) {
             p = lb_level_refill_pop(z, l, gfp);
             if (p) {
-                lb_store_rlx_u64(lb_cache_desc(&z->cache, p), lb_d_make(LB_S_ALLOC, 0, dflags));
+                lb_store_rlx_u64(lb_zone_desc(z, p), lb_d_make(LB_S_ALLOC, 0, dflags));
                 lb_bump_1w_u64(&l->allocs[lb_gfp_slot(gfp)], 1);
                 return p;
             }
         }
         p = lb_zone_try_block(z, gfp, order, dflags);
         if (p) {
-            if (l)
-                lb_bump_1w_u64(&l->allocs[lb_gfp_slot(gfp)], 1);
-            else
-                lb_add_rlx_u64(&z->cache.shared_allocs[lb_gfp_slot(gfp)], 1);
+            /* Not from the level's magazines: counted apart (see struct lb_level). */
+            lb_add_rlx_u64(&z->cache.shared_allocs[lb_gfp_slot(gfp)], 1);
             return p;
         }
         if (!lb_gfp_may_sleep(gfp))
@@ -773,22 +783,6 @@ static void *lb_zone_alloc_loop(struct labyrinth_zone *z, unsigned gfp, unsigned
     if (!*err)
         *err = -ENOMEM;
     return NULL;
-}
-
-void *lb_zone_alloc0_slow(struct labyrinth_zone *z, unsigned gfp, uint32_t d, unsigned dflags)
-{
-    struct lb_cache *c = &z->cache;
-    struct lb_level *l = lb_tls_level(c, d);
-    if (!l && d == 0 && lb_cache_claim(c))
-        l = lb_tls_level(c, 0);
-    int err = 0;
-    return lb_zone_alloc_loop(z, gfp, 0, dflags, l, &err);
-}
-
-void *lb_zone_alloc_block(struct labyrinth_zone *z, unsigned gfp, unsigned order, unsigned dflags)
-{
-    int err = 0;
-    return lb_zone_alloc_loop(z, gfp, order, dflags, NULL, &err);
 }
 
 void *lb_zone_alloc_err(struct labyrinth_zone *z, unsigned gfp, unsigned order, unsigned dflags,
@@ -842,12 +836,13 @@ void lb_zone_free0_slow(struct labyrinth_zone *z, void *p, struct lb_region *r, 
         } else {
             /* Both magazines full: hand the loaded one on. */
             struct lb_mag *m = lb_level_loaded(l), *e;
+            lb_bump_1w_u64(&l->moved_out, lb_load_rlx_u32(&m->count));
             if (lb_load_rlx_u64(&c->reserve.count) < z->reserve_target) {
                 lb_cache_mag_to_stack(c, m, &c->reserve, LB_S_RESERVED);
             } else if ((e = lb_depot_pop(c, &c->empty))) {
                 lb_depot_push(c, &c->full, m);
                 lb_store_rlx_ptr(&l->loaded, e);
-                if (lb_load_rlx_u64(&c->full.count) * c->mag_size > 2 * z->high + c->mag_size)
+                if (lb_load_rlx_u64(&c->full.count) * c->mag_size > 2 * (z->high - z->reserve_target) + c->mag_size)
                     lb_zone_kick(z);
             } else if (lb_spin_trylock_bounded(&z->buddy.lock, LB_TRYLOCK_TRIES)) {
                 lb_cache_mag_to_buddy(c, m);
@@ -860,7 +855,13 @@ void lb_zone_free0_slow(struct labyrinth_zone *z, void *p, struct lb_region *r, 
         bool ok = lb_level_push(l, p, c->mag_size);
         LB_CHECK(ok);
     }
-    lb_bump_1w_u64(&l->frees, 1);
+}
+
+lb_atomic_u64 *lb_zone_desc_slow(struct labyrinth_zone *z, const void *p)
+{
+    struct lb_region *r = lb_regmap_lookup(&z->map, (uintptr_t)p);
+    LB_CHECK(r != NULL); /* a page from a magazine is always in a region */
+    return &r->desc[((uintptr_t)p - r->base) >> z->page_shift];
 }
 
 /* ---- the warden ------------------------------------------------------------------------------------ */
@@ -893,9 +894,12 @@ static uint64_t lb_zone_rebalance_locked(struct labyrinth_zone *z)
         moved += lb_cache_reserve_trim(c, rl - z->reserve_target);
     lb_spin_unlock(&z->buddy.lock);
 
+    /* The lock-free supply is the reserve plus the depot's full magazines:
+     * below low, fill the depot until the supply reaches high. */
     uint64_t dp = lb_load_rlx_u64(&c->full.count) * c->mag_size;
-    if (dp < z->low) {
-        while (dp + c->mag_size <= LB_MAX(z->high, (size_t)c->mag_size)) {
+    uint64_t depot_high = z->high - z->reserve_target;
+    if (dp + lb_load_rlx_u64(&c->reserve.count) < z->low) {
+        while (dp + c->mag_size <= LB_MAX(depot_high, (size_t)c->mag_size)) {
             struct lb_mag *e = lb_depot_pop(c, &c->empty);
             if (!e)
                 break;
@@ -913,8 +917,8 @@ static uint64_t lb_zone_rebalance_locked(struct labyrinth_zone *z)
             dp += c->mag_size;
             moved += c->mag_size;
         }
-    } else if (dp > 2 * z->high + c->mag_size) {
-        while (dp > z->high) {
+    } else if (dp > 2 * depot_high + c->mag_size) {
+        while (dp > depot_high) {
             struct lb_mag *m = lb_depot_pop(c, &c->full);
             if (!m)
                 break;

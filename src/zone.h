@@ -22,21 +22,29 @@ static inline bool lb_gfp_valid(unsigned gfp)
         return false;
     return true;
 }
-/* The three named modes take the inlined fast path: a 16-bit set. */
+/* The three named modes take the inlined fast path: a set of gfp values. */
 #define LB_GFP_FAST_SET ((1u << LABYRINTH_GFP_ATOMIC) | (1u << LABYRINTH_GFP_NOWAIT) | (1u << LABYRINTH_GFP_KERNEL))
-static inline bool lb_gfp_fast(unsigned gfp) { return gfp < 16 && ((LB_GFP_FAST_SET >> gfp) & 1u); }
 static inline bool lb_gfp_may_sleep(unsigned gfp) { return gfp & LABYRINTH_GFP_BIT_SLEEP; }
 static inline unsigned lb_gfp_slot(unsigned gfp) { return gfp & (LB_MODE_SLOTS - 1); }
 
 struct labyrinth_zone {
+    /* Hot: everything the order-0 fast paths read, in one cache line. */
+    uint64_t      serial;       /* unique per process; = cache.serial      */
+    uintptr_t     r0_lo;        /* region 0's usable pages ...              */
+    size_t        r0_bytes;
+    lb_atomic_u64 *r0_desc;     /* ... and the descriptor of r0_lo's page   */
+    uint32_t      fast_gfp;     /* modes with a fast path (bit per gfp
+                                   value); 0 when quality or VERIFY apply   */
+    uint32_t      mag_size;
+    unsigned      page_shift;
+    bool          free_slow;    /* VERIFY: poison on free                   */
+    uintptr_t     page_mask;    /* page size - 1                            */
+
     uint64_t      magic;
-    uint64_t      serial;
     char          name[48];
-    unsigned      flags, quality, max_order, page_shift;
+    unsigned      flags, quality, max_order;
     size_t        page_size;
     unsigned char poison;
-    bool          alloc_slow;   /* zone quality or VERIFY: skip the fast path */
-    bool          free_slow;    /* VERIFY: poison on free                     */
     bool          caller_memory;
     bool          all_locked;
     size_t        pages, max_pages, reserve_target, low, high;
@@ -87,12 +95,6 @@ uint64_t lb_zone_owner_of(uintptr_t a);
  * negative errno on failure (ETIMEDOUT after a KERNEL wait, ENOMEM). */
 void *lb_zone_alloc_err(struct labyrinth_zone *z, unsigned gfp, unsigned order, unsigned dflags,
                         uint32_t d, int *err);
-/* Order-0 slow path, entered at depth d (already counted by lb_enter). */
-void *lb_zone_alloc0_slow(struct labyrinth_zone *z, unsigned gfp, uint32_t d, unsigned dflags);
-/* Any order, or order 0 without magazines: the buddy (try-lock for
- * TRYLOCK modes), the reserve for order 0 with RESERVE, growth and waiting
- * for SLEEP modes.  Counts the allocation or its failure. */
-void *lb_zone_alloc_block(struct labyrinth_zone *z, unsigned gfp, unsigned order, unsigned dflags);
 /* Order-0 page at (r, idx) whose descriptor this call turned CACHED: find
  * it a home (level magazines at depth d when possible). */
 void lb_zone_free0_slow(struct labyrinth_zone *z, void *p, struct lb_region *r, uint32_t idx, uint32_t d);
@@ -114,10 +116,14 @@ void lb_zone_report(struct labyrinth_zone *z, const struct labyrinth_report *rep
 /* The default handler: one line on stderr (async-signal-safe). */
 void lb_report_default(const struct labyrinth_report *rep, void *arg);
 
-/* Microseconds since the zone's creation, from the cycle counter (any context). */
-static inline uint64_t lb_zone_now_us(const struct labyrinth_zone *z)
+/* Descriptor of a page handed out from a magazine (any region). */
+lb_atomic_u64 *lb_zone_desc_slow(struct labyrinth_zone *z, const void *p);
+static inline lb_atomic_u64 *lb_zone_desc(struct labyrinth_zone *z, const void *p)
 {
-    return (lb_os_cycles() - z->epoch_cycles) / z->cycles_per_us;
+    uintptr_t off = (uintptr_t)p - z->r0_lo;
+    if (LB_LIKELY(off < z->r0_bytes))
+        return &z->r0_desc[off >> z->page_shift];
+    return lb_zone_desc_slow(z, p);
 }
 
 /* Region and page index of address a in z: 0, or the negative errno of a
