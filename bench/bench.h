@@ -1,0 +1,123 @@
+/*
+ * bench.h - labyrinth-bench: labyrinth and its peers through the same
+ * allocation patterns, in one process.
+ *
+ * Every allocator is reached through one small vtable (struct lbb_peer):
+ * one file per adapter (peer_*.c).  The patterns (patterns.c) only ever
+ * call peer->alloc(tctx) and peer->free(tctx, p), where tctx is what the
+ * peer's thread_init returned on the calling thread, so every allocator
+ * pays the same harness overhead: one indirect call each way.
+ */
+#ifndef LBB_BENCH_H
+#define LBB_BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define LBB_BLOCK      4096u  /* every allocation: 4 KiB, 4 KiB aligned    */
+#define LBB_POOL_PAGES 65536u /* pages a pool-based allocator is given     */
+#define LBB_MAX_PEERS  12u
+#define LBB_MAX_RUNS   101u
+#define LBB_BURST      64u    /* blocks per burst                          */
+
+#define LBB_NOINLINE __attribute__((noinline))
+#if defined(__clang__)
+#define LBB_NOCLONE
+#else
+#define LBB_NOCLONE __attribute__((noclone))
+#endif
+
+/* Keep p alive for the compiler: the pointer escapes. */
+static inline void lbb_escape(void *p) { __asm__ __volatile__("" : : "r"(p) : "memory"); }
+
+static inline void lbb_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield" ::: "memory");
+#else
+    __asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+/* Copy s into out (len bytes), truncated, always terminated. */
+static inline void lbb_copy(char *out, size_t len, const char *s)
+{
+    size_t n = 0;
+    if (!len)
+        return;
+    while (s && s[n] && n + 1 < len) {
+        out[n] = s[n];
+        n++;
+    }
+    out[n] = 0;
+}
+
+typedef void *lbb_alloc_fn(void *tctx);
+typedef void lbb_free_fn(void *tctx, void *p);
+
+struct lbb_peer {
+    const char *name;  /* row label and --peers name                         */
+    const char *api;   /* what is called, for the report                     */
+    bool reference;    /* not an allocator (the harness baseline): no ratios */
+
+    /* Process set-up in normal context; 0, or -1 with why[] filled (the
+     * peer is then reported MISSING with that reason). */
+    int (*init)(struct lbb_peer *p);
+    /* Per-thread set-up, on the thread that will allocate; returns the
+     * context passed to alloc/free, NULL (why[] filled) on failure. */
+    void *(*thread_init)(struct lbb_peer *p);
+    void (*thread_fini)(struct lbb_peer *p, void *tctx);
+    lbb_alloc_fn *alloc;  /* one LBB_BLOCK block, NULL on failure         */
+    lbb_free_fn *free;
+    void (*fini)(struct lbb_peer *p);
+    /* Optional: a line of allocator-specific state after the run. */
+    void (*describe)(struct lbb_peer *p, char *buf, size_t len);
+
+    /* Filled by init. */
+    char version[64];
+    char note[200];  /* how it is set up                                   */
+    char why[256];   /* why it is MISSING                                  */
+    void *state;
+    bool ok;
+};
+
+extern struct lbb_peer lbb_peer_labyrinth;
+extern struct lbb_peer lbb_peer_labyrinth_seed;
+extern struct lbb_peer lbb_peer_dpdk;
+extern struct lbb_peer lbb_peer_tcmalloc;
+extern struct lbb_peer lbb_peer_jemalloc;
+extern struct lbb_peer lbb_peer_mimalloc;
+extern struct lbb_peer lbb_peer_glibc;
+extern struct lbb_peer lbb_peer_harness;
+
+/* snprintf into p->why; returns -1 for init's convenience. */
+int lbb_peer_fail(struct lbb_peer *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void lbb_peer_note(struct lbb_peer *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Allocators loaded with dlopen(RTLD_LOCAL | RTLD_DEEPBIND) so that their
+ * malloc never replaces the process's (peer_dlopen.c). */
+struct lbb_dl {
+    void *handle;
+    void *(*aligned)(size_t align, size_t size); /* (alignment, size) order */
+    void (*release)(void *p);
+};
+/* Open the first soname that loads and look up the two entry points. */
+int lbb_dl_open(struct lbb_peer *p, struct lbb_dl *d, const char *const *sonames,
+                const char *alloc_sym, const char *free_sym);
+void *lbb_dl_sym(struct lbb_dl *d, const char *sym);
+void *lbb_dl_alloc(void *tctx);
+void lbb_dl_free(void *tctx, void *p);
+void *lbb_dl_thread_init(struct lbb_peer *p);
+void lbb_dl_thread_fini(struct lbb_peer *p, void *tctx);
+/* The GLIBC_TUNABLES value the process needs for dlopen of allocators
+ * with large initial-exec TLS (jemalloc); see main.c. */
+#define LBB_STATIC_TLS_TUNABLE "glibc.rtld.optional_static_tls=65536"
+
+/* labyrinth's metadata per page for a default zone and a NO_TRACKING one
+ * (peer_labyrinth.c); 0 on success. */
+int lbb_labyrinth_metadata(double *bytes_per_page_default, double *bytes_per_page_notrack);
+
+#endif /* LBB_BENCH_H */

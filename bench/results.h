@@ -1,0 +1,93 @@
+/*
+ * results.h - options, and what a run measured.
+ */
+#ifndef LBB_RESULTS_H
+#define LBB_RESULTS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bench.h"
+#include "stats.h"
+
+enum lbb_pattern {
+    LBB_P_LIFO,
+    LBB_P_BURST,
+    LBB_P_HANDOFF, /* and the bare ring */
+    LBB_P_SCALING,
+    LBB_P_LATENCY, /* LIFO and handoff, with the timer floor */
+    LBB_P_INSTR,   /* callgrind */
+    LBB_P_COUNT
+};
+extern const char *const lbb_pattern_name[LBB_P_COUNT];
+#define LBB_P_DEFAULT ((1u << LBB_P_INSTR) - 1) /* all but instr */
+
+struct lbb_opts {
+    unsigned patterns;      /* bit per enum lbb_pattern                  */
+    bool peer_on[LBB_MAX_PEERS];
+    unsigned runs;
+    double duration_ms;     /* per measurement                           */
+    uint64_t iterations;    /* fixed count per measurement; 0 = duration */
+    uint64_t lat_samples;
+    uint64_t cg_iterations; /* callgrind: N and 2N pairs                 */
+    unsigned ring_slots;
+    bool json, pin, quiet;
+};
+
+/* One number per run. */
+struct lbb_series {
+    double v[LBB_MAX_RUNS];
+    unsigned n;
+    uint64_t iters;  /* per measurement */
+    uint64_t fails;  /* NULL allocations, summed over runs */
+    bool measured;
+    char error[160]; /* set when the measurement could not be made */
+};
+
+struct lbb_latency {
+    double ns[LBB_NPCT];
+    uint64_t samples, fails;
+    bool measured;
+    char error[160];
+};
+
+struct lbb_instr {
+    double per_pair;  /* instructions per alloc+free pair, harness included */
+    bool measured;
+    char error[200];
+};
+
+struct lbb_row {
+    struct lbb_peer *peer;
+    struct lbb_series lifo, burst, handoff, scale1, scale2;
+    struct lbb_latency lat_lifo, lat_handoff;
+    struct lbb_instr instr_lifo, instr_burst;
+    char after[400]; /* the peer's own account after the run */
+};
+
+struct lbb_results {
+    struct lbb_row rows[LBB_MAX_PEERS];
+    unsigned nrows;
+    struct lbb_series ring;  /* bare SPSC ring, M pointers/s */
+    struct lbb_latency floor; /* two back-to-back timer reads */
+    double ticks_per_ns;
+    double tick_step_ns; /* the counter's resolution                */
+    double meta_default, meta_notrack; /* labyrinth bytes per page, < 0 unknown */
+    int worker_cpu[2];
+    double wall_s;
+};
+
+/* run.c: the measurements. */
+void lbb_run_all(const struct lbb_opts *o, struct lbb_results *r);
+/* The cycle counter's rate and resolution (normal context). */
+void lbb_timer_setup(struct lbb_results *r);
+/* callgrind.c: instruction counts (spawns valgrind); the child side. */
+void lbb_callgrind_all(const struct lbb_opts *o, struct lbb_results *r, const char *self);
+int lbb_callgrind_child(struct lbb_peer *peer, const char *pattern, uint64_t pairs);
+/* report.c */
+void lbb_report_text(const struct lbb_opts *o, struct lbb_results *r);
+void lbb_report_json(const struct lbb_opts *o, struct lbb_results *r);
+/* main.c: progress on stderr unless --quiet. */
+void lbb_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif /* LBB_RESULTS_H */

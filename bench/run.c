@@ -1,0 +1,359 @@
+/*
+ * run.c - the measurements: every selected pattern, every peer, --runs
+ * times, peers interleaved within each run so that drift (frequency,
+ * neighbours on the host) hits all of them alike.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "patterns.h"
+#include "results.h"
+#include "timer.h"
+
+const char *const lbb_pattern_name[LBB_P_COUNT] = {"lifo", "burst", "handoff", "scaling", "latency", "instr"};
+
+/* Rows that are measured: real allocators that initialised. */
+static bool lbb_row_active(const struct lbb_row *row)
+{
+    return row->peer->ok && !row->peer->reference;
+}
+
+/* The label of the bare ring's row. */
+static struct lbb_peer lbb_ring_label = {.name = "bare SPSC ring", .ok = true};
+
+/* A measurement: elapsed ns for n operations, or 0 with row error set. */
+typedef uint64_t lbb_measure_fn(struct lbb_row *row, uint64_t n, uint64_t *fails, char *err, size_t errlen);
+
+static unsigned lbb_ring_slots = 512;
+static void **lbb_ring_mem;
+
+static void lbb_seterr(char *err, size_t len, const struct lbb_job *j)
+{
+    if (j->error == 1)
+        snprintf(err, len, "thread set-up failed: %.120s", j->peer && j->peer->why[0] ? j->peer->why : "?");
+    else if (j->error == 2)
+        snprintf(err, len, "gave up: allocations kept failing for %llu s",
+                 (unsigned long long)(LBB_GIVE_UP_NS / 1000000000u));
+}
+
+/* One job on worker 0 alone. */
+static uint64_t lbb_single(void (*fn)(void *), struct lbb_peer *p, uint64_t n, struct lbb_hist *h,
+                           uint64_t *fails, char *err, size_t errlen)
+{
+    struct lbb_job j;
+    memset(&j, 0, sizeof j);
+    j.peer = p;
+    j.iters = n;
+    j.hist = h;
+    lbb_worker_post(0, fn, &j);
+    lbb_worker_wait(0);
+    *fails += j.fails;
+    if (j.error) {
+        lbb_seterr(err, errlen, &j);
+        return 0;
+    }
+    uint64_t ns = j.t1 - j.t0;
+    return ns ? ns : 1;
+}
+
+static uint64_t lbb_m_lifo(struct lbb_row *row, uint64_t n, uint64_t *fails, char *err, size_t errlen)
+{
+    return lbb_single(lbb_job_lifo, row->peer, n, NULL, fails, err, errlen);
+}
+
+static uint64_t lbb_m_burst(struct lbb_row *row, uint64_t n, uint64_t *fails, char *err, size_t errlen)
+{
+    return lbb_single(lbb_job_burst, row->peer, n, NULL, fails, err, errlen);
+}
+
+/* Producer on worker 0, consumer on worker 1; elapsed from the start line
+ * to the consumer's last free. */
+static uint64_t lbb_pair(void (*prod)(void *), void (*cons)(void *), struct lbb_peer *p, uint64_t n,
+                         struct lbb_hist *h, uint64_t *fails, char *err, size_t errlen)
+{
+    struct lbb_spsc ring;
+    struct lbb_start start;
+    struct lbb_job jp, jc;
+    lbb_spsc_init(&ring, lbb_ring_mem, lbb_ring_slots);
+    lbb_start_init(&start, 2);
+    memset(&jp, 0, sizeof jp);
+    jp.peer = p;
+    jp.iters = n;
+    jp.start = &start;
+    jp.ring = &ring;
+    jp.hist = h;
+    jc = jp;
+    jc.hist = NULL;
+    lbb_worker_post(1, cons, &jc);
+    lbb_worker_post(0, prod, &jp);
+    lbb_worker_wait(0);
+    lbb_worker_wait(1);
+    *fails += jp.fails;
+    if (jp.error || jc.error) {
+        lbb_seterr(err, errlen, jp.error ? &jp : &jc);
+        return 0;
+    }
+    uint64_t t0 = jp.t0 < jc.t0 ? jp.t0 : jc.t0;
+    uint64_t ns = jc.t1 - t0;
+    return ns ? ns : 1;
+}
+
+/* The handoff row of an allocator, or the bare ring's row. */
+static uint64_t lbb_m_handoff(struct lbb_row *row, uint64_t n, uint64_t *fails, char *err, size_t errlen)
+{
+    if (row->peer == &lbb_ring_label)
+        return lbb_pair(lbb_job_ring_producer, lbb_job_ring_consumer, NULL, n, NULL, fails, err, errlen);
+    return lbb_pair(lbb_job_producer, lbb_job_consumer, row->peer, n, NULL, fails, err, errlen);
+}
+
+/* Two workers, each n LIFO pairs, from one start line; the slower one's
+ * elapsed time. */
+static uint64_t lbb_m_two(struct lbb_row *row, uint64_t n, uint64_t *fails, char *err, size_t errlen)
+{
+    struct lbb_start start;
+    struct lbb_job j[2];
+    lbb_start_init(&start, 2);
+    for (unsigned w = 0; w < 2; w++) {
+        memset(&j[w], 0, sizeof j[w]);
+        j[w].peer = row->peer;
+        j[w].iters = n;
+        j[w].start = &start;
+    }
+    lbb_worker_post(1, lbb_job_lifo, &j[1]);
+    lbb_worker_post(0, lbb_job_lifo, &j[0]);
+    lbb_worker_wait(0);
+    lbb_worker_wait(1);
+    uint64_t ns = 0;
+    for (unsigned w = 0; w < 2; w++) {
+        *fails += j[w].fails;
+        if (j[w].error) {
+            lbb_seterr(err, errlen, &j[w]);
+            return 0;
+        }
+        if (j[w].t1 - j[w].t0 > ns)
+            ns = j[w].t1 - j[w].t0;
+    }
+    return ns ? ns : 1;
+}
+
+/* How many operations make one measurement last --duration (or exactly
+ * --iterations), in multiples of granule.  Doubles as the warm-up. */
+static uint64_t lbb_calibrate(const struct lbb_opts *o, lbb_measure_fn *m, struct lbb_row *row,
+                              uint64_t granule, char *err, size_t errlen)
+{
+    if (o->iterations)
+        return (o->iterations + granule - 1) / granule * granule;
+    uint64_t n = granule * 16, fails = 0;
+    for (;;) {
+        uint64_t ns = m(row, n, &fails, err, errlen);
+        if (!ns)
+            return 0;
+        if (ns >= 2000000u || n >= (1ull << 34)) {
+            double want = o->duration_ms * 1e6 / (double)ns * (double)n;
+            uint64_t k = (uint64_t)(want / (double)granule);
+            return (k ? k : 1) * granule;
+        }
+        n *= 4;
+    }
+}
+
+static void lbb_series_fail(struct lbb_series *s, const char *err)
+{
+    s->measured = false;
+    snprintf(s->error, sizeof s->error, "%s", err);
+}
+
+/* Calibrate and measure one series per row (value = per_op ? ns per
+ * operation : millions of operations per second).  Every run measures
+ * every row once, in the same order. */
+static void lbb_pattern(const struct lbb_opts *o, struct lbb_row *const *rows, unsigned nrows, const char *what,
+                        lbb_measure_fn *m, size_t series_off, uint64_t granule, bool per_op)
+{
+    char err[160];
+    for (unsigned i = 0; i < nrows; i++) {
+        struct lbb_row *row = rows[i];
+        struct lbb_series *s = (struct lbb_series *)((char *)row + series_off);
+        memset(s, 0, sizeof *s);
+        if (!lbb_row_active(row))
+            continue;
+        err[0] = 0;
+        s->iters = lbb_calibrate(o, m, row, granule, err, sizeof err);
+        s->measured = s->iters != 0;
+        if (!s->measured)
+            lbb_series_fail(s, err);
+    }
+    for (unsigned run = 0; run < o->runs; run++) {
+        lbb_progress("%s: run %u/%u", what, run + 1, o->runs);
+        for (unsigned i = 0; i < nrows; i++) {
+            struct lbb_row *row = rows[i];
+            struct lbb_series *s = (struct lbb_series *)((char *)row + series_off);
+            if (!s->measured)
+                continue;
+            err[0] = 0;
+            uint64_t ns = m(row, s->iters, &s->fails, err, sizeof err);
+            if (!ns) {
+                lbb_series_fail(s, err);
+                continue;
+            }
+            double ops = (double)s->iters;
+            s->v[s->n++] = per_op ? (double)ns / ops : ops * 1e3 / (double)ns;
+        }
+    }
+}
+
+static void lbb_scaling(const struct lbb_opts *o, struct lbb_results *r)
+{
+    char err[160];
+    for (unsigned i = 0; i < r->nrows; i++) {
+        struct lbb_row *row = &r->rows[i];
+        memset(&row->scale1, 0, sizeof row->scale1);
+        memset(&row->scale2, 0, sizeof row->scale2);
+        if (!lbb_row_active(row))
+            continue;
+        err[0] = 0;
+        uint64_t n = lbb_calibrate(o, lbb_m_lifo, row, 1, err, sizeof err);
+        row->scale1.iters = row->scale2.iters = n;
+        row->scale1.measured = row->scale2.measured = n != 0;
+        if (!n) {
+            lbb_series_fail(&row->scale1, err);
+            lbb_series_fail(&row->scale2, err);
+        }
+    }
+    for (unsigned run = 0; run < o->runs; run++) {
+        lbb_progress("scaling: run %u/%u", run + 1, o->runs);
+        for (unsigned i = 0; i < r->nrows; i++) {
+            struct lbb_row *row = &r->rows[i];
+            if (!row->scale1.measured || !row->scale2.measured)
+                continue;
+            uint64_t n = row->scale1.iters;
+            err[0] = 0;
+            uint64_t ns1 = lbb_m_lifo(row, n, &row->scale1.fails, err, sizeof err);
+            uint64_t ns2 = ns1 ? lbb_m_two(row, n, &row->scale2.fails, err, sizeof err) : 0;
+            if (!ns1 || !ns2) {
+                lbb_series_fail(&row->scale1, err);
+                lbb_series_fail(&row->scale2, err);
+                continue;
+            }
+            row->scale1.v[row->scale1.n++] = (double)n * 1e3 / (double)ns1;
+            row->scale2.v[row->scale2.n++] = 2.0 * (double)n * 1e3 / (double)ns2;
+        }
+    }
+}
+
+static void lbb_lat_fill(struct lbb_latency *l, struct lbb_hist *h, double ticks_per_ns)
+{
+    l->samples = h->n;
+    for (unsigned k = 0; k < LBB_NPCT; k++)
+        l->ns[k] = (double)lbb_hist_pct(h, lbb_pct_q[k]) / ticks_per_ns;
+    l->measured = true;
+}
+
+static void lbb_latency(const struct lbb_opts *o, struct lbb_results *r)
+{
+    struct lbb_hist h;
+    char err[160];
+    if (lbb_hist_init(&h)) {
+        for (unsigned i = 0; i < r->nrows; i++) {
+            snprintf(r->rows[i].lat_lifo.error, sizeof r->rows[i].lat_lifo.error, "out of memory");
+            snprintf(r->rows[i].lat_handoff.error, sizeof r->rows[i].lat_handoff.error, "out of memory");
+        }
+        return;
+    }
+    uint64_t n = o->lat_samples, fails = 0;
+    lbb_progress("latency: timer floor");
+    lbb_single(lbb_job_floor, NULL, n, &h, &fails, err, sizeof err);
+    lbb_lat_fill(&r->floor, &h, r->ticks_per_ns);
+    for (unsigned i = 0; i < r->nrows; i++) {
+        struct lbb_row *row = &r->rows[i];
+        if (!lbb_row_active(row))
+            continue;
+        lbb_progress("latency: %s", row->peer->name);
+        uint64_t warm = 0;
+        err[0] = 0;
+        /* Warm-up: a few LIFO pairs, then the timed LIFO allocations. */
+        if (!lbb_single(lbb_job_lifo, row->peer, 16384, NULL, &warm, err, sizeof err)) {
+            snprintf(row->lat_lifo.error, sizeof row->lat_lifo.error, "%s", err);
+            snprintf(row->lat_handoff.error, sizeof row->lat_handoff.error, "%s", err);
+            continue;
+        }
+        lbb_hist_reset(&h);
+        row->lat_lifo.fails = 0;
+        if (lbb_single(lbb_job_lat_lifo, row->peer, n, &h, &row->lat_lifo.fails, err, sizeof err))
+            lbb_lat_fill(&row->lat_lifo, &h, r->ticks_per_ns);
+        else
+            snprintf(row->lat_lifo.error, sizeof row->lat_lifo.error, "%s", err);
+        /* Handoff: the producer times each of its allocations. */
+        if (!lbb_pair(lbb_job_producer, lbb_job_consumer, row->peer, 16384, NULL, &warm, err, sizeof err)) {
+            snprintf(row->lat_handoff.error, sizeof row->lat_handoff.error, "%s", err);
+            continue;
+        }
+        lbb_hist_reset(&h);
+        row->lat_handoff.fails = 0;
+        if (lbb_pair(lbb_job_producer, lbb_job_consumer, row->peer, n, &h, &row->lat_handoff.fails, err,
+                     sizeof err))
+            lbb_lat_fill(&row->lat_handoff, &h, r->ticks_per_ns);
+        else
+            snprintf(row->lat_handoff.error, sizeof row->lat_handoff.error, "%s", err);
+    }
+    lbb_hist_free(&h);
+}
+
+void lbb_timer_setup(struct lbb_results *r)
+{
+    lbb_progress("calibrating the cycle counter");
+    r->ticks_per_ns = lbb_timer_calibrate();
+    uint64_t step = UINT64_MAX, prev = lbb_tick_start();
+    for (unsigned i = 0; i < 1000000; i++) {
+        uint64_t now = lbb_tick_start();
+        if (now != prev && now - prev < step)
+            step = now - prev;
+        prev = now;
+    }
+    r->tick_step_ns = step == UINT64_MAX ? NAN : (double)step / r->ticks_per_ns;
+}
+
+void lbb_run_all(const struct lbb_opts *o, struct lbb_results *r)
+{
+    uint64_t t0 = lbb_now_ns();
+    lbb_ring_slots = o->ring_slots;
+    lbb_ring_mem = calloc(lbb_ring_slots, sizeof *lbb_ring_mem);
+    if (!lbb_ring_mem) {
+        fprintf(stderr, "labyrinth-bench: out of memory\n");
+        exit(1);
+    }
+    if (lbb_workers_start(2, o->pin)) {
+        fprintf(stderr, "labyrinth-bench: cannot start the worker threads\n");
+        exit(1);
+    }
+    r->worker_cpu[0] = lbb_worker_cpu(0);
+    r->worker_cpu[1] = lbb_worker_cpu(1);
+    unsigned p = o->patterns;
+    struct lbb_row *rows[LBB_MAX_PEERS + 1];
+    for (unsigned i = 0; i < r->nrows; i++)
+        rows[i] = &r->rows[i];
+    if (p & (1u << LBB_P_LIFO))
+        lbb_pattern(o, rows, r->nrows, "lifo", lbb_m_lifo, offsetof(struct lbb_row, lifo), 1, true);
+    if (p & (1u << LBB_P_BURST))
+        lbb_pattern(o, rows, r->nrows, "burst", lbb_m_burst, offsetof(struct lbb_row, burst), LBB_BURST, true);
+    if (p & (1u << LBB_P_HANDOFF)) {
+        /* The bare ring is one more row, measured in the same runs. */
+        static struct lbb_row ring;
+        memset(&ring, 0, sizeof ring);
+        ring.peer = &lbb_ring_label;
+        rows[r->nrows] = &ring;
+        lbb_pattern(o, rows, r->nrows + 1, "handoff", lbb_m_handoff, offsetof(struct lbb_row, handoff), 1, false);
+        r->ring = ring.handoff;
+    }
+    if (p & (1u << LBB_P_SCALING))
+        lbb_scaling(o, r);
+    if (p & (1u << LBB_P_LATENCY))
+        lbb_latency(o, r);
+    lbb_workers_stop();
+    for (unsigned i = 0; i < r->nrows; i++)
+        if (r->rows[i].peer->describe && r->rows[i].peer->ok)
+            r->rows[i].peer->describe(r->rows[i].peer, r->rows[i].after, sizeof r->rows[i].after);
+    free(lbb_ring_mem);
+    r->wall_s = (double)(lbb_now_ns() - t0) / 1e9;
+}
