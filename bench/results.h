@@ -60,6 +60,7 @@ struct lbb_instr {
 struct lbb_row {
     struct lbb_peer *peer;
     struct lbb_series lifo, burst, handoff, scale1, scale2;
+    struct lbb_series scale2h; /* two threads right after a handoff burst */
     struct lbb_latency lat_lifo, lat_handoff;
     struct lbb_instr instr_lifo, instr_burst;
     char after[400]; /* the peer's own account after the run */
@@ -74,6 +75,7 @@ struct lbb_results {
     double tick_step_ns; /* the counter's resolution                */
     double meta_default, meta_notrack; /* labyrinth bytes per page, < 0 unknown */
     int worker_cpu[2];
+    char load_before[64], load_after[64]; /* /proc/loadavg around the timed part */
     double wall_s;
 };
 

@@ -168,13 +168,23 @@ static void lbb_series_fail(struct lbb_series *s, const char *err)
 /* Calibrate and measure one series per row (value = per_op ? ns per
  * operation : millions of operations per second).  Every run measures
  * every row once, in the same order. */
-static void lbb_pattern(const struct lbb_opts *o, struct lbb_row *const *rows, unsigned nrows, const char *what,
-                        lbb_measure_fn *m, size_t series_off, uint64_t granule, bool per_op)
+/* Which series of a row a pattern fills. */
+static struct lbb_series *lbb_series_of(struct lbb_row *row, enum lbb_pattern p)
+{
+    switch (p) {
+    case LBB_P_LIFO: return &row->lifo;
+    case LBB_P_BURST: return &row->burst;
+    default: return &row->handoff;
+    }
+}
+
+static void lbb_pattern(const struct lbb_opts *o, struct lbb_row *const *rows, unsigned nrows, enum lbb_pattern pat,
+                        lbb_measure_fn *m, uint64_t granule, bool per_op)
 {
     char err[160];
     for (unsigned i = 0; i < nrows; i++) {
         struct lbb_row *row = rows[i];
-        struct lbb_series *s = (struct lbb_series *)((char *)row + series_off);
+        struct lbb_series *s = lbb_series_of(row, pat);
         memset(s, 0, sizeof *s);
         if (!lbb_row_active(row))
             continue;
@@ -185,10 +195,10 @@ static void lbb_pattern(const struct lbb_opts *o, struct lbb_row *const *rows, u
             lbb_series_fail(s, err);
     }
     for (unsigned run = 0; run < o->runs; run++) {
-        lbb_progress("%s: run %u/%u", what, run + 1, o->runs);
+        lbb_progress("%s: run %u/%u", lbb_pattern_name[pat], run + 1, o->runs);
         for (unsigned i = 0; i < nrows; i++) {
             struct lbb_row *row = rows[i];
-            struct lbb_series *s = (struct lbb_series *)((char *)row + series_off);
+            struct lbb_series *s = lbb_series_of(row, pat);
             if (!s->measured)
                 continue;
             err[0] = 0;
@@ -203,6 +213,18 @@ static void lbb_pattern(const struct lbb_opts *o, struct lbb_row *const *rows, u
     }
 }
 
+/* Blocks moved from worker 0 to worker 1 before "after handoff" run k:
+ * LBB_CHURN + k, so that where the handoff stops (which block is on top of
+ * each thread's cache) varies from run to run instead of always falling
+ * on the same magazine boundary. */
+#define LBB_CHURN 4096u
+
+/* Scaling: per run, n LIFO pairs on one thread, then n on each of two
+ * threads at once.  Then a second series: before each run an untimed
+ * handoff of about LBB_CHURN blocks from worker 0 to worker 1 (as a packet
+ * loop does), then the two threads again.  Allocators whose per-thread
+ * state ends up sharing cache lines after pages changed threads show it
+ * there. */
 static void lbb_scaling(const struct lbb_opts *o, struct lbb_results *r)
 {
     char err[160];
@@ -210,15 +232,17 @@ static void lbb_scaling(const struct lbb_opts *o, struct lbb_results *r)
         struct lbb_row *row = &r->rows[i];
         memset(&row->scale1, 0, sizeof row->scale1);
         memset(&row->scale2, 0, sizeof row->scale2);
+        memset(&row->scale2h, 0, sizeof row->scale2h);
         if (!lbb_row_active(row))
             continue;
         err[0] = 0;
         uint64_t n = lbb_calibrate(o, lbb_m_lifo, row, 1, err, sizeof err);
-        row->scale1.iters = row->scale2.iters = n;
-        row->scale1.measured = row->scale2.measured = n != 0;
+        row->scale1.iters = row->scale2.iters = row->scale2h.iters = n;
+        row->scale1.measured = row->scale2.measured = row->scale2h.measured = n != 0;
         if (!n) {
             lbb_series_fail(&row->scale1, err);
             lbb_series_fail(&row->scale2, err);
+            lbb_series_fail(&row->scale2h, err);
         }
     }
     for (unsigned run = 0; run < o->runs; run++) {
@@ -238,6 +262,25 @@ static void lbb_scaling(const struct lbb_opts *o, struct lbb_results *r)
             }
             row->scale1.v[row->scale1.n++] = (double)n * 1e3 / (double)ns1;
             row->scale2.v[row->scale2.n++] = 2.0 * (double)n * 1e3 / (double)ns2;
+        }
+    }
+    for (unsigned run = 0; run < o->runs; run++) {
+        lbb_progress("scaling after handoff: run %u/%u", run + 1, o->runs);
+        for (unsigned i = 0; i < r->nrows; i++) {
+            struct lbb_row *row = &r->rows[i];
+            if (!row->scale2h.measured)
+                continue;
+            uint64_t n = row->scale2h.iters, churn_fails = 0;
+            err[0] = 0;
+            uint64_t ns = lbb_pair(lbb_job_producer, lbb_job_consumer, row->peer, LBB_CHURN + 1 + run, NULL,
+                                   &churn_fails, err, sizeof err);
+            if (ns)
+                ns = lbb_m_two(row, n, &row->scale2h.fails, err, sizeof err);
+            if (!ns) {
+                lbb_series_fail(&row->scale2h, err);
+                continue;
+            }
+            row->scale2h.v[row->scale2h.n++] = 2.0 * (double)n * 1e3 / (double)ns;
         }
     }
 }
@@ -314,9 +357,24 @@ void lbb_timer_setup(struct lbb_results *r)
     r->tick_step_ns = step == UINT64_MAX ? NAN : (double)step / r->ticks_per_ns;
 }
 
+/* The first three fields of /proc/loadavg: other work on the machine
+ * shows in the numbers, so the report says how busy it was. */
+static void lbb_loadavg(char *out, size_t len)
+{
+    FILE *f = fopen("/proc/loadavg", "r");
+    double a = 0, b = 0, c = 0;
+    if (f && fscanf(f, "%lf %lf %lf", &a, &b, &c) == 3)
+        snprintf(out, len, "%.2f %.2f %.2f", a, b, c);
+    else
+        snprintf(out, len, "unknown");
+    if (f)
+        fclose(f);
+}
+
 void lbb_run_all(const struct lbb_opts *o, struct lbb_results *r)
 {
     uint64_t t0 = lbb_now_ns();
+    lbb_loadavg(r->load_before, sizeof r->load_before);
     lbb_ring_slots = o->ring_slots;
     lbb_ring_mem = calloc(lbb_ring_slots, sizeof *lbb_ring_mem);
     if (!lbb_ring_mem) {
@@ -334,20 +392,20 @@ void lbb_run_all(const struct lbb_opts *o, struct lbb_results *r)
     for (unsigned i = 0; i < r->nrows; i++)
         rows[i] = &r->rows[i];
     if (p & (1u << LBB_P_LIFO))
-        lbb_pattern(o, rows, r->nrows, "lifo", lbb_m_lifo, offsetof(struct lbb_row, lifo), 1, true);
+        lbb_pattern(o, rows, r->nrows, LBB_P_LIFO, lbb_m_lifo, 1, true);
     if (p & (1u << LBB_P_BURST))
-        lbb_pattern(o, rows, r->nrows, "burst", lbb_m_burst, offsetof(struct lbb_row, burst), LBB_BURST, true);
+        lbb_pattern(o, rows, r->nrows, LBB_P_BURST, lbb_m_burst, LBB_BURST, true);
+    if (p & (1u << LBB_P_SCALING))
+        lbb_scaling(o, r);
     if (p & (1u << LBB_P_HANDOFF)) {
         /* The bare ring is one more row, measured in the same runs. */
         static struct lbb_row ring;
         memset(&ring, 0, sizeof ring);
         ring.peer = &lbb_ring_label;
         rows[r->nrows] = &ring;
-        lbb_pattern(o, rows, r->nrows + 1, "handoff", lbb_m_handoff, offsetof(struct lbb_row, handoff), 1, false);
+        lbb_pattern(o, rows, r->nrows + 1, LBB_P_HANDOFF, lbb_m_handoff, 1, false);
         r->ring = ring.handoff;
     }
-    if (p & (1u << LBB_P_SCALING))
-        lbb_scaling(o, r);
     if (p & (1u << LBB_P_LATENCY))
         lbb_latency(o, r);
     lbb_workers_stop();
@@ -355,5 +413,6 @@ void lbb_run_all(const struct lbb_opts *o, struct lbb_results *r)
         if (r->rows[i].peer->describe && r->rows[i].peer->ok)
             r->rows[i].peer->describe(r->rows[i].peer, r->rows[i].after, sizeof r->rows[i].after);
     free(lbb_ring_mem);
+    lbb_loadavg(r->load_after, sizeof r->load_after);
     r->wall_s = (double)(lbb_now_ns() - t0) / 1e9;
 }

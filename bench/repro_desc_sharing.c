@@ -1,0 +1,120 @@
+/*
+ * repro_desc_sharing.c - two threads that each recycle one page of the
+ * same labyrinth zone slow each other down when the two pages are
+ * neighbours.
+ *
+ * Every page has an 8-byte descriptor, 8 to a cache line, and every
+ * order-0 alloc (a store) and free (a CAS) writes its page's descriptor.
+ * Thread A allocates `handed` pages and thread B frees them: B's cache
+ * then holds, on top, the last page A took, and A's cache holds, on top,
+ * that page's neighbour.  From then on each thread's LIFO loop reuses its
+ * own top page, and both write the same descriptor line: it bounces
+ * between the CPUs.  Whenever `handed` is not a multiple of the magazine
+ * size (64 here) the two top pages are neighbours; when they fall on the
+ * same 8-page group of descriptors, the pair rate drops several times.
+ *
+ *   labyrinth-repro-desc-sharing [HANDED...]     (default: 64 65 100 4096 4097)
+ *
+ * Prints, per count, how far apart the two hot pages are, whether their
+ * descriptors share a cache line, and each thread's rate.  Needs 2 CPUs.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "labyrinth.h"
+
+#define REPRO_PAIRS 10000000ull
+
+static struct labyrinth_zone *zone;
+static pthread_barrier_t barrier;
+static void **handed_pages;
+static unsigned handed;
+static uintptr_t hot[2];
+static double rate[2];
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void *thread_main(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(id, &one);
+    pthread_setaffinity_np(pthread_self(), sizeof one, &one);
+
+    /* Each thread claims its cache. */
+    labyrinth_free_pages(zone, labyrinth_alloc_pages(zone, LABYRINTH_GFP_ATOMIC, 0, 0), 0);
+    pthread_barrier_wait(&barrier);
+    if (id == 0)
+        for (unsigned i = 0; i < handed; i++)
+            handed_pages[i] = labyrinth_alloc_pages(zone, LABYRINTH_GFP_ATOMIC, 0, 0);
+    pthread_barrier_wait(&barrier);
+    if (id == 1)
+        for (unsigned i = 0; i < handed; i++)
+            labyrinth_free_pages(zone, handed_pages[i], 0);
+    pthread_barrier_wait(&barrier);
+
+    void *p = labyrinth_alloc_pages(zone, LABYRINTH_GFP_ATOMIC, 0, 0);
+    hot[id] = (uintptr_t)p;
+    labyrinth_free_pages(zone, p, 0);
+    pthread_barrier_wait(&barrier);
+    double t0 = now_s();
+    for (unsigned long long i = 0; i < REPRO_PAIRS; i++) {
+        p = labyrinth_alloc_pages(zone, LABYRINTH_GFP_ATOMIC, 0, 0);
+        __asm__ __volatile__("" : : "r"(p) : "memory");
+        labyrinth_free_pages(zone, p, 0);
+    }
+    rate[id] = (double)REPRO_PAIRS / (now_s() - t0) / 1e6;
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    static const char *const defaults[] = {"64", "65", "100", "4096", "4097"};
+    const char *const *counts = argc > 1 ? (const char *const *)argv + 1 : defaults;
+    int ncounts = argc > 1 ? argc - 1 : (int)(sizeof defaults / sizeof defaults[0]);
+    size_t page = labyrinth_page_size();
+    struct labyrinth_zone_config cfg = {.name = "repro", .pages = 65536};
+
+    handed_pages = calloc(cfg.pages, sizeof *handed_pages);
+    if (!handed_pages)
+        return 1;
+    for (int c = 0; c < ncounts; c++) {
+        char *end;
+        unsigned long n = strtoul(counts[c], &end, 10);
+        if (*end || n > cfg.pages / 2) {
+            fprintf(stderr, "usage: %s [HANDED...]  (each 0..%zu)\n", argv[0], cfg.pages / 2);
+            return 2;
+        }
+        handed = (unsigned)n;
+        zone = labyrinth_zone_create(&cfg);
+        if (!zone) {
+            perror("labyrinth_zone_create");
+            return 1;
+        }
+        pthread_barrier_init(&barrier, NULL, 2);
+        pthread_t t[2];
+        for (int i = 0; i < 2; i++)
+            pthread_create(&t[i], NULL, thread_main, (void *)(intptr_t)i);
+        for (int i = 0; i < 2; i++)
+            pthread_join(t[i], NULL);
+        pthread_barrier_destroy(&barrier);
+        long apart = ((long)hot[1] - (long)hot[0]) / (long)page;
+        int shared = hot[0] / page / 8 == hot[1] / page / 8;
+        printf("handed %5u: hot pages %+6ld pages apart, descriptors %s: %6.1f + %6.1f M pairs/s\n", handed,
+               apart, shared ? "SHARE a cache line " : "on different lines", rate[0], rate[1]);
+        labyrinth_zone_destroy(zone);
+    }
+    free(handed_pages);
+    return 0;
+}
