@@ -15,6 +15,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,7 +120,7 @@ static void lbb_last_line(const char *file, char *out, size_t len)
 
 /* Instructions counted by one valgrind run, or -1 with err set. */
 static double lbb_cg_once(const char *valgrind, const char *self, const char *peer, const char *pattern,
-                          uint64_t pairs, char *err, size_t errlen)
+                          uint64_t pairs, const char *keep, char *err, size_t errlen)
 {
     char out[] = "/tmp/labyrinth-bench-cg-XXXXXX";
     char log[] = "/tmp/labyrinth-bench-log-XXXXXX";
@@ -181,18 +182,25 @@ static double lbb_cg_once(const char *valgrind, const char *self, const char *pe
         snprintf(err, errlen, "valgrind run failed (%s %d): %s", WIFEXITED(status) ? "exit" : "signal",
                  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), last[0] ? last : "no output");
     }
+    if (keep && total >= 0) {
+        /* --cg-out: keep the profile for callgrind_annotate. */
+        char dst[PATH_MAX];
+        snprintf(dst, sizeof dst, "%s/callgrind.%s.%s.%llu.out", keep, peer, pattern, (unsigned long long)pairs);
+        if (rename(out, dst) != 0 && !err[0])
+            lbb_progress("cannot keep %s as %s: %s", out, dst, strerror(errno));
+    }
     unlink(out);
     unlink(log);
     return total;
 }
 
 static void lbb_cg_measure(const char *valgrind, const char *self, struct lbb_peer *p, const char *pattern,
-                           uint64_t n, struct lbb_instr *ins)
+                           uint64_t n, const char *keep, struct lbb_instr *ins)
 {
     char err[200] = "";
     memset(ins, 0, sizeof *ins);
-    double a = lbb_cg_once(valgrind, self, p->name, pattern, n, err, sizeof err);
-    double b = a < 0 ? -1 : lbb_cg_once(valgrind, self, p->name, pattern, 2 * n, err, sizeof err);
+    double a = lbb_cg_once(valgrind, self, p->name, pattern, n, keep, err, sizeof err);
+    double b = a < 0 ? -1 : lbb_cg_once(valgrind, self, p->name, pattern, 2 * n, keep, err, sizeof err);
     if (a < 0 || b < 0) {
         snprintf(ins->error, sizeof ins->error, "%s", err);
         return;
@@ -222,7 +230,7 @@ void lbb_callgrind_all(const struct lbb_opts *o, struct lbb_results *r, const ch
             }
             lbb_progress("instructions: %s %s (valgrind, %llu and %llu pairs)", row->peer->name, pat[k],
                          (unsigned long long)n, (unsigned long long)(2 * n));
-            lbb_cg_measure(valgrind, self, row->peer, pat[k], n, ins[k]);
+            lbb_cg_measure(valgrind, self, row->peer, pat[k], n, o->cg_keep, ins[k]);
         }
     }
 }

@@ -65,6 +65,7 @@ static void lbb_usage(FILE *f)
             "  --ring-slots N     handoff ring size, a power of two [512]\n"
             "  --callgrind        instruction counts only (same as --patterns instr)\n"
             "  --cg-iterations N  callgrind: count N and 2N pairs [100000]\n"
+            "  --cg-out DIR       callgrind: keep the profiles in DIR (for callgrind_annotate)\n"
             "  --no-pin           do not pin the two worker threads to CPUs\n"
             "  --json             one JSON document on stdout instead of the tables\n"
             "  --quiet            no progress lines on stderr\n"
@@ -197,7 +198,6 @@ int main(int argc, char **argv)
     o.pin = true;
     for (unsigned k = 0; k < LBB_NALL; k++)
         o.peer_on[k] = !lbb_all[k]->reference;
-    bool peers_given = false;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -218,7 +218,6 @@ int main(int argc, char **argv)
             o.patterns = 1u << LBB_P_INSTR;
         } else if (strcmp(a, "--peers") == 0) {
             lbb_parse_peers(lbb_arg(argc, argv, &i), o.peer_on);
-            peers_given = true;
         } else if (strcmp(a, "--runs") == 0) {
             o.runs = (unsigned)lbb_uint(a, lbb_arg(argc, argv, &i), 1, LBB_MAX_RUNS);
         } else if (strcmp(a, "--duration") == 0) {
@@ -233,6 +232,10 @@ int main(int argc, char **argv)
                 lbb_bad("--ring-slots: %u is not a power of two", o.ring_slots);
         } else if (strcmp(a, "--cg-iterations") == 0) {
             o.cg_iterations = lbb_uint(a, lbb_arg(argc, argv, &i), LBB_BURST, 1ull << 32);
+        } else if (strcmp(a, "--cg-out") == 0) {
+            o.cg_keep = lbb_arg(argc, argv, &i);
+            if (access(o.cg_keep, W_OK) != 0)
+                lbb_bad("--cg-out: '%s' is not a writable directory", o.cg_keep);
         } else if (strcmp(a, "--no-pin") == 0) {
             o.pin = false;
         } else if (strcmp(a, "--json") == 0) {
@@ -245,7 +248,7 @@ int main(int argc, char **argv)
     }
     lbb_quiet = o.quiet;
     /* The harness baseline belongs to the instruction counts. */
-    if ((o.patterns & (1u << LBB_P_INSTR)) && !peers_given)
+    if (o.patterns & (1u << LBB_P_INSTR))
         for (unsigned k = 0; k < LBB_NALL; k++)
             o.peer_on[k] = o.peer_on[k] || lbb_all[k]->reference;
 

@@ -30,6 +30,7 @@ struct lbb_opts {
     uint64_t iterations;    /* fixed count per measurement; 0 = duration */
     uint64_t lat_samples;
     uint64_t cg_iterations; /* callgrind: N and 2N pairs                 */
+    const char *cg_keep;    /* callgrind: keep the profiles in this dir  */
     unsigned ring_slots;
     bool json, pin, quiet;
 };
