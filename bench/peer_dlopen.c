@@ -39,7 +39,8 @@ int lbb_dl_open(struct lbb_peer *p, struct lbb_dl *d, const char *const *sonames
             break;
         }
         const char *e = dlerror();
-        snprintf(errs, sizeof errs, "%s", e ? e : *s);
+        if (!errs[0]) /* the first soname's reason is the telling one */
+            lbb_copy(errs, sizeof errs, e ? e : *s);
     }
     if (!d->handle)
         return lbb_peer_fail(p, "not loadable: %s", errs);

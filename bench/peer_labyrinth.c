@@ -68,7 +68,7 @@ static void lbb_lab_describe(struct lbb_peer *p, char *buf, size_t len)
     }
     long bad = labyrinth_zone_check(p->state);
     snprintf(buf, len,
-             "atomic_allocs %llu, atomic_failures %llu (reserve served %llu), frees %llu, "
+             "atomic_allocs %llu, atomic_failures %llu, served from the reserve %llu, frees %llu, "
              "misuse_reports %llu, retry_cap_hits %llu, warden_runs %llu, in_use %zu, "
              "zone_check %ld violation(s)",
              s.atomic_allocs, s.atomic_failures, s.atomic_reserve_allocs, s.frees, s.misuse_reports,
