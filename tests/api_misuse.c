@@ -302,7 +302,7 @@ static void in_child(int (*fn)(void *), void *arg, const char *what)
 /* A block of zeros is not a live zone. */
 static int free_to_fake_zone(void *page)
 {
-    static uint64_t fake[512];
+    static _Alignas(4096) uint64_t fake[512]; /* zeros, aligned like any handle */
     int f0 = check_failures;
     struct labyrinth_zone *z = (struct labyrinth_zone *)fake;
     CHECK_EQ(labyrinth_free_pages(z, page, 0), -EBADF);

@@ -236,25 +236,34 @@ static void *freer_main(void *arg)
     return NULL;
 }
 
-static void test_kernel_woken(unsigned order)
+/* A KERNEL waiter for an order-`order` block in a zone where only the
+ * reserve is left; another thread frees an order-`freed` block (and, for a
+ * page, exits: its cache returns to the zone).  With a warden, the freed
+ * block must be larger than high_pages: the warden may first refill the
+ * lock-free supply up to high with it (header: "a KERNEL caller waits until
+ * frees have restored the reserve and then some"). */
+static void test_kernel_woken(unsigned order, unsigned freed, int warden, const char *what)
 {
     CASE_BEGIN();
     struct labyrinth_zone_config c;
     memset(&c, 0, sizeof c);
-    c.pages = 64;
-    c.max_order = 6;
+    c.pages = 512;
+    c.max_order = 8;
     c.wait_timeout_ms = 3000;
+    c.flags = warden ? 0 : LABYRINTH_ZONE_NO_WARDEN;
     struct labyrinth_zone *z = zone_new(&c, &rec);
-    void *pages[64];
+    void **pages = calloc(512, sizeof *pages);
+    REQUIRE(pages != NULL);
     size_t n = 0;
-    void *blk = labyrinth_alloc_pages(z, LABYRINTH_GFP_KERNEL, order, 0);
+    void *blk = labyrinth_alloc_pages(z, LABYRINTH_GFP_KERNEL, freed, 0);
     REQUIRE(blk != NULL);
-    while (n < 64 && (pages[n] = labyrinth_alloc_pages(z, LABYRINTH_GFP_NOWAIT, 0, 0)))
+    while (n < 512 && (pages[n] = labyrinth_alloc_pages(z, LABYRINTH_GFP_NOWAIT, 0, 0)))
         n++;
-    CHECK_EQ(stats_of(z).free_pages, stats_of(z).reserve_free_pages); /* only the reserve is left */
-    /* Another thread frees the block (and, for a page, exits: its cache
-     * returns to the zone). */
-    struct freer f = {z, blk, order, -1};
+    struct labyrinth_zone_stats s = stats_of(z);
+    CHECK_EQ(s.free_pages, s.reserve_free_pages); /* only the reserve is left */
+    if (warden)
+        CHECK(((size_t)1 << freed) > s.high_pages);
+    struct freer f = {z, blk, freed, -1};
     pthread_t t;
     REQUIRE(pthread_create(&t, NULL, freer_main, &f) == 0);
     uint64_t t0 = now_ns();
@@ -265,7 +274,7 @@ static void test_kernel_woken(unsigned order)
     CHECK(p != NULL);
     CHECK(dt < 2500u * 1000000u); /* woken well before the timeout */
     if (!p) {
-        struct labyrinth_zone_stats s = stats_of(z);
+        s = stats_of(z);
         fprintf(stderr, "  KERNEL order %u timed out with free %zu: buddy %zu, cached %zu, reserve %zu\n", order,
                 s.free_pages, s.buddy_free_pages, s.cached_pages, s.reserve_free_pages);
     }
@@ -274,8 +283,9 @@ static void test_kernel_woken(unsigned order)
     for (size_t i = 0; i < n; i++)
         CHECK_EQ(labyrinth_free_pages(z, pages[i], 0), 0);
     CHECK_EQ(labyrinth_zone_check(z), 0);
+    free(pages);
     labyrinth_zone_destroy(z);
-    CASE_END(order ? "KERNEL waiter, a block freed by another thread" : "KERNEL waiter, a page freed by an exiting thread");
+    CASE_END(what);
 }
 
 /* KERNEL grows the zone up to max_pages; ATOMIC, NOWAIT and SLEEP without
@@ -445,8 +455,9 @@ int main(void)
     test_reserve();
     test_atomic_until_spent();
     test_kernel_timeout();
-    test_kernel_woken(0);
-    test_kernel_woken(2);
+    test_kernel_woken(0, 0, 0, "KERNEL waiter, a page freed by an exiting thread");
+    test_kernel_woken(2, 2, 0, "KERNEL waiter, a block freed by another thread");
+    test_kernel_woken(2, 8, 1, "KERNEL waiter, a block above high_pages freed, warden on");
     test_growth();
     test_invalid_gfp();
     return check_done("api_modes");

@@ -287,7 +287,7 @@ static void test_bad_handles(void)
     void *p = labyrinth_alloc_pages(z, LABYRINTH_GFP_ATOMIC, 0, 0);
     REQUIRE(p != NULL);
     /* A zeroed block of memory is not a live zone. */
-    static uint64_t fake[512];
+    static _Alignas(4096) uint64_t fake[512]; /* zeros, aligned like any handle */
     struct labyrinth_zone *bogus = (struct labyrinth_zone *)fake;
 
     CHECK_EQ(labyrinth_zone_stats(NULL, &s), -EBADF);
