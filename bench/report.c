@@ -312,6 +312,10 @@ void lbb_report_text(const struct lbb_opts *o, struct lbb_results *r)
                LBB_TICK_NAME, r->ticks_per_ns, r->tick_step_ns * r->ticks_per_ns, r->tick_step_ns);
         printf("- wall time of the timed part: %.1f s; load average (1, 5, 15 min) before %s, after %s "
                "(the bench itself adds about 1 to 2)\n", r->wall_s, r->load_before, r->load_after);
+        printf("- other processes used %.1f%% of the CPUs' time during the timed part, the hypervisor stole "
+               "%.1f%%%s\n", r->others_pct, r->steal_pct,
+               r->others_pct + r->steal_pct > 2.0 ? ": **the machine was not quiet; expect noise, compare ratios "
+                                                   "and slowest runs**" : " (a quiet machine)");
     }
     printf("\n| allocator | version | calls | set-up |\n|---|---|---|---|\n");
     for (unsigned i = 0; i < r->nrows; i++) {
@@ -564,6 +568,10 @@ void lbb_report_json(const struct lbb_opts *o, struct lbb_results *r)
     lbb_jstr(r->load_before);
     printf(", \"loadavg_after\": ");
     lbb_jstr(r->load_after);
+    printf(", \"other_processes_cpu_pct\": ");
+    lbb_jnum(r->others_pct);
+    printf(", \"steal_cpu_pct\": ");
+    lbb_jnum(r->steal_pct);
     printf(",\n  \"labyrinth_metadata_bytes_per_page\": {\"default\": ");
     lbb_jnum(r->meta_default >= 0 ? r->meta_default : NAN);
     printf(", \"no_tracking\": ");

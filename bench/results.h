@@ -77,6 +77,8 @@ struct lbb_results {
     double meta_default, meta_notrack; /* labyrinth bytes per page, < 0 unknown */
     int worker_cpu[2];
     char load_before[64], load_after[64]; /* /proc/loadavg around the timed part */
+    double others_pct; /* CPU time of other processes during it, % of all CPUs */
+    double steal_pct;  /* CPU time the hypervisor stole, % of all CPUs         */
     double wall_s;
 };
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "patterns.h"
 #include "results.h"
@@ -371,9 +372,46 @@ static void lbb_loadavg(char *out, size_t len)
         fclose(f);
 }
 
+/* CPU time (clock ticks) of the whole machine (busy, and stolen by the
+ * hypervisor) and of this process, from /proc. */
+struct lbb_cpu_times {
+    unsigned long long busy, steal, self;
+    bool ok;
+};
+
+static void lbb_cpu_times(struct lbb_cpu_times *t)
+{
+    memset(t, 0, sizeof *t);
+    FILE *f = fopen("/proc/stat", "r");
+    unsigned long long v[8] = {0};
+    if (f && fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                    &v[6], &v[7]) == 8) {
+        t->busy = v[0] + v[1] + v[2] + v[5] + v[6]; /* user nice system irq softirq */
+        t->steal = v[7];
+        t->ok = true;
+    }
+    if (f)
+        fclose(f);
+    f = fopen("/proc/self/stat", "r");
+    char buf[1024];
+    t->ok = t->ok && f && fgets(buf, sizeof buf, f);
+    if (f)
+        fclose(f);
+    if (t->ok) {
+        /* Fields after the ")" that ends the command name: state is 3,
+         * utime 14 and stime 15. */
+        char *p = strrchr(buf, ')');
+        unsigned long long ut = 0, st = 0;
+        t->ok = p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2;
+        t->self = ut + st;
+    }
+}
+
 void lbb_run_all(const struct lbb_opts *o, struct lbb_results *r)
 {
     uint64_t t0 = lbb_now_ns();
+    struct lbb_cpu_times c0, c1;
+    lbb_cpu_times(&c0);
     lbb_loadavg(r->load_before, sizeof r->load_before);
     lbb_ring_slots = o->ring_slots;
     lbb_ring_mem = calloc(lbb_ring_slots, sizeof *lbb_ring_mem);
@@ -415,4 +453,13 @@ void lbb_run_all(const struct lbb_opts *o, struct lbb_results *r)
     free(lbb_ring_mem);
     lbb_loadavg(r->load_after, sizeof r->load_after);
     r->wall_s = (double)(lbb_now_ns() - t0) / 1e9;
+    lbb_cpu_times(&c1);
+    long hz = sysconf(_SC_CLK_TCK), ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    r->others_pct = r->steal_pct = NAN;
+    if (c0.ok && c1.ok && hz > 0 && ncpu > 0 && r->wall_s > 0) {
+        double avail = r->wall_s * (double)hz * (double)ncpu;
+        double others = (double)(c1.busy - c0.busy) - (double)(c1.self - c0.self);
+        r->others_pct = 100.0 * (others > 0 ? others : 0) / avail;
+        r->steal_pct = 100.0 * (double)(c1.steal - c0.steal) / avail;
+    }
 }
