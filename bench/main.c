@@ -63,6 +63,8 @@ static void lbb_usage(FILE *f)
             "  --samples N        latency: timed allocations per allocator and pattern\n"
             "                     [1000000]\n"
             "  --ring-slots N     handoff ring size, a power of two [512]\n"
+            "  --ring-batch N     handoff is measured twice: publishing the ring's\n"
+            "                     indices after every item, and every N items [32]\n"
             "  --callgrind        instruction counts only (same as --patterns instr)\n"
             "  --cg-iterations N  callgrind: count N and 2N pairs [100000]\n"
             "  --cg-out DIR       callgrind: keep the profiles in DIR (for callgrind_annotate)\n"
@@ -195,6 +197,7 @@ int main(int argc, char **argv)
     o.lat_samples = 1000000;
     o.cg_iterations = 100000;
     o.ring_slots = 512;
+    o.ring_batch = 32;
     o.pin = true;
     for (unsigned k = 0; k < LBB_NALL; k++)
         o.peer_on[k] = !lbb_all[k]->reference;
@@ -230,6 +233,8 @@ int main(int argc, char **argv)
             o.ring_slots = (unsigned)lbb_uint(a, lbb_arg(argc, argv, &i), 2, 1u << 24);
             if (o.ring_slots & (o.ring_slots - 1))
                 lbb_bad("--ring-slots: %u is not a power of two", o.ring_slots);
+        } else if (strcmp(a, "--ring-batch") == 0) {
+            o.ring_batch = (unsigned)lbb_uint(a, lbb_arg(argc, argv, &i), 2, 1u << 24);
         } else if (strcmp(a, "--cg-iterations") == 0) {
             o.cg_iterations = lbb_uint(a, lbb_arg(argc, argv, &i), LBB_BURST, 1ull << 32);
         } else if (strcmp(a, "--cg-out") == 0) {
@@ -246,6 +251,8 @@ int main(int argc, char **argv)
             lbb_bad("unknown option '%s'", a);
         }
     }
+    if (o.ring_batch > o.ring_slots)
+        lbb_bad("--ring-batch: %u is more than the ring's %u slots", o.ring_batch, o.ring_slots);
     lbb_quiet = o.quiet;
     /* The harness baseline belongs to the instruction counts. */
     if (o.patterns & (1u << LBB_P_INSTR))

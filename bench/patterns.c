@@ -93,13 +93,20 @@ static void lbb_push_spin(struct lbb_spsc *r, void *p)
         lbb_cpu_relax();
 }
 
+/* The producer's last word: the stop token, and everything published. */
+static void lbb_push_stop(struct lbb_spsc *r)
+{
+    lbb_push_spin(r, LBB_STOP);
+    lbb_spsc_flush(r);
+}
+
 void lbb_job_producer(void *arg)
 {
     struct lbb_job *j = arg;
     void *ctx = lbb_job_ctx(j);
     lbb_job_begin(j);
     if (!ctx) {
-        lbb_push_spin(j->ring, LBB_STOP);
+        lbb_push_stop(j->ring);
         j->t1 = lbb_now_ns();
         return;
     }
@@ -124,7 +131,7 @@ void lbb_job_producer(void *arg)
             if ((fails & 1023) == 0 && lbb_now_ns() - j->t0 > LBB_GIVE_UP_NS) {
                 j->error = 2;
                 j->fails = fails;
-                lbb_push_spin(j->ring, LBB_STOP);
+                lbb_push_stop(j->ring);
                 j->t1 = lbb_now_ns();
                 return;
             }
@@ -132,6 +139,7 @@ void lbb_job_producer(void *arg)
         }
         lbb_push_spin(j->ring, b);
     }
+    lbb_spsc_flush(j->ring);
     j->fails = fails;
     j->t1 = lbb_now_ns();
 }
@@ -166,6 +174,7 @@ void lbb_job_ring_producer(void *arg)
         lbb_escape(b);
         lbb_push_spin(j->ring, b);
     }
+    lbb_spsc_flush(j->ring);
     j->t1 = lbb_now_ns();
 }
 

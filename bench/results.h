@@ -31,7 +31,7 @@ struct lbb_opts {
     uint64_t lat_samples;
     uint64_t cg_iterations; /* callgrind: N and 2N pairs                 */
     const char *cg_keep;    /* callgrind: keep the profiles in this dir  */
-    unsigned ring_slots;
+    unsigned ring_slots, ring_batch;
     bool json, pin, quiet;
 };
 
@@ -61,6 +61,7 @@ struct lbb_instr {
 struct lbb_row {
     struct lbb_peer *peer;
     struct lbb_series lifo, burst, handoff, scale1, scale2;
+    struct lbb_series handoff_b; /* handoff through the batched ring   */
     struct lbb_series scale2h; /* two threads right after a handoff burst */
     struct lbb_latency lat_lifo, lat_handoff;
     struct lbb_instr instr_lifo, instr_burst;
@@ -70,7 +71,8 @@ struct lbb_row {
 struct lbb_results {
     struct lbb_row rows[LBB_MAX_PEERS];
     unsigned nrows;
-    struct lbb_series ring;  /* bare SPSC ring, M pointers/s */
+    struct lbb_series ring;   /* bare SPSC ring, M pointers/s          */
+    struct lbb_series ring_b; /* the same, indices published in batches */
     struct lbb_latency floor; /* two back-to-back timer reads */
     double ticks_per_ns;
     double tick_step_ns; /* the counter's resolution                */

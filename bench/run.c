@@ -28,6 +28,9 @@ static struct lbb_peer lbb_ring_label = {.name = "bare SPSC ring", .ok = true};
 typedef uint64_t lbb_measure_fn(struct lbb_row *row, uint64_t n, uint64_t *fails, char *err, size_t errlen);
 
 static unsigned lbb_ring_slots = 512;
+/* The ring's publication batch for the next lbb_pair: 1 (every item) or
+ * --ring-batch. */
+static unsigned lbb_ring_batch = 1;
 static void **lbb_ring_mem;
 
 static void lbb_seterr(char *err, size_t len, const struct lbb_job *j)
@@ -77,7 +80,7 @@ static uint64_t lbb_pair(void (*prod)(void *), void (*cons)(void *), struct lbb_
     struct lbb_spsc ring;
     struct lbb_start start;
     struct lbb_job jp, jc;
-    lbb_spsc_init(&ring, lbb_ring_mem, lbb_ring_slots);
+    lbb_spsc_init(&ring, lbb_ring_mem, lbb_ring_slots, lbb_ring_batch);
     lbb_start_init(&start, 2);
     memset(&jp, 0, sizeof jp);
     jp.peer = p;
@@ -170,17 +173,20 @@ static void lbb_series_fail(struct lbb_series *s, const char *err)
  * operation : millions of operations per second).  Every run measures
  * every row once, in the same order. */
 /* Which series of a row a pattern fills. */
-static struct lbb_series *lbb_series_of(struct lbb_row *row, enum lbb_pattern p)
+enum lbb_sid { LBB_S_LIFO, LBB_S_BURST, LBB_S_HANDOFF, LBB_S_HANDOFF_BATCHED };
+
+static struct lbb_series *lbb_series_of(struct lbb_row *row, enum lbb_sid sid)
 {
-    switch (p) {
-    case LBB_P_LIFO: return &row->lifo;
-    case LBB_P_BURST: return &row->burst;
-    default: return &row->handoff;
+    switch (sid) {
+    case LBB_S_LIFO: return &row->lifo;
+    case LBB_S_BURST: return &row->burst;
+    case LBB_S_HANDOFF: return &row->handoff;
+    default: return &row->handoff_b;
     }
 }
 
-static void lbb_pattern(const struct lbb_opts *o, struct lbb_row *const *rows, unsigned nrows, enum lbb_pattern pat,
-                        lbb_measure_fn *m, uint64_t granule, bool per_op)
+static void lbb_pattern(const struct lbb_opts *o, struct lbb_row *const *rows, unsigned nrows, const char *what,
+                        enum lbb_sid pat, lbb_measure_fn *m, uint64_t granule, bool per_op)
 {
     char err[160];
     for (unsigned i = 0; i < nrows; i++) {
@@ -196,7 +202,7 @@ static void lbb_pattern(const struct lbb_opts *o, struct lbb_row *const *rows, u
             lbb_series_fail(s, err);
     }
     for (unsigned run = 0; run < o->runs; run++) {
-        lbb_progress("%s: run %u/%u", lbb_pattern_name[pat], run + 1, o->runs);
+        lbb_progress("%s: run %u/%u", what, run + 1, o->runs);
         for (unsigned i = 0; i < nrows; i++) {
             struct lbb_row *row = rows[i];
             struct lbb_series *s = lbb_series_of(row, pat);
@@ -430,9 +436,9 @@ void lbb_run_all(const struct lbb_opts *o, struct lbb_results *r)
     for (unsigned i = 0; i < r->nrows; i++)
         rows[i] = &r->rows[i];
     if (p & (1u << LBB_P_LIFO))
-        lbb_pattern(o, rows, r->nrows, LBB_P_LIFO, lbb_m_lifo, 1, true);
+        lbb_pattern(o, rows, r->nrows, "lifo", LBB_S_LIFO, lbb_m_lifo, 1, true);
     if (p & (1u << LBB_P_BURST))
-        lbb_pattern(o, rows, r->nrows, LBB_P_BURST, lbb_m_burst, LBB_BURST, true);
+        lbb_pattern(o, rows, r->nrows, "burst", LBB_S_BURST, lbb_m_burst, LBB_BURST, true);
     if (p & (1u << LBB_P_SCALING))
         lbb_scaling(o, r);
     if (p & (1u << LBB_P_HANDOFF)) {
@@ -441,8 +447,13 @@ void lbb_run_all(const struct lbb_opts *o, struct lbb_results *r)
         memset(&ring, 0, sizeof ring);
         ring.peer = &lbb_ring_label;
         rows[r->nrows] = &ring;
-        lbb_pattern(o, rows, r->nrows + 1, LBB_P_HANDOFF, lbb_m_handoff, 1, false);
+        lbb_pattern(o, rows, r->nrows + 1, "handoff", LBB_S_HANDOFF, lbb_m_handoff, 1, false);
+        /* Again with the ring's indices published in batches. */
+        lbb_ring_batch = o->ring_batch;
+        lbb_pattern(o, rows, r->nrows + 1, "handoff, batched ring", LBB_S_HANDOFF_BATCHED, lbb_m_handoff, 1, false);
+        lbb_ring_batch = 1;
         r->ring = ring.handoff;
+        r->ring_b = ring.handoff_b;
     }
     if (p & (1u << LBB_P_LATENCY))
         lbb_latency(o, r);

@@ -1,12 +1,20 @@
 /*
  * spsc.h - a bounded single-producer single-consumer ring of pointers.
  *
- * Lamport's ring with each side caching the other side's index: the
- * producer reads the consumer's index (one shared cache line) only when
- * the ring looks full, the consumer the producer's only when it looks
- * empty.  Each side's own index and its cached copy share a cache line
- * that the other side never writes.  Release on publish, acquire on
- * observe: the slot (and the page behind the pointer) travels with it.
+ * Lamport's ring with batched index publication (after the B-Queue and
+ * MCRingBuffer designs).  Each side works on private copies of the indices
+ * and publishes its own index (a release store to a cache line of its own)
+ * only every `batch` items, or before it has to wait (the ring looks full
+ * to the producer, empty to the consumer), or on lbb_spsc_flush().  It
+ * reads the other side's index (an acquire load) only when its view says
+ * full / empty.  So each side touches the other's cache lines about once
+ * per batch, whatever the ring's fill level: with per-item publication
+ * (batch 1) a cross-CPU ring falls into a slow mode (one line transfer per
+ * item) whenever it runs nearly empty or nearly full, and the rate of a
+ * measurement then depends on which mode it happened to settle in.
+ *
+ * Release on publish, acquire on observe: the slots (and the blocks the
+ * pointers refer to) travel with the index.
  */
 #ifndef LBB_SPSC_H
 #define LBB_SPSC_H
@@ -16,51 +24,85 @@
 #include <stddef.h>
 
 struct lbb_spsc {
-    _Alignas(64) atomic_size_t head; /* next slot to fill (producer)     */
-    size_t tail_seen;                /* producer's copy of tail          */
-    _Alignas(64) atomic_size_t tail; /* next slot to drain (consumer)    */
-    size_t head_seen;                /* consumer's copy of head          */
+    _Alignas(64) atomic_size_t head; /* published by the producer        */
+    _Alignas(64) size_t p_head;      /* producer: next slot to fill      */
+    size_t p_pub;                    /* producer: last head published    */
+    size_t p_tail_seen;              /* producer: last tail read         */
+    _Alignas(64) atomic_size_t tail; /* published by the consumer        */
+    _Alignas(64) size_t c_tail;      /* consumer: next slot to drain     */
+    size_t c_pub;                    /* consumer: last tail published    */
+    size_t c_head_seen;              /* consumer: last head read         */
     _Alignas(64) size_t mask;        /* slots - 1 (a power of two)       */
+    size_t batch;                    /* publish every batch items        */
     void **slot;
 };
 
-/* slots: a power of two; storage: slots pointers. */
-static inline void lbb_spsc_init(struct lbb_spsc *r, void **storage, size_t slots)
+/* slots: a power of two; storage: slots pointers; 1 <= batch <= slots. */
+static inline void lbb_spsc_init(struct lbb_spsc *r, void **storage, size_t slots, size_t batch)
 {
     atomic_init(&r->head, 0);
     atomic_init(&r->tail, 0);
-    r->tail_seen = r->head_seen = 0;
+    r->p_head = r->p_pub = r->p_tail_seen = 0;
+    r->c_tail = r->c_pub = r->c_head_seen = 0;
     r->mask = slots - 1;
+    r->batch = batch;
     r->slot = storage;
+}
+
+/* Producer: make every pushed item visible. */
+static inline void lbb_spsc_flush(struct lbb_spsc *r)
+{
+    if (r->p_head != r->p_pub) {
+        /* Release: the slots written so far before the new head. */
+        atomic_store_explicit(&r->head, r->p_head, memory_order_release);
+        r->p_pub = r->p_head;
+    }
+}
+
+/* Consumer: hand every drained slot back. */
+static inline void lbb_spsc_release(struct lbb_spsc *r)
+{
+    if (r->c_tail != r->c_pub) {
+        /* Release: our reads of the slots are done before the producer
+         * may reuse them. */
+        atomic_store_explicit(&r->tail, r->c_tail, memory_order_release);
+        r->c_pub = r->c_tail;
+    }
 }
 
 static inline bool lbb_spsc_push(struct lbb_spsc *r, void *p)
 {
-    size_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
-    if (h - r->tail_seen > r->mask) {
-        /* Acquire: the consumer is done with the slot it released. */
-        r->tail_seen = atomic_load_explicit(&r->tail, memory_order_acquire);
-        if (h - r->tail_seen > r->mask)
+    size_t h = r->p_head;
+    if (h - r->p_tail_seen > r->mask) {
+        /* Acquire: pairs with the consumer's release of tail. */
+        r->p_tail_seen = atomic_load_explicit(&r->tail, memory_order_acquire);
+        if (h - r->p_tail_seen > r->mask) {
+            lbb_spsc_flush(r); /* let the consumer see all there is */
             return false;
+        }
     }
     r->slot[h & r->mask] = p;
-    /* Release: the slot (and what p points to) before the new head. */
-    atomic_store_explicit(&r->head, h + 1, memory_order_release);
+    r->p_head = h + 1;
+    if (r->p_head - r->p_pub >= r->batch)
+        lbb_spsc_flush(r);
     return true;
 }
 
 static inline void *lbb_spsc_pop(struct lbb_spsc *r)
 {
-    size_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
-    if (t == r->head_seen) {
+    size_t t = r->c_tail;
+    if (t == r->c_head_seen) {
         /* Acquire: pairs with the producer's release of head. */
-        r->head_seen = atomic_load_explicit(&r->head, memory_order_acquire);
-        if (t == r->head_seen)
+        r->c_head_seen = atomic_load_explicit(&r->head, memory_order_acquire);
+        if (t == r->c_head_seen) {
+            lbb_spsc_release(r); /* let the producer reuse all there is */
             return NULL;
+        }
     }
     void *p = r->slot[t & r->mask];
-    /* Release: our read of the slot is done before the producer reuses it. */
-    atomic_store_explicit(&r->tail, t + 1, memory_order_release);
+    r->c_tail = t + 1;
+    if (r->c_tail - r->c_pub >= r->batch)
+        lbb_spsc_release(r);
     return p;
 }
 
