@@ -326,7 +326,7 @@ void lbb_report_text(const struct lbb_opts *o, struct lbb_results *r)
     for (unsigned i = 0; i < r->nrows; i++) {
         const struct lbb_peer *pe = r->rows[i].peer;
         if (pe->ok)
-            printf("| %s | %s | `%s` | %s |\n", pe->name, pe->version[0] ? pe->version : "?", pe->api, pe->note);
+            printf("| %s | %s | `%s` | %s |\n", pe->name, pe->version[0] ? pe->version : "-", pe->api, pe->note);
         else
             printf("| %s | MISSING | `%s` | %s |\n", pe->name, pe->api, pe->why);
     }

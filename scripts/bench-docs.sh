@@ -21,7 +21,7 @@ trap 'rm -rf "$tmp"' EXIT
 echo "bench-docs: running $BUILD/bench/labyrinth-bench --patterns all $* (a few minutes)" >&2
 "$BUILD/bench/labyrinth-bench" --patterns all "$@" >"$tmp/results.md"
 
-lscpu_field() { LC_ALL=C lscpu 2>/dev/null | sed -n "s/^$1:[[:space:]]*//p" | head -1; }
+lscpu_field() { LC_ALL=C lscpu 2>/dev/null | awk -F: -v k="$1" '$1 == k { sub(/^[ \t]+/, "", $2); print $2; exit }'; }
 pkgver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo "not installed"; }
 first_line() { "$@" 2>/dev/null | head -1 || true; }
 
@@ -44,7 +44,7 @@ HEAD
   echo
   echo "| | |"
   echo "|---|---|"
-  echo "| CPU (lscpu) | $(lscpu_field 'Model name'), $(lscpu_field 'CPU\(s\)') CPUs, $(lscpu_field 'Thread\(s\) per core') thread(s) per core, $(lscpu_field 'Core\(s\) per socket') core(s) per socket |"
+  echo "| CPU (lscpu) | $(lscpu_field 'Model name'), $(lscpu_field 'CPU(s)') CPUs, $(lscpu_field 'Thread(s) per core') thread(s) per core, $(lscpu_field 'Core(s) per socket') core(s) per socket, family $(lscpu_field 'CPU family') model $(lscpu_field 'Model'), $(lscpu_field 'BogoMIPS') BogoMIPS |"
   echo "| virtualisation | $(lscpu_field 'Hypervisor vendor') $(lscpu_field 'Virtualization type') |"
   echo "| caches | L1d $(lscpu_field 'L1d cache'), L2 $(lscpu_field 'L2 cache'), L3 $(lscpu_field 'L3 cache') |"
   echo "| kernel | $(uname -srm) |"
