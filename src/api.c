@@ -136,6 +136,21 @@ static int lb_refuse(struct labyrinth_zone *z, enum labyrinth_report_kind kind, 
     return err;
 }
 
+/* Why freeing (or registering) page idx of r at the given order is
+ * refused, or 0.  A page inside a block is an interior pointer only if
+ * that block is allocated; inside a free block it was freed already (it
+ * merged into its buddy's block since). */
+static int lb_refusal(struct labyrinth_zone *z, struct lb_region *r, uint32_t idx, uint64_t w, unsigned order)
+{
+    int rc = lb_d_refuse(w, order);
+    if (rc == -ENXIO) {
+        uint32_t head = lb_region_block_head(r, idx, z->max_order);
+        if (head != LB_NIL && lb_d_state(lb_load_rlx_u64(&r->desc[head])) != LB_S_ALLOC)
+            rc = -EALREADY;
+    }
+    return rc;
+}
+
 /* ---- allocation ------------------------------------------------------------------------------ */
 
 static LB_NOINLINE void *lb_alloc_general(struct labyrinth_zone *z, unsigned gfp, unsigned order,
@@ -218,8 +233,10 @@ static LB_NOINLINE void *lb_alloc_miss(struct labyrinth_zone *z, unsigned gfp, u
 static LB_NOINLINE void *lb_alloc_finish(struct labyrinth_zone *z, void *p, struct lb_level *l,
                                          uint32_t d, unsigned gfp)
 {
-    lb_store_rlx_u64(lb_zone_desc_slow(z, p), lb_d_make(LB_S_ALLOC, 0, 0));
-    lb_bump_1w_u64(&l->allocs[lb_gfp_slot(gfp)], 1);
+    unsigned slot = lb_gfp_slot(gfp);
+    uint64_t count = lb_load_rlx_u64(&l->allocs[slot]) + 1;
+    lb_store_rlx_u64(&l->allocs[slot], count);
+    lb_store_rlx_u64(lb_zone_desc_slow(z, p), lb_d_owned(l->pattern, 0, lb_gen(count, slot)));
     lb_leave(d);
     return p;
 }
@@ -244,8 +261,10 @@ void *labyrinth_alloc_pages(struct labyrinth_zone *z, unsigned gfp, unsigned ord
                 /* The page was CACHED in our own magazine: no one else
                  * writes its descriptor (a racing bad free's CAS expects
                  * ALLOC and fails). */
-                lb_store_rlx_u64(&z->r0_desc[off >> z->page_shift], lb_d_make(LB_S_ALLOC, 0, 0));
-                lb_bump_1w_u64(&l->allocs[lb_gfp_slot(gfp)], 1);
+                unsigned slot = lb_gfp_slot(gfp);
+                uint64_t count = lb_load_rlx_u64(&l->allocs[slot]) + 1;
+                lb_store_rlx_u64(&l->allocs[slot], count);
+                lb_store_rlx_u64(&z->r0_desc[off >> z->page_shift], lb_d_owned(l->pattern, 0, lb_gen(count, slot)));
                 lb_leave(d);
                 return p;
             }
@@ -285,9 +304,29 @@ static LB_NOINLINE int lb_free_general(struct labyrinth_zone *z, void *addr, uns
         return lb_refuse(z, LABYRINTH_REPORT_BAD_FREE, "free_pages", addr, order, -ERANGE, caller);
     lb_atomic_u64 *dp = &r->desc[idx];
     uint64_t w = lb_load_rlx_u64(dp);
+    if (order == 0 && lb_d_state(w) == LB_S_ALLOC && lb_d_order(w) == 0 && lb_d_owner(w) &&
+        !(z->flags & LABYRINTH_ZONE_VERIFY)) {
+        /* A page some level owns: its owner takes it back, with a plain
+         * store if that is us, else through our outbox. */
+        uint32_t d = lb_enter();
+        struct lb_level *l = lb_tls_level(&z->cache, d);
+        if (!l && d == 0 && lb_cache_claim(&z->cache))
+            l = lb_tls_level(&z->cache, 0);
+        if (l && (w & LB_D_OWNED_MASK) == l->pattern) {
+            lb_store_rlx_u64(dp, lb_d_make(LB_S_CACHED, 0, 0));
+            lb_zone_free0_slow(z, addr, r, idx, d);
+            rc = 0;
+        } else {
+            lb_zone_free_remote(z, addr, r, idx, w, d, &rc);
+        }
+        lb_leave(d);
+        return rc ? lb_refuse(z, LABYRINTH_REPORT_BAD_FREE, "free_pages", addr, order, rc, caller) : 0;
+    }
+    /* Anything else: a CAS decides (exact against any other CAS; owned
+     * pages in VERIFY zones are freed only this way, by every context). */
     uint64_t nw = order == 0 ? lb_d_make(LB_S_CACHED, 0, 0) : lb_d_make(LB_S_PENDING, order, 0);
     for (unsigned tries = 0;; tries++) {
-        rc = lb_d_refuse(w, order);
+        rc = lb_refusal(z, r, idx, w, order);
         if (rc)
             return lb_refuse(z, LABYRINTH_REPORT_BAD_FREE, "free_pages", addr, order, rc, caller);
         if (tries == LB_DESC_CAS_TRIES)
@@ -325,22 +364,23 @@ static LB_NOINLINE int lb_free_won(struct labyrinth_zone *z, void *addr)
 
 int labyrinth_free_pages(struct labyrinth_zone *z, void *addr, unsigned order)
 {
-    /* The fast path: an order-0 page of region 0 that is allocated, and
-     * room in this thread's loaded magazine.  Anything else (NULL, bad
-     * frees included) is a tail call. */
+    /* The fast path: an order-0 page of region 0 that this very level
+     * allocated, and room in its loaded magazine.  Anything else (NULL,
+     * another thread's page, bad frees) is a tail call. */
     if (LB_LIKELY(z != NULL) && LB_LIKELY(order == 0) && LB_LIKELY(!z->free_slow)) {
         uintptr_t off = (uintptr_t)addr - z->r0_lo;
         if (LB_LIKELY(off < z->r0_bytes) && LB_LIKELY((off & z->page_mask) == 0)) {
             lb_atomic_u64 *dp = &z->r0_desc[off >> z->page_shift];
-            uint64_t w = lb_load_rlx_u64(dp);
-            /* State and order (the low byte) say: an allocated order-0
-             * block.  The CAS (relaxed, see lb_free_general) makes this
-             * free the only one that can take it back. */
-            if (LB_LIKELY((w & 0xffu) == lb_d_make(LB_S_ALLOC, 0, 0)) &&
-                LB_LIKELY(lb_cas_rlx_u64(dp, &w, lb_d_make(LB_S_CACHED, 0, 0)))) {
-                uint32_t d = lb_enter();
-                struct lb_level *l = lb_tls_level_cur(z->serial, d);
-                if (LB_LIKELY(l != NULL)) {
+            uint32_t d = lb_enter();
+            struct lb_level *l = lb_tls_level_cur(z->serial, d);
+            if (LB_LIKELY(l != NULL)) {
+                uint64_t w = lb_load_rlx_u64(dp);
+                /* Allocated (order 0) by this level: we are the only
+                 * writer of its descriptor (a handler interrupting us runs
+                 * at another level and queues its frees instead), so a
+                 * plain store takes it back; a second free sees CACHED. */
+                if (LB_LIKELY((w & LB_D_OWNED_MASK) == l->pattern)) {
+                    lb_store_rlx_u64(dp, lb_d_make(LB_S_CACHED, 0, 0));
                     struct lb_mag *m = lb_level_loaded(l);
                     uint32_t n = lb_load_rlx_u32(&m->count);
                     if (LB_LIKELY(n < z->mag_size)) {
@@ -349,10 +389,11 @@ int labyrinth_free_pages(struct labyrinth_zone *z, void *addr, unsigned order)
                         lb_leave(d);
                         return 0;
                     }
+                    lb_leave(d);
+                    return lb_free_won(z, addr);
                 }
-                lb_leave(d);
-                return lb_free_won(z, addr);
             }
+            lb_leave(d);
         }
     }
     return lb_free_general(z, addr, order, __builtin_return_address(0));
@@ -378,7 +419,7 @@ static int lb_register(struct labyrinth_zone *z, void *page, uint32_t tag, const
     for (unsigned tries = 0;; tries++) {
         unsigned s = lb_d_state(w);
         if (s != LB_S_ALLOC) {
-            rc = s == LB_S_TAIL ? -ENXIO : s == LB_S_HOLE ? -EFAULT : -ENOENT;
+            rc = s == LB_S_HOLE ? -EFAULT : lb_refusal(z, r, idx, w, lb_d_order(w)) == -ENXIO ? -ENXIO : -ENOENT;
             return lb_refuse(z, LABYRINTH_REPORT_BAD_ARGS, "register_page", page, 0, rc, caller);
         }
         if (tries == 0)
@@ -499,6 +540,7 @@ void labyrinth_zone_destroy(struct labyrinth_zone *z)
         return;
     }
     struct lb_leaks lk = {z, 0, 0};
+    lb_zone_settle(z); /* frees still queued for their owners are not leaks */
     labyrinth_zone_for_each_in_use(z, lb_leak_one, &lk);
     if (lk.blocks) {
         char b[160];

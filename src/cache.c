@@ -153,7 +153,7 @@ uint64_t lb_level_frees(const struct lb_level *l)
         allocs += lb_load_rlx_u64(&l->allocs[i]);
     const struct lb_mag *a = lb_level_loaded(l), *b = lb_level_spare(l);
     return allocs + lb_load_rlx_u64(&l->moved_out) - lb_load_rlx_u64(&l->moved_in) +
-           lb_load_rlx_u32(&a->count) + lb_load_rlx_u32(&b->count);
+           lb_load_rlx_u32(&a->count) + lb_load_rlx_u32(&b->count) + lb_load_rlx_u64(&l->remote_frees);
 }
 
 /* Fold a level's counters into the retired totals (its owner is gone; its
@@ -167,12 +167,35 @@ static void lb_level_retire(struct lb_cache *c, struct lb_level *l)
     }
     lb_store_rlx_u64(&l->moved_in, 0);
     lb_store_rlx_u64(&l->moved_out, 0);
+    lb_store_rlx_u64(&l->remote_frees, 0);
+}
+
+/* Give every page of a chain of magazines to the buddy (lock held) and
+ * put the magazines back on the depot's empty stack. */
+static uint64_t lb_chain_to_buddy(struct lb_cache *c, struct lb_mag *m)
+{
+    uint64_t n = 0;
+    while (m) {
+        struct lb_mag *next = lb_cache_mag_next(c, m);
+        n += lb_load_rlx_u32(&m->count);
+        lb_cache_mag_to_buddy(c, m);
+        lb_depot_push(c, &c->empty, m);
+        m = next;
+    }
+    return n;
 }
 
 void lb_cache_release(struct lb_cache *c, struct lb_tcache *tc)
 {
+    for (unsigned d = 0; d < LB_LEVELS; d++)
+        lb_level_flush_outboxes(c, &tc->lvl[d]);
+    struct lb_mag *chains[LB_LEVELS];
+    uint64_t dummy;
+    for (unsigned d = 0; d < LB_LEVELS; d++)
+        chains[d] = lb_level_take_inbox(c, &tc->lvl[d], &dummy);
     lb_spin_lock(&c->buddy->lock);
     for (unsigned d = 0; d < LB_LEVELS; d++) {
+        lb_chain_to_buddy(c, chains[d]);
         struct lb_level *l = &tc->lvl[d];
         uint64_t n = lb_load_rlx_u32(&lb_level_loaded(l)->count) + lb_load_rlx_u32(&lb_level_spare(l)->count);
         lb_cache_mag_to_buddy(c, lb_level_loaded(l));
@@ -245,6 +268,9 @@ void lb_cache_init(struct lb_cache *c, void *meta, unsigned mag_size, uint32_t n
     for (uint32_t t = 0; t < ntcaches; t++) {
         c->tcaches[t].index = t;
         for (unsigned d = 0; d < LB_LEVELS; d++) {
+            struct lb_level *l = &c->tcaches[t].lvl[d];
+            l->id = t * LB_LEVELS + d + 1;
+            l->pattern = lb_d_make(LB_S_ALLOC, 0, 0) | (uint64_t)l->id << 16;
             lb_store_rlx_ptr(&c->tcaches[t].lvl[d].loaded, lb_mag_at(c, next++));
             lb_store_rlx_ptr(&c->tcaches[t].lvl[d].spare, lb_mag_at(c, next++));
         }
@@ -514,13 +540,182 @@ uint64_t lb_cache_reserve_trim(struct lb_cache *c, uint64_t n)
     return moved;
 }
 
+/* ---- ownership: remote frees and inboxes ---------------------------------------- */
+
+struct lb_level *lb_cache_level_by_id(const struct lb_cache *c, uint32_t id)
+{
+    if (id == 0 || id > c->ntcaches * LB_LEVELS)
+        return NULL;
+    return &c->tcaches[(id - 1) / LB_LEVELS].lvl[(id - 1) % LB_LEVELS];
+}
+
+struct lb_mag *lb_cache_mag_next(const struct lb_cache *c, const struct lb_mag *m)
+{
+    uint32_t next = lb_load_rlx_u32(&m->next);
+    return next ? lb_mag_at(c, next - 1) : NULL;
+}
+
+static inline unsigned lb_recent_slot(uint32_t pid) { return (pid ^ (pid >> 5)) & (LB_RECENT - 1); }
+
+/* Push outbox slot k of l to its owner's inbox. */
+static void lb_level_flush_one(struct lb_cache *c, struct lb_level *l, unsigned k)
+{
+    struct lb_mag *m = lb_load_rlx_ptr(&l->out_mag[k]);
+    struct lb_level *dst = lb_cache_level_by_id(c, l->out_dest[k]);
+    uint32_t n = lb_load_rlx_u32(&m->count);
+    /* These pages leave our outbox: forget them (a later free of one of
+     * them, once its owner has handed it out again, is legitimate). */
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t pid = (uint32_t)((uintptr_t)m->slot[i] >> 32);
+        lb_atomic_ptr *r = &l->recent[lb_recent_slot(pid)];
+        if ((uintptr_t)lb_load_rlx_ptr(r) == (uintptr_t)pid + 1)
+            lb_store_rlx_ptr(r, NULL);
+    }
+    lb_store_rlx_ptr(&l->out_mag[k], NULL);
+    lb_add_rlx_u64(&dst->inbox_pages, n); /* a statistic: before the push, so it never underflows */
+    lb_depot_push(c, &dst->inbox, m);     /* release: the entries reach the owner's acquire */
+}
+
+void lb_level_flush_outboxes(struct lb_cache *c, struct lb_level *l)
+{
+    for (unsigned k = 0; k < LB_OUTBOX_SLOTS; k++)
+        if (lb_load_rlx_ptr(&l->out_mag[k]))
+            lb_level_flush_one(c, l, k);
+}
+
+int lb_level_remote_free(struct lb_cache *c, struct lb_level *l, void *p, uint32_t pid, uint64_t w)
+{
+    (void)p;
+    uint32_t dest = lb_d_owner(w);
+    lb_atomic_ptr *rec = &l->recent[lb_recent_slot(pid)];
+    if ((uintptr_t)lb_load_rlx_ptr(rec) == (uintptr_t)pid + 1)
+        return -EALREADY; /* still in our outbox: freed twice */
+    unsigned k, empty = LB_OUTBOX_SLOTS, fullest = 0;
+    uint32_t most = 0;
+    for (k = 0; k < LB_OUTBOX_SLOTS; k++) {
+        struct lb_mag *m = lb_load_rlx_ptr(&l->out_mag[k]);
+        if (!m) {
+            empty = k;
+            continue;
+        }
+        if (l->out_dest[k] == dest)
+            break;
+        if (lb_load_rlx_u32(&m->count) >= most) {
+            most = lb_load_rlx_u32(&m->count);
+            fullest = k;
+        }
+    }
+    if (k == LB_OUTBOX_SLOTS) {
+        /* A new destination: a free slot, or make one. */
+        if (empty == LB_OUTBOX_SLOTS) {
+            lb_level_flush_one(c, l, fullest);
+            empty = fullest;
+        }
+        struct lb_mag *m = lb_depot_pop(c, &c->empty);
+        if (!m)
+            return -ENOSPC;
+        k = empty;
+        l->out_dest[k] = (uint16_t)dest;
+        lb_store_rlx_ptr(&l->out_mag[k], m);
+    }
+    struct lb_mag *m = lb_load_rlx_ptr(&l->out_mag[k]);
+    uint32_t n = lb_load_rlx_u32(&m->count);
+    m->slot[n] = (void *)lb_entry(pid, lb_d_gen(w));
+    lb_store_rlx_u32(&m->count, n + 1);
+    lb_store_rlx_ptr(rec, (void *)((uintptr_t)pid + 1));
+    lb_bump_1w_u64(&l->remote_frees, 1);
+    if (n + 1 == c->mag_size)
+        lb_level_flush_one(c, l, k);
+    return 0;
+}
+
+/* Take a whole magazine stack at once (the consumer's side of an inbox). */
+static struct lb_mag *lb_depot_take_all(struct lb_cache *c, struct lb_stack *s)
+{
+    uint64_t old = lb_load_rlx_u64(&s->head);
+    while ((uint32_t)old) {
+        /* Acquire: the pushers' entries are visible (pairs with the
+         * release CAS in lb_depot_push). */
+        if (lb_cas_acq_u64(&s->head, &old, lb_head_next(old, 0))) {
+            lb_store_rlx_u64(&s->count, 0);
+            return lb_mag_at(c, (uint32_t)old - 1);
+        }
+    }
+    return NULL;
+}
+
+struct lb_mag *lb_level_take_inbox(struct lb_cache *c, struct lb_level *l, uint64_t *pages)
+{
+    *pages = 0;
+    if (!(uint32_t)lb_load_rlx_u64(&l->inbox.head))
+        return NULL;
+    struct lb_mag *first = lb_depot_take_all(c, &l->inbox);
+    uint64_t entries = 0;
+    for (struct lb_mag *m = first; m; m = lb_cache_mag_next(c, m)) {
+        uint32_t n = lb_load_rlx_u32(&m->count), kept = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            uintptr_t e = (uintptr_t)m->slot[i];
+            uint32_t pid = (uint32_t)(e >> 32), gen = (uint32_t)e;
+            struct lb_region *r = lb_cache_id_region(c, pid);
+            uint32_t idx = pid & 0xffffffu;
+            void *page = (void *)lb_region_addr(r, idx);
+            uint64_t w = lb_load_rlx_u64(&r->desc[idx]);
+            /* We are the only writer of our pages' descriptors: a plain
+             * check and store suffice. */
+            if ((w & LB_D_OWNED_MASK) == l->pattern && lb_d_gen(w) == gen) {
+                lb_store_rlx_u64(&r->desc[idx], lb_d_make(LB_S_CACHED, 0, 0));
+                m->slot[kept++] = page;
+            } else {
+                lb_add_rlx_u64(&c->late_refused, 1);
+                if (c->bad_entry)
+                    c->bad_entry(c->bad_ctx, page, w);
+            }
+        }
+        lb_store_rlx_u32(&m->count, kept);
+        entries += n;
+        *pages += kept;
+    }
+    lb_sub_rlx_u64(&l->inbox_pages, entries);
+    return first;
+}
+
+uint64_t lb_cache_reap(struct lb_cache *c)
+{
+    uint64_t pages = 0;
+    for (uint32_t t = 0; t < c->ntcaches; t++) {
+        struct lb_tcache *tc = &c->tcaches[t];
+        bool any = false;
+        for (unsigned d = 0; d < LB_LEVELS; d++)
+            any |= (uint32_t)lb_load_rlx_u64(&tc->lvl[d].inbox.head) != 0;
+        uint32_t zero = 0;
+        /* Acquire/release as a claim (lb_cache_claim, lb_cache_release):
+         * while we hold the cache, we are its levels' owner. */
+        if (!any || lb_load_rlx_u32(&tc->owner) || !lb_cas_acq_u32(&tc->owner, &zero, LB_OWNER_WARDEN))
+            continue;
+        for (unsigned d = 0; d < LB_LEVELS; d++) {
+            uint64_t n;
+            struct lb_mag *chain = lb_level_take_inbox(c, &tc->lvl[d], &n);
+            if (!chain)
+                continue;
+            lb_spin_lock(&c->buddy->lock);
+            lb_chain_to_buddy(c, chain);
+            lb_spin_unlock(&c->buddy->lock);
+            pages += n;
+        }
+        lb_store_rel_u32(&tc->owner, 0);
+    }
+    return pages;
+}
+
 /* ---- counters and checks ----------------------------------------------------------------- */
 
 void lb_cache_counts(const struct lb_cache *c, struct lb_cache_counts *out)
 {
     for (unsigned i = 0; i < LB_MODE_SLOTS; i++)
         out->allocs[i] = lb_load_rlx_u64(&c->shared_allocs[i]) + lb_load_rlx_u64(&c->retired_allocs[i]);
-    out->frees = lb_load_rlx_u64(&c->shared_frees) + lb_load_rlx_u64(&c->retired_frees);
+    out->frees = lb_load_rlx_u64(&c->shared_frees) + lb_load_rlx_u64(&c->retired_frees) -
+                 lb_load_rlx_u64(&c->late_refused);
+    out->in_flight_pages = 0;
     out->cached_pages = 0;
     for (uint32_t t = 0; t < c->ntcaches; t++) {
         const struct lb_tcache *tc = &c->tcaches[t];
@@ -533,6 +728,12 @@ void lb_cache_counts(const struct lb_cache *c, struct lb_cache_counts *out)
             struct lb_mag *a = lb_level_loaded(l);
             struct lb_mag *b = lb_level_spare(l);
             out->cached_pages += lb_load_rlx_u32(&a->count) + lb_load_rlx_u32(&b->count);
+            out->in_flight_pages += lb_load_rlx_u64(&l->inbox_pages);
+            for (unsigned k = 0; k < LB_OUTBOX_SLOTS; k++) {
+                struct lb_mag *m = lb_load_rlx_ptr(&l->out_mag[k]);
+                if (m)
+                    out->in_flight_pages += lb_load_rlx_u32(&m->count);
+            }
         }
     }
     out->depot_pages = lb_load_rlx_u64(&c->full.count) * c->mag_size;
@@ -596,11 +797,61 @@ static long lb_check_pstack(const struct lb_cache *c, uint8_t *const *mark, cons
     return bad;
 }
 
-long lb_cache_check(const struct lb_cache *c, uint8_t *const *mark, uint64_t *cached,
-                    uint64_t *reserved, uint64_t *pending)
+/* Outbox/inbox entries: pages freed but not yet back with their owner
+ * (state still ALLOC, owner's id, the entry's generation). */
+static long lb_check_entries(const struct lb_cache *c, uint8_t *const *mark, const struct lb_mag *m,
+                             uint32_t owner, uint64_t *in_flight)
 {
     long bad = 0;
-    uint64_t depot = 0, n = 0;
+    uint32_t n = lb_load_rlx_u32(&m->count);
+    if (n > c->mag_size)
+        return 1;
+    for (uint32_t i = 0; i < n; i++) {
+        uintptr_t e = (uintptr_t)m->slot[i];
+        uint32_t pid = (uint32_t)(e >> 32);
+        struct lb_region *r = lb_cache_id_region(c, pid);
+        if (!r || (pid & 0xffffffu) >= r->span) {
+            bad++;
+            continue;
+        }
+        uint64_t w = lb_load_rlx_u64(&r->desc[pid & 0xffffffu]);
+        /* A queued double free (same page twice, or freed by its owner
+         * meanwhile) is legal until the owner drains: only count those
+         * that still match. */
+        if (lb_d_state(w) == LB_S_ALLOC && lb_d_owner(w) == owner && lb_d_gen(w) == (uint32_t)e) {
+            if (mark[r->index][pid & 0xffffffu]++)
+                continue; /* the same free queued twice: one page in flight */
+            (*in_flight)++;
+        }
+    }
+    return bad;
+}
+
+long lb_cache_check(const struct lb_cache *c, uint8_t *const *mark, uint64_t *cached,
+                    uint64_t *reserved, uint64_t *pending, uint64_t *in_flight)
+{
+    long bad = 0;
+    uint64_t depot = 0, n = 0, queued_mags = 0;
+    for (uint32_t t = 0; t < c->ntcaches; t++)
+        for (unsigned d = 0; d < LB_LEVELS; d++) {
+            const struct lb_level *l = &c->tcaches[t].lvl[d];
+            for (unsigned k = 0; k < LB_OUTBOX_SLOTS; k++) {
+                const struct lb_mag *m = lb_load_rlx_ptr(&l->out_mag[k]);
+                if (m) {
+                    queued_mags++;
+                    bad += lb_check_entries(c, mark, m, l->out_dest[k], in_flight);
+                }
+            }
+            uint32_t top = (uint32_t)lb_load_acq_u64(&l->inbox.head);
+            for (uint64_t guard = 0; top; guard++) {
+                if (guard > c->nmags)
+                    return bad + 1;
+                const struct lb_mag *m = lb_mag_at(c, top - 1);
+                queued_mags++;
+                bad += lb_check_entries(c, mark, m, l->id, in_flight);
+                top = lb_load_rlx_u32(&m->next);
+            }
+        }
     for (uint32_t t = 0; t < c->ntcaches; t++)
         for (unsigned d = 0; d < LB_LEVELS; d++) {
             bad += lb_check_mag(c, mark, lb_level_loaded(&c->tcaches[t].lvl[d]), cached);
@@ -630,7 +881,7 @@ long lb_cache_check(const struct lb_cache *c, uint8_t *const *mark, uint64_t *ca
     if (n != lb_load_rlx_u64(&c->empty.count))
         bad++;
     /* Every magazine is in exactly one place. */
-    if (lb_load_rlx_u64(&c->full.count) + lb_load_rlx_u64(&c->empty.count) +
+    if (lb_load_rlx_u64(&c->full.count) + lb_load_rlx_u64(&c->empty.count) + queued_mags +
             (uint64_t)c->ntcaches * 2 * LB_LEVELS != c->nmags)
         bad++;
     bad += lb_check_pstack(c, mark, &c->reserve, LB_S_RESERVED, reserved, UINT32_MAX);

@@ -49,24 +49,74 @@ struct lb_stack {
  * TRYLOCK): 3 = ATOMIC, 2 = NOWAIT, 0 = KERNEL, 1 = RESERVE alone. */
 #define LB_MODE_SLOTS 4u
 
-/* One nesting level of one thread's cache: one cache line.  Only
- * allocations are counted on the fast path; frees into the level follow
- * from the magazine flows (counted on the slow paths):
- *   frees = allocs + moved_out - moved_in + pages now in loaded and spare */
+#define LB_OUTBOX_SLOTS 4u  /* destinations a level batches frees for  */
+#define LB_RECENT       32u  /* recent remote frees remembered per level */
+
+/* One nesting level of one thread's cache.
+ *
+ * Ownership: an order-0 page handed out from a level's magazines records
+ * the level's id in its descriptor (with a generation), and from then on
+ * only that level writes the descriptor: its own frees are plain stores.
+ * Another context that frees the page does not touch the descriptor: it
+ * appends {page id, generation} to an outbox magazine for the owner and,
+ * when that is full, pushes it onto the owner's inbox (one CAS per batch).
+ * The owner validates each entry when it takes the batch.  So no locked
+ * instruction is spent per page, and two frees of one page can never both
+ * succeed: the owner sees the second.
+ *
+ * Counting: only allocations are counted on the fast path; frees follow:
+ *   own frees = allocs + moved_out - moved_in + pages in loaded and spare
+ *   frees     = own frees + remote_frees */
 struct lb_level {
+    /* Line 1: the owner's fast paths. */
     lb_atomic_ptr  loaded;   /* struct lb_mag *; written only by the level */
     lb_atomic_ptr  spare;    /* struct lb_mag *; read by stats             */
+    uint64_t       pattern;  /* ALLOC | id << 16: our pages' descriptors  */
     lb_atomic_u64  allocs[LB_MODE_SLOTS];  /* single writer: the level   */
-    lb_atomic_u64  moved_in;  /* pages put in by refills (depot, buddy)    */
-    lb_atomic_u64  moved_out; /* pages taken out by flushes                */
+    uint32_t       id;       /* owner id: tcache * LB_LEVELS + level + 1  */
+    uint32_t       unused;
+    /* Line 2: the owner's slow paths (single writer). */
+    lb_atomic_u64  moved_in;     /* pages put in by refills and drains     */
+    lb_atomic_u64  moved_out;    /* pages taken out by flushes             */
+    lb_atomic_u64  remote_frees; /* pages freed into outboxes             */
+    lb_atomic_ptr  out_mag[LB_OUTBOX_SLOTS]; /* outbox magazines or NULL  */
+    uint16_t       out_dest[LB_OUTBOX_SLOTS]; /* their owners' ids         */
+    /* Line 3: written by other threads. */
+    struct lb_stack inbox;       /* batches freed to us (magazines)         */
+    lb_atomic_u64  inbox_pages;  /* entries in them                         */
+    /* Remote frees still in our outboxes, by page (a duplicate is refused). */
+    lb_atomic_ptr  recent[LB_RECENT];
 } LB_ALIGNED_CL;
-_Static_assert(sizeof(struct lb_level) == LB_CACHELINE, "a level is one cache line");
 
 struct lb_tcache {
     struct lb_level lvl[LB_LEVELS];
-    lb_atomic_u32   owner;   /* 0 = free, else the owning thread's id    */
+    lb_atomic_u32   owner;   /* 0 = free, else the owning thread's id;
+                                LB_OWNER_WARDEN while the warden empties it */
     uint32_t        index;
 } LB_ALIGNED_CL;
+#define LB_OWNER_WARDEN 0xffffffffu
+
+/* Descriptor of an owned page: ALLOC, order 0, flags, owner, generation. */
+#define LB_D_OWNED_MASK 0xffff00ffull /* state, order and owner fields */
+static inline uint32_t lb_d_owner(uint64_t w) { return (uint32_t)(w >> 16) & 0xffffu; }
+static inline uint32_t lb_d_gen(uint64_t w) { return (uint32_t)(w >> 32); }
+static inline uint64_t lb_d_owned(uint64_t pattern, unsigned flags, uint32_t gen)
+{
+    return pattern | (uint64_t)flags << 8 | (uint64_t)gen << 32;
+}
+/* The generation of a level's next allocation in counter slot s: unique
+ * per (slot, count) for 2^30 allocations of the slot. */
+static inline uint32_t lb_gen(uint64_t count, unsigned slot)
+{
+    return (uint32_t)(count & 0x3fffffffu) | (uint32_t)slot << 30;
+}
+/* An outbox entry: {global page id, generation}. */
+static inline uintptr_t lb_entry(uint32_t page_id, uint32_t gen)
+{
+    return (uintptr_t)page_id << 32 | gen;
+}
+
+typedef void lb_bad_entry_fn(void *ctx, void *page, uint64_t w);
 
 struct lb_cache {
     unsigned        mag_size;    /* pages per magazine (M)                */
@@ -94,6 +144,10 @@ struct lb_cache {
     lb_atomic_u32   threads;     /* tcaches owned                          */
     uint64_t        serial;      /* the zone's unique serial               */
     unsigned        tls_slot;    /* LB_TLS_ZONES = none                    */
+    lb_atomic_u64   late_refused;/* queued frees found invalid at the owner */
+    lb_atomic_u64   remote_fallbacks; /* remote frees done by CAS (no magazine) */
+    lb_bad_entry_fn *bad_entry;  /* reports a late-detected double free     */
+    void           *bad_ctx;
 };
 
 /* ---- per-thread state (initial-exec TLS: no lazy allocation, no call) ---- */
@@ -244,6 +298,27 @@ void *lb_cache_reserve_get(struct lb_cache *c, unsigned flags);
  * with state (RESERVED or PENDING), one CAS for the lot; m ends empty. */
 void lb_cache_mag_to_stack(struct lb_cache *c, struct lb_mag *m, struct lb_stack *s, unsigned state);
 
+/* ---- ownership: remote frees, inboxes ------------------------------------- */
+struct lb_level *lb_cache_level_by_id(const struct lb_cache *c, uint32_t id);
+/* A context at level l frees page p (global id pid) owned by another level
+ * (descriptor w, read by the caller).  0: queued for the owner; -EALREADY:
+ * the page is already queued in l's outbox (a double free); -ENOSPC: no
+ * magazine to queue it in (the caller must fall back). */
+int lb_level_remote_free(struct lb_cache *c, struct lb_level *l, void *p, uint32_t pid, uint64_t w);
+/* Push every outbox batch of l to its owner (l's own context). */
+void lb_level_flush_outboxes(struct lb_cache *c, struct lb_level *l);
+/* Take l's inbox (l's own context, or the warden holding the tcache):
+ * validate every entry (the descriptor still says: allocated by l, same
+ * generation), turn valid ones into CACHED pages and call bad(ctx, page,
+ * entry) for the others (late-detected double frees).  Returns a chain of
+ * magazines holding only page pointers, linked by ->next (index + 1), or
+ * NULL; *pages gets the pages kept. */
+struct lb_mag *lb_level_take_inbox(struct lb_cache *c, struct lb_level *l, uint64_t *pages);
+/* Warden: empty the inboxes of thread caches no thread holds (their pages
+ * go to the buddy).  Normal context.  Returns pages reclaimed. */
+uint64_t lb_cache_reap(struct lb_cache *c);
+struct lb_mag *lb_cache_mag_next(const struct lb_cache *c, const struct lb_mag *m);
+
 /* ---- counters ---------------------------------------------------------------------- */
 /* Frees into level l so far (see struct lb_level). */
 uint64_t lb_level_frees(const struct lb_level *l);
@@ -251,6 +326,7 @@ uint64_t lb_level_frees(const struct lb_level *l);
 struct lb_cache_counts {
     uint64_t allocs[LB_MODE_SLOTS], frees;
     uint64_t cached_pages, depot_pages, threads;
+    uint64_t in_flight_pages; /* freed, in outboxes and inboxes */
 };
 void lb_cache_counts(const struct lb_cache *c, struct lb_cache_counts *out);
 void lb_cache_note_retries(struct lb_cache *c, unsigned retries);
@@ -259,6 +335,6 @@ void lb_cache_note_retries(struct lb_cache *c, unsigned retries);
  * stacks; mark[] (one byte per page id, caller-zeroed) detects a page held
  * twice.  Adds pages seen to *cached, *reserved, *pending. */
 long lb_cache_check(const struct lb_cache *c, uint8_t *const *mark, uint64_t *cached,
-                    uint64_t *reserved, uint64_t *pending);
+                    uint64_t *reserved, uint64_t *pending, uint64_t *in_flight);
 
 #endif /* LB_CACHE_H */

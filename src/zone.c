@@ -365,6 +365,7 @@ static size_t lb_zone_fixed_meta(const struct lb_plan *p)
 /* ---- create / destroy ----------------------------------------------------------------------- */
 
 static void *lb_warden_main(void *arg);
+static void lb_zone_bad_entry(void *ctx, void *page, uint64_t w);
 
 static void lb_zone_fill_common(struct labyrinth_zone *z, const struct labyrinth_zone_config *cfg,
                                 const struct lb_plan *p)
@@ -505,6 +506,8 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct labyrinth_
     lb_cache_init(&z->cache, meta, plan.mag_size, plan.nmags, plan.ntcaches, z->page_shift, &z->map,
                   &z->buddy, z->serial);
     z->mag_size = plan.mag_size;
+    z->cache.bad_entry = lb_zone_bad_entry;
+    z->cache.bad_ctx = z;
     if (!z->caller_memory)
         lb_os_mutex_init(&z->grow_mutex);
     if (!z->caller_memory || (z->flags & LABYRINTH_ZONE_WARDEN))
@@ -712,6 +715,47 @@ static void *lb_zone_try_block(struct labyrinth_zone *z, unsigned gfp, unsigned 
 }
 
 /* Refill level l's loaded magazine (owner context) and pop a page. */
+/* Take the batches other contexts freed to level l (l's own context):
+ * their pages become l's loaded and spare magazines, the rest goes to the
+ * depot or, for partial batches that do not fit, to the buddy.  Returns
+ * pages absorbed. */
+static uint64_t lb_level_absorb_inbox(struct labyrinth_zone *z, struct lb_level *l)
+{
+    struct lb_cache *c = &z->cache;
+    uint64_t pages;
+    struct lb_mag *m = lb_level_take_inbox(c, l, &pages);
+    while (m) {
+        struct lb_mag *next = lb_cache_mag_next(c, m);
+        uint32_t n = lb_load_rlx_u32(&m->count);
+        struct lb_mag *ld = lb_level_loaded(l), *sp = lb_level_spare(l);
+        if (n == 0) {
+            lb_depot_push(c, &c->empty, m);
+        } else if (lb_load_rlx_u32(&ld->count) == 0) {
+            lb_depot_push(c, &c->empty, ld);
+            lb_store_rlx_ptr(&l->loaded, m);
+            lb_bump_1w_u64(&l->moved_in, n);
+        } else if (lb_load_rlx_u32(&sp->count) == 0) {
+            lb_depot_push(c, &c->empty, sp);
+            lb_store_rlx_ptr(&l->spare, m);
+            lb_bump_1w_u64(&l->moved_in, n);
+        } else if (n == c->mag_size) {
+            lb_depot_push(c, &c->full, m);
+        } else {
+            /* A partial batch with nowhere to go whole: its pages to the
+             * buddy if the lock is free, else to the pending stack. */
+            if (lb_spin_trylock_bounded(&z->buddy.lock, LB_TRYLOCK_TRIES)) {
+                lb_cache_mag_to_buddy(c, m);
+                lb_zone_buddy_unlock(z);
+            } else {
+                lb_cache_mag_to_stack(c, m, &c->pending, LB_S_PENDING);
+            }
+            lb_depot_push(c, &c->empty, m);
+        }
+        m = next;
+    }
+    return pages;
+}
+
 static void *lb_level_refill_pop(struct labyrinth_zone *z, struct lb_level *l, unsigned gfp)
 {
     struct lb_cache *c = &z->cache;
@@ -722,6 +766,9 @@ static void *lb_level_refill_pop(struct labyrinth_zone *z, struct lb_level *l, u
         lb_level_swap(l);
         return lb_level_pop(l);
     }
+    /* Our own pages first: what other contexts freed back to us. */
+    if (lb_level_absorb_inbox(z, l) && (p = lb_level_pop(l)))
+        return p;
     struct lb_mag *m = lb_depot_pop(c, &c->full);
     if (m) {
         lb_depot_push(c, &c->empty, lb_level_loaded(l));
@@ -752,8 +799,10 @@ static void *lb_zone_alloc_loop(struct labyrinth_zone *z, unsigned gfp, unsigned
         if (l) {
             p = lb_level_refill_pop(z, l, gfp);
             if (p) {
-                lb_store_rlx_u64(lb_zone_desc(z, p), lb_d_make(LB_S_ALLOC, 0, dflags));
-                lb_bump_1w_u64(&l->allocs[lb_gfp_slot(gfp)], 1);
+                unsigned slot = lb_gfp_slot(gfp);
+                uint64_t n = lb_load_rlx_u64(&l->allocs[slot]) + 1;
+                lb_store_rlx_u64(&l->allocs[slot], n);
+                lb_store_rlx_u64(lb_zone_desc(z, p), lb_d_owned(l->pattern, dflags, lb_gen(n, slot)));
                 return p;
             }
         }
@@ -857,6 +906,76 @@ void lb_zone_free0_slow(struct labyrinth_zone *z, void *p, struct lb_region *r, 
     }
 }
 
+void lb_zone_free_remote(struct labyrinth_zone *z, void *p, struct lb_region *r, uint32_t idx,
+                         uint64_t w, uint32_t d, int *rc)
+{
+    struct lb_cache *c = &z->cache;
+    struct lb_level *l = lb_tls_level(c, d);
+    if (!l && d == 0 && lb_cache_claim(c))
+        l = lb_tls_level(c, 0);
+    *rc = -ENOSPC;
+    if (l) {
+        *rc = lb_level_remote_free(c, l, p, lb_page_id(r, idx), w);
+        if (*rc == 0 && lb_load_rlx_u32(&z->kick))
+            lb_level_flush_outboxes(c, l); /* pages are short: no batching */
+    }
+    if (*rc != -ENOSPC)
+        return;
+    /* No level or no magazine to queue in: take the page back with a CAS
+     * (exact against any other CAS; see docs/design.md on the one race it
+     * cannot see: the owner's own plain free of the same page). */
+    lb_add_rlx_u64(&c->remote_fallbacks, 1);
+    if (!lb_cas_rlx_u64(&r->desc[idx], &w, lb_d_make(LB_S_CACHED, 0, 0))) {
+        *rc = lb_d_refuse(w, 0) == -ENXIO ? -EALREADY : lb_d_refuse(w, 0) ? lb_d_refuse(w, 0) : -EBUSY;
+        return;
+    }
+    *rc = 0;
+    lb_zone_free0_slow(z, p, r, idx, d);
+}
+
+/* A queued free found invalid by the page's owner: the page was freed
+ * twice (the other free got there first), or not by this generation. */
+static void lb_zone_bad_entry(void *ctx, void *page, uint64_t w)
+{
+    struct labyrinth_zone *z = ctx;
+    char b[200];
+    struct lb_fmt f = {b, 0, sizeof b};
+    lb_fmt_str(&f, "free_pages(");
+    lb_fmt_hex(&f, (uintptr_t)page);
+    lb_fmt_str(&f, ", order 0) refused when its owner took the batch: double free, the block is ");
+    lb_fmt_str(&f, lb_d_state(w) == LB_S_ALLOC ? "allocated again (EALREADY)" : "not allocated (EALREADY)");
+    struct labyrinth_report rep = {0};
+    rep.kind = LABYRINTH_REPORT_BAD_FREE;
+    rep.err = -EALREADY;
+    rep.zone_name = z->name;
+    rep.addr = page;
+    rep.message = b;
+    lb_zone_report(z, &rep);
+}
+
+void lb_zone_settle(struct labyrinth_zone *z)
+{
+    struct lb_cache *c = &z->cache;
+    for (uint32_t t = 0; t < c->ntcaches; t++)
+        for (unsigned d = 0; d < LB_LEVELS; d++)
+            lb_level_flush_outboxes(c, &c->tcaches[t].lvl[d]);
+    for (uint32_t t = 0; t < c->ntcaches; t++)
+        for (unsigned d = 0; d < LB_LEVELS; d++) {
+            uint64_t n;
+            struct lb_mag *m = lb_level_take_inbox(c, &c->tcaches[t].lvl[d], &n);
+            if (!m)
+                continue;
+            lb_spin_lock(&z->buddy.lock);
+            while (m) {
+                struct lb_mag *next = lb_cache_mag_next(c, m);
+                lb_cache_mag_to_buddy(c, m);
+                lb_depot_push(c, &c->empty, m);
+                m = next;
+            }
+            lb_spin_unlock(&z->buddy.lock);
+        }
+}
+
 lb_atomic_u64 *lb_zone_desc_slow(struct labyrinth_zone *z, const void *p)
 {
     struct lb_region *r = lb_regmap_lookup(&z->map, (uintptr_t)p);
@@ -951,7 +1070,7 @@ static void *lb_warden_main(void *arg)
         bool kicked = lb_load_rlx_u32(&z->kick) != 0;
         if (kicked)
             lb_store_rlx_u32(&z->kick, 0);
-        uint64_t moved = lb_zone_rebalance(z);
+        uint64_t moved = lb_cache_reap(&z->cache) + lb_zone_rebalance(z);
         lb_add_rlx_u64(&z->warden_runs, 1);
         if (moved || kicked)
             interval = min_ns;
@@ -985,7 +1104,8 @@ void lb_zone_stats(struct labyrinth_zone *z, struct labyrinth_zone_stats *o)
     o->depot_pages = cc.depot_pages;
     o->reserve_free_pages = lb_load_rlx_u64(&c->reserve.count);
     size_t pending = lb_load_rlx_u64(&c->pending_pages);
-    size_t free_pages = o->buddy_free_pages + o->cached_pages + o->reserve_free_pages + pending;
+    size_t free_pages = o->buddy_free_pages + o->cached_pages + o->reserve_free_pages + pending +
+                        cc.in_flight_pages;
     o->free_pages = LB_MIN(free_pages, o->total_pages);
     o->in_use_pages = o->total_pages - o->free_pages;
     o->reserve_target_pages = z->reserve_target;
@@ -1012,6 +1132,8 @@ void lb_zone_stats(struct labyrinth_zone *z, struct labyrinth_zone_stats *o)
     o->warden_pages_moved = lb_load_rlx_u64(&z->warden_moved);
     o->grow_events = lb_load_rlx_u64(&z->grow_events);
     o->retry_cap_hits = lb_load_rlx_u64(&c->retry_cap_hits);
+    o->in_flight_pages = cc.in_flight_pages;
+    o->remote_cas_fallbacks = lb_load_rlx_u64(&c->remote_fallbacks);
     o->max_retries = lb_load_rlx_u64(&c->max_retries);
     o->metadata_bytes = z->metadata_bytes;
     o->locked_pages = 0;
@@ -1044,8 +1166,9 @@ long lb_zone_check(struct labyrinth_zone *z)
     lb_spin_lock(&z->buddy.lock);
     size_t buddy_pages = 0;
     uint64_t cached = 0, reserved = 0, pending = 0, in_use = 0, blocks_in_use = 0, usable = 0;
+    uint64_t in_flight = 0;
     bad += lb_buddy_check(&z->buddy, &buddy_pages);
-    bad += lb_cache_check(c, mark, &cached, &reserved, &pending);
+    bad += lb_cache_check(c, mark, &cached, &reserved, &pending, &in_flight);
     for (unsigned i = 0; i < nreg; i++) {
         struct lb_region *r = lb_regmap_get(&z->map, i);
         uint32_t covered = r->first;
@@ -1074,6 +1197,10 @@ long lb_zone_check(struct labyrinth_zone *z)
             covered = idx + (1u << o);
             switch (s) {
             case LB_S_ALLOC:
+                /* Freed and queued for its owner: in flight, not in use
+                 * (lb_cache_check marked it). */
+                if (mark[i][idx])
+                    break;
                 in_use += 1u << o;
                 blocks_in_use++;
                 break;
@@ -1097,7 +1224,7 @@ long lb_zone_check(struct labyrinth_zone *z)
     uint64_t total = lb_load_rlx_u64(&z->total_pages);
     if (usable != total)
         bad++;
-    if (buddy_pages + cached + reserved + pending + in_use != total)
+    if (buddy_pages + cached + reserved + pending + in_flight + in_use != total)
         bad++;
     if (lb_load_rlx_u64(&c->reserve.count) != reserved)
         bad++;

@@ -98,6 +98,13 @@ void *lb_zone_alloc_err(struct labyrinth_zone *z, unsigned gfp, unsigned order, 
 /* Order-0 page at (r, idx) whose descriptor this call turned CACHED: find
  * it a home (level magazines at depth d when possible). */
 void lb_zone_free0_slow(struct labyrinth_zone *z, void *p, struct lb_region *r, uint32_t idx, uint32_t d);
+/* An order-0 page owned by another level (descriptor w, still ALLOC):
+ * queue it for its owner.  *rc: 0, or the refusal's negative errno. */
+void lb_zone_free_remote(struct labyrinth_zone *z, void *p, struct lb_region *r, uint32_t idx,
+                         uint64_t w, uint32_t d, int *rc);
+/* Quiescent zone: flush every outbox, take every inbox (pages to the
+ * buddy).  Normal context. */
+void lb_zone_settle(struct labyrinth_zone *z);
 /* A block of any order whose descriptor this call turned PENDING: give it
  * to the buddy, or to the pending stack if the lock is busy. */
 void lb_zone_free_block(struct labyrinth_zone *z, struct lb_region *r, uint32_t idx, unsigned order);
