@@ -50,6 +50,23 @@
  *     -ERANGE    the order is not the order the block was allocated with
  *     -EBADF     the zone handle is NULL or not a live zone
  *   labyrinth_strerror() turns any of them into a sentence.
+ *
+ * FREES FROM OTHER THREADS
+ *
+ *   An order-0 page taken from a thread's cache belongs to that thread
+ *   (to the nesting level it was taken at).  Its owner frees it with plain
+ *   stores; any other context queues it in a per-thread batch that goes
+ *   back to the owner, which checks every queued page when it takes the
+ *   batch.  No locked instruction is spent per page, and no page is ever
+ *   handed out twice.  A double free is refused at once (-EALREADY) when
+ *   the page already reads as free, or is still in the freeing thread's own
+ *   batch; when two frees of one page by different threads are both under
+ *   way, the second is found by the owner and reported then (a BAD_FREE
+ *   report with err -EALREADY, counted in misuse_reports) while its call
+ *   returned 0.  Pages queued this way count as free (in_flight_pages).
+ *   They return to circulation when the owner next needs pages, when it
+ *   calls labyrinth_thread_release or exits, or (for an owner that has
+ *   exited) through the warden.
  */
 #ifndef LABYRINTH_H
 #define LABYRINTH_H
@@ -298,8 +315,10 @@ typedef void labyrinth_report_fn(const struct labyrinth_report *report, void *ar
  * Returns the zone, or NULL with errno:
  *   EINVAL  a field out of range (unknown flag bits, max_order above
  *           LABYRINTH_MAX_ORDER_LIMIT, watermarks out of order
- *           reserve <= low <= high <= pages, memory without memory_bytes,
- *           pages above what memory holds)
+ *           reserve <= low <= high <= pages, max_pages below pages,
+ *           memory without memory_bytes, pages above what memory holds,
+ *           memory with max_pages other than pages (no growth), quality
+ *           TRACK with ZONE_NO_TRACKING, memory with ZONE_MUST_LOCK)
  *   ENOMEM  mapping or metadata failed, or memory too small for metadata
  *           plus one page
  *   EPERM   ZONE_DMA without the right to read physical addresses, or
@@ -318,11 +337,16 @@ LABYRINTH_API void labyrinth_zone_destroy(struct labyrinth_zone *zone);
 /* Allocate 2^order pages, naturally aligned, with quality flags added to
  * the zone's own.  gfp is LABYRINTH_GFP_ATOMIC, _NOWAIT, _KERNEL or a valid
  * combination of LABYRINTH_GFP_BIT_*.  Returns the block or NULL.
- * NULL with errno (KERNEL only; ATOMIC/NOWAIT leave errno alone):
+ * NULL with errno (whenever gfp has the SLEEP bit; ATOMIC and NOWAIT leave
+ * errno alone):
  *   EINVAL     unknown gfp or quality bits, or order > the zone's max_order
  *              (also a BAD_ARGS report)
- *   ENOMEM     no block and the zone cannot grow
- *   ETIMEDOUT  waited the zone's wait_timeout_ms without a block
+ *   ENOMEM     the zone had to grow and the OS refused the memory
+ *   ETIMEDOUT  waited the zone's wait_timeout_ms without a block (also when
+ *              the zone is at max_pages and nothing was freed in time)
+ * A KERNEL request for order > 0 that finds no block first gives the
+ * depot's cached pages back to the buddy, where they coalesce, and the
+ * warden stops refilling the depot while KERNEL callers wait.
  *   EOPNOTSUPP QUALITY_TRACK in a ZONE_NO_TRACKING zone (also a report)
  *   EBADF      zone is NULL or not a live zone */
 LABYRINTH_API void *labyrinth_alloc_pages(struct labyrinth_zone *zone, unsigned gfp,
@@ -351,6 +375,9 @@ LABYRINTH_API int labyrinth_register_page_tag(struct labyrinth_zone *zone, void 
  * Returns 0, or -EFAULT, -EXDEV, -EBADF, or -EINVAL (out is NULL). */
 LABYRINTH_API int labyrinth_page_info(struct labyrinth_zone *zone, const void *addr,
                         struct labyrinth_page_info *out);
+
+/* (In C++, the struct types labyrinth_zone_stats and labyrinth_page_info
+ * share their names with functions: write `struct labyrinth_zone_stats`.) */
 
 /* Fill *out.  Counters are read without stopping other threads, so a
  * snapshot taken while others allocate is approximate; it is exact when
@@ -383,8 +410,9 @@ LABYRINTH_API int labyrinth_thread_release(struct labyrinth_zone *zone);
 
 /* Call fn for every block still in use, in address order, with what
  * labyrinth_page_info would say of it; stops early when fn returns
- * non-zero.  Normal thread context.  Returns the number of blocks visited,
- * or -EBADF. */
+ * non-zero.  Pages freed and queued back to their owner are not in use.
+ * Normal thread context, quiescent zone.  Returns the number of blocks
+ * visited, or -EBADF, or -ENOMEM. */
 LABYRINTH_API long labyrinth_zone_for_each_in_use(struct labyrinth_zone *zone,
                                     int (*fn)(const struct labyrinth_page_info *info, void *arg),
                                     void *arg);

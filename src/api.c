@@ -277,8 +277,11 @@ void *labyrinth_alloc_pages(struct labyrinth_zone *z, unsigned gfp, unsigned ord
 void *labyrinth_alloc_page_atomic_site(struct labyrinth_zone *z, unsigned quality,
                                        const struct labyrinth_site *site)
 {
-    if (lb_zone_ok(z) && !(z->flags & LABYRINTH_ZONE_NO_TRACKING))
-        quality |= LABYRINTH_QUALITY_TRACK;
+    /* The macro registers the page; a zone without a tracking table still
+     * gets its page, unregistered (the header's promise). */
+    if (lb_zone_ok(z))
+        quality = (z->flags & LABYRINTH_ZONE_NO_TRACKING) ? quality & ~LABYRINTH_QUALITY_TRACK
+                                                          : quality | LABYRINTH_QUALITY_TRACK;
     return lb_alloc_general(z, LABYRINTH_GFP_ATOMIC, 0, quality, __builtin_return_address(0), site, 0);
 }
 
@@ -466,23 +469,40 @@ long labyrinth_zone_for_each_in_use(struct labyrinth_zone *z,
 {
     if (!lb_zone_ok(z))
         return -EBADF;
-    long visited = 0;
     unsigned n = lb_regmap_count(&z->map);
+    /* Pages freed by one thread and still queued back to the thread that
+     * allocated them are not in use: mark them first. */
+    uint8_t *mark[LB_MAX_REGIONS] = {0};
+    struct lb_os_mapping mm[LB_MAX_REGIONS];
+    memset(mm, 0, sizeof mm);
+    long visited = 0;
+    for (unsigned i = 0; i < n; i++) {
+        struct lb_region *r = lb_regmap_get(&z->map, i);
+        if (lb_os_map(lb_align_up(r->span, z->page_size), z->page_size, 0, &mm[i])) {
+            visited = -ENOMEM;
+            goto out;
+        }
+        mark[i] = mm[i].addr;
+    }
+    lb_cache_mark_in_flight(&z->cache, mark);
     for (unsigned i = 0; i < n; i++) {
         struct lb_region *r = lb_regmap_get(&z->map, i);
         for (uint32_t idx = r->first; idx < r->end;) {
             uint64_t w = lb_load_rlx_u64(&r->desc[idx]);
             unsigned s = lb_d_state(w);
-            if (s == LB_S_ALLOC) {
+            if (s == LB_S_ALLOC && !mark[i][idx]) {
                 struct labyrinth_page_info info;
                 lb_page_info_fill(z, r, idx, &info);
                 visited++;
                 if (fn && fn(&info, arg))
-                    return visited;
+                    goto out;
             }
             idx += (s == LB_S_TAIL || s == LB_S_HOLE) ? 1u : 1u << lb_d_order(w);
         }
     }
+out:
+    for (unsigned i = 0; i < n; i++)
+        lb_os_unmap(&mm[i]);
     return visited;
 }
 

@@ -827,6 +827,26 @@ static long lb_check_entries(const struct lb_cache *c, uint8_t *const *mark, con
     return bad;
 }
 
+void lb_cache_mark_in_flight(const struct lb_cache *c, uint8_t *const *mark)
+{
+    uint64_t n = 0;
+    for (uint32_t t = 0; t < c->ntcaches; t++)
+        for (unsigned d = 0; d < LB_LEVELS; d++) {
+            const struct lb_level *l = &c->tcaches[t].lvl[d];
+            for (unsigned k = 0; k < LB_OUTBOX_SLOTS; k++) {
+                const struct lb_mag *m = lb_load_rlx_ptr(&l->out_mag[k]);
+                if (m)
+                    lb_check_entries(c, mark, m, l->out_dest[k], &n);
+            }
+            uint32_t top = (uint32_t)lb_load_acq_u64(&l->inbox.head);
+            for (uint64_t guard = 0; top && guard <= c->nmags; guard++) {
+                const struct lb_mag *m = lb_mag_at(c, top - 1);
+                lb_check_entries(c, mark, m, l->id, &n);
+                top = lb_load_rlx_u32(&m->next);
+            }
+        }
+}
+
 long lb_cache_check(const struct lb_cache *c, uint8_t *const *mark, uint64_t *cached,
                     uint64_t *reserved, uint64_t *pending, uint64_t *in_flight)
 {

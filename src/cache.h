@@ -334,6 +334,9 @@ void lb_cache_note_retries(struct lb_cache *c, unsigned retries);
 /* White-box check (quiescent): count violations among magazines and page
  * stacks; mark[] (one byte per page id, caller-zeroed) detects a page held
  * twice.  Adds pages seen to *cached, *reserved, *pending. */
+/* Mark (mark[region][page] = 1) the pages freed and queued back to their
+ * owner: still ALLOC in their descriptors, but not in use.  Quiescent. */
+void lb_cache_mark_in_flight(const struct lb_cache *c, uint8_t *const *mark);
 long lb_cache_check(const struct lb_cache *c, uint8_t *const *mark, uint64_t *cached,
                     uint64_t *reserved, uint64_t *pending, uint64_t *in_flight);
 

@@ -21,7 +21,7 @@ void lb_region_init(struct lb_region *r, unsigned index, unsigned page_shift, ui
                     bool phys)
 {
     LB_CHECK(first <= end && end <= span && span <= LB_REGION_MAX_PAGES);
-    char *p = meta;
+    uintptr_t p = (uintptr_t)meta; /* cache-line aligned: see lb_region_meta_bytes */
     r->base = base;
     r->page_shift = page_shift;
     r->lo = base + ((uintptr_t)first << page_shift);

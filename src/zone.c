@@ -168,7 +168,9 @@ void lb_report_default(const struct labyrinth_report *rep, void *arg)
 {
     struct labyrinth_zone *z = arg;
     if (z) {
-        uint32_t n = lb_add_rlx_u32(&z->reports_printed, 1);
+        /* Misuse and leak lines have caps of their own. */
+        bool leak = rep->kind == LABYRINTH_REPORT_LEAK;
+        uint32_t n = lb_add_rlx_u32(leak ? &z->leaks_printed : &z->reports_printed, 1);
         if (n > LB_REPORT_LINES)
             return;
         if (n == LB_REPORT_LINES) {
@@ -176,7 +178,8 @@ void lb_report_default(const struct labyrinth_report *rep, void *arg)
             struct lb_fmt f = {b, 0, sizeof b};
             lb_fmt_str(&f, "labyrinth: zone '");
             lb_fmt_str(&f, rep->zone_name);
-            lb_fmt_str(&f, "': further reports suppressed (counted in misuse_reports)\n");
+            lb_fmt_str(&f, leak ? "': further leak lines suppressed\n"
+                                : "': further reports suppressed (counted in misuse_reports)\n");
             lb_os_write_err(b, f.len);
             return;
         }
@@ -508,20 +511,14 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct labyrinth_
     z->mag_size = plan.mag_size;
     z->cache.bad_entry = lb_zone_bad_entry;
     z->cache.bad_ctx = z;
-    if (!z->caller_memory)
-        lb_os_mutex_init(&z->grow_mutex);
-    if (!z->caller_memory || (z->flags & LABYRINTH_ZONE_WARDEN))
-        lb_os_mutex_init(&z->rebalance_mutex);
-    if (!z->caller_memory || (z->flags & LABYRINTH_ZONE_WARDEN)) {
-        /* TLS slots and the registry need the OS layer's mutex: a zone over
-         * caller memory that makes no OS call has neither (its threads use
-         * the shared path, and another zone's page freed to it is reported
-         * as foreign). */
-        lb_cache_tls_register(&z->cache);
-        rc = lb_registry_add(z);
-        if (rc)
-            goto fail;
-    }
+    /* Mutexes, TLS slots and the registry are process-local bookkeeping,
+     * not system calls: zones over caller memory have them too. */
+    lb_os_mutex_init(&z->grow_mutex);
+    lb_os_mutex_init(&z->rebalance_mutex);
+    lb_cache_tls_register(&z->cache);
+    rc = lb_registry_add(z);
+    if (rc)
+        goto fail;
     lb_zone_rebalance(z);
     bool want_warden = z->caller_memory ? (z->flags & LABYRINTH_ZONE_WARDEN)
                                         : !(z->flags & LABYRINTH_ZONE_NO_WARDEN);
@@ -559,19 +556,23 @@ void lb_zone_destroy(struct labyrinth_zone *z)
         lb_os_thread_join(z->warden);
         z->warden_running = false;
     }
-    if (!z->caller_memory || (z->flags & LABYRINTH_ZONE_WARDEN)) {
-        lb_registry_remove(z);
-        lb_cache_tls_unregister(&z->cache);
-    }
+    lb_registry_remove(z);
+    lb_cache_tls_unregister(&z->cache);
+    /* A zone over caller memory stays readable: make every fast path miss
+     * (threads may still name it as their current zone) so that calls on
+     * the dead handle reach the checks that refuse them with EBADF. */
     z->magic = 0;
+    z->fast_gfp = 0;
+    z->r0_bytes = 0;
+    z->serial = UINT64_MAX;
+    lb_os_mutex_destroy(&z->grow_mutex);
+    lb_os_mutex_destroy(&z->rebalance_mutex);
     if (z->caller_memory)
         return;
     unsigned n = lb_regmap_count(&z->map);
     lb_regmap_destroy(&z->map);
     for (unsigned i = 0; i < n; i++)
         lb_zone_region_unmap(&z->regions[i]);
-    lb_os_mutex_destroy(&z->grow_mutex);
-    lb_os_mutex_destroy(&z->rebalance_mutex);
     struct lb_os_mapping mm = z->meta_map;
     lb_os_unmap(&mm);
 }
@@ -690,11 +691,30 @@ static void lb_zone_buddy_unlock(struct labyrinth_zone *z)
     lb_spin_unlock(&z->buddy.lock);
 }
 
+/* Give every full magazine of the depot back to the buddy (normal
+ * context).  Returns pages given. */
+static uint64_t lb_zone_drain_depot(struct labyrinth_zone *z)
+{
+    struct lb_cache *c = &z->cache;
+    uint64_t pages = 0;
+    struct lb_mag *m;
+    while ((m = lb_depot_pop(c, &c->full))) {
+        pages += lb_load_rlx_u32(&m->count);
+        lb_spin_lock(&z->buddy.lock);
+        lb_cache_mag_to_buddy(c, m);
+        lb_spin_unlock(&z->buddy.lock);
+        lb_depot_push(c, &c->empty, m);
+    }
+    return pages;
+}
+
 /* One attempt at the buddy and (order 0, RESERVE) the reserve. */
 static void *lb_zone_try_block(struct labyrinth_zone *z, unsigned gfp, unsigned order, unsigned dflags)
 {
     if (lb_zone_buddy_lock(z, gfp)) {
         struct lb_region *r;
+        if (lb_load_rlx_u64(&z->cache.pending.count))
+            lb_cache_drain_pending(&z->cache, 64);
         uint32_t idx = lb_buddy_take(&z->buddy, order, LB_S_ALLOC, dflags, &r);
         bool low = lb_load_rlx_u64(&z->buddy.free_pages) < z->low;
         lb_zone_buddy_unlock(z);
@@ -702,6 +722,23 @@ static void *lb_zone_try_block(struct labyrinth_zone *z, unsigned gfp, unsigned 
             lb_zone_kick(z);
         if (idx != LB_NIL)
             return (void *)lb_region_addr(r, idx);
+    }
+    if (order == 0) {
+        /* No magazines of our own (a thread past max_threads, deep
+         * nesting): a full magazine from the depot, one page from it, the
+         * rest onto the pending stack for the next buddy lock holder. */
+        struct lb_cache *c = &z->cache;
+        struct lb_mag *m = lb_depot_pop(c, &c->full);
+        if (m) {
+            uint32_t n = lb_load_rlx_u32(&m->count);
+            void *p = m->slot[n - 1];
+            lb_store_rlx_u32(&m->count, n - 1);
+            lb_cache_mag_to_stack(c, m, &c->pending, LB_S_PENDING);
+            lb_depot_push(c, &c->empty, m);
+            lb_store_rlx_u64(lb_zone_desc(z, p), lb_d_make(LB_S_ALLOC, 0, dflags));
+            lb_zone_kick(z);
+            return p;
+        }
     }
     if (order == 0 && (gfp & LABYRINTH_GFP_BIT_RESERVE)) {
         void *p = lb_cache_reserve_get(&z->cache, dflags);
@@ -814,6 +851,11 @@ static void *lb_zone_alloc_loop(struct labyrinth_zone *z, unsigned gfp, unsigned
         }
         if (!lb_gfp_may_sleep(gfp))
             break;
+        /* A higher order: free pages may sit in the depot's magazines,
+         * split; give them back to the buddy to coalesce (as Linux drains
+         * its per-CPU lists), then try again. */
+        if (order > 0 && lb_zone_drain_depot(z))
+            continue;
         if (gfp & LABYRINTH_GFP_BIT_GROW) {
             long g = lb_zone_grow(z);
             if (g > 0)
@@ -989,14 +1031,9 @@ static uint64_t lb_zone_rebalance_locked(struct labyrinth_zone *z);
 
 uint64_t lb_zone_rebalance(struct labyrinth_zone *z)
 {
-    /* Zones over caller memory without OS calls have no mutex: they have
-     * no warden either, so only creation rebalances them. */
-    bool os = !z->caller_memory || (z->flags & LABYRINTH_ZONE_WARDEN);
-    if (os)
-        lb_os_mutex_lock(&z->rebalance_mutex);
+    lb_os_mutex_lock(&z->rebalance_mutex);
     uint64_t moved = lb_zone_rebalance_locked(z);
-    if (os)
-        lb_os_mutex_unlock(&z->rebalance_mutex);
+    lb_os_mutex_unlock(&z->rebalance_mutex);
     return moved;
 }
 
@@ -1017,7 +1054,8 @@ static uint64_t lb_zone_rebalance_locked(struct labyrinth_zone *z)
      * below low, fill the depot until the supply reaches high. */
     uint64_t dp = lb_load_rlx_u64(&c->full.count) * c->mag_size;
     uint64_t depot_high = z->high - z->reserve_target;
-    if (dp + lb_load_rlx_u64(&c->reserve.count) < z->low) {
+    /* While KERNEL callers wait, leave the buddy's blocks to them. */
+    if (dp + lb_load_rlx_u64(&c->reserve.count) < z->low && !lb_load_rlx_u32(&z->waiters)) {
         while (dp + c->mag_size <= LB_MAX(depot_high, (size_t)c->mag_size)) {
             struct lb_mag *e = lb_depot_pop(c, &c->empty);
             if (!e)
@@ -1160,9 +1198,7 @@ long lb_zone_check(struct labyrinth_zone *z)
         mark[i] = mm[i].addr;
     }
     /* The warden moves magazines outside the buddy lock: keep it out. */
-    bool os = !z->caller_memory || (z->flags & LABYRINTH_ZONE_WARDEN);
-    if (os)
-        lb_os_mutex_lock(&z->rebalance_mutex);
+    lb_os_mutex_lock(&z->rebalance_mutex);
     lb_spin_lock(&z->buddy.lock);
     size_t buddy_pages = 0;
     uint64_t cached = 0, reserved = 0, pending = 0, in_use = 0, blocks_in_use = 0, usable = 0;
@@ -1229,8 +1265,7 @@ long lb_zone_check(struct labyrinth_zone *z)
     if (lb_load_rlx_u64(&c->reserve.count) != reserved)
         bad++;
     lb_spin_unlock(&z->buddy.lock);
-    if (os)
-        lb_os_mutex_unlock(&z->rebalance_mutex);
+    lb_os_mutex_unlock(&z->rebalance_mutex);
     /* The counters agree with the descriptors: blocks handed out minus
      * blocks taken back is what is in use. */
     struct lb_cache_counts cc;

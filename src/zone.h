@@ -82,6 +82,7 @@ struct labyrinth_zone {
     lb_atomic_ptr report_fn;
     lb_atomic_ptr report_arg;
     lb_atomic_u32 reports_printed;
+    lb_atomic_u32 leaks_printed;
 };
 
 /* Create / destroy (normal context).  Create returns 0 and *out, or a

@@ -215,7 +215,7 @@ static void *worker_main(void *arg)
                 count(&quality_violations);
             if ((uintptr_t)p & ((PG << order) - 1))
                 count(&quality_violations); /* natural alignment */
-            uint64_t tag = (uint64_t)(w - (struct worker *)0) << 48 ^ (uint64_t)w->seed << 20 ^ seq++;
+            uint64_t tag = (uint64_t)(uintptr_t)w << 16 ^ (uint64_t)w->seed << 20 ^ seq++;
             own(p, order, tag);
             held[nheld++] = (struct blk){p, order, tag};
             w->allocs++;

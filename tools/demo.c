@@ -14,6 +14,7 @@
 #include "tool.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -211,14 +212,19 @@ static void *rx_main(void *arg)
                     next = t; /* we fell far behind: do not burst to catch up */
             }
         } else {
-            /* Background work on the same thread: NOWAIT pages taken and
-             * freed, which the timer signal keeps interrupting. */
-            void *p = labyrinth_alloc_pages(D.zone, LABYRINTH_GFP_NOWAIT, 0, 0);
-            if (p) {
-                ((volatile char *)p)[0] = 1;
-                labyrinth_free_pages(D.zone, p, 0);
-                bump(&D.bg_allocs, 1);
+            /* Background work on the same thread: bursts of NOWAIT pages
+             * taken and freed, which the timer signal keeps interrupting,
+             * then a short sleep so the worker has a CPU. */
+            for (int i = 0; i < 2000; i++) {
+                void *p = labyrinth_alloc_pages(D.zone, LABYRINTH_GFP_NOWAIT, 0, 0);
+                if (p) {
+                    ((volatile char *)p)[0] = 1;
+                    labyrinth_free_pages(D.zone, p, 0);
+                    bump(&D.bg_allocs, 1);
+                }
             }
+            struct timespec ts = {0, 20000};
+            nanosleep(&ts, NULL);
         }
     }
     return NULL;
@@ -228,13 +234,21 @@ static void *worker_main(void *arg)
 {
     (void)arg;
     uint64_t expect = 0;
+    unsigned idle = 0;
     for (;;) {
         void *p = ring_pop(&D.ring);
         if (!p) {
-            if (__atomic_load_n(&D.stop_worker, __ATOMIC_ACQUIRE) && !ring_pop(&D.ring))
+            /* Stop only once the producer has stopped and the ring is
+             * seen empty after that. */
+            if (__atomic_load_n(&D.stop_worker, __ATOMIC_ACQUIRE) && !(p = ring_pop(&D.ring)))
                 break;
-            continue;
+            if (!p) {
+                if (++idle > 64)
+                    sched_yield(); /* share the CPU when there is nothing to do */
+                continue;
+            }
         }
+        idle = 0;
         struct packet *pk = p;
         if (pk->sum != (uint32_t)(pk->seq * 2654435761u) || pk->seq < expect)
             bump(&D.wk_bad, 1);

@@ -90,6 +90,7 @@ unsigned lb_os_ncpus(void)
 
 static int lb_os_map_raw(size_t bytes, size_t align, int extra_flags, struct lb_os_mapping *out)
 {
+    memset(out, 0, sizeof *out);
     size_t raw = bytes + (align > lb_os_page_size() ? align : 0);
     void *p = mmap(NULL, raw, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | extra_flags, -1, 0);
     if (p == MAP_FAILED)
