@@ -230,7 +230,8 @@ void lb_cache_release_self(struct lb_cache *c)
 
 static inline struct lb_mag *lb_mag_at(const struct lb_cache *c, uint32_t i)
 {
-    return (struct lb_mag *)(c->mags + (size_t)i * c->mag_stride);
+    /* Magazines are cache-line aligned (lb_mag_stride); through void *. */
+    return (struct lb_mag *)(void *)(c->mags + (size_t)i * c->mag_stride);
 }
 static inline uint32_t lb_mag_index(const struct lb_cache *c, const struct lb_mag *m)
 {

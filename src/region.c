@@ -94,12 +94,12 @@ struct lb_region *lb_regmap_lookup_slow(const struct lb_regmap *m, uintptr_t a)
     return r;
 }
 
-static int lb_regmap_chunks_free(const struct lb_regmap *m, const struct lb_region *r)
+static int lb_regmap_chunks_free(lb_atomic_ptr *l1, const struct lb_region *r)
 {
     uintptr_t c0 = r->lo >> LB_CHUNK_SHIFT, c1 = (r->lo + r->bytes - 1) >> LB_CHUNK_SHIFT;
     for (uintptr_t c = c0; c <= c1; c++) {
         uintptr_t a = c << LB_CHUNK_SHIFT;
-        lb_atomic_u32 *leaf = lb_load_rlx_ptr(&lb_regmap_l1(m)[lb_l1_index(a)]);
+        lb_atomic_u32 *leaf = lb_load_rlx_ptr(&l1[lb_l1_index(a)]);
         size_t i = lb_l2_index(a);
         if (leaf && (lb_load_rlx_u32(&leaf[i / 4]) >> (8 * (i % 4))) & 0xffu)
             return -EBUSY;
@@ -107,13 +107,13 @@ static int lb_regmap_chunks_free(const struct lb_regmap *m, const struct lb_regi
     return 0;
 }
 
-/* Make sure every chunk r touches has a leaf (normal context). */
-static int lb_regmap_leaves(struct lb_regmap *m, const struct lb_region *r)
+/* Make sure every chunk r touches has a leaf in table l1 (normal context). */
+static int lb_regmap_leaves(struct lb_regmap *m, lb_atomic_ptr *l1, const struct lb_region *r)
 {
     uintptr_t c0 = r->lo >> LB_CHUNK_SHIFT, c1 = (r->lo + r->bytes - 1) >> LB_CHUNK_SHIFT;
     for (uintptr_t c = c0; c <= c1; c++) {
         uintptr_t a = c << LB_CHUNK_SHIFT;
-        if (lb_load_rlx_ptr(&lb_regmap_l1(m)[lb_l1_index(a)]))
+        if (lb_load_rlx_ptr(&l1[lb_l1_index(a)]))
             continue;
         if (m->leaves >= LB_MAX_REGIONS)
             return -ENOMEM;
@@ -123,18 +123,18 @@ static int lb_regmap_leaves(struct lb_regmap *m, const struct lb_region *r)
             return rc;
         /* Release: the zeroed leaf is visible before its pointer (pairs with
          * the acquire in lb_regmap_lookup_slow). */
-        lb_store_rel_ptr(&lb_regmap_l1(m)[lb_l1_index(a)], m->leaf_maps[m->leaves++].addr);
+        lb_store_rel_ptr(&l1[lb_l1_index(a)], m->leaf_maps[m->leaves++].addr);
     }
     return 0;
 }
 
-/* Point every chunk of r at region index n (leaves exist). */
-static void lb_regmap_mark(struct lb_regmap *m, const struct lb_region *r, unsigned n)
+/* Point every chunk of r at region index n in table l1 (leaves exist). */
+static void lb_regmap_mark(lb_atomic_ptr *l1, const struct lb_region *r, unsigned n)
 {
     uintptr_t c0 = r->lo >> LB_CHUNK_SHIFT, c1 = (r->lo + r->bytes - 1) >> LB_CHUNK_SHIFT;
     for (uintptr_t c = c0; c <= c1; c++) {
         uintptr_t a = c << LB_CHUNK_SHIFT;
-        lb_atomic_u32 *leaf = lb_load_rlx_ptr(&lb_regmap_l1(m)[lb_l1_index(a)]);
+        lb_atomic_u32 *leaf = lb_load_rlx_ptr(&l1[lb_l1_index(a)]);
         size_t i = lb_l2_index(a);
         uint32_t w = lb_load_rlx_u32(&leaf[i / 4]) | (uint32_t)(n + 1) << (8 * (i % 4));
         /* Release: pairs with the acquire in lb_regmap_lookup_slow; the
@@ -154,24 +154,32 @@ int lb_regmap_add(struct lb_regmap *m, struct lb_region *r)
     if (n == 0) {
         m->r0 = r;
     } else {
-        if (!lb_regmap_l1(m)) {
-            /* The first extra region: build the table, region 0 included,
-             * so the slow path finds every region the same way. */
+        lb_atomic_ptr *l1 = lb_regmap_l1(m);
+        if (!l1) {
+            /* The first extra region: build the table with region 0 in it,
+             * privately, and publish it only once complete (a failure
+             * leaves no half-built table behind). */
             size_t bytes = lb_align_up(sizeof(lb_atomic_ptr) << LB_L1_BITS, lb_os_page_size());
             int rc = lb_os_map(bytes, lb_os_page_size(), LB_OS_MAP_PREFAULT, &m->l1_map);
             if (rc)
                 return rc;
-            /* Release: pairs with the acquire in lb_regmap_lookup_slow (the
-             * zeroed table is visible before its pointer). */
-            lb_store_rel_ptr(&m->l1, m->l1_map.addr);
-            rc = lb_regmap_leaves(m, m->r0);
-            if (rc)
+            l1 = (lb_atomic_ptr *)m->l1_map.addr;
+            unsigned leaves0 = m->leaves;
+            rc = lb_regmap_leaves(m, l1, m->r0);
+            if (rc) {
+                while (m->leaves > leaves0)
+                    lb_os_unmap(&m->leaf_maps[--m->leaves]);
+                lb_os_unmap(&m->l1_map);
                 return rc;
-            lb_regmap_mark(m, m->r0, 0);
+            }
+            lb_regmap_mark(l1, m->r0, 0);
+            /* Release: pairs with the acquire in lb_regmap_lookup_slow (the
+             * table and its leaves are visible before its pointer). */
+            lb_store_rel_ptr(&m->l1, l1);
         }
-        int rc = lb_regmap_chunks_free(m, r);
+        int rc = lb_regmap_chunks_free(l1, r);
         if (!rc)
-            rc = lb_regmap_leaves(m, r);
+            rc = lb_regmap_leaves(m, l1, r);
         if (rc)
             return rc;
     }
@@ -179,7 +187,7 @@ int lb_regmap_add(struct lb_regmap *m, struct lb_region *r)
      * found (pairs with lb_regmap_get's acquire). */
     lb_store_rel_ptr(&m->regions[n], r);
     if (n > 0)
-        lb_regmap_mark(m, r, n);
+        lb_regmap_mark(lb_regmap_l1(m), r, n);
     /* Release: pairs with lb_regmap_count's acquire. */
     lb_store_rel_u32(&m->count, n + 1);
     return 0;

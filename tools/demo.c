@@ -136,7 +136,7 @@ static struct {
     unsigned quality;
     unsigned burst;
     uint64_t worker_delay_ns;
-    volatile sig_atomic_t stop_rx;
+    int stop_rx; /* __atomic loads and stores */
     int stop_worker;
     /* Counters: single writer each, read by the monitor (relaxed). */
     uint64_t rx_packets, rx_pages, rx_fail, rx_drop;
@@ -181,7 +181,7 @@ static void on_tick(int sig)
 {
     (void)sig;
     int saved = errno;
-    if (!D.stop_rx)
+    if (!__atomic_load_n(&D.stop_rx, __ATOMIC_RELAXED))
         rx_burst();
     errno = saved;
 }
@@ -201,7 +201,7 @@ static void *rx_main(void *arg)
     a->tid = (pid_t)syscall(SYS_gettid);
     __atomic_store_n(&a->ready, 1, __ATOMIC_RELEASE);
     uint64_t next = now_ns();
-    while (!D.stop_rx) {
+    while (!__atomic_load_n(&D.stop_rx, __ATOMIC_RELAXED)) {
         if (a->poll) {
             /* Busy poller: a burst every interval, spinning in between. */
             uint64_t t = now_ns();
@@ -479,7 +479,7 @@ int tool_demo(int argc, char **argv)
         fprintf(stderr, "\n");
     if (!poll)
         timer_delete(timer);
-    D.stop_rx = 1;
+    __atomic_store_n(&D.stop_rx, 1, __ATOMIC_RELAXED);
     pthread_join(rx, NULL);
     __atomic_store_n(&D.stop_worker, 1, __ATOMIC_RELEASE);
     pthread_join(wk, NULL);
