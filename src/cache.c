@@ -189,6 +189,9 @@ void lb_cache_release(struct lb_cache *c, struct lb_tcache *tc)
 {
     for (unsigned d = 0; d < LB_LEVELS; d++)
         lb_level_flush_outboxes(c, &tc->lvl[d]);
+    /* Some of those batches may have gone to caches no thread holds: give
+     * their pages back now rather than at the warden's next tick. */
+    lb_cache_reap(c);
     struct lb_mag *chains[LB_LEVELS];
     uint64_t dummy;
     for (unsigned d = 0; d < LB_LEVELS; d++)
@@ -678,6 +681,29 @@ struct lb_mag *lb_level_take_inbox(struct lb_cache *c, struct lb_level *l, uint6
     }
     lb_sub_rlx_u64(&l->inbox_pages, entries);
     return first;
+}
+
+struct lb_mag *lb_cache_adopt(struct lb_cache *c, uint64_t *pages)
+{
+    *pages = 0;
+    for (uint32_t t = 0; t < c->ntcaches; t++) {
+        struct lb_tcache *tc = &c->tcaches[t];
+        uint32_t zero = 0;
+        bool any = false;
+        for (unsigned d = 0; d < LB_LEVELS; d++)
+            any |= (uint32_t)lb_load_rlx_u64(&tc->lvl[d].inbox.head) != 0;
+        /* Acquire/release as a claim: while we hold the cache, we are its
+         * levels' owner and may validate their queued frees. */
+        if (!any || lb_load_rlx_u32(&tc->owner) || !lb_cas_acq_u32(&tc->owner, &zero, LB_OWNER_WARDEN))
+            continue;
+        struct lb_mag *chain = NULL;
+        for (unsigned d = 0; d < LB_LEVELS && !chain; d++)
+            chain = lb_level_take_inbox(c, &tc->lvl[d], pages);
+        lb_store_rel_u32(&tc->owner, 0);
+        if (chain)
+            return chain;
+    }
+    return NULL;
 }
 
 uint64_t lb_cache_reap(struct lb_cache *c)

@@ -317,6 +317,10 @@ struct lb_mag *lb_level_take_inbox(struct lb_cache *c, struct lb_level *l, uint6
 /* Warden: empty the inboxes of thread caches no thread holds (their pages
  * go to the buddy).  Normal context.  Returns pages reclaimed. */
 uint64_t lb_cache_reap(struct lb_cache *c);
+/* Any context (lock-free, one scan of the thread caches): take the queued
+ * frees of one cache no thread holds, validated, as a chain of magazines
+ * of CACHED pages for the caller to keep.  NULL if there are none. */
+struct lb_mag *lb_cache_adopt(struct lb_cache *c, uint64_t *pages);
 struct lb_mag *lb_cache_mag_next(const struct lb_cache *c, const struct lb_mag *m);
 
 /* ---- counters ---------------------------------------------------------------------- */

@@ -756,11 +756,9 @@ static void *lb_zone_try_block(struct labyrinth_zone *z, unsigned gfp, unsigned 
  * their pages become l's loaded and spare magazines, the rest goes to the
  * depot or, for partial batches that do not fit, to the buddy.  Returns
  * pages absorbed. */
-static uint64_t lb_level_absorb_inbox(struct labyrinth_zone *z, struct lb_level *l)
+static void lb_level_absorb(struct labyrinth_zone *z, struct lb_level *l, struct lb_mag *m)
 {
     struct lb_cache *c = &z->cache;
-    uint64_t pages;
-    struct lb_mag *m = lb_level_take_inbox(c, l, &pages);
     while (m) {
         struct lb_mag *next = lb_cache_mag_next(c, m);
         uint32_t n = lb_load_rlx_u32(&m->count);
@@ -790,6 +788,17 @@ static uint64_t lb_level_absorb_inbox(struct labyrinth_zone *z, struct lb_level 
         }
         m = next;
     }
+}
+
+/* Take the batches other contexts freed to level l (l's own context):
+ * their pages become l's loaded and spare magazines, the rest goes to the
+ * depot or, for partial batches that do not fit, to the buddy.  Returns
+ * pages absorbed. */
+static uint64_t lb_level_absorb_inbox(struct labyrinth_zone *z, struct lb_level *l)
+{
+    uint64_t pages;
+    struct lb_mag *m = lb_level_take_inbox(&z->cache, l, &pages);
+    lb_level_absorb(z, l, m);
     return pages;
 }
 
@@ -820,6 +829,15 @@ static void *lb_level_refill_pop(struct labyrinth_zone *z, struct lb_level *l, u
         uint32_t n = lb_cache_fill_from_buddy(c, lb_level_loaded(l), c->mag_size);
         lb_zone_buddy_unlock(z);
         lb_bump_1w_u64(&l->moved_in, n);
+        if ((p = lb_level_pop(l)))
+            return p;
+    }
+    /* Last, pages freed back to threads that have exited (the warden
+     * would reap them at its next tick): adopt them now. */
+    uint64_t pages;
+    struct lb_mag *chain = lb_cache_adopt(c, &pages);
+    if (chain) {
+        lb_level_absorb(z, l, chain);
         return lb_level_pop(l);
     }
     return NULL;
@@ -1032,7 +1050,7 @@ static uint64_t lb_zone_rebalance_locked(struct labyrinth_zone *z);
 uint64_t lb_zone_rebalance(struct labyrinth_zone *z)
 {
     lb_os_mutex_lock(&z->rebalance_mutex);
-    uint64_t moved = lb_zone_rebalance_locked(z);
+    uint64_t moved = lb_cache_reap(&z->cache) + lb_zone_rebalance_locked(z);
     lb_os_mutex_unlock(&z->rebalance_mutex);
     return moved;
 }
@@ -1108,7 +1126,7 @@ static void *lb_warden_main(void *arg)
         bool kicked = lb_load_rlx_u32(&z->kick) != 0;
         if (kicked)
             lb_store_rlx_u32(&z->kick, 0);
-        uint64_t moved = lb_cache_reap(&z->cache) + lb_zone_rebalance(z);
+        uint64_t moved = lb_zone_rebalance(z);
         lb_add_rlx_u64(&z->warden_runs, 1);
         if (moved || kicked)
             interval = min_ns;
@@ -1132,6 +1150,9 @@ void lb_zone_stats(struct labyrinth_zone *z, struct labyrinth_zone_stats *o)
     struct lb_cache *c = &z->cache;
     struct lb_cache_counts cc;
     memset(o, 0, sizeof *o);
+    /* The warden moves pages between places in steps: keep it out of the
+     * snapshot, so a zone no application thread touches reads exactly. */
+    lb_os_mutex_lock(&z->rebalance_mutex);
     lb_cache_counts(c, &cc);
     o->page_size = z->page_size;
     o->total_pages = lb_load_rlx_u64(&z->total_pages);
@@ -1173,6 +1194,7 @@ void lb_zone_stats(struct labyrinth_zone *z, struct labyrinth_zone_stats *o)
     o->in_flight_pages = cc.in_flight_pages;
     o->remote_cas_fallbacks = lb_load_rlx_u64(&c->remote_fallbacks);
     o->max_retries = lb_load_rlx_u64(&c->max_retries);
+    lb_os_mutex_unlock(&z->rebalance_mutex);
     o->metadata_bytes = z->metadata_bytes;
     o->locked_pages = 0;
     unsigned n = (unsigned)o->regions;
