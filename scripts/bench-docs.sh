@@ -18,8 +18,24 @@ cmake --build "$BUILD" -j "$(nproc 2>/dev/null || echo 2)" --target labyrinth-be
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-echo "bench-docs: running $BUILD/bench/labyrinth-bench --patterns all $* (a few minutes)" >&2
-"$BUILD/bench/labyrinth-bench" --patterns all "$@" >"$tmp/results.md"
+# On a shared machine other work skews the numbers: the bench reports how
+# much CPU time other processes took; retry (up to BENCH_TRIES times, 3 by
+# default) while that is above 5%, and keep the quietest run.
+tries=${BENCH_TRIES:-3}
+best=""
+for try in $(seq 1 "$tries"); do
+  echo "bench-docs: running $BUILD/bench/labyrinth-bench --patterns all $* (about a minute), try $try of $tries" >&2
+  "$BUILD/bench/labyrinth-bench" --patterns all "$@" >"$tmp/try$try.md"
+  others=$(sed -n 's/^- other processes used \([0-9.]*\)%.*/\1/p' "$tmp/try$try.md")
+  echo "bench-docs: other processes took ${others:-?}% of the CPUs meanwhile" >&2
+  if [ -z "$best" ] || awk -v a="${others:-100}" -v b="$best_others" 'BEGIN { exit !(a < b) }'; then
+    best=$tmp/try$try.md
+    best_others=${others:-100}
+  fi
+  awk -v a="${others:-100}" 'BEGIN { exit !(a <= 5) }' && break
+  [ "$try" -lt "$tries" ] && sleep 30
+done
+cp "$best" "$tmp/results.md"
 
 lscpu_field() { LC_ALL=C lscpu 2>/dev/null | awk -F: -v k="$1" '$1 == k { sub(/^[ \t]+/, "", $2); print $2; exit }'; }
 pkgver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo "not installed"; }
