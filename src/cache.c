@@ -648,38 +648,65 @@ static struct lb_mag *lb_depot_take_all(struct lb_cache *c, struct lb_stack *s)
     return NULL;
 }
 
+/* Validate the entries of inbox magazine m of level l in place. */
+static uint64_t lb_level_validate(struct lb_cache *c, struct lb_level *l, struct lb_mag *m)
+{
+    uint32_t n = lb_load_rlx_u32(&m->count), kept = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uintptr_t e = (uintptr_t)m->slot[i];
+        uint32_t pid = (uint32_t)(e >> 32), gen = (uint32_t)e;
+        struct lb_region *r = lb_cache_id_region(c, pid);
+        uint32_t idx = pid & 0xffffffu;
+        void *page = (void *)lb_region_addr(r, idx);
+        uint64_t w = lb_load_rlx_u64(&r->desc[idx]);
+        /* We are the only writer of our pages' descriptors: a plain
+         * check and store suffice. */
+        if ((w & LB_D_OWNED_MASK) == l->pattern && lb_d_gen(w) == gen) {
+            lb_store_rlx_u64(&r->desc[idx], lb_d_make(LB_S_CACHED, 0, 0));
+            m->slot[kept++] = page;
+        } else {
+            lb_add_rlx_u64(&c->late_refused, 1);
+            if (c->bad_entry)
+                c->bad_entry(c->bad_ctx, page, w);
+        }
+    }
+    lb_store_rlx_u32(&m->count, kept);
+    lb_sub_rlx_u64(&l->inbox_pages, n);
+    return kept;
+}
+
 struct lb_mag *lb_level_take_inbox(struct lb_cache *c, struct lb_level *l, uint64_t *pages)
 {
     *pages = 0;
     if (!(uint32_t)lb_load_rlx_u64(&l->inbox.head))
         return NULL;
     struct lb_mag *first = lb_depot_take_all(c, &l->inbox);
-    uint64_t entries = 0;
-    for (struct lb_mag *m = first; m; m = lb_cache_mag_next(c, m)) {
-        uint32_t n = lb_load_rlx_u32(&m->count), kept = 0;
-        for (uint32_t i = 0; i < n; i++) {
-            uintptr_t e = (uintptr_t)m->slot[i];
-            uint32_t pid = (uint32_t)(e >> 32), gen = (uint32_t)e;
-            struct lb_region *r = lb_cache_id_region(c, pid);
-            uint32_t idx = pid & 0xffffffu;
-            void *page = (void *)lb_region_addr(r, idx);
-            uint64_t w = lb_load_rlx_u64(&r->desc[idx]);
-            /* We are the only writer of our pages' descriptors: a plain
-             * check and store suffice. */
-            if ((w & LB_D_OWNED_MASK) == l->pattern && lb_d_gen(w) == gen) {
-                lb_store_rlx_u64(&r->desc[idx], lb_d_make(LB_S_CACHED, 0, 0));
-                m->slot[kept++] = page;
-            } else {
-                lb_add_rlx_u64(&c->late_refused, 1);
-                if (c->bad_entry)
-                    c->bad_entry(c->bad_ctx, page, w);
-            }
-        }
-        lb_store_rlx_u32(&m->count, kept);
-        entries += n;
-        *pages += kept;
+    for (struct lb_mag *m = first; m; m = lb_cache_mag_next(c, m))
+        *pages += lb_level_validate(c, l, m);
+    return first;
+}
+
+struct lb_mag *lb_level_take_inbox_bounded(struct lb_cache *c, struct lb_level *l, unsigned max,
+                                           uint64_t *pages)
+{
+    struct lb_mag *first = NULL, *last = NULL;
+    *pages = 0;
+    for (unsigned i = 0; i < max; i++) {
+        if (!(uint32_t)lb_load_rlx_u64(&l->inbox.head))
+            break;
+        /* Pop, not take-all: a bounded amount of validation per call.  The
+         * tagged head keeps the pop ABA-safe against concurrent pushes. */
+        struct lb_mag *m = lb_depot_pop(c, &l->inbox);
+        if (!m)
+            break;
+        *pages += lb_level_validate(c, l, m);
+        lb_store_rlx_u32(&m->next, 0);
+        if (last)
+            lb_store_rlx_u32(&last->next, lb_mag_index(c, m) + 1);
+        else
+            first = m;
+        last = m;
     }
-    lb_sub_rlx_u64(&l->inbox_pages, entries);
     return first;
 }
 
@@ -698,7 +725,7 @@ struct lb_mag *lb_cache_adopt(struct lb_cache *c, uint64_t *pages)
             continue;
         struct lb_mag *chain = NULL;
         for (unsigned d = 0; d < LB_LEVELS && !chain; d++)
-            chain = lb_level_take_inbox(c, &tc->lvl[d], pages);
+            chain = lb_level_take_inbox_bounded(c, &tc->lvl[d], 2, pages);
         lb_store_rel_u32(&tc->owner, 0);
         if (chain)
             return chain;

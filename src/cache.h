@@ -314,6 +314,9 @@ void lb_level_flush_outboxes(struct lb_cache *c, struct lb_level *l);
  * magazines holding only page pointers, linked by ->next (index + 1), or
  * NULL; *pages gets the pages kept. */
 struct lb_mag *lb_level_take_inbox(struct lb_cache *c, struct lb_level *l, uint64_t *pages);
+/* The same for at most max batches (the ATOMIC path's bound). */
+struct lb_mag *lb_level_take_inbox_bounded(struct lb_cache *c, struct lb_level *l, unsigned max,
+                                           uint64_t *pages);
 /* Warden: empty the inboxes of thread caches no thread holds (their pages
  * go to the buddy).  Normal context.  Returns pages reclaimed. */
 uint64_t lb_cache_reap(struct lb_cache *c);

@@ -797,7 +797,7 @@ static void lb_level_absorb(struct labyrinth_zone *z, struct lb_level *l, struct
 static uint64_t lb_level_absorb_inbox(struct labyrinth_zone *z, struct lb_level *l)
 {
     uint64_t pages;
-    struct lb_mag *m = lb_level_take_inbox(&z->cache, l, &pages);
+    struct lb_mag *m = lb_level_take_inbox_bounded(&z->cache, l, 2, &pages);
     lb_level_absorb(z, l, m);
     return pages;
 }
