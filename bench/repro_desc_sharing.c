@@ -3,20 +3,27 @@
  * same labyrinth zone slow each other down when the two pages are
  * neighbours.
  *
- * Every page has an 8-byte descriptor, 8 to a cache line, and every
- * order-0 alloc (a store) and free (a CAS) writes its page's descriptor.
- * Thread A allocates `handed` pages and thread B frees them: B's cache
- * then holds, on top, the last page A took, and A's cache holds, on top,
- * that page's neighbour.  From then on each thread's LIFO loop reuses its
- * own top page, and both write the same descriptor line: it bounces
- * between the CPUs.  Whenever `handed` is not a multiple of the magazine
- * size (64 here) the two top pages are neighbours; when they fall on the
- * same 8-page group of descriptors, the pair rate drops several times.
+ * Every page has an 8-byte descriptor, 8 to a 64-byte cache line, and
+ * every order-0 alloc and free writes its page's descriptor.  When two
+ * threads' hot pages are neighbours, both write the same line (or two
+ * adjacent lines, which the CPU's adjacent-line prefetcher moves as a
+ * 128-byte pair): it bounces between the CPUs on every operation.
  *
- *   labyrinth-repro-desc-sharing [HANDED...]     (default: 64 65 100 4096 4097)
+ * Thread A allocates `handed` pages and thread B frees them, as a handoff
+ * would; then each thread runs a LIFO alloc/free loop on its own top page.
+ * Where the two top pages land depends on the count and on the library's
+ * caching policy (which changes): the program prints, per count, how far
+ * apart they are, whether their descriptors share a 64-byte line or a
+ * 128-byte pair of lines, and each thread's rate.  Compare with a count
+ * whose pages are far apart.  Needs 2 CPUs.
  *
- * Prints, per count, how far apart the two hot pages are, whether their
- * descriptors share a cache line, and each thread's rate.  Needs 2 CPUs.
+ * Up to commit e104a5e, B's frees put A's pages in B's own cache, so for
+ * most counts (65, 100, 4097: anything but a multiple of the 64-page
+ * magazine) the two hot pages were neighbours on one descriptor line and
+ * both threads ran at a quarter of their rate.  Since db8ba0c frees go
+ * back to the page's owner, and the default counts land far apart.
+ *
+ *   labyrinth-repro-desc-sharing [HANDED...]  (default: 1 2 3 64 65 100 4096 4097)
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -80,7 +87,7 @@ static void *thread_main(void *arg)
 
 int main(int argc, char **argv)
 {
-    static const char *const defaults[] = {"64", "65", "100", "4096", "4097"};
+    static const char *const defaults[] = {"1", "2", "3", "64", "65", "100", "4096", "4097"};
     const char *const *counts = argc > 1 ? (const char *const *)argv + 1 : defaults;
     int ncounts = argc > 1 ? argc - 1 : (int)(sizeof defaults / sizeof defaults[0]);
     size_t page = labyrinth_page_size();
@@ -110,9 +117,12 @@ int main(int argc, char **argv)
             pthread_join(t[i], NULL);
         pthread_barrier_destroy(&barrier);
         long apart = ((long)hot[1] - (long)hot[0]) / (long)page;
-        int shared = hot[0] / page / 8 == hot[1] / page / 8;
-        printf("handed %5u: hot pages %+6ld pages apart, descriptors %s: %6.1f + %6.1f M pairs/s\n", handed,
-               apart, shared ? "SHARE a cache line " : "on different lines", rate[0], rate[1]);
+        /* Descriptors are 8 bytes: 8 pages to a line, 16 to a pair. */
+        const char *where = hot[0] / page / 8 == hot[1] / page / 8     ? "SHARE a 64-byte line"
+                            : hot[0] / page / 16 == hot[1] / page / 16 ? "share a 128-byte pair"
+                                                                       : "far apart";
+        printf("handed %5u: hot pages %+6ld pages apart, descriptors %-21s: %6.1f + %6.1f M pairs/s\n", handed,
+               apart, where, rate[0], rate[1]);
         labyrinth_zone_destroy(zone);
     }
     free(handed_pages);
