@@ -17,7 +17,7 @@
  * 128-byte pair of lines, and each thread's rate.  Compare with a count
  * whose pages are far apart.  Needs 2 CPUs.
  *
- * Up to commit e104a5e, B's frees put A's pages in B's own cache, so for
+ * Before commit db8ba0c, B's frees put A's pages in B's own cache, so for
  * most counts (65, 100, 4097: anything but a multiple of the 64-page
  * magazine) the two hot pages were neighbours on one descriptor line and
  * both threads ran at a quarter of their rate.  Since db8ba0c frees go
