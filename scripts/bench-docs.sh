@@ -24,7 +24,7 @@ trap 'rm -rf "$tmp"' EXIT
 tries=${BENCH_TRIES:-3}
 best=""
 for try in $(seq 1 "$tries"); do
-  echo "bench-docs: running $BUILD/bench/labyrinth-bench --patterns all $* (about a minute), try $try of $tries" >&2
+  echo "bench-docs: running $BUILD/bench/labyrinth-bench --patterns all${*:+ $*} (about a minute), try $try of $tries" >&2
   "$BUILD/bench/labyrinth-bench" --patterns all "$@" >"$tmp/try$try.md"
   others=$(sed -n 's/^- other processes used \([0-9.]*\)%.*/\1/p' "$tmp/try$try.md")
   echo "bench-docs: other processes took ${others:-?}% of the CPUs meanwhile" >&2
@@ -54,7 +54,7 @@ program without the callgrind part; `make bench ARGS="--help"` lists its
 options.
 
 HEAD
-  echo "Generated $(date -u '+%Y-%m-%d %H:%M UTC') from commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src include 2>/dev/null || echo ' (with uncommitted changes in src/ or include/)'), command \`labyrinth-bench --patterns all $*\`."
+  echo "Generated $(date -u '+%Y-%m-%d %H:%M UTC') from commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src include 2>/dev/null || echo ' (with uncommitted changes in src/ or include/)'), command \`labyrinth-bench --patterns all${*:+ $*}\`."
   echo
   echo "## Machine"
   echo
