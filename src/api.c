@@ -233,10 +233,8 @@ static LB_NOINLINE void *lb_alloc_miss(struct labyrinth_zone *z, unsigned gfp, u
 static LB_NOINLINE void *lb_alloc_finish(struct labyrinth_zone *z, void *p, struct lb_level *l,
                                          uint32_t d, unsigned gfp)
 {
-    unsigned slot = lb_gfp_slot(gfp);
-    uint64_t count = lb_load_rlx_u64(&l->allocs[slot]) + 1;
-    lb_store_rlx_u64(&l->allocs[slot], count);
-    lb_store_rlx_u64(lb_zone_desc_slow(z, p), lb_d_owned(l->pattern, 0, lb_gen(count, slot)));
+    uint32_t gen = lb_level_count_alloc(l, lb_gfp_slot(gfp));
+    lb_store_rlx_u64(lb_zone_desc_slow(z, p), lb_d_owned(l->pattern, 0, gen));
     lb_leave(d);
     return p;
 }
@@ -261,10 +259,8 @@ void *labyrinth_alloc_pages(struct labyrinth_zone *z, unsigned gfp, unsigned ord
                 /* The page was CACHED in our own magazine: no one else
                  * writes its descriptor (a racing bad free's CAS expects
                  * ALLOC and fails). */
-                unsigned slot = lb_gfp_slot(gfp);
-                uint64_t count = lb_load_rlx_u64(&l->allocs[slot]) + 1;
-                lb_store_rlx_u64(&l->allocs[slot], count);
-                lb_store_rlx_u64(&z->r0_desc[off >> z->page_shift], lb_d_owned(l->pattern, 0, lb_gen(count, slot)));
+                uint32_t gen = lb_level_count_alloc(l, lb_gfp_slot(gfp));
+                lb_store_rlx_u64(&z->r0_desc[off >> z->page_shift], lb_d_owned(l->pattern, 0, gen));
                 lb_leave(d);
                 return p;
             }
@@ -354,6 +350,9 @@ static LB_NOINLINE int lb_free_general(struct labyrinth_zone *z, void *addr, uns
     return 0;
 }
 
+static LB_NOINLINE int lb_free_general(struct labyrinth_zone *z, void *addr, unsigned order,
+                                       const void *caller);
+
 /* The fast path of labyrinth_free_pages turned addr's descriptor CACHED
  * but could not push it onto its loaded magazine. */
 static LB_NOINLINE int lb_free_won(struct labyrinth_zone *z, void *addr)
@@ -363,6 +362,28 @@ static LB_NOINLINE int lb_free_won(struct labyrinth_zone *z, void *addr)
     lb_zone_free0_slow(z, addr, r, (uint32_t)(((uintptr_t)addr - r->base) >> z->page_shift), d);
     lb_leave(d);
     return 0;
+}
+
+/* The fast path of labyrinth_free_pages found a page of region 0 owned by
+ * another level (descriptor w): if our last outbox batch goes to that
+ * level, queue it there (no descriptor write); else the general path.
+ * Entered at depth d + 1 with level l; leaves the depth itself. */
+static LB_NOINLINE int lb_free_remote_fast(struct labyrinth_zone *z, void *addr, struct lb_level *l,
+                                           uint32_t d, uint64_t w, uintptr_t off)
+{
+    unsigned k = l->out_last;
+    struct lb_mag *m = lb_load_rlx_ptr(&l->out_mag[k]);
+    if (LB_LIKELY((w & 0xffu) == lb_d_make(LB_S_ALLOC, 0, 0)) && m != NULL &&
+        LB_LIKELY(lb_d_owner(w) == l->out_dest[k]) && LB_LIKELY(lb_d_owner(w) != 0) &&
+        LB_LIKELY(!lb_load_rlx_u32(&z->kick))) {
+        uint32_t pid = z->r0_first + (uint32_t)(off >> z->page_shift);
+        if (LB_LIKELY(lb_level_out_append(&z->cache, l, k, m, pid, lb_d_gen(w)))) {
+            lb_leave(d);
+            return 0;
+        }
+    }
+    lb_leave(d);
+    return lb_free_general(z, addr, 0, __builtin_return_address(0));
 }
 
 int labyrinth_free_pages(struct labyrinth_zone *z, void *addr, unsigned order)
@@ -395,6 +416,8 @@ int labyrinth_free_pages(struct labyrinth_zone *z, void *addr, unsigned order)
                     lb_leave(d);
                     return lb_free_won(z, addr);
                 }
+                /* Another level's page: a tail call keeps this path a leaf. */
+                return lb_free_remote_fast(z, addr, l, d, w, off);
             }
             lb_leave(d);
         }

@@ -148,9 +148,7 @@ struct lb_tcache *lb_cache_claim(struct lb_cache *c)
 /* Fold a level's counters into the retired totals (its owner is gone). */
 uint64_t lb_level_frees(const struct lb_level *l)
 {
-    uint64_t allocs = 0;
-    for (unsigned i = 0; i < LB_MODE_SLOTS; i++)
-        allocs += lb_load_rlx_u64(&l->allocs[i]);
+    uint64_t allocs = lb_load_rlx_u64(&l->allocs);
     const struct lb_mag *a = lb_level_loaded(l), *b = lb_level_spare(l);
     return allocs + lb_load_rlx_u64(&l->moved_out) - lb_load_rlx_u64(&l->moved_in) +
            lb_load_rlx_u32(&a->count) + lb_load_rlx_u32(&b->count) + lb_load_rlx_u64(&l->remote_frees);
@@ -161,10 +159,15 @@ uint64_t lb_level_frees(const struct lb_level *l)
 static void lb_level_retire(struct lb_cache *c, struct lb_level *l)
 {
     lb_add_rlx_u64(&c->retired_frees, lb_level_frees(l));
+    uint64_t others = 0;
     for (unsigned i = 0; i < LB_MODE_SLOTS; i++) {
-        lb_add_rlx_u64(&c->retired_allocs[i], lb_load_rlx_u64(&l->allocs[i]));
-        lb_store_rlx_u64(&l->allocs[i], 0);
+        uint64_t n = lb_load_rlx_u64(&l->mode_allocs[i]);
+        lb_add_rlx_u64(&c->retired_allocs[i], n);
+        lb_store_rlx_u64(&l->mode_allocs[i], 0);
+        others += n;
     }
+    lb_add_rlx_u64(&c->retired_allocs[LB_MODE_SLOTS - 1], lb_load_rlx_u64(&l->allocs) - others);
+    lb_store_rlx_u64(&l->allocs, 0);
     lb_store_rlx_u64(&l->moved_in, 0);
     lb_store_rlx_u64(&l->moved_out, 0);
     lb_store_rlx_u64(&l->remote_frees, 0);
@@ -559,10 +562,7 @@ struct lb_mag *lb_cache_mag_next(const struct lb_cache *c, const struct lb_mag *
     return next ? lb_mag_at(c, next - 1) : NULL;
 }
 
-static inline unsigned lb_recent_slot(uint32_t pid) { return (pid ^ (pid >> 5)) & (LB_RECENT - 1); }
-
-/* Push outbox slot k of l to its owner's inbox. */
-static void lb_level_flush_one(struct lb_cache *c, struct lb_level *l, unsigned k)
+void lb_level_flush_one(struct lb_cache *c, struct lb_level *l, unsigned k)
 {
     struct lb_mag *m = lb_load_rlx_ptr(&l->out_mag[k]);
     struct lb_level *dst = lb_cache_level_by_id(c, l->out_dest[k]);
@@ -571,9 +571,9 @@ static void lb_level_flush_one(struct lb_cache *c, struct lb_level *l, unsigned 
      * them, once its owner has handed it out again, is legitimate). */
     for (uint32_t i = 0; i < n; i++) {
         uint32_t pid = (uint32_t)((uintptr_t)m->slot[i] >> 32);
-        lb_atomic_ptr *r = &l->recent[lb_recent_slot(pid)];
-        if ((uintptr_t)lb_load_rlx_ptr(r) == (uintptr_t)pid + 1)
-            lb_store_rlx_ptr(r, NULL);
+        lb_atomic_u32 *r = &l->recent[lb_recent_slot(pid)];
+        if (lb_load_rlx_u32(r) == pid + 1)
+            lb_store_rlx_u32(r, 0);
     }
     lb_store_rlx_ptr(&l->out_mag[k], NULL);
     lb_add_rlx_u64(&dst->inbox_pages, n); /* a statistic: before the push, so it never underflows */
@@ -591,8 +591,7 @@ int lb_level_remote_free(struct lb_cache *c, struct lb_level *l, void *p, uint32
 {
     (void)p;
     uint32_t dest = lb_d_owner(w);
-    lb_atomic_ptr *rec = &l->recent[lb_recent_slot(pid)];
-    if ((uintptr_t)lb_load_rlx_ptr(rec) == (uintptr_t)pid + 1)
+    if (lb_load_rlx_u32(&l->recent[lb_recent_slot(pid)]) == pid + 1)
         return -EALREADY; /* still in our outbox: freed twice */
     unsigned k, empty = LB_OUTBOX_SLOTS, fullest = 0;
     uint32_t most = 0;
@@ -622,14 +621,8 @@ int lb_level_remote_free(struct lb_cache *c, struct lb_level *l, void *p, uint32
         l->out_dest[k] = (uint16_t)dest;
         lb_store_rlx_ptr(&l->out_mag[k], m);
     }
-    struct lb_mag *m = lb_load_rlx_ptr(&l->out_mag[k]);
-    uint32_t n = lb_load_rlx_u32(&m->count);
-    m->slot[n] = (void *)lb_entry(pid, lb_d_gen(w));
-    lb_store_rlx_u32(&m->count, n + 1);
-    lb_store_rlx_ptr(rec, (void *)((uintptr_t)pid + 1));
-    lb_bump_1w_u64(&l->remote_frees, 1);
-    if (n + 1 == c->mag_size)
-        lb_level_flush_one(c, l, k);
+    l->out_last = k;
+    lb_level_out_append(c, l, k, lb_load_rlx_ptr(&l->out_mag[k]), pid, lb_d_gen(w));
     return 0;
 }
 
@@ -775,8 +768,13 @@ void lb_cache_counts(const struct lb_cache *c, struct lb_cache_counts *out)
         const struct lb_tcache *tc = &c->tcaches[t];
         for (unsigned d = 0; d < LB_LEVELS; d++) {
             const struct lb_level *l = &tc->lvl[d];
-            for (unsigned i = 0; i < LB_MODE_SLOTS; i++)
-                out->allocs[i] += lb_load_rlx_u64(&l->allocs[i]);
+            uint64_t others = 0;
+            for (unsigned i = 0; i < LB_MODE_SLOTS; i++) {
+                uint64_t n = lb_load_rlx_u64(&l->mode_allocs[i]);
+                out->allocs[i] += n;
+                others += n;
+            }
+            out->allocs[LB_MODE_SLOTS - 1] += lb_load_rlx_u64(&l->allocs) - others;
             out->frees += lb_level_frees(l);
             /* The owner may swap loaded and spare meanwhile: a snapshot. */
             struct lb_mag *a = lb_level_loaded(l);

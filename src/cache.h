@@ -51,6 +51,7 @@ struct lb_stack {
 
 #define LB_OUTBOX_SLOTS 4u  /* destinations a level batches frees for  */
 #define LB_RECENT       32u  /* recent remote frees remembered per level */
+_Static_assert(LB_OUTBOX_SLOTS == 4, "out_dest fills line 2 as laid out");
 
 /* One nesting level of one thread's cache.
  *
@@ -72,21 +73,27 @@ struct lb_level {
     lb_atomic_ptr  loaded;   /* struct lb_mag *; written only by the level */
     lb_atomic_ptr  spare;    /* struct lb_mag *; read by stats             */
     uint64_t       pattern;  /* ALLOC | id << 16: our pages' descriptors  */
-    lb_atomic_u64  allocs[LB_MODE_SLOTS];  /* single writer: the level   */
+    lb_atomic_u64  allocs;   /* allocations from our magazines, all modes;
+                                its low 32 bits are the next generation    */
     uint32_t       id;       /* owner id: tcache * LB_LEVELS + level + 1  */
-    uint32_t       unused;
+    uint32_t       out_last; /* outbox slot used last (inlined remote free) */
+    lb_atomic_u64  remote_frees; /* pages freed into outboxes             */
+    lb_atomic_ptr  out_mag[LB_OUTBOX_SLOTS]; /* outbox magazines or NULL ... */
     /* Line 2: the owner's slow paths (single writer). */
+    uint16_t       out_dest[LB_OUTBOX_SLOTS]; /* ... and their owners' ids  */
     lb_atomic_u64  moved_in;     /* pages put in by refills and drains     */
     lb_atomic_u64  moved_out;    /* pages taken out by flushes             */
-    lb_atomic_u64  remote_frees; /* pages freed into outboxes             */
-    lb_atomic_ptr  out_mag[LB_OUTBOX_SLOTS]; /* outbox magazines or NULL  */
-    uint16_t       out_dest[LB_OUTBOX_SLOTS]; /* their owners' ids         */
+    lb_atomic_u64  mode_allocs[LB_MODE_SLOTS]; /* allocs in modes other than
+                                    ATOMIC (slot 3 stays 0: ATOMIC = allocs
+                                    minus the others)                       */
     /* Line 3: written by other threads. */
     struct lb_stack inbox;       /* batches freed to us (magazines)         */
     lb_atomic_u64  inbox_pages;  /* entries in them                         */
-    /* Remote frees still in our outboxes, by page (a duplicate is refused). */
-    lb_atomic_ptr  recent[LB_RECENT];
-} LB_ALIGNED_CL;
+    /* Lines 4-5: remote frees still in our outboxes (page id + 1), so a
+     * duplicate is refused at once. */
+    lb_atomic_u32  recent[LB_RECENT] LB_ALIGNED_CL;
+} __attribute__((aligned(512)));
+_Static_assert(sizeof(struct lb_level) == 512, "a level is 512 bytes: found by a shift");
 
 struct lb_tcache {
     struct lb_level lvl[LB_LEVELS];
@@ -104,12 +111,17 @@ static inline uint64_t lb_d_owned(uint64_t pattern, unsigned flags, uint32_t gen
 {
     return pattern | (uint64_t)flags << 8 | (uint64_t)gen << 32;
 }
-/* The generation of a level's next allocation in counter slot s: unique
- * per (slot, count) for 2^30 allocations of the slot. */
-static inline uint32_t lb_gen(uint64_t count, unsigned slot)
+/* Count an allocation from level l's magazines in mode slot s; returns the
+ * page's generation (unique per level for 2^32 allocations). */
+static inline uint32_t lb_level_count_alloc(struct lb_level *l, unsigned s)
 {
-    return (uint32_t)(count & 0x3fffffffu) | (uint32_t)slot << 30;
+    uint64_t n = lb_load_rlx_u64(&l->allocs) + 1;
+    lb_store_rlx_u64(&l->allocs, n);
+    if (LB_UNLIKELY(s != (LB_MODE_SLOTS - 1))) /* not ATOMIC */
+        lb_bump_1w_u64(&l->mode_allocs[s], 1);
+    return (uint32_t)n;
 }
+static inline unsigned lb_recent_slot(uint32_t pid) { return (pid ^ (pid >> 5)) & (LB_RECENT - 1); }
 /* An outbox entry: {global page id, generation}. */
 static inline uintptr_t lb_entry(uint32_t page_id, uint32_t gen)
 {
@@ -305,6 +317,26 @@ struct lb_level *lb_cache_level_by_id(const struct lb_cache *c, uint32_t id);
  * the page is already queued in l's outbox (a double free); -ENOSPC: no
  * magazine to queue it in (the caller must fall back). */
 int lb_level_remote_free(struct lb_cache *c, struct lb_level *l, void *p, uint32_t pid, uint64_t w);
+/* Push outbox slot k of l to its owner's inbox. */
+void lb_level_flush_one(struct lb_cache *c, struct lb_level *l, unsigned k);
+/* Append {pid, gen} to outbox magazine m (slot k) of l, known to be for
+ * the page's owner: the inlined part of a remote free.  false: the page is
+ * already in our outbox (a double free); nothing appended. */
+static inline bool lb_level_out_append(struct lb_cache *c, struct lb_level *l, unsigned k, struct lb_mag *m,
+                                       uint32_t pid, uint32_t gen)
+{
+    lb_atomic_u32 *rec = &l->recent[lb_recent_slot(pid)];
+    if (LB_UNLIKELY(lb_load_rlx_u32(rec) == pid + 1))
+        return false;
+    uint32_t n = lb_load_rlx_u32(&m->count);
+    m->slot[n] = (void *)lb_entry(pid, gen);
+    lb_store_rlx_u32(&m->count, n + 1);
+    lb_store_rlx_u32(rec, pid + 1);
+    lb_bump_1w_u64(&l->remote_frees, 1);
+    if (LB_UNLIKELY(n + 1 == c->mag_size))
+        lb_level_flush_one(c, l, k);
+    return true;
+}
 /* Push every outbox batch of l to its owner (l's own context). */
 void lb_level_flush_outboxes(struct lb_cache *c, struct lb_level *l);
 /* Take l's inbox (l's own context, or the warden holding the tcache):
@@ -331,7 +363,7 @@ struct lb_mag *lb_cache_mag_next(const struct lb_cache *c, const struct lb_mag *
 uint64_t lb_level_frees(const struct lb_level *l);
 
 struct lb_cache_counts {
-    uint64_t allocs[LB_MODE_SLOTS], frees;
+    uint64_t allocs[LB_MODE_SLOTS], frees; /* allocs by mode slot */
     uint64_t cached_pages, depot_pages, threads;
     uint64_t in_flight_pages; /* freed, in outboxes and inboxes */
 };

@@ -503,6 +503,7 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct labyrinth_
     z->r0_lo = z->regions[0].lo;
     z->r0_bytes = z->regions[0].bytes;
     z->r0_desc = &z->regions[0].desc[z->regions[0].first];
+    z->r0_first = z->regions[0].first;
     lb_buddy_add_region(&z->buddy, &z->regions[0]);
     lb_store_rlx_u64(&z->total_pages, plan.pages);
     z->all_locked = z->caller_memory ? false : z->regions[0].locked;
@@ -854,10 +855,8 @@ static void *lb_zone_alloc_loop(struct labyrinth_zone *z, unsigned gfp, unsigned
         if (l) {
             p = lb_level_refill_pop(z, l, gfp);
             if (p) {
-                unsigned slot = lb_gfp_slot(gfp);
-                uint64_t n = lb_load_rlx_u64(&l->allocs[slot]) + 1;
-                lb_store_rlx_u64(&l->allocs[slot], n);
-                lb_store_rlx_u64(lb_zone_desc(z, p), lb_d_owned(l->pattern, dflags, lb_gen(n, slot)));
+                uint32_t gen = lb_level_count_alloc(l, lb_gfp_slot(gfp));
+                lb_store_rlx_u64(lb_zone_desc(z, p), lb_d_owned(l->pattern, dflags, gen));
                 return p;
             }
         }

@@ -39,6 +39,8 @@ struct labyrinth_zone {
     unsigned      page_shift;
     bool          free_slow;    /* VERIFY: poison on free                   */
     uintptr_t     page_mask;    /* page size - 1                            */
+    uint32_t      r0_first;     /* page index of r0_lo in region 0 (= its
+                                   global page id: region 0's ids are bare) */
 
     uint64_t      magic;
     char          name[48];

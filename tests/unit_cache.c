@@ -549,13 +549,13 @@ static void test_claim_levels(void)
 
     /* A public call made at depth 2 uses level 2's magazines and counters. */
     const unsigned slot = LABYRINTH_GFP_ATOMIC & (LB_MODE_SLOTS - 1);
-    uint64_t a0 = lb_load_rlx_u64(&l0->allocs[slot]), a2 = lb_load_rlx_u64(&l2->allocs[slot]);
+    uint64_t a0 = lb_load_rlx_u64(&l0->allocs), a2 = lb_load_rlx_u64(&l2->allocs);
     uint64_t sh0 = lb_load_rlx_u64(&c->shared_allocs[slot]), shf0 = lb_load_rlx_u64(&c->shared_frees);
     void *p = labyrinth_alloc_pages(z, LABYRINTH_GFP_ATOMIC, 0, 0);
     REQUIRE(p != NULL);
     CHECK_EQ(lb_tls.depth, 2); /* restored by the call */
-    CHECK_EQ(lb_load_rlx_u64(&l2->allocs[slot]), a2 + 1);
-    CHECK_EQ(lb_load_rlx_u64(&l0->allocs[slot]), a0);
+    CHECK_EQ(lb_load_rlx_u64(&l2->allocs), a2 + 1);
+    CHECK_EQ(lb_load_rlx_u64(&l0->allocs), a0);
     CHECK(lb_load_rlx_u32(&lb_level_loaded(l2)->count) > 0); /* refilled */
     CHECK_EQ(lb_load_rlx_u32(&lb_level_loaded(l0)->count), 0);
     uint64_t f2 = lb_level_frees(l2), f0 = lb_level_frees(l0);
@@ -570,7 +570,7 @@ static void test_claim_levels(void)
     p = labyrinth_alloc_pages(z, LABYRINTH_GFP_ATOMIC, 0, 0);
     REQUIRE(p != NULL);
     CHECK_EQ(lb_load_rlx_u64(&c->shared_allocs[slot]), sh0 + 1);
-    CHECK_EQ(lb_load_rlx_u64(&l2->allocs[slot]), a2 + 1);
+    CHECK_EQ(lb_load_rlx_u64(&l2->allocs), a2 + 1);
     CHECK_EQ(labyrinth_free_pages(z, p, 0), 0);
     CHECK_EQ(lb_load_rlx_u64(&c->shared_frees), shf0 + 1);
     CHECK_EQ(lb_level_frees(l2), f2 + 1);
@@ -581,7 +581,7 @@ static void test_claim_levels(void)
     /* Back at depth 0: level 0. */
     p = labyrinth_alloc_pages(z, LABYRINTH_GFP_ATOMIC, 0, 0);
     REQUIRE(p != NULL);
-    CHECK_EQ(lb_load_rlx_u64(&l0->allocs[slot]), a0 + 1);
+    CHECK_EQ(lb_load_rlx_u64(&l0->allocs), a0 + 1);
     CHECK_EQ(labyrinth_free_pages(z, p, 0), 0);
     CHECK_EQ(labyrinth_zone_check(z), 0);
 
