@@ -2,94 +2,32 @@
  * demo.c - `labyrinth demo`: the seed's scenario.
  *
  * A fast context (a timer-signal handler, the user-space interrupt context,
- * or a busy poller) "receives packets": for each it takes a page with the
- * seed's macro, writes the packet into it and hands it over a lock-free
- * single-producer ring to a worker thread, which checks it and frees it.
- * Between signals the receiving thread runs its own NOWAIT traffic, so the
- * handler regularly interrupts labyrinth on the same thread.  The warden
- * keeps the reserve topped up.  At the end: totals, latency percentiles,
- * the reserve's low point, leaks, misuse and the zone's invariant check.
+ * or a busy poller pinned to a core) "receives packets": for each it takes
+ * a page with the seed's macro, writes the packet into it and hands it over
+ * a lock-free single-producer ring to a worker thread, which checks it and
+ * frees it.  Between signals the receiving thread runs its own NOWAIT
+ * traffic, so the handler regularly interrupts labyrinth on the same
+ * thread.  The warden keeps the reserve topped up.  The main thread samples
+ * the zone every 100 ms (the live status line, the plot's time series).  At
+ * the end: totals, latency percentiles, the reserve's low point, leaks,
+ * misuse and the zone's invariant check.
  */
 #define _GNU_SOURCE
 #include "tool.h"
 
 #include <errno.h>
-#include <sched.h>
 #include <getopt.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
-
-/* ---- small helpers ----------------------------------------------------------- */
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static inline uint64_t cycles(void)
-{
-#if defined(__x86_64__)
-    uint32_t lo, hi;
-    __asm__ __volatile__("rdtsc" : "=a"(lo), "=d"(hi));
-    return ((uint64_t)hi << 32) | lo;
-#elif defined(__aarch64__)
-    uint64_t v;
-    __asm__ __volatile__("isb; mrs %0, cntvct_el0" : "=r"(v));
-    return v;
-#else
-    return now_ns();
-#endif
-}
-
-bool tool_parse_u64(const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    if (!s || !*s || *s == '-')
-        return false;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno)
-        return false;
-    if (*end == 'k' && !end[1])
-        v *= 1000;
-    else if (*end == 'M' && !end[1])
-        v *= 1000000;
-    else if (*end)
-        return false;
-    *out = v;
-    return true;
-}
-
-bool tool_parse_duration_us(const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    if (!s || !*s || *s == '-')
-        return false;
-    double v = strtod(s, &end);
-    if (errno || v < 0)
-        return false;
-    if (!*end || !strcmp(end, "s"))
-        v *= 1e6;
-    else if (!strcmp(end, "ms"))
-        v *= 1e3;
-    else if (strcmp(end, "us"))
-        return false;
-    *out = (uint64_t)v;
-    return true;
-}
 
 /* ---- the ring: one producer (the fast context), one consumer (the worker) ---- */
 
-#define RING_SIZE 8192u
+#define RING_SIZE 65536u
 struct ring {
     _Alignas(64) uint64_t head; /* written by the producer */
     _Alignas(64) uint64_t tail; /* written by the consumer */
@@ -122,8 +60,6 @@ static void *ring_pop(struct ring *r)
 
 /* ---- shared state -------------------------------------------------------------- */
 
-#define HIST_CYCLES 65536u /* latency histogram, one bucket per cycle */
-
 struct packet {
     uint64_t seq;
     uint32_t len;
@@ -136,28 +72,34 @@ static struct {
     unsigned quality;
     unsigned burst;
     uint64_t worker_delay_ns;
+    uint64_t t0_ns;                    /* start of the run                  */
+    uint64_t pause_at_ns, pause_len_ns; /* worker pause, relative to t0      */
     int stop_rx; /* __atomic loads and stores */
     int stop_worker;
+    int worker_paused;
     /* Counters: single writer each, read by the monitor (relaxed). */
     uint64_t rx_packets, rx_pages, rx_fail, rx_drop;
     uint64_t ticks;
     uint64_t wk_done, wk_bad, wk_free_err;
     uint64_t bg_allocs;
-    uint64_t hist[HIST_CYCLES + 1];
+    struct tool_hist hist; /* allocation latency in cycles, written by the fast context */
     uint64_t seq;
 } D;
 
-static void bump(uint64_t *c, uint64_t n) { __atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED); }
+static void bump(uint64_t *c, uint64_t n)
+{
+    __atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+}
 static uint64_t rd(const uint64_t *c) { return __atomic_load_n(c, __ATOMIC_RELAXED); }
 
 /* One burst of packets, from the fast context (signal handler or poller). */
 static void rx_burst(void)
 {
     for (unsigned i = 0; i < D.burst; i++) {
-        uint64_t t0 = cycles();
+        uint64_t t0 = tool_cycles();
         void *page = labyrinth_void_allocpage_gfpatomic_extra_quality(D.zone, D.quality);
-        uint64_t dt = cycles() - t0;
-        bump(&D.hist[dt < HIST_CYCLES ? dt : HIST_CYCLES], 1);
+        uint64_t dt = tool_cycles() - t0;
+        tool_hist_add(&D.hist, (int64_t)dt < 0 ? 0 : dt);
         bump(&D.rx_packets, 1);
         if (!page) {
             bump(&D.rx_fail, 1); /* the reserve is spent: drop the packet */
@@ -190,21 +132,29 @@ static void on_tick(int sig)
 
 struct rx_args {
     bool poll;
+    int cpu; /* pin to this CPU, or -1 */
     uint64_t interval_ns;
     pid_t tid;
-    volatile int ready;
+    int ready;   /* __atomic */
+    int pinned;  /* 1 pinned, 0 not asked, -1 failed */
 };
 
 static void *rx_main(void *arg)
 {
     struct rx_args *a = arg;
     a->tid = (pid_t)syscall(SYS_gettid);
+    if (a->cpu >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(a->cpu, &set);
+        a->pinned = pthread_setaffinity_np(pthread_self(), sizeof set, &set) == 0 ? 1 : -1;
+    }
     __atomic_store_n(&a->ready, 1, __ATOMIC_RELEASE);
-    uint64_t next = now_ns();
+    uint64_t next = tool_now_ns();
     while (!__atomic_load_n(&D.stop_rx, __ATOMIC_RELAXED)) {
         if (a->poll) {
             /* Busy poller: a burst every interval, spinning in between. */
-            uint64_t t = now_ns();
+            uint64_t t = tool_now_ns();
             if (t >= next) {
                 rx_burst();
                 next += a->interval_ns;
@@ -236,6 +186,17 @@ static void *worker_main(void *arg)
     uint64_t expect = 0;
     unsigned idle = 0;
     for (;;) {
+        if (D.pause_len_ns) {
+            /* --pause-worker: stop taking packets for a while. */
+            uint64_t t = tool_now_ns() - D.t0_ns;
+            if (t >= D.pause_at_ns && t < D.pause_at_ns + D.pause_len_ns &&
+                !__atomic_load_n(&D.stop_worker, __ATOMIC_ACQUIRE)) {
+                __atomic_store_n(&D.worker_paused, 1, __ATOMIC_RELAXED);
+                tool_sleep_us(1000);
+                continue;
+            }
+            __atomic_store_n(&D.worker_paused, 0, __ATOMIC_RELAXED);
+        }
         void *p = ring_pop(&D.ring);
         if (!p) {
             /* Stop only once the producer has stopped and the ring is
@@ -254,8 +215,8 @@ static void *worker_main(void *arg)
             bump(&D.wk_bad, 1);
         expect = pk->seq + 1;
         if (D.worker_delay_ns) {
-            uint64_t until = now_ns() + D.worker_delay_ns;
-            while (now_ns() < until) {
+            uint64_t until = tool_now_ns() + D.worker_delay_ns;
+            while (tool_now_ns() < until) {
             }
         }
         if (labyrinth_free_pages(D.zone, p, 0) != 0)
@@ -265,84 +226,68 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* ---- report ------------------------------------------------------------------------ */
+/* ---- the time series ---------------------------------------------------------------- */
+
+#define SAMPLE_US 100000u
+
+struct sample {
+    double t, pps;
+    uint64_t fails;       /* atomic failures in the interval */
+    size_t reserve, target, in_use, depot;
+    double p50, p99, max; /* ns, allocations in the interval */
+    int paused;
+};
 
 static double cyc_per_ns;
 
-static double calibrate(void)
-{
-    uint64_t t0 = now_ns(), c0 = cycles();
-    while (now_ns() - t0 < 20000000u) {
-    }
-    uint64_t t1 = now_ns(), c1 = cycles();
-    return (double)(c1 - c0) / (double)(t1 - t0);
-}
+static double cyc_ns(uint64_t c) { return (double)c / cyc_per_ns; }
 
-static double hist_pct(const uint64_t *h, uint64_t total, double q)
-{
-    uint64_t want = (uint64_t)(q * (double)total), acc = 0;
-    for (unsigned i = 0; i <= HIST_CYCLES; i++) {
-        acc += h[i];
-        if (acc > want || (acc == total && total))
-            return i / cyc_per_ns;
-    }
-    return 0;
-}
-
-static uint64_t hist_max(const uint64_t *h)
-{
-    for (unsigned i = HIST_CYCLES + 1; i-- > 0;)
-        if (h[i])
-            return i;
-    return 0;
-}
-
-static void status_line(bool tty, double secs, uint64_t prev_pk, double dt)
-{
-    struct labyrinth_zone_stats st;
-    labyrinth_zone_stats(D.zone, &st);
-    uint64_t h[HIST_CYCLES + 1], total = 0;
-    for (unsigned i = 0; i <= HIST_CYCLES; i++)
-        total += h[i] = rd(&D.hist[i]);
-    char line[200];
-    snprintf(line, sizeof line,
-             "%5.1fs  %8.0f pkt/s  atomic failures %llu  reserve %zu/%zu  in flight %zu  p99 %.0f ns",
-             secs, (double)(rd(&D.rx_packets) - prev_pk) / dt, (unsigned long long)rd(&D.rx_fail),
-             st.reserve_free_pages, st.reserve_target_pages, st.in_use_pages,
-             hist_pct(h, total, 0.99));
-    if (tty)
-        fprintf(stderr, "\r%-100s", line);
-    else
-        fprintf(stderr, "%s\n", line);
-}
+/* ---- usage --------------------------------------------------------------------------- */
 
 static void demo_usage(FILE *f)
 {
     fprintf(f,
             "usage: labyrinth demo [options]\n"
             "  The seed's scenario: a fast context takes a page per packet with\n"
-            "  labyrinth_void_allocpage_gfpatomic_extra_quality() and hands it to a\n"
-            "  worker thread that checks and frees it.\n"
+            "  labyrinth_void_allocpage_gfpatomic_extra_quality() and hands it over a\n"
+            "  lock-free ring to a worker thread that checks and frees it; the warden\n"
+            "  keeps the reserve topped up.  A live status line (packets/s, atomic\n"
+            "  failures, reserve level, p99 allocation latency), then a report.\n"
             "options:\n"
-            "  --duration T      how long to run (e.g. 5s, 500ms; default 5s)\n"
+            "  --duration T      how long to run (e.g. 10s, 500ms; default 10s)\n"
             "  --mode M          fast context: 'signal' (a timer-signal handler, default)\n"
-            "                    or 'poll' (a busy-polling thread)\n"
+            "                    or 'poll' (a busy-polling thread pinned to a core)\n"
+            "  --cpu N           pin the fast context's thread to CPU N (poll mode\n"
+            "                    default: the last CPU; signal mode: not pinned)\n"
             "  --rate N          packets per second (default 200k)\n"
             "  --burst N         packets per signal or poll (default 32)\n"
             "  --pages N         zone size in pages (default 4096)\n"
             "  --reserve N       reserve pages only ATOMIC may take (default pages/16)\n"
             "  --worker-delay T  time the worker spends per packet (e.g. 2us; default 0)\n"
-            "  --quality LIST    comma list of zero,poison,cl_align (default poison,cl_align)\n"
+            "  --pause-worker AT,LEN\n"
+            "                    the worker stops taking packets at AT for LEN (e.g.\n"
+            "                    3s,2s): watch the reserve drain, atomic allocations\n"
+            "                    fail cleanly, then recover\n"
+            "  --quality LIST    comma list of zero,poison,cl_align,none\n"
+            "                    (default poison,cl_align)\n"
             "  --json            print the final report as JSON on stdout\n"
+            "  --plot FILE       draw the reserve level and allocation latency over\n"
+            "                    time into FILE (.png or .svg; needs gnuplot)\n"
+            "  --stats           after the report, the zone's free blocks per order and\n"
+            "                    counters (as 'labyrinth stats')\n"
+            "  --quiet           no live status line\n"
             "  --help            this text\n"
-            "Exit status: 0 healthy (no leak, no misuse, invariants hold), 1 otherwise,\n"
-            "2 bad usage.  Atomic failures are not unhealthy: they are GFP_ATOMIC's\n"
-            "contract when the reserve is spent (try --worker-delay 20us).\n");
+            "Exit status: 0 healthy (no leak, no misuse, no corrupt packet, invariants\n"
+            "hold), 1 otherwise, 2 bad usage.  Atomic failures are not unhealthy: they\n"
+            "are GFP_ATOMIC's contract when the reserve is spent (try --worker-delay 20us\n"
+            "or --pause-worker 3s,2s).\n");
 }
 
 static bool parse_quality(const char *s, unsigned *q)
 {
     char buf[128];
+    if (!*s || strlen(s) >= sizeof buf)
+        return false;
     snprintf(buf, sizeof buf, "%s", s);
     *q = 0;
     for (char *save, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
@@ -360,21 +305,94 @@ static bool parse_quality(const char *s, unsigned *q)
     return true;
 }
 
+static bool parse_pause(const char *s, uint64_t *at_us, uint64_t *len_us)
+{
+    char buf[64];
+    const char *comma = strchr(s, ',');
+    if (!comma || (size_t)(comma - s) >= sizeof buf)
+        return false;
+    snprintf(buf, sizeof buf, "%.*s", (int)(comma - s), s);
+    return tool_parse_duration_us(buf, at_us) && tool_parse_duration_us(comma + 1, len_us) && *len_us > 0;
+}
+
+static int plot_demo(const char *file, const struct sample *s, size_t n, const char *title)
+{
+    char dir[512], dat[600];
+    if (!tool_tmpdir(dir, sizeof dir)) {
+        fprintf(stderr, "labyrinth demo: cannot make a temporary directory: %s\n", strerror(errno));
+        return -1;
+    }
+    snprintf(dat, sizeof dat, "%s/demo.dat", dir);
+    FILE *f = fopen(dat, "w");
+    if (!f) {
+        fprintf(stderr, "labyrinth demo: %s: %s\n", dat, strerror(errno));
+        tool_rmtree(dir);
+        return -1;
+    }
+    fprintf(f, "# t reserve target in_use failures p50 p99 max paused pps\n");
+    double fmax = 0;
+    for (size_t i = 0; i < n; i++) {
+        fprintf(f, "%.3f %zu %zu %zu %llu %.1f %.1f %.1f %d %.0f\n", s[i].t, s[i].reserve, s[i].target,
+                s[i].in_use, (unsigned long long)s[i].fails, s[i].p50 > 1 ? s[i].p50 : 1,
+                s[i].p99 > 1 ? s[i].p99 : 1, s[i].max > 1 ? s[i].max : 1, s[i].paused, s[i].pps);
+        if ((double)s[i].fails > fmax)
+            fmax = (double)s[i].fails;
+    }
+    fclose(f);
+    char term[1400], script[8192];
+    tool_plot_terminal(term, sizeof term, file, 1000, 720);
+    snprintf(script, sizeof script,
+             "%s"
+             "set datafile commentschars '#'\n"
+             "set multiplot layout 2,1 title \"%s\"\n"
+             "set grid\n"
+             "set key top right opaque box\n"
+             "set lmargin 12\n set rmargin 12\n"
+             "set xlabel 'time (s)'\n"
+             "set ylabel 'reserve (pages)'\n"
+             "set yrange [0:*]\n"
+             "set ytics nomirror\n"
+             "set y2label 'atomic failures per 100 ms'\n"
+             "set y2range [0:%g]\n"
+             "set y2tics\n"
+             "plot '%s' using 1:($9*%g) with filledcurves x1 fc rgb '#eeeeee' title 'worker paused' axes x1y2, \\\n"
+             "     '' using 1:5 with impulses lw 3 lc rgb '#d62728' title 'atomic failures' axes x1y2, \\\n"
+             "     '' using 1:3 with lines dt 2 lw 2 lc rgb '#555555' title 'reserve target', \\\n"
+             "     '' using 1:2 with lines lw 3 lc rgb '#1f77b4' title 'reserve level'\n"
+             "unset y2label\n unset y2tics\n set ytics mirror\n"
+             "set logscale y\n set yrange [*:*]\n"
+             "set ylabel 'allocation latency (ns)'\n"
+             "set key top right\n"
+             "plot '%s' using 1:8 with lines lw 1 lc rgb '#ff7f0e' title 'max per 100 ms', \\\n"
+             "     '' using 1:7 with lines lw 2 lc rgb '#2ca02c' title 'p99', \\\n"
+             "     '' using 1:6 with lines lw 2 lc rgb '#1f77b4' title 'p50'\n"
+             "unset multiplot\n",
+             term, title, fmax > 0 ? fmax * 1.1 : 1.0, dat, fmax > 0 ? fmax * 1.1 : 1.0, dat);
+    int rc = tool_gnuplot("demo", script, file);
+    tool_rmtree(dir);
+    return rc;
+}
+
 int tool_demo(int argc, char **argv)
 {
-    uint64_t duration_us = 5000000, rate = 200000, burst = 32, pages = 4096, reserve = 0, delay_us = 0;
-    bool poll = false, json = false;
+    uint64_t duration_us = 10000000, rate = 200000, burst = 32, pages = 4096, reserve = 0, delay_us = 0;
+    uint64_t pause_at_us = 0, pause_len_us = 0, cpu = 0;
+    bool poll = false, json = false, stats = false, quiet = false, cpu_set = false;
+    const char *plot = NULL;
     unsigned quality = LABYRINTH_QUALITY_POISON | LABYRINTH_QUALITY_CL_ALIGN;
     static const struct option opts[] = {
         {"duration", required_argument, 0, 'd'}, {"mode", required_argument, 0, 'm'},
         {"rate", required_argument, 0, 'r'},     {"burst", required_argument, 0, 'b'},
         {"pages", required_argument, 0, 'p'},    {"reserve", required_argument, 0, 'R'},
         {"worker-delay", required_argument, 0, 'w'}, {"quality", required_argument, 0, 'q'},
-        {"json", no_argument, 0, 'j'},           {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"pause-worker", required_argument, 0, 'P'}, {"cpu", required_argument, 0, 'c'},
+        {"plot", required_argument, 0, 'o'},     {"stats", no_argument, 0, 's'},
+        {"quiet", no_argument, 0, 'Q'},          {"json", no_argument, 0, 'j'},
+        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
     int c, li = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, &li)) != -1) {
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "+h", opts, &li)) != -1) {
         bool ok = true;
         switch (c) {
         case 'd': ok = tool_parse_duration_us(optarg, &duration_us) && duration_us > 0; break;
@@ -386,55 +404,93 @@ int tool_demo(int argc, char **argv)
         case 'b': ok = tool_parse_u64(optarg, &burst) && burst > 0 && burst <= 4096; break;
         case 'p': ok = tool_parse_u64(optarg, &pages) && pages >= 64 && pages <= (1u << 22); break;
         case 'R': ok = tool_parse_u64(optarg, &reserve); break;
-        case 'w': ok = tool_parse_duration_us(optarg, &delay_us); break;
+        case 'w': ok = tool_parse_duration_us(optarg, &delay_us) && delay_us <= 1000000; break;
         case 'q': ok = parse_quality(optarg, &quality); break;
+        case 'P': ok = parse_pause(optarg, &pause_at_us, &pause_len_us); break;
+        case 'c':
+            ok = tool_parse_u64(optarg, &cpu) && cpu < (uint64_t)(ncpu > 0 ? ncpu : 1) && cpu < CPU_SETSIZE;
+            cpu_set = true;
+            break;
+        case 'o': plot = optarg; break;
+        case 's': stats = true; break;
+        case 'Q': quiet = true; break;
         case 'j': json = true; break;
-        case 'h': demo_usage(stdout); return 0;
-        default: demo_usage(stderr); return 2;
+        case 'h': demo_usage(stdout); return TOOL_OK;
+        default: demo_usage(stderr); return TOOL_USAGE;
         }
-        if (!ok) {
-            fprintf(stderr, "labyrinth demo: bad value '%s' for --%s\n", optarg, opts[li].name);
-            demo_usage(stderr);
-            return 2;
-        }
+        if (!ok)
+            return tool_bad_value("demo", opts[li].name, optarg);
     }
     if (optind < argc) {
         fprintf(stderr, "labyrinth demo: unexpected argument '%s'\n", argv[optind]);
-        return 2;
+        return TOOL_USAGE;
     }
     if (reserve >= pages) {
         fprintf(stderr, "labyrinth demo: --reserve must be below --pages\n");
-        return 2;
+        return TOOL_USAGE;
     }
+    if (plot) {
+        int rc = tool_plot_check("demo", plot);
+        if (rc != TOOL_OK)
+            return rc;
+    }
+    bool report = !tool_stats_req.quiet_run;
+    if (!report)
+        quiet = true;
 
+    memset(&D, 0, sizeof D);
     struct labyrinth_zone_config cfg = {0};
     cfg.name = "demo";
     cfg.pages = pages;
     cfg.reserve_pages = reserve;
+    /* Watermarks follow a reserve set above their defaults. */
+    if (reserve > pages / 8)
+        cfg.low_pages = reserve;
+    if (reserve > pages / 4)
+        cfg.high_pages = reserve;
     D.zone = labyrinth_zone_create(&cfg);
     if (!D.zone) {
         fprintf(stderr, "labyrinth demo: cannot create the zone: %s\n", labyrinth_strerror(errno));
-        return 1;
+        return TOOL_FAIL;
     }
     D.quality = quality;
     D.burst = (unsigned)burst;
     D.worker_delay_ns = delay_us * 1000;
-    cyc_per_ns = calibrate();
+    D.pause_at_ns = pause_at_us * 1000;
+    D.pause_len_ns = pause_len_us * 1000;
+    cyc_per_ns = tool_calibrate();
     bool tty = isatty(2);
 
     struct labyrinth_zone_stats st0;
     labyrinth_zone_stats(D.zone, &st0);
-    fprintf(stderr,
-            "labyrinth demo: zone of %zu pages (%zu KiB), reserve %zu, warden on; "
-            "%s fast context, %llu packets/s in bursts of %llu, %.1f s\n",
-            st0.total_pages, st0.total_pages * st0.page_size / 1024, st0.reserve_target_pages,
-            poll ? "busy-poll" : "timer-signal", (unsigned long long)rate, (unsigned long long)burst,
-            duration_us / 1e6);
+    int pin = cpu_set ? (int)cpu : poll && ncpu > 1 ? (int)ncpu - 1 : -1;
+    if (report) {
+        fprintf(stderr,
+                "labyrinth demo: zone of %zu pages (%zu KiB), reserve %zu, warden on; "
+                "%s fast context%s, %llu packets/s in bursts of %llu, %.1f s\n",
+                st0.total_pages, st0.total_pages * st0.page_size / 1024, st0.reserve_target_pages,
+                poll ? "busy-poll" : "timer-signal", pin >= 0 ? " (pinned)" : "", (unsigned long long)rate,
+                (unsigned long long)burst, duration_us / 1e6);
+        if (pause_len_us)
+            fprintf(stderr, "labyrinth demo: the worker pauses from %.1f s to %.1f s\n", pause_at_us / 1e6,
+                    (pause_at_us + pause_len_us) / 1e6);
+    }
+
+    size_t nsamples_max = duration_us / SAMPLE_US + 4, nsamples = 0;
+    struct sample *samples = calloc(nsamples_max, sizeof *samples);
+    struct tool_hist *hprev = calloc(1, sizeof *hprev), *hnow = calloc(1, sizeof *hnow),
+                     *hd = calloc(1, sizeof *hd);
+    if (!samples || !hprev || !hnow || !hd) {
+        fprintf(stderr, "labyrinth demo: out of memory\n");
+        labyrinth_zone_destroy(D.zone);
+        return TOOL_FAIL;
+    }
 
     pthread_t rx, wk;
-    struct rx_args ra = {.poll = poll, .interval_ns = burst * 1000000000ull / rate};
+    struct rx_args ra = {.poll = poll, .cpu = pin, .interval_ns = burst * 1000000000ull / rate};
     if (ra.interval_ns < 1000)
         ra.interval_ns = 1000;
+    D.t0_ns = tool_now_ns();
     sigset_t block, old;
     sigemptyset(&block);
     sigaddset(&block, SIGRTMIN);
@@ -449,9 +505,12 @@ int tool_demo(int argc, char **argv)
     pthread_create(&rx, NULL, rx_main, &ra);
     pthread_sigmask(SIG_BLOCK, &block, NULL);
     while (!__atomic_load_n(&ra.ready, __ATOMIC_ACQUIRE))
-        usleep(100);
+        tool_sleep_us(100);
+    if (report && pin >= 0 && ra.pinned < 0)
+        fprintf(stderr, "labyrinth demo: could not pin the fast context to CPU %d; it runs unpinned\n", pin);
 
     timer_t timer = 0;
+    int rc = TOOL_OK;
     if (!poll) {
         struct sigevent sev;
         memset(&sev, 0, sizeof sev);
@@ -460,69 +519,129 @@ int tool_demo(int argc, char **argv)
         sev._sigev_un._tid = ra.tid;
         if (timer_create(CLOCK_MONOTONIC, &sev, &timer) != 0) {
             perror("labyrinth demo: timer_create");
-            return 1;
+            rc = TOOL_FAIL;
+            duration_us = 0;
+        } else {
+            struct itimerspec its = {{0, (long)ra.interval_ns}, {0, (long)ra.interval_ns}};
+            timer_settime(timer, 0, &its, NULL);
         }
-        struct itimerspec its = {{0, (long)ra.interval_ns}, {0, (long)ra.interval_ns}};
-        timer_settime(timer, 0, &its, NULL);
     }
 
-    uint64_t t_start = now_ns(), t_end = t_start + duration_us * 1000, prev_t = t_start, prev_pk = 0;
-    while (now_ns() < t_end) {
-        uint64_t left = (t_end - now_ns()) / 1000;
-        usleep((useconds_t)(left < 500000 ? left : 500000));
-        uint64_t t = now_ns();
-        status_line(tty, (t - t_start) / 1e9, prev_pk, (t - prev_t) / 1e9);
+    /* The monitor: a sample every 100 ms, a status line every 200 ms on a
+     * terminal or every second otherwise, stats snapshots when asked. */
+    uint64_t t_start = tool_now_ns(), t_end = t_start + duration_us * 1000, prev_t = t_start, prev_pk = 0,
+             prev_fail = 0, next_stats = tool_stats_req.interval_us ? tool_stats_req.interval_us * 1000 : 0;
+    unsigned tick = 0;
+    while (tool_now_ns() < t_end) {
+        uint64_t left = (t_end - tool_now_ns()) / 1000;
+        tool_sleep_us(left < SAMPLE_US ? left : SAMPLE_US);
+        uint64_t t = tool_now_ns();
+        struct labyrinth_zone_stats st;
+        labyrinth_zone_stats(D.zone, &st);
+        tool_hist_snapshot(hnow, &D.hist);
+        tool_hist_diff(hd, hnow, hprev);
+        struct tool_hist *sw = hprev;
+        hprev = hnow;
+        hnow = sw;
+        uint64_t pk = rd(&D.rx_packets), fl = rd(&D.rx_fail);
+        double dt = (t - prev_t) / 1e9;
+        struct sample s = {
+            .t = (t - t_start) / 1e9,
+            .pps = dt > 0 ? (double)(pk - prev_pk) / dt : 0,
+            .fails = fl - prev_fail,
+            .reserve = st.reserve_free_pages,
+            .target = st.reserve_target_pages,
+            .in_use = st.in_use_pages,
+            .depot = st.depot_pages,
+            .p50 = cyc_ns(tool_hist_quantile(hd, 0.5)),
+            .p99 = cyc_ns(tool_hist_quantile(hd, 0.99)),
+            .max = cyc_ns(tool_hist_max(hd)),
+            .paused = __atomic_load_n(&D.worker_paused, __ATOMIC_RELAXED),
+        };
+        if (nsamples < nsamples_max)
+            samples[nsamples++] = s;
         prev_t = t;
-        prev_pk = rd(&D.rx_packets);
+        prev_pk = pk;
+        prev_fail = fl;
+        tick++;
+        bool last = tool_now_ns() >= t_end;
+        if (!quiet && (tty ? tick % 2 == 0 : tick % 10 == 0 || last)) {
+            char line[240];
+            snprintf(line, sizeof line,
+                     "%5.1fs  %8.0f pkt/s  atomic failures %llu  reserve %zu/%zu  in use %zu  p99 %.0f ns%s",
+                     s.t, s.pps, (unsigned long long)fl, s.reserve, s.target, s.in_use, s.p99,
+                     s.paused ? "  [worker paused]" : "");
+            tool_status(tty, line);
+        }
+        if (next_stats && t - t_start >= next_stats && !last) {
+            tool_stats_emit(D.zone, "demo", s.t, false);
+            next_stats += tool_stats_req.interval_us * 1000;
+        }
     }
-    if (tty)
-        fprintf(stderr, "\n");
-    if (!poll)
+    if (!quiet)
+        tool_status_done(tty);
+    if (!poll && rc == TOOL_OK)
         timer_delete(timer);
     __atomic_store_n(&D.stop_rx, 1, __ATOMIC_RELAXED);
     pthread_join(rx, NULL);
     __atomic_store_n(&D.stop_worker, 1, __ATOMIC_RELEASE);
     pthread_join(wk, NULL);
-    double secs = (now_ns() - t_start) / 1e9;
+    double secs = (tool_now_ns() - t_start) / 1e9;
 
     struct labyrinth_zone_stats st;
     labyrinth_zone_stats(D.zone, &st);
     long violations = labyrinth_zone_check(D.zone);
     long leaks = labyrinth_zone_for_each_in_use(D.zone, NULL, NULL);
-    uint64_t total = 0;
-    for (unsigned i = 0; i <= HIST_CYCLES; i++)
-        total += D.hist[i];
-    double p50 = hist_pct(D.hist, total, 0.50), p99 = hist_pct(D.hist, total, 0.99),
-           p999 = hist_pct(D.hist, total, 0.999), p9999 = hist_pct(D.hist, total, 0.9999),
-           pmax = hist_max(D.hist) / cyc_per_ns;
-    bool healthy = violations == 0 && leaks == 0 && st.misuse_reports == 0 && D.wk_bad == 0 &&
+    const struct tool_hist *h = &D.hist;
+    double p50 = cyc_ns(tool_hist_quantile(h, 0.50)), p99 = cyc_ns(tool_hist_quantile(h, 0.99)),
+           p999 = cyc_ns(tool_hist_quantile(h, 0.999)), p9999 = cyc_ns(tool_hist_quantile(h, 0.9999)),
+           pmax = cyc_ns(tool_hist_max(h));
+    bool healthy = rc == TOOL_OK && violations == 0 && leaks == 0 && st.misuse_reports == 0 && D.wk_bad == 0 &&
                    D.wk_free_err == 0;
+    double drop_rate = D.rx_packets ? (double)(D.rx_fail + D.rx_drop) / (double)D.rx_packets : 0.0;
+    size_t reserve_low = st.reserve_low_water;
 
-    if (json) {
+    if (report && json) {
         printf("{\"seconds\":%.3f,\"mode\":\"%s\",\"packets\":%llu,\"pages_served\":%llu,"
-               "\"atomic_failures\":%llu,\"ring_drops\":%llu,\"worker_frees\":%llu,"
+               "\"atomic_failures\":%llu,\"ring_drops\":%llu,\"drop_rate\":%.6f,\"worker_frees\":%llu,"
                "\"corrupt_packets\":%llu,\"signals\":%llu,\"background_allocs\":%llu,"
                "\"latency_ns\":{\"p50\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"p9999\":%.1f,\"max\":%.1f},"
                "\"reserve\":{\"target\":%zu,\"now\":%zu,\"low_water\":%zu},"
                "\"atomic_reserve_allocs\":%llu,\"warden_runs\":%llu,\"leaks\":%ld,"
-               "\"misuse_reports\":%llu,\"check_violations\":%ld,\"healthy\":%s}\n",
-               secs, poll ? "poll" : "signal", (unsigned long long)D.rx_packets,
-               (unsigned long long)D.rx_pages, (unsigned long long)D.rx_fail,
-               (unsigned long long)D.rx_drop, (unsigned long long)D.wk_done,
-               (unsigned long long)D.wk_bad, (unsigned long long)D.ticks,
+               "\"misuse_reports\":%llu,\"check_violations\":%ld,",
+               secs, poll ? "poll" : "signal", (unsigned long long)D.rx_packets, (unsigned long long)D.rx_pages,
+               (unsigned long long)D.rx_fail, (unsigned long long)D.rx_drop, drop_rate,
+               (unsigned long long)D.wk_done, (unsigned long long)D.wk_bad, (unsigned long long)D.ticks,
                (unsigned long long)D.bg_allocs, p50, p99, p999, p9999, pmax, st.reserve_target_pages,
-               st.reserve_free_pages, st.reserve_low_water, st.atomic_reserve_allocs, st.warden_runs,
-               leaks, st.misuse_reports, violations, healthy ? "true" : "false");
-    } else {
-        printf("\nlabyrinth demo report (%.1f s, %s fast context)\n", secs,
-               poll ? "busy-poll" : "timer-signal");
+               st.reserve_free_pages, reserve_low, st.atomic_reserve_allocs, st.warden_runs, leaks,
+               st.misuse_reports, violations);
+        printf("\"config\":{\"rate\":%llu,\"burst\":%llu,\"pages\":%zu,\"worker_delay_us\":%llu,"
+               "\"pause_worker_s\":[%.3f,%.3f],\"cpu\":%d,\"quality\":%u},",
+               (unsigned long long)rate, (unsigned long long)burst, st.total_pages, (unsigned long long)delay_us,
+               pause_at_us / 1e6, pause_len_us / 1e6, pin, quality);
+        printf("\"timeline\":[");
+        for (size_t i = 0; i < nsamples; i++)
+            printf("%s{\"t\":%.2f,\"pps\":%.0f,\"failures\":%llu,\"reserve\":%zu,\"in_use\":%zu,"
+                   "\"p99_ns\":%.1f}",
+                   i ? "," : "", samples[i].t, samples[i].pps, (unsigned long long)samples[i].fails,
+                   samples[i].reserve, samples[i].in_use, samples[i].p99);
+        printf("],");
+        if (stats) {
+            printf("\"zone\":");
+            tool_zone_snapshot(stdout, D.zone, "demo", secs, true, true);
+            printf(",");
+        }
+        printf("\"healthy\":%s}\n", healthy ? "true" : "false");
+    } else if (report) {
+        printf("\nlabyrinth demo report (%.1f s, %s fast context)\n", secs, poll ? "busy-poll" : "timer-signal");
         printf("  packets received       %12llu  (%.0f/s)\n", (unsigned long long)D.rx_packets,
                D.rx_packets / secs);
         printf("  pages served (macro)   %12llu\n", (unsigned long long)(D.rx_packets - D.rx_fail));
-        printf("  atomic failures        %12llu  (%.3f%% of packets dropped: reserve spent)\n",
+        printf("  atomic failures        %12llu  (%.3f%% of packets: the reserve was spent)\n",
                (unsigned long long)D.rx_fail, D.rx_packets ? 100.0 * D.rx_fail / D.rx_packets : 0.0);
         printf("  ring drops             %12llu  (worker behind; page freed at once)\n",
                (unsigned long long)D.rx_drop);
+        printf("  drop rate              %11.3f%%  (failures and ring drops)\n", 100.0 * drop_rate);
         printf("  processed and freed    %12llu  by the worker thread\n", (unsigned long long)D.wk_done);
         printf("  corrupt packets        %12llu\n", (unsigned long long)D.wk_bad);
         if (!poll)
@@ -531,7 +650,7 @@ int tool_demo(int argc, char **argv)
         printf("  allocation latency     p50 %.0f ns  p99 %.0f ns  p99.9 %.0f ns  p99.99 %.0f ns  max %.0f ns\n",
                p50, p99, p999, p9999, pmax);
         printf("  reserve                %zu of %zu pages now, low point %zu; %llu ATOMIC pages from it\n",
-               st.reserve_free_pages, st.reserve_target_pages, st.reserve_low_water,
+               st.reserve_free_pages, st.reserve_target_pages, reserve_low,
                (unsigned long long)st.atomic_reserve_allocs);
         printf("  warden                 %llu runs, %llu pages moved\n", (unsigned long long)st.warden_runs,
                (unsigned long long)st.warden_pages_moved);
@@ -539,7 +658,30 @@ int tool_demo(int argc, char **argv)
         printf("  misuse reports         %llu\n", (unsigned long long)st.misuse_reports);
         printf("  invariant check        %s\n", violations ? "VIOLATED" : "ok (labyrinth_zone_check = 0)");
         printf("  verdict                %s\n", healthy ? "healthy" : "UNHEALTHY");
+        if (stats)
+            tool_zone_snapshot(stdout, D.zone, "demo", secs, true, false);
     }
+    fflush(stdout);
+    tool_stats_emit(D.zone, "demo", secs, true);
+    if (plot) {
+        char title[300];
+        snprintf(title, sizeof title,
+                 "labyrinth demo: %s fast context, %llu packets/s, %zu pages, reserve %zu%s", poll ? "busy-poll"
+                                                                                                    : "timer-signal",
+                 (unsigned long long)rate, st.total_pages, st.reserve_target_pages,
+                 pause_len_us ? ", worker paused" : "");
+        if (plot_demo(plot, samples, nsamples, title) != 0)
+            healthy = false;
+        else if (report)
+            fprintf(stderr, "labyrinth demo: wrote %s\n", plot);
+    }
+    free(samples);
+    free(hprev);
+    free(hnow);
+    free(hd);
     labyrinth_zone_destroy(D.zone);
-    return healthy ? 0 : 1;
+    D.zone = NULL;
+    if (rc != TOOL_OK)
+        return rc;
+    return healthy ? TOOL_OK : TOOL_FAIL;
 }

@@ -1,7 +1,14 @@
 /*
  * labyrinth - the command-line tool.  Subcommands:
- *   demo   the seed's scenario: a fast context allocates packet pages with
- *          the seed's macro and hands them to a worker that frees them.
+ *   demo    the seed's scenario: a fast context allocates packet pages with
+ *           the seed's macro and hands them to a worker that frees them.
+ *   bench   the benchmark patterns against labyrinth and its peers.
+ *   stress  the torture test: threads, signal storms, payload and
+ *           invariant checks.
+ *   info    what the machine offers (huge pages, physical addresses, rseq,
+ *           cores).
+ *   stats   info, then a demo or stress run with the zone's free blocks per
+ *           order and counters.
  * Exit codes: 0 healthy, 1 a failure was found, 2 bad usage.
  */
 #include "tool.h"
@@ -16,11 +23,20 @@ static void usage(FILE *f)
             "\n"
             "commands:\n"
             "  demo      run the seed's scenario (a fast context allocates packet pages\n"
-            "            with the seed's macro, a worker frees them) and report\n"
+            "            with the seed's macro, a worker frees them) with a live status\n"
+            "            line and a report\n"
+            "  bench     the benchmark patterns (LIFO, burst, handoff, latency) against\n"
+            "            labyrinth and its peers: a table, --json, --plot\n"
+            "  stress    the torture test: threads, signal storms, random orders and\n"
+            "            quality flags, payload and invariant checks\n"
+            "  info      what this machine offers: huge pages, physical addresses,\n"
+            "            rseq, cores\n"
+            "  stats     info, then a demo or stress run with the zone's free blocks\n"
+            "            per order and counters\n"
             "  version   print the version\n"
             "  help      this text\n"
             "\n"
-            "'labyrinth <command> --help' describes a command's options.\n"
+            "'labyrinth <command> --help' describes a command's options; man labyrinth.\n"
             "Exit status: 0 healthy, 1 a failure was found, 2 bad usage.\n");
 }
 
@@ -28,21 +44,36 @@ int main(int argc, char **argv)
 {
     if (argc < 2) {
         usage(stderr);
-        return 2;
+        return TOOL_USAGE;
     }
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } cmds[] = {
+        {"demo", tool_demo}, {"bench", tool_bench}, {"stress", tool_stress},
+        {"info", tool_info}, {"stats", tool_stats},
+    };
     const char *cmd = argv[1];
-    if (!strcmp(cmd, "demo"))
-        return tool_demo(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (!strcmp(cmd, cmds[i].name))
+            return cmds[i].fn(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("labyrinth %d.%d.%d\n", LABYRINTH_VERSION_MAJOR, LABYRINTH_VERSION_MINOR,
                LABYRINTH_VERSION_PATCH);
-        return 0;
+        return TOOL_OK;
     }
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+        if (argc > 2) {
+            for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+                if (!strcmp(argv[2], cmds[i].name)) {
+                    char *av[] = {argv[2], (char *)"--help", NULL};
+                    return cmds[i].fn(2, av);
+                }
+        }
         usage(stdout);
-        return 0;
+        return TOOL_OK;
     }
     fprintf(stderr, "labyrinth: unknown command '%s'\n", cmd);
     usage(stderr);
-    return 2;
+    return TOOL_USAGE;
 }

@@ -1,0 +1,438 @@
+/*
+ * util.c - what the subcommands share: parsing values, time, the
+ * histogram, the status line, JSON scalars, gnuplot, zone snapshots.
+ */
+#define _GNU_SOURCE
+#include "tool.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ---- values ----------------------------------------------------------------- */
+
+bool tool_parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (!s || *s < '0' || *s > '9')
+        return false;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno)
+        return false;
+    unsigned long long mul = 1;
+    if (*end == 'k' && !end[1])
+        mul = 1000;
+    else if (*end == 'M' && !end[1])
+        mul = 1000000;
+    else if (*end)
+        return false;
+    if (v > UINT64_MAX / mul)
+        return false;
+    *out = v * mul;
+    return true;
+}
+
+bool tool_parse_duration_us(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (!s || ((*s < '0' || *s > '9') && *s != '.'))
+        return false;
+    double v = strtod(s, &end);
+    if (errno || !(v >= 0) || end == s)
+        return false;
+    if (!*end || !strcmp(end, "s"))
+        v *= 1e6;
+    else if (!strcmp(end, "ms"))
+        v *= 1e3;
+    else if (strcmp(end, "us"))
+        return false;
+    if (v > 1e15)
+        return false;
+    *out = (uint64_t)v;
+    return true;
+}
+
+int tool_bad_value(const char *cmd, const char *opt, const char *value)
+{
+    fprintf(stderr, "labyrinth %s: bad value '%s' for --%s (see 'labyrinth %s --help')\n", cmd, value, opt, cmd);
+    return TOOL_USAGE;
+}
+
+/* ---- time ------------------------------------------------------------------- */
+
+uint64_t tool_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+double tool_calibrate(void)
+{
+    uint64_t t0 = tool_now_ns(), c0 = tool_cycles();
+    while (tool_now_ns() - t0 < 20000000u) {
+    }
+    uint64_t t1 = tool_now_ns(), c1 = tool_cycles();
+    double r = (double)(c1 - c0) / (double)(t1 - t0);
+    return r > 0 ? r : 1.0;
+}
+
+void tool_sleep_us(uint64_t us)
+{
+    struct timespec ts = {(time_t)(us / 1000000), (long)(us % 1000000) * 1000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* ---- histogram ---------------------------------------------------------------- */
+
+uint64_t tool_hist_value(unsigned b)
+{
+    if (b < TOOL_HIST_LINEAR)
+        return b;
+    unsigned e = (b - TOOL_HIST_LINEAR) / TOOL_HIST_SUB + 8, sub = (b - TOOL_HIST_LINEAR) % TOOL_HIST_SUB;
+    return (1ull << e) | ((uint64_t)sub << (e - 5));
+}
+
+void tool_hist_snapshot(struct tool_hist *dst, const struct tool_hist *src)
+{
+    for (unsigned i = 0; i < TOOL_HIST_BUCKETS; i++)
+        dst->n[i] = __atomic_load_n(&src->n[i], __ATOMIC_RELAXED);
+}
+
+void tool_hist_diff(struct tool_hist *dst, const struct tool_hist *a, const struct tool_hist *b)
+{
+    for (unsigned i = 0; i < TOOL_HIST_BUCKETS; i++)
+        dst->n[i] = a->n[i] - b->n[i];
+}
+
+uint64_t tool_hist_total(const struct tool_hist *h)
+{
+    uint64_t t = 0;
+    for (unsigned i = 0; i < TOOL_HIST_BUCKETS; i++)
+        t += h->n[i];
+    return t;
+}
+
+uint64_t tool_hist_quantile(const struct tool_hist *h, double q)
+{
+    uint64_t total = tool_hist_total(h);
+    if (!total)
+        return 0;
+    /* The smallest value v with at least ceil(q * total) samples <= v. */
+    uint64_t want = (uint64_t)ceil(q * (double)total), acc = 0;
+    if (want < 1)
+        want = 1;
+    for (unsigned i = 0; i < TOOL_HIST_BUCKETS; i++) {
+        acc += h->n[i];
+        if (acc >= want)
+            return tool_hist_value(i);
+    }
+    return tool_hist_max(h);
+}
+
+uint64_t tool_hist_max(const struct tool_hist *h)
+{
+    for (unsigned i = TOOL_HIST_BUCKETS; i-- > 0;)
+        if (h->n[i])
+            return tool_hist_value(i);
+    return 0;
+}
+
+/* ---- output -------------------------------------------------------------------- */
+
+void tool_status(bool tty, const char *line)
+{
+    if (tty)
+        fprintf(stderr, "\r\033[K%s", line);
+    else
+        fprintf(stderr, "%s\n", line);
+    fflush(stderr);
+}
+
+void tool_status_done(bool tty)
+{
+    if (tty)
+        fprintf(stderr, "\n");
+}
+
+void tool_json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p == '\n')
+            fputs("\\n", f);
+        else if (*p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+void tool_json_num(FILE *f, double v)
+{
+    if (isfinite(v))
+        fprintf(f, "%.6g", v);
+    else
+        fputs("null", f);
+}
+
+/* ---- gnuplot ---------------------------------------------------------------------- */
+
+static const char *plot_ext(const char *file)
+{
+    const char *dot = strrchr(file, '.');
+    if (dot && !strcasecmp(dot, ".png"))
+        return "png";
+    if (dot && !strcasecmp(dot, ".svg"))
+        return "svg";
+    return NULL;
+}
+
+static bool in_path(const char *prog)
+{
+    const char *path = getenv("PATH");
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path && *path ? path : "/usr/bin:/bin");
+    for (char *save, *d = strtok_r(buf, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+        char full[4200];
+        snprintf(full, sizeof full, "%s/%s", *d ? d : ".", prog);
+        if (access(full, X_OK) == 0)
+            return true;
+    }
+    return false;
+}
+
+int tool_plot_check(const char *cmd, const char *file)
+{
+    if (!*file || !plot_ext(file)) {
+        fprintf(stderr, "labyrinth %s: bad value '%s' for --plot: the file must end in .png or .svg\n", cmd, file);
+        return TOOL_USAGE;
+    }
+    if (!in_path("gnuplot")) {
+        fprintf(stderr,
+                "labyrinth %s: --plot needs gnuplot, which is not installed "
+                "(Debian: apt-get install gnuplot-nox)\n",
+                cmd);
+        return TOOL_FAIL;
+    }
+    return TOOL_OK;
+}
+
+/* A file name inside single quotes for gnuplot: quotes doubled. */
+static void gp_quote(char *out, size_t len, const char *s)
+{
+    size_t n = 0;
+    if (len < 3)
+        return;
+    out[n++] = '\'';
+    for (; *s && n + 3 < len; s++) {
+        if (*s == '\'')
+            out[n++] = '\'';
+        out[n++] = *s;
+    }
+    out[n++] = '\'';
+    out[n] = 0;
+}
+
+void tool_plot_terminal(char *buf, size_t len, const char *file, int width, int height)
+{
+    char q[1200];
+    gp_quote(q, sizeof q, file);
+    const char *ext = plot_ext(file);
+    if (ext && !strcmp(ext, "svg"))
+        snprintf(buf, len, "set terminal svg size %d,%d dynamic enhanced font 'Sans,11' background '#ffffff'\n"
+                           "set output %s\n", width, height, q);
+    else
+        snprintf(buf, len, "set terminal pngcairo size %d,%d enhanced font 'Sans,10' background '#ffffff'\n"
+                           "set output %s\n", width, height, q);
+}
+
+bool tool_tmpdir(char *out, size_t len)
+{
+    const char *t = getenv("TMPDIR");
+    snprintf(out, len, "%s/labyrinth-plot.XXXXXX", t && *t ? t : "/tmp");
+    if (!mkdtemp(out)) {
+        out[0] = 0;
+        return false;
+    }
+    return true;
+}
+
+void tool_rmtree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        char p[4200];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        unlink(p);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+int tool_gnuplot(const char *cmd, const char *script, const char *file)
+{
+    fflush(NULL);
+    int fds[2];
+    if (pipe(fds) != 0) {
+        fprintf(stderr, "labyrinth %s: pipe: %s\n", cmd, strerror(errno));
+        return -1;
+    }
+    unlink(file);
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "labyrinth %s: fork: %s\n", cmd, strerror(errno));
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        dup2(fds[0], 0);
+        close(fds[0]);
+        close(fds[1]);
+        execlp("gnuplot", "gnuplot", (char *)NULL);
+        _exit(127);
+    }
+    close(fds[0]);
+    /* gnuplot may stop reading early (a script error): no SIGPIPE. */
+    struct sigaction ign = {0}, old;
+    ign.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &ign, &old);
+    size_t n = strlen(script), off = 0;
+    while (off < n) {
+        ssize_t w = write(fds[1], script + off, n - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    close(fds[1]);
+    sigaction(SIGPIPE, &old, NULL);
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    struct stat sb;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || stat(file, &sb) != 0 || sb.st_size == 0) {
+        fprintf(stderr, "labyrinth %s: gnuplot failed to write %s (exit %d)\n", cmd, file,
+                WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- zone snapshots ------------------------------------------------------------------- */
+
+struct tool_stats_req tool_stats_req;
+
+void tool_zone_snapshot(FILE *f, struct labyrinth_zone *zone, const char *run, double secs, bool final, bool json)
+{
+    struct labyrinth_zone_stats st;
+    if (labyrinth_zone_stats(zone, &st) != 0)
+        return;
+    unsigned top = 0; /* the highest order with a block, at least 10 */
+    for (unsigned o = 0; o <= LABYRINTH_MAX_ORDER_LIMIT; o++)
+        if (st.free_blocks[o])
+            top = o;
+    if (top < 10)
+        top = 10;
+    struct {
+        const char *name;
+        unsigned long long v;
+    } c[] = {
+        {"total_pages", st.total_pages},
+        {"free_pages", st.free_pages},
+        {"in_use_pages", st.in_use_pages},
+        {"buddy_free_pages", st.buddy_free_pages},
+        {"cached_pages", st.cached_pages},
+        {"depot_pages", st.depot_pages},
+        {"in_flight_pages", st.in_flight_pages},
+        {"reserve_free_pages", st.reserve_free_pages},
+        {"reserve_target_pages", st.reserve_target_pages},
+        {"reserve_low_water", st.reserve_low_water},
+        {"low_pages", st.low_pages},
+        {"high_pages", st.high_pages},
+        {"atomic_allocs", st.atomic_allocs},
+        {"atomic_failures", st.atomic_failures},
+        {"atomic_reserve_allocs", st.atomic_reserve_allocs},
+        {"nowait_allocs", st.nowait_allocs},
+        {"nowait_failures", st.nowait_failures},
+        {"kernel_allocs", st.kernel_allocs},
+        {"kernel_failures", st.kernel_failures},
+        {"kernel_waits", st.kernel_waits},
+        {"frees", st.frees},
+        {"misuse_reports", st.misuse_reports},
+        {"warden_runs", st.warden_runs},
+        {"warden_pages_moved", st.warden_pages_moved},
+        {"grow_events", st.grow_events},
+        {"retry_cap_hits", st.retry_cap_hits},
+        {"max_retries", st.max_retries},
+        {"remote_cas_fallbacks", st.remote_cas_fallbacks},
+        {"threads", st.threads},
+        {"regions", st.regions},
+        {"metadata_bytes", st.metadata_bytes},
+        {"locked_pages", st.locked_pages},
+    };
+    const char *zname = labyrinth_zone_name(zone);
+    if (json) {
+        fprintf(f, "{\"run\":");
+        tool_json_str(f, run);
+        fprintf(f, ",\"zone\":");
+        tool_json_str(f, zname);
+        fprintf(f, ",\"seconds\":%.3f,\"final\":%s,\"page_size\":%zu,\"free_blocks\":[", secs,
+                final ? "true" : "false", st.page_size);
+        for (unsigned o = 0; o <= top; o++)
+            fprintf(f, "%s%zu", o ? "," : "", st.free_blocks[o]);
+        fprintf(f, "],\"counters\":{");
+        for (size_t i = 0; i < sizeof c / sizeof c[0]; i++)
+            fprintf(f, "%s\"%s\":%llu", i ? "," : "", c[i].name, c[i].v);
+        fprintf(f, "}}");
+        fflush(f);
+        return;
+    }
+    /* /proc/buddyinfo: "Node 0, zone   Normal  n0 n1 ... n10", free blocks
+     * per order; here with a header line of orders. */
+    fprintf(f, "\n%s zone '%s' at %.1f s%s (pages of %zu bytes)\n", run, zname, secs, final ? ", end of run" : "",
+            st.page_size);
+    fprintf(f, "%-22s", "order");
+    for (unsigned o = 0; o <= top; o++)
+        fprintf(f, " %6u", o);
+    fprintf(f, "\n%-22s", "free blocks");
+    for (unsigned o = 0; o <= top; o++)
+        fprintf(f, " %6zu", st.free_blocks[o]);
+    fprintf(f, "\n");
+    /* Counters as /proc/vmstat has them: name and value. */
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++)
+        fprintf(f, "%-22s %llu\n", c[i].name, c[i].v);
+    fflush(f);
+}
+
+void tool_stats_emit(struct labyrinth_zone *zone, const char *run, double secs, bool final)
+{
+    if (!tool_stats_req.on)
+        return;
+    if (tool_stats_req.json && tool_stats_req.emitted)
+        fputc(',', stdout);
+    tool_zone_snapshot(stdout, zone, run, secs, final, tool_stats_req.json);
+    if (tool_stats_req.json)
+        fputc('\n', stdout);
+    fflush(stdout);
+    tool_stats_req.emitted++;
+}
