@@ -5,13 +5,18 @@
 #   asan     gcc with AddressSanitizer + UndefinedBehaviorSanitizer
 #   tsan     gcc with ThreadSanitizer
 #   valgrind the API tests under memcheck, on the plain build
+#   fuzz     clang -fsanitize=fuzzer,address,undefined: fuzz/fuzz_model runs
+#            for LB_FUZZ_SECONDS (default 60; `make fuzz` runs 600) on a
+#            corpus under the build directory; a crash input is copied to
+#            fuzz/regressions/, where every flavour's fuzz_regressions
+#            test replays it
 # LB_TEST_FLAVOURS="gcc asan" limits the set.  Exit status 0 only if every
 # flavour that ran passed; a flavour that cannot run says SKIPPED and why.
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 "$root/scripts/deps.sh" test || exit 1
-flavours=${LB_TEST_FLAVOURS:-"gcc clang asan tsan valgrind"}
+flavours=${LB_TEST_FLAVOURS:-"gcc clang asan tsan valgrind fuzz"}
 jobs=$(nproc 2>/dev/null || echo 2)
 summary=()
 failed=0
@@ -79,6 +84,52 @@ for f in $flavours; do
       done
       if [ "$vfail" = 0 ] && [ "$n" -gt 0 ]; then summary+=("valgrind: $n API tests clean ($(( $(date +%s) - t0 )) s)")
       else summary+=("valgrind: FAILED"); failed=1; fi
+      ;;
+    fuzz)
+      t0=$(date +%s)
+      secs=${LB_FUZZ_SECONDS:-60}
+      dir="$root/build-test-fuzz"
+      say "flavour fuzz: build (clang, libFuzzer + ASan + UBSan)"
+      if ! command -v clang >/dev/null; then
+        summary+=("fuzz: SKIPPED (clang not installed; run as root to install it)"); continue
+      fi
+      mkdir -p "$dir"
+      # The fuzzer runtime (Debian's libclang-rt-14-dev) links or it does not.
+      if ! printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { return d && n; }\n' \
+           | clang -x c -fsanitize=fuzzer,address,undefined - -o "$dir/probe" >"$dir/probe.log" 2>&1; then
+        summary+=("fuzz: SKIPPED (clang's fuzzer runtime is missing: libclang-rt-14-dev; see $dir/probe.log)"); continue
+      fi
+      san="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
+      if ! { cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
+               -DLABYRINTH_FUZZ=ON -DLABYRINTH_TESTS=OFF -DLABYRINTH_TOOLS=OFF -DCMAKE_C_FLAGS="$san" \
+               >"$dir/configure.log" 2>&1 && cmake --build "$dir" -j "$jobs" --target fuzz_model >"$dir/build.log" 2>&1; }; then
+        tail -30 "$dir/configure.log" "$dir/build.log"; summary+=("fuzz: BUILD FAILED"); failed=1; continue
+      fi
+      say "flavour fuzz: fuzz_model for ${secs} s"
+      mkdir -p "$dir/corpus" "$dir/artifacts"
+      rm -f "$dir"/artifacts/crash-* "$dir"/artifacts/leak-* "$dir"/artifacts/timeout-* "$dir"/artifacts/oom-*
+      # Known library bugs (docs/reliability.md) are tolerated here so the run
+      # looks for new ones; fuzz_regressions still fails on them.
+      LB_FUZZ_TOLERATE_KNOWN=all "$dir/fuzz/fuzz_model" -max_total_time="$secs" -max_len=4096 -timeout=60 \
+          -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$dir/artifacts/" \
+          "$dir/corpus" "$root/fuzz/regressions" >"$dir/fuzz.log" 2>&1
+      frc=$?
+      execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$dir/fuzz.log" | tail -1)
+      rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$dir/fuzz.log" | tail -1)
+      cov=$(grep -o 'cov: [0-9]* ft: [0-9]*' "$dir/fuzz.log" | tail -1)
+      corpus=$(ls "$dir/corpus" | wc -l)
+      figures="${execs:-?} execs, ${rate:-?}/s, ${cov:-cov ?}, corpus $corpus"
+      crashes=$(ls "$dir"/artifacts/ 2>/dev/null | grep -E '^(crash|leak|timeout|oom)-' || true)
+      if [ "$frc" = 0 ] && [ -z "$crashes" ]; then
+        summary+=("fuzz: passed (${secs} s: $figures; $(( $(date +%s) - t0 )) s)")
+      else
+        grep -m1 -A3 -E 'MODEL VIOLATION|ERROR: AddressSanitizer|runtime error|ERROR: libFuzzer|SUMMARY' "$dir/fuzz.log"
+        for c in $crashes; do
+          cp "$dir/artifacts/$c" "$root/fuzz/regressions/$c"
+          echo "fuzz: $c copied to fuzz/regressions/ (commit it: fuzz_regressions replays it in every flavour)"
+        done
+        summary+=("fuzz: FAILED ($figures; see $dir/fuzz.log)"); failed=1
+      fi
       ;;
     *) echo "unknown flavour $f" >&2; exit 2 ;;
   esac
