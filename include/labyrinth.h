@@ -236,7 +236,10 @@ struct labyrinth_zone_stats {
     unsigned long long retry_cap_hits; /* lock-free retry bound reached     */
     unsigned long long max_retries;    /* most retries one operation needed */
     size_t in_flight_pages;      /* freed by one thread, on their way back to
-                                    the thread cache that allocated them    */
+                                    the thread cache that allocated them; a
+                                    double free still on its way counts here
+                                    (in_use_pages one low) until the owner
+                                    refuses it                              */
     unsigned long long remote_cas_fallbacks; /* such frees done by CAS for
                                     want of a batch magazine (see design.md) */
     size_t metadata_bytes;       /* allocator metadata, all out of band     */

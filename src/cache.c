@@ -148,7 +148,7 @@ struct lb_tcache *lb_cache_claim(struct lb_cache *c)
 /* Fold a level's counters into the retired totals (its owner is gone). */
 uint64_t lb_level_frees(const struct lb_level *l)
 {
-    uint64_t allocs = lb_load_rlx_u64(&l->allocs);
+    uint64_t allocs = lb_load_rlx_u64(&l->allocs) - lb_load_rlx_u64(&l->allocs_base);
     const struct lb_mag *a = lb_level_loaded(l), *b = lb_level_spare(l);
     return allocs + lb_load_rlx_u64(&l->moved_out) - lb_load_rlx_u64(&l->moved_in) +
            lb_load_rlx_u32(&a->count) + lb_load_rlx_u32(&b->count) + lb_load_rlx_u64(&l->remote_frees);
@@ -166,8 +166,12 @@ static void lb_level_retire(struct lb_cache *c, struct lb_level *l)
         lb_store_rlx_u64(&l->mode_allocs[i], 0);
         others += n;
     }
-    lb_add_rlx_u64(&c->retired_allocs[LB_MODE_SLOTS - 1], lb_load_rlx_u64(&l->allocs) - others);
-    lb_store_rlx_u64(&l->allocs, 0);
+    uint64_t allocs = lb_load_rlx_u64(&l->allocs);
+    lb_add_rlx_u64(&c->retired_allocs[LB_MODE_SLOTS - 1], allocs - lb_load_rlx_u64(&l->allocs_base) - others);
+    /* allocs itself runs on: it is the generation of this level's pages,
+     * and a queued free from before the release must never match a page
+     * the next owner hands out. */
+    lb_store_rlx_u64(&l->allocs_base, allocs);
     lb_store_rlx_u64(&l->moved_in, 0);
     lb_store_rlx_u64(&l->moved_out, 0);
     lb_store_rlx_u64(&l->remote_frees, 0);
@@ -774,7 +778,7 @@ void lb_cache_counts(const struct lb_cache *c, struct lb_cache_counts *out)
                 out->allocs[i] += n;
                 others += n;
             }
-            out->allocs[LB_MODE_SLOTS - 1] += lb_load_rlx_u64(&l->allocs) - others;
+            out->allocs[LB_MODE_SLOTS - 1] += lb_load_rlx_u64(&l->allocs) - lb_load_rlx_u64(&l->allocs_base) - others;
             out->frees += lb_level_frees(l);
             /* The owner may swap loaded and spare meanwhile: a snapshot. */
             struct lb_mag *a = lb_level_loaded(l);
@@ -852,7 +856,7 @@ static long lb_check_pstack(const struct lb_cache *c, uint8_t *const *mark, cons
 /* Outbox/inbox entries: pages freed but not yet back with their owner
  * (state still ALLOC, owner's id, the entry's generation). */
 static long lb_check_entries(const struct lb_cache *c, uint8_t *const *mark, const struct lb_mag *m,
-                             uint32_t owner, uint64_t *in_flight)
+                             uint32_t owner, uint64_t *in_flight, uint64_t *invalid)
 {
     long bad = 0;
     uint32_t n = lb_load_rlx_u32(&m->count);
@@ -871,9 +875,13 @@ static long lb_check_entries(const struct lb_cache *c, uint8_t *const *mark, con
          * meanwhile) is legal until the owner drains: only count those
          * that still match. */
         if (lb_d_state(w) == LB_S_ALLOC && lb_d_owner(w) == owner && lb_d_gen(w) == (uint32_t)e) {
-            if (mark[r->index][pid & 0xffffffu]++)
-                continue; /* the same free queued twice: one page in flight */
+            if (mark[r->index][pid & 0xffffffu]++) {
+                (*invalid)++; /* the same free queued twice: one page in flight */
+                continue;
+            }
             (*in_flight)++;
+        } else {
+            (*invalid)++; /* counted as a free; the owner will refuse it */
         }
     }
     return bad;
@@ -881,26 +889,27 @@ static long lb_check_entries(const struct lb_cache *c, uint8_t *const *mark, con
 
 void lb_cache_mark_in_flight(const struct lb_cache *c, uint8_t *const *mark)
 {
-    uint64_t n = 0;
+    uint64_t n = 0, invalid = 0;
     for (uint32_t t = 0; t < c->ntcaches; t++)
         for (unsigned d = 0; d < LB_LEVELS; d++) {
             const struct lb_level *l = &c->tcaches[t].lvl[d];
             for (unsigned k = 0; k < LB_OUTBOX_SLOTS; k++) {
                 const struct lb_mag *m = lb_load_rlx_ptr(&l->out_mag[k]);
                 if (m)
-                    lb_check_entries(c, mark, m, l->out_dest[k], &n);
+                    lb_check_entries(c, mark, m, l->out_dest[k], &n, &invalid);
             }
             uint32_t top = (uint32_t)lb_load_acq_u64(&l->inbox.head);
             for (uint64_t guard = 0; top && guard <= c->nmags; guard++) {
                 const struct lb_mag *m = lb_mag_at(c, top - 1);
-                lb_check_entries(c, mark, m, l->id, &n);
+                lb_check_entries(c, mark, m, l->id, &n, &invalid);
                 top = lb_load_rlx_u32(&m->next);
             }
         }
 }
 
 long lb_cache_check(const struct lb_cache *c, uint8_t *const *mark, uint64_t *cached,
-                    uint64_t *reserved, uint64_t *pending, uint64_t *in_flight)
+                    uint64_t *reserved, uint64_t *pending, uint64_t *in_flight,
+                    uint64_t *queued_invalid)
 {
     long bad = 0;
     uint64_t depot = 0, n = 0, queued_mags = 0;
@@ -911,7 +920,7 @@ long lb_cache_check(const struct lb_cache *c, uint8_t *const *mark, uint64_t *ca
                 const struct lb_mag *m = lb_load_rlx_ptr(&l->out_mag[k]);
                 if (m) {
                     queued_mags++;
-                    bad += lb_check_entries(c, mark, m, l->out_dest[k], in_flight);
+                    bad += lb_check_entries(c, mark, m, l->out_dest[k], in_flight, queued_invalid);
                 }
             }
             uint32_t top = (uint32_t)lb_load_acq_u64(&l->inbox.head);
@@ -920,7 +929,7 @@ long lb_cache_check(const struct lb_cache *c, uint8_t *const *mark, uint64_t *ca
                     return bad + 1;
                 const struct lb_mag *m = lb_mag_at(c, top - 1);
                 queued_mags++;
-                bad += lb_check_entries(c, mark, m, l->id, in_flight);
+                bad += lb_check_entries(c, mark, m, l->id, in_flight, queued_invalid);
                 top = lb_load_rlx_u32(&m->next);
             }
         }

@@ -51,7 +51,7 @@ struct lb_stack {
 
 #define LB_OUTBOX_SLOTS 4u  /* destinations a level batches frees for  */
 #define LB_RECENT       32u  /* recent remote frees remembered per level */
-_Static_assert(LB_OUTBOX_SLOTS == 4, "out_dest fills line 2 as laid out");
+_Static_assert(LB_OUTBOX_SLOTS == 4, "out_dest is 8 bytes of line 2");
 
 /* One nesting level of one thread's cache.
  *
@@ -73,14 +73,16 @@ struct lb_level {
     lb_atomic_ptr  loaded;   /* struct lb_mag *; written only by the level */
     lb_atomic_ptr  spare;    /* struct lb_mag *; read by stats             */
     uint64_t       pattern;  /* ALLOC | id << 16: our pages' descriptors  */
-    lb_atomic_u64  allocs;   /* allocations from our magazines, all modes;
-                                its low 32 bits are the next generation    */
+    lb_atomic_u64  allocs;   /* allocations from our magazines, all modes,
+                                since the zone's creation: never reset, its
+                                low 32 bits are the pages' generations     */
     uint32_t       id;       /* owner id: tcache * LB_LEVELS + level + 1  */
     uint32_t       out_last; /* outbox slot used last (inlined remote free) */
     lb_atomic_u64  remote_frees; /* pages freed into outboxes             */
     lb_atomic_ptr  out_mag[LB_OUTBOX_SLOTS]; /* outbox magazines or NULL ... */
     /* Line 2: the owner's slow paths (single writer). */
     uint16_t       out_dest[LB_OUTBOX_SLOTS]; /* ... and their owners' ids  */
+    lb_atomic_u64  allocs_base;  /* allocs when the last owner released it */
     lb_atomic_u64  moved_in;     /* pages put in by refills and drains     */
     lb_atomic_u64  moved_out;    /* pages taken out by flushes             */
     lb_atomic_u64  mode_allocs[LB_MODE_SLOTS]; /* allocs in modes other than
@@ -377,6 +379,7 @@ void lb_cache_note_retries(struct lb_cache *c, unsigned retries);
  * owner: still ALLOC in their descriptors, but not in use.  Quiescent. */
 void lb_cache_mark_in_flight(const struct lb_cache *c, uint8_t *const *mark);
 long lb_cache_check(const struct lb_cache *c, uint8_t *const *mark, uint64_t *cached,
-                    uint64_t *reserved, uint64_t *pending, uint64_t *in_flight);
+                    uint64_t *reserved, uint64_t *pending, uint64_t *in_flight,
+                    uint64_t *queued_invalid);
 
 #endif /* LB_CACHE_H */

@@ -883,7 +883,8 @@ static void *lb_zone_alloc_loop(struct labyrinth_zone *z, unsigned gfp, unsigned
         if (!deadline && z->wait_timeout_ms != LABYRINTH_WAIT_FOREVER)
             deadline = lb_os_clock_ns() + (uint64_t)z->wait_timeout_ms * 1000000u;
         if (!lb_zone_wait(z, deadline)) {
-            *err = grow_rc ? (int)grow_rc : -ETIMEDOUT;
+            /* A growth the OS refused, whatever its errno: ENOMEM. */
+            *err = grow_rc ? -ENOMEM : -ETIMEDOUT;
             break;
         }
     }
@@ -1214,8 +1215,11 @@ long lb_zone_check(struct labyrinth_zone *z)
     memset(mm, 0, sizeof mm);
     for (unsigned i = 0; i < nreg; i++) {
         struct lb_region *r = lb_regmap_get(&z->map, i);
-        if (lb_os_map(lb_align_up(r->span, z->page_size), z->page_size, 0, &mm[i]))
+        if (lb_os_map(lb_align_up(r->span, z->page_size), z->page_size, 0, &mm[i])) {
+            while (i--)
+                lb_os_unmap(&mm[i]);
             return -ENOMEM;
+        }
         mark[i] = mm[i].addr;
     }
     /* The warden moves magazines outside the buddy lock: keep it out. */
@@ -1223,9 +1227,9 @@ long lb_zone_check(struct labyrinth_zone *z)
     lb_spin_lock(&z->buddy.lock);
     size_t buddy_pages = 0;
     uint64_t cached = 0, reserved = 0, pending = 0, in_use = 0, blocks_in_use = 0, usable = 0;
-    uint64_t in_flight = 0;
+    uint64_t in_flight = 0, queued_invalid = 0;
     bad += lb_buddy_check(&z->buddy, &buddy_pages);
-    bad += lb_cache_check(c, mark, &cached, &reserved, &pending, &in_flight);
+    bad += lb_cache_check(c, mark, &cached, &reserved, &pending, &in_flight, &queued_invalid);
     for (unsigned i = 0; i < nreg; i++) {
         struct lb_region *r = lb_regmap_get(&z->map, i);
         uint32_t covered = r->first;
@@ -1288,13 +1292,15 @@ long lb_zone_check(struct labyrinth_zone *z)
     lb_spin_unlock(&z->buddy.lock);
     lb_os_mutex_unlock(&z->rebalance_mutex);
     /* The counters agree with the descriptors: blocks handed out minus
-     * blocks taken back is what is in use. */
+     * blocks taken back is what is in use.  Queued frees the owner will
+     * refuse (double frees not yet detected) are counted as frees until
+     * then. */
     struct lb_cache_counts cc;
     lb_cache_counts(c, &cc);
     uint64_t allocs = 0;
     for (unsigned i = 0; i < LB_MODE_SLOTS; i++)
         allocs += cc.allocs[i];
-    if (allocs - cc.frees != blocks_in_use)
+    if (allocs - (cc.frees - queued_invalid) != blocks_in_use)
         bad++;
     for (unsigned i = 0; i < nreg; i++)
         lb_os_unmap(&mm[i]);
