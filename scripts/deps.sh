@@ -6,7 +6,7 @@
 set -u
 set_name=${1:-test}
 case "$set_name" in
-  test)  pkgs="valgrind clang pkg-config libclang-rt-14-dev spin" ;;
+  test)  pkgs="valgrind clang pkg-config libclang-rt-14-dev spin gnuplot-nox" ;;
   bench) pkgs="valgrind pkg-config libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev libdpdk-dev gnuplot-nox" ;;
   *) echo "deps.sh: unknown set '$set_name'" >&2; exit 2 ;;
 esac

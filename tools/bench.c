@@ -180,12 +180,40 @@ struct handoff {
 };
 #define HSTOP ((void *)1)
 
+/* Pin the calling thread to the k-th CPU it may use (the two handoff
+ * threads on two CPUs, as a pair of cores would run them), if there are two. */
+static void pin_kth(unsigned k)
+{
+    cpu_set_t set, one;
+    if (sched_getaffinity(0, sizeof set, &set) != 0 || CPU_COUNT(&set) < 2)
+        return;
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &set) && k-- == 0) {
+            CPU_ZERO(&one);
+            CPU_SET(c, &one);
+            pthread_setaffinity_np(pthread_self(), sizeof one, &one);
+            return;
+        }
+}
+
+/* Spin politely: yield now and then, so that two spinning threads sharing
+ * one CPU still make progress. */
+static inline void wait_a_bit(unsigned *spins)
+{
+    if (++*spins % 1024 == 0)
+        sched_yield();
+    else
+        relax();
+}
+
 static void *handoff_producer(void *arg)
 {
     struct handoff *h = arg;
+    pin_kth(0);
+    unsigned spins = 0;
     __atomic_add_fetch(&h->go, 1, __ATOMIC_ACQ_REL);
     while (__atomic_load_n(&h->go, __ATOMIC_ACQUIRE) < 2)
-        relax();
+        wait_a_bit(&spins);
     uint64_t t0 = tool_now_ns(), n = 0, nulls = 0, hd = 0;
     for (;;) {
         if ((n & 255) == 0 && tool_now_ns() - t0 >= h->duration_ns)
@@ -193,17 +221,17 @@ static void *handoff_producer(void *arg)
         void *p = h->f.alloc();
         if (!p) {
             nulls++;
-            relax();
+            wait_a_bit(&spins);
             continue;
         }
         while (hd - __atomic_load_n(&h->tail, __ATOMIC_ACQUIRE) == HRING)
-            relax();
+            wait_a_bit(&spins);
         h->slot[hd % HRING] = p;
         __atomic_store_n(&h->head, ++hd, __ATOMIC_RELEASE);
         n++;
     }
     while (hd - __atomic_load_n(&h->tail, __ATOMIC_ACQUIRE) == HRING)
-        relax();
+        wait_a_bit(&spins);
     h->slot[hd % HRING] = HSTOP;
     __atomic_store_n(&h->head, ++hd, __ATOMIC_RELEASE);
     h->items = n;
@@ -215,11 +243,13 @@ static void *handoff_producer(void *arg)
 static void *handoff_consumer(void *arg)
 {
     struct handoff *h = arg;
+    pin_kth(1);
+    unsigned spins = 0;
     __atomic_add_fetch(&h->go, 1, __ATOMIC_ACQ_REL);
     uint64_t tl = 0;
     for (;;) {
         if (tl == __atomic_load_n(&h->head, __ATOMIC_ACQUIRE)) {
-            relax();
+            wait_a_bit(&spins);
             continue;
         }
         void *p = h->slot[tl % HRING];
@@ -401,6 +431,9 @@ static bool find_bench(const char *given, char *out, size_t len, char *looked, s
         const char *rel[] = {"labyrinth-bench", "../bench/labyrinth-bench", "../../build-bench/bench/labyrinth-bench"};
         for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
             snprintf(out, len, "%s/%s", self, rel[i]);
+            char real[PATH_MAX];
+            if (realpath(out, real))
+                snprintf(out, len, "%s", real);
             append(looked, llen, out);
             if (exe_ok(out))
                 return true;
@@ -741,12 +774,12 @@ static int plot_bench(const char *file, const struct result *res, unsigned nres,
                  "set logscale x\n set xlabel 'latency (ns, log scale)'\n"
                  "set ylabel 'fraction of allocations at or below'\n"
                  "set yrange [0:%g]\n"
-                 "set ytics ('0%%' 0, '50%%' 0.30103, '90%%' 1, '99%%' 2, '99.9%%' 3, '99.99%%' 4, '99.999%%' 5, "
-                 "'99.9999%%' 6)\n"
+                 "set ytics ('0%%%%' 0, '50%%%%' 0.30103, '90%%%%' 1, '99%%%%' 2, '99.9%%%%' 3, '99.99%%%%' 4, "
+                 "'99.999%%%%' 5, '99.9999%%%%' 6)\n"
                  "set key bottom right\n set grid\n"
                  "names = '%s'\n"
-                 "plot for [i=1:%u] '%s' index (i-1) using 1:2 with steps lw 2 title word(names, i)\n",
-                 ceil(ymax) + 0.2, names, nblocks, cdf);
+                 "plot for [i=1:%u] '%s' index (i-1) using 1:2 with %s lw 2 title word(names, i)\n",
+                 ceil(ymax) + 0.2, names, nblocks, cdf, strcmp(engine, "built-in") ? "linespoints pt 7 ps 0.6" : "steps");
     else
         snprintf(left, sizeof left,
                  "set title 'allocation latency: not measured'\n unset key\n"
@@ -872,7 +905,7 @@ int tool_bench(int argc, char **argv)
         case 'j': o.json = true; break;
         case 'o': o.plot = optarg; break;
         case 'h': bench_usage(stdout); return TOOL_OK;
-        default: bench_usage(stderr); return TOOL_USAGE;
+        default: return tool_usage_hint("bench");
         }
         if (!ok)
             return tool_bad_value("bench", opts[li].name, optarg);

@@ -355,7 +355,8 @@ static int plot_demo(const char *file, const struct sample *s, size_t n, const c
              "set y2label 'atomic failures per 100 ms'\n"
              "set y2range [0:%g]\n"
              "set y2tics\n"
-             "plot '%s' using 1:($9*%g) with filledcurves x1 fc rgb '#eeeeee' title 'worker paused' axes x1y2, \\\n"
+             "plot '%s' using ($1-0.05):($9*%g):(0.1) with boxes fs solid 1.0 noborder fc rgb '#e8e8e8' "
+             "title 'worker paused' axes x1y2, \\\n"
              "     '' using 1:5 with impulses lw 3 lc rgb '#d62728' title 'atomic failures' axes x1y2, \\\n"
              "     '' using 1:3 with lines dt 2 lw 2 lc rgb '#555555' title 'reserve target', \\\n"
              "     '' using 1:2 with lines lw 3 lc rgb '#1f77b4' title 'reserve level'\n"
@@ -416,7 +417,7 @@ int tool_demo(int argc, char **argv)
         case 'Q': quiet = true; break;
         case 'j': json = true; break;
         case 'h': demo_usage(stdout); return TOOL_OK;
-        default: demo_usage(stderr); return TOOL_USAGE;
+        default: return tool_usage_hint("demo");
         }
         if (!ok)
             return tool_bad_value("demo", opts[li].name, optarg);

@@ -242,7 +242,7 @@ int tool_info(int argc, char **argv)
         switch (c) {
         case 'j': json = true; break;
         case 'h': info_usage(stdout); return TOOL_OK;
-        default: info_usage(stderr); return TOOL_USAGE;
+        default: return tool_usage_hint("info");
         }
     }
     if (optind < argc) {
@@ -309,7 +309,7 @@ int tool_stats(int argc, char **argv)
             break;
         case 'j': json = true; break;
         case 'h': stats_usage(stdout); return TOOL_OK;
-        default: stats_usage(stderr); return TOOL_USAGE;
+        default: return tool_usage_hint("stats");
         }
     }
     /* getopt stops at "--" (consumed) or at the first non-option ("+"). */

@@ -55,8 +55,13 @@ int main(int argc, char **argv)
     };
     const char *cmd = argv[1];
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-        if (!strcmp(cmd, cmds[i].name))
+        if (!strcmp(cmd, cmds[i].name)) {
+            /* getopt's messages start with argv[0]: "labyrinth demo: ..." */
+            static char name[64];
+            snprintf(name, sizeof name, "labyrinth %s", cmds[i].name);
+            argv[1] = name;
             return cmds[i].fn(argc - 1, argv + 1);
+        }
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("labyrinth %d.%d.%d\n", LABYRINTH_VERSION_MAJOR, LABYRINTH_VERSION_MINOR,
                LABYRINTH_VERSION_PATCH);

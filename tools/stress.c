@@ -628,7 +628,7 @@ int tool_stress(int argc, char **argv)
         case 'j': json = true; break;
         case 'Q': quiet = true; break;
         case 'h': stress_usage(stdout); return TOOL_OK;
-        default: stress_usage(stderr); return TOOL_USAGE;
+        default: return tool_usage_hint("stress");
         }
         if (!ok)
             return tool_bad_value("stress", opts[li].name, optarg);

@@ -29,6 +29,8 @@ bool tool_parse_u64(const char *s, uint64_t *out);
 bool tool_parse_duration_us(const char *s, uint64_t *out);
 /* "bad value 'V' for --NAME" on stderr; returns TOOL_USAGE. */
 int tool_bad_value(const char *cmd, const char *opt, const char *value);
+/* After getopt's own message: where to read the options; TOOL_USAGE. */
+int tool_usage_hint(const char *cmd);
 
 /* ---- time ---------------------------------------------------------------- */
 

@@ -60,6 +60,12 @@ bool tool_parse_duration_us(const char *s, uint64_t *out)
     return true;
 }
 
+int tool_usage_hint(const char *cmd)
+{
+    fprintf(stderr, "labyrinth %s: see 'labyrinth %s --help' for the options\n", cmd, cmd);
+    return TOOL_USAGE;
+}
+
 int tool_bad_value(const char *cmd, const char *opt, const char *value)
 {
     fprintf(stderr, "labyrinth %s: bad value '%s' for --%s (see 'labyrinth %s --help')\n", cmd, value, opt, cmd);

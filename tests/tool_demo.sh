@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# tests/tool_demo.sh BUILD_DIR [SOURCE_DIR] - `labyrinth demo` beyond
+# tests/demo.sh: the worker pause drains the reserve (atomic failures, a low
+# point of 0) and the run still ends healthy with the reserve refilled; the
+# JSON report with its timeline parses; --mode poll with --cpu; --stats
+# prints the buddyinfo layout; the live status prints plain lines when
+# stderr is not a terminal; bad values of the new options exit 2.
+set -u
+. "$(dirname "$0")/tool_lib.bash"
+tool_setup tool_demo "$@"
+
+# ---- drain and recover -------------------------------------------------------
+run pause demo --duration 1200ms --pause-worker 300ms,400ms --json
+expect_rc 0 pause "demo --pause-worker"
+if json_ok "$tmp/pause.out"; then ok "demo --json parses"; else fail "demo --json does not parse: $(cat "$tmp/json.err")"; show pause; fi
+json_true "$tmp/pause.out" 'd["healthy"] is True and d["leaks"] == 0 and d["misuse_reports"] == 0 and d["check_violations"] == 0' \
+  "healthy, no leak, no misuse, invariants hold"
+json_true "$tmp/pause.out" 'd["atomic_failures"] > 0' "the paused worker made atomic allocations fail"
+json_true "$tmp/pause.out" 'd["reserve"]["low_water"] == 0' "the reserve drained to 0"
+json_true "$tmp/pause.out" 'd["reserve"]["now"] == d["reserve"]["target"]' "the reserve is full again at the end"
+json_true "$tmp/pause.out" 'd["packets"] == d["pages_served"] + d["atomic_failures"] + d["ring_drops"]' \
+  "packets = served + failures + drops"
+json_true "$tmp/pause.out" 'abs(d["drop_rate"] - (d["atomic_failures"] + d["ring_drops"]) / d["packets"]) < 1e-5' \
+  "drop_rate = (failures + drops) / packets"
+json_true "$tmp/pause.out" 'len(d["timeline"]) >= 8 and all(e["reserve"] <= d["reserve"]["target"] for e in d["timeline"])' \
+  "a timeline of 100 ms samples"
+json_true "$tmp/pause.out" 'min(e["reserve"] for e in d["timeline"]) == 0 and d["timeline"][-1]["reserve"] > 0' \
+  "the timeline shows the reserve drained, then refilled"
+json_true "$tmp/pause.out" 'd["config"]["pause_worker_s"] == [0.3, 0.4]' "the config echoes --pause-worker"
+
+# ---- plain status lines off a terminal ------------------------------------------
+run status demo --duration 1100ms
+expect_rc 0 status "demo --duration 1100ms"
+grep -Eq '^ *1\.[0-9]s +[0-9]+ pkt/s  atomic failures [0-9]+  reserve [0-9]+/[0-9]+  in use [0-9]+  p99 [0-9]+ ns' "$tmp/status.err" \
+  && ok "plain status lines on stderr" || { fail "no status line"; show status; }
+grep -q $'\r' "$tmp/status.err" && fail "carriage returns off a terminal" || ok "no carriage returns off a terminal"
+grep -Eq '^ *drop rate +[0-9.]+%' "$tmp/status.out" && ok "the report gives the drop rate" || fail "no drop rate"
+grep -Eq '^ *allocation latency +p50 [0-9]+ ns  p99 [0-9]+ ns  p99\.9 [0-9]+ ns  p99\.99 [0-9]+ ns  max [0-9]+ ns' "$tmp/status.out" \
+  && ok "latency percentiles" || fail "no latency percentiles"
+grep -Eq '^ *reserve .* low point [0-9]+' "$tmp/status.out" && ok "reserve low point" || fail "no reserve low point"
+
+# ---- poll mode pinned, quiet ------------------------------------------------------
+run poll demo --duration 400ms --mode poll --cpu 0 --quiet --rate 50k
+expect_rc 0 poll "demo --mode poll --cpu 0"
+grep -q "(pinned)" "$tmp/poll.err" && ok "the poller is pinned" || fail "the poller is not said to be pinned"
+grep -Eq 'pkt/s' "$tmp/poll.err" && fail "--quiet still printed status lines" || ok "--quiet: no status lines"
+
+# ---- --stats --------------------------------------------------------------------------
+run stats demo --duration 300ms --stats --quality zero
+expect_rc 0 stats "demo --stats"
+grep -Eq '^order( +[0-9]+){11,}$' "$tmp/stats.out" && grep -Eq '^free blocks( +[0-9]+){11,}$' "$tmp/stats.out" \
+  && ok "--stats: free blocks per order" || { fail "--stats: no buddyinfo layout"; show stats; }
+grep -Eq '^atomic_allocs +[0-9]+$' "$tmp/stats.out" && grep -Eq '^in_use_pages +0$' "$tmp/stats.out" \
+  && ok "--stats: counters, nothing in use at the end" || fail "--stats: counters missing"
+run statsj demo --duration 300ms --stats --json
+json_ok "$tmp/statsj.out" && ok "--stats --json parses" || fail "--stats --json does not parse"
+json_true "$tmp/statsj.out" 'd["zone"]["counters"]["total_pages"] == 4096 and len(d["zone"]["free_blocks"]) >= 11' \
+  "--stats --json: the zone's free blocks and counters"
+
+# ---- bad values -------------------------------------------------------------------------
+expect_usage "bad value '3s' for --pause-worker" demo --pause-worker 3s
+expect_usage "bad value '1s,0' for --pause-worker" demo --pause-worker 1s,0
+expect_usage "bad value 'x,1s' for --pause-worker" demo --pause-worker x,1s
+expect_usage "bad value '4096' for --cpu" demo --cpu 4096
+expect_usage "bad value 'one' for --cpu" demo --cpu one
+expect_usage "bad value 'soon' for --worker-delay" demo --worker-delay soon
+expect_usage "must end in .png or .svg" demo --plot "$tmp/plot.txt"
+expect_usage "labyrinth demo: option '--stats' doesn't allow an argument" demo --stats=yes
+run helpd help demo
+[ "$rc" -eq 0 ] && grep -q "usage: labyrinth demo" "$tmp/helpd.out" && ok "labyrinth help demo" || fail "labyrinth help demo exits $rc"
+finish
