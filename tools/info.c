@@ -182,7 +182,8 @@ static void machine_text(FILE *f, const struct tool_machine *m)
     else
         fprintf(f, "  rseq                 unknown (glibc without __rseq_size, no AT_RSEQ_FEATURE_SIZE)\n");
     fprintf(f, "  locked memory limit  %s (hard %s)%s\n", cur, max,
-            m->memlock_cur != ~0ull && m->memlock_cur < 16ull << 20
+            geteuid() == 0 ? ": root is not bound by it (CAP_IPC_LOCK)"
+            : m->memlock_cur != ~0ull && m->memlock_cur < 16ull << 20
                 ? ": a default zone (16 MiB) works unlocked, with a notice"
                 : "");
 }
@@ -272,7 +273,8 @@ static void stats_usage(FILE *f)
                "options:\n"
                "  --run NAME        demo (default) or stress\n"
                "  --duration T      length of the run (e.g. 2s, 500ms; default 2s)\n"
-               "  --interval T      also a snapshot every T (default: only at the end)\n"
+               "  --interval T      also a snapshot every T, at least 100ms (default: only at\n"
+               "                    the end)\n"
                "  --json            one JSON object on stdout: machine, snapshots, exit status\n"
                "  --help            this text\n"
                "Exit status: the run's: 0 healthy, 1 a failure was found, 2 bad usage.\n");
@@ -304,7 +306,7 @@ int tool_stats(int argc, char **argv)
             duration = optarg;
             break;
         case 'i':
-            if (!tool_parse_duration_us(optarg, &interval_us) || interval_us < 10000)
+            if (!tool_parse_duration_us(optarg, &interval_us) || interval_us < 100000)
                 return tool_bad_value("stats", "interval", optarg);
             break;
         case 'j': json = true; break;
@@ -337,10 +339,13 @@ int tool_stats(int argc, char **argv)
         fprintf(stdout, ",\"run\":\"%s\",\"snapshots\":[", run);
     } else {
         machine_text(stdout, &m);
-        printf("\nrunning 'labyrinth %s --duration %s%s' with snapshots %s%s\n", run, duration,
-               nfwd ? " ..." : "", interval_us ? "every " : "at the end", "");
+        printf("\nrunning 'labyrinth %s --duration %s", run, duration);
+        for (int i = optind; i < argc; i++)
+            printf(" %s", argv[i]);
         if (interval_us)
-            printf("  (every %.3g s and at the end)\n", interval_us / 1e6);
+            printf("': the zone every %.3g s and at the end\n", interval_us / 1e6);
+        else
+            printf("': the zone at the end\n");
     }
     fflush(stdout);
     tool_stats_req.on = true;
