@@ -244,6 +244,13 @@ struct labyrinth_zone_stats {
                                     want of a batch magazine (see design.md) */
     size_t metadata_bytes;       /* allocator metadata, all out of band     */
     size_t locked_pages;         /* pages locked in memory (mlock)          */
+    int    frag_index[LABYRINTH_MAX_ORDER_LIMIT + 1]; /* per order, x1000, as
+                                    Linux's extfrag index: -1000 when a block
+                                    of that order is free; else towards 1000
+                                    the more the free pages are scattered in
+                                    smaller blocks, towards 0 when they are
+                                    simply few; 0 when nothing is free       */
+    unsigned long long shrink_events; /* regions given back to the OS       */
     size_t page_size;
 };
 
@@ -378,6 +385,45 @@ LABYRINTH_API int labyrinth_register_page_tag(struct labyrinth_zone *zone, void 
  * Returns 0, or -EFAULT, -EXDEV, -EBADF, or -EINVAL (out is NULL). */
 LABYRINTH_API int labyrinth_page_info(struct labyrinth_zone *zone, const void *addr,
                         struct labyrinth_page_info *out);
+
+/* One region of a zone: a separately mapped span of pages (the labyrinth's
+ * rooms).  Region 0 is the zone's first; KERNEL allocations and the warden
+ * add more (up to max_pages), labyrinth_zone_shrink gives idle ones back. */
+struct labyrinth_region_info {
+    void    *start;            /* first page                                */
+    size_t   pages;
+    size_t   free_pages;       /* in the buddy's free areas of this region  */
+    size_t   largest_free_order; /* -1 cast to size_t: none free            */
+    size_t   huge_page_bytes;  /* explicit huge pages backing it, or 0       */
+    int      transparent_huge; /* transparent huge pages were asked for      */
+    int      locked;           /* mlock succeeded                           */
+    int      caller_memory;    /* the zone's caller-supplied memory          */
+    int      released;         /* given back to the OS by a shrink          */
+    uint64_t first_phys;       /* DMA zones: physical address of start      */
+    size_t   phys_runs;        /* DMA zones: physically contiguous runs     */
+};
+
+/* Describe region index (0 .. stats.regions - 1).  Normal context.
+ * Returns 0, or -EBADF, -EINVAL (out is NULL), -ENOENT (no such region). */
+LABYRINTH_API int labyrinth_zone_region_info(struct labyrinth_zone *zone, unsigned index,
+                                             struct labyrinth_region_info *out);
+
+/* Give every idle region (all of its pages free in the buddy) except the
+ * first back to the OS.  Pages cached in magazines are first returned to
+ * the buddy (the depot; thread caches stay).  Normal context.  Returns the
+ * pages released, or -EBADF. */
+LABYRINTH_API long labyrinth_zone_shrink(struct labyrinth_zone *zone);
+
+/* DMA zones, any context.  The zone page holding physical address phys
+ * (the byte's virtual address in *addr).  Returns 0, or -ENOENT (no page
+ * of this zone), -EOPNOTSUPP (not a DMA zone), -EBADF, -EINVAL. */
+LABYRINTH_API int labyrinth_phys_to_virt(struct labyrinth_zone *zone, uint64_t phys, void **addr);
+
+/* DMA zones, any context: 1 when the 2^order pages from block are
+ * physically contiguous, 0 when not; or -EFAULT/-EXDEV (not this zone's),
+ * -EINVAL (not page-aligned, order > max_order, or the block leaves its
+ * region), -EOPNOTSUPP (not a DMA zone), -EBADF. */
+LABYRINTH_API int labyrinth_phys_contiguous(struct labyrinth_zone *zone, const void *block, unsigned order);
 
 /* (In C++, the struct types labyrinth_zone_stats and labyrinth_page_info
  * share their names with functions: write `struct labyrinth_zone_stats`.) */

@@ -510,6 +510,8 @@ long labyrinth_zone_for_each_in_use(struct labyrinth_zone *z,
     lb_cache_mark_in_flight(&z->cache, mark);
     for (unsigned i = 0; i < n; i++) {
         struct lb_region *r = lb_regmap_get(&z->map, i);
+        if (r->released)
+            continue;
         for (uint32_t idx = r->first; idx < r->end;) {
             uint64_t w = lb_load_rlx_u64(&r->desc[idx]);
             unsigned s = lb_d_state(w);
@@ -635,6 +637,63 @@ int labyrinth_virt_to_phys(struct labyrinth_zone *z, const void *addr, uint64_t 
     uintptr_t off = a - r->base;
     *phys = r->phys[off >> z->page_shift] + (off & (z->page_size - 1));
     return 0;
+}
+
+int labyrinth_zone_region_info(struct labyrinth_zone *z, unsigned index, struct labyrinth_region_info *out)
+{
+    if (!lb_zone_ok(z))
+        return -EBADF;
+    if (!out)
+        return -EINVAL;
+    return lb_zone_region_info(z, index, out);
+}
+
+long labyrinth_zone_shrink(struct labyrinth_zone *z)
+{
+    if (!lb_zone_ok(z))
+        return -EBADF;
+    return lb_zone_shrink(z);
+}
+
+int labyrinth_phys_to_virt(struct labyrinth_zone *z, uint64_t phys, void **addr)
+{
+    if (!lb_zone_ok(z))
+        return -EBADF;
+    if (!addr)
+        return -EINVAL;
+    if (!(z->flags & LABYRINTH_ZONE_DMA))
+        return -EOPNOTSUPP;
+    unsigned n = lb_regmap_count(&z->map);
+    for (unsigned i = 0; i < n; i++) {
+        struct lb_region *r = lb_regmap_get(&z->map, i);
+        if (r->released)
+            continue;
+        uint32_t idx = lb_region_phys_find(r, phys & ~(uint64_t)z->page_mask);
+        if (idx != LB_NIL) {
+            *addr = (void *)(lb_region_addr(r, idx) + (phys & z->page_mask));
+            return 0;
+        }
+    }
+    return -ENOENT;
+}
+
+int labyrinth_phys_contiguous(struct labyrinth_zone *z, const void *block, unsigned order)
+{
+    if (!lb_zone_ok(z))
+        return -EBADF;
+    if (!(z->flags & LABYRINTH_ZONE_DMA))
+        return -EOPNOTSUPP;
+    struct lb_region *r;
+    uint32_t idx;
+    int rc = lb_zone_locate(z, block, &r, &idx);
+    if (rc)
+        return rc;
+    if (order > z->max_order || idx + ((uint32_t)1 << order) > r->end)
+        return -EINVAL;
+    for (uint32_t i = idx + 1; i < idx + ((uint32_t)1 << order); i++)
+        if (r->phys[i] != r->phys[i - 1] + z->page_size)
+            return 0;
+    return 1;
 }
 
 int labyrinth_zone_set_report_handler(struct labyrinth_zone *z, labyrinth_report_fn *fn, void *arg)

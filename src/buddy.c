@@ -135,6 +135,38 @@ void lb_buddy_give(struct lb_buddy *b, struct lb_region *r, uint32_t idx, unsign
     lb_list_push(b, r, idx, k);
 }
 
+size_t lb_buddy_region_free(const struct lb_buddy *b, const struct lb_region *r, int *largest)
+{
+    size_t pages = 0;
+    *largest = -1;
+    for (unsigned o = 0; o <= b->max_order; o++) {
+        pages += (size_t)b->area[r->index][o].count << o;
+        if (b->area[r->index][o].count)
+            *largest = (int)o;
+    }
+    return pages;
+}
+
+size_t lb_buddy_remove_region(struct lb_buddy *b, struct lb_region *r)
+{
+    int largest;
+    size_t pages = lb_buddy_region_free(b, r, &largest);
+    if (pages != lb_region_pages(r))
+        return 0;
+    for (unsigned o = 0; o <= b->max_order; o++)
+        while (b->area[r->index][o].head != LB_NIL) {
+            uint32_t idx = b->area[r->index][o].head;
+            lb_list_remove(b, r, idx, o);
+            /* Relaxed: a late reader of this region sees a page that is
+             * not usable and refuses it as foreign. */
+            lb_store_rlx_u64(&r->desc[idx], lb_d_make(LB_S_HOLE, 0, 0));
+        }
+    for (uint32_t i = r->first; i < r->end; i++)
+        lb_store_rlx_u64(&r->desc[i], lb_d_make(LB_S_HOLE, 0, 0));
+    lb_store_rlx_u64(&b->free_pages, lb_load_rlx_u64(&b->free_pages) - pages);
+    return pages;
+}
+
 int lb_buddy_largest_order(const struct lb_buddy *b)
 {
     for (int j = (int)b->max_order; j >= 0; j--)

@@ -79,6 +79,12 @@ uint32_t lb_buddy_take(struct lb_buddy *b, unsigned order, unsigned state, unsig
  * it), and its tail pages are TAIL.  Coalesces with free buddies. */
 void lb_buddy_give(struct lb_buddy *b, struct lb_region *r, uint32_t idx, unsigned order);
 
+/* Lock held.  If every usable page of r is free in its lists, take all
+ * its blocks out (r no longer gives pages) and return the pages; else 0. */
+size_t lb_buddy_remove_region(struct lb_buddy *b, struct lb_region *r);
+/* Lock held.  Pages free in r's lists, and its largest free order (-1). */
+size_t lb_buddy_region_free(const struct lb_buddy *b, const struct lb_region *r, int *largest);
+
 /* Largest order with a free block, or -1.  Relaxed read: any context. */
 int lb_buddy_largest_order(const struct lb_buddy *b);
 

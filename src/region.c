@@ -6,13 +6,23 @@
 #include <errno.h>
 #include <string.h>
 
+/* Twice the pages, a power of two: probes stay short. */
+static size_t lb_phys_hash_size(size_t span)
+{
+    size_t n = 16;
+    while (n < 2 * span)
+        n <<= 1;
+    return n;
+}
+
 size_t lb_region_meta_bytes(size_t span, bool track, bool phys)
 {
     size_t b = lb_align_up(span * sizeof(lb_atomic_u64), LB_CACHELINE);
     if (track)
         b += lb_align_up(span * sizeof(struct lb_track_rec), LB_CACHELINE);
     if (phys)
-        b += lb_align_up(span * sizeof(uint64_t), LB_CACHELINE);
+        b += lb_align_up(span * sizeof(uint64_t), LB_CACHELINE) +
+             lb_align_up(lb_phys_hash_size(span) * sizeof(uint32_t), LB_CACHELINE);
     return b;
 }
 
@@ -38,10 +48,51 @@ void lb_region_init(struct lb_region *r, unsigned index, unsigned page_shift, ui
         p += lb_align_up(span * sizeof(struct lb_track_rec), LB_CACHELINE);
     }
     r->phys = phys ? (uint64_t *)p : NULL;
+    r->phys_hash = NULL;
+    r->phys_mask = 0;
+    if (phys) {
+        p += lb_align_up(span * sizeof(uint64_t), LB_CACHELINE);
+        r->phys_hash = (uint32_t *)p;
+        r->phys_mask = (uint32_t)lb_phys_hash_size(span) - 1;
+    }
+    r->released = false;
     /* Relaxed: the region is not yet reachable by any other thread; its
      * publication (lb_regmap_add, or the zone's) is a release. */
     for (uint32_t i = 0; i < span; i++)
         lb_store_rlx_u64(&r->desc[i], lb_d_make(i >= first && i < end ? LB_S_TAIL : LB_S_HOLE, 0, 0));
+}
+
+static inline uint32_t lb_phys_slot(uint64_t pfn, uint32_t mask)
+{
+    return (uint32_t)((pfn * 0x9e3779b97f4a7c15ull) >> 32) & mask;
+}
+
+void lb_region_phys_index(struct lb_region *r)
+{
+    for (uint32_t i = 0; i <= r->phys_mask; i++)
+        r->phys_hash[i] = 0;
+    for (uint32_t idx = r->first; idx < r->end; idx++) {
+        uint64_t pfn = r->phys[idx] >> r->page_shift;
+        uint32_t h = lb_phys_slot(pfn, r->phys_mask);
+        while (r->phys_hash[h])
+            h = (h + 1) & r->phys_mask;
+        r->phys_hash[h] = idx + 1;
+    }
+}
+
+uint32_t lb_region_phys_find(const struct lb_region *r, uint64_t page_phys)
+{
+    if (!r->phys_hash)
+        return LB_NIL;
+    uint64_t pfn = page_phys >> r->page_shift;
+    /* The table is at most half full: a probe ends at an empty slot. */
+    for (uint32_t h = lb_phys_slot(pfn, r->phys_mask);; h = (h + 1) & r->phys_mask) {
+        uint32_t e = r->phys_hash[h];
+        if (!e)
+            return LB_NIL;
+        if (r->phys[e - 1] >> r->page_shift == pfn)
+            return e - 1;
+    }
 }
 
 uint32_t lb_region_block_head(const struct lb_region *r, uint32_t idx, unsigned max_order)
@@ -191,6 +242,22 @@ int lb_regmap_add(struct lb_regmap *m, struct lb_region *r)
     /* Release: pairs with lb_regmap_count's acquire. */
     lb_store_rel_u32(&m->count, n + 1);
     return 0;
+}
+
+void lb_regmap_remove(struct lb_regmap *m, struct lb_region *r)
+{
+    lb_atomic_ptr *l1 = lb_regmap_l1(m);
+    LB_CHECK(r != m->r0 && l1 != NULL);
+    uintptr_t c0 = r->lo >> LB_CHUNK_SHIFT, c1 = (r->lo + r->bytes - 1) >> LB_CHUNK_SHIFT;
+    for (uintptr_t c = c0; c <= c1; c++) {
+        uintptr_t a = c << LB_CHUNK_SHIFT;
+        lb_atomic_u32 *leaf = lb_load_rlx_ptr(&l1[lb_l1_index(a)]);
+        size_t i = lb_l2_index(a);
+        uint32_t w = lb_load_rlx_u32(&leaf[i / 4]) & ~((uint32_t)0xffu << (8 * (i % 4)));
+        /* Release: pairs with the lookup's acquire (a reader sees either
+         * the region, still intact, or no region). */
+        lb_store_rel_u32(&leaf[i / 4], w);
+    }
 }
 
 void lb_regmap_destroy(struct lb_regmap *m)

@@ -94,6 +94,9 @@ struct lb_region {
     lb_atomic_u64 *desc;      /* span descriptors                          */
     struct lb_track_rec *track; /* span records, or NULL                  */
     uint64_t      *phys;      /* span physical addresses, or NULL (DMA)    */
+    uint32_t      *phys_hash; /* DMA: open-addressing table pfn -> index+1 */
+    uint32_t       phys_mask; /* its size - 1                              */
+    bool           released;  /* given back to the OS (pages unmapped)    */
     struct lb_os_mapping pages_map; /* raw == NULL: caller memory          */
     struct lb_os_mapping meta_map;  /* raw == NULL: carved from elsewhere  */
     unsigned       got;       /* LB_OS_GOT_* of the pages' mapping         */
@@ -113,8 +116,13 @@ static inline uint32_t lb_page_id(const struct lb_region *r, uint32_t idx)
 }
 
 /* Metadata bytes a region of span pages needs (descriptors, tracking,
- * physical table), rounded to a cache line. */
+ * physical table and its reverse index), rounded to a cache line. */
 size_t lb_region_meta_bytes(size_t span, bool track, bool phys);
+/* DMA: build the reverse index from r->phys (normal context). */
+void lb_region_phys_index(struct lb_region *r);
+/* DMA: page index of the page with physical address page_phys, or LB_NIL.
+ * Any context: O(1) expected. */
+uint32_t lb_region_phys_find(const struct lb_region *r, uint64_t page_phys);
 
 /* Set up r over pages [base + first*pg, base + end*pg) with its metadata at
  * meta (zeroed, lb_region_meta_bytes long).  All usable pages start as
@@ -151,6 +159,9 @@ int lb_regmap_add(struct lb_regmap *m, struct lb_region *r);
 void lb_regmap_destroy(struct lb_regmap *m);
 
 struct lb_region *lb_regmap_lookup_slow(const struct lb_regmap *m, uintptr_t a);
+/* Forget r (not region 0): lookups no longer find it.  The region struct
+ * and its metadata stay valid for readers that found it earlier. */
+void lb_regmap_remove(struct lb_regmap *m, struct lb_region *r);
 
 /* The region whose usable pages hold a, or NULL.  Any context. */
 static inline struct lb_region *lb_regmap_lookup(const struct lb_regmap *m, uintptr_t a)

@@ -4,6 +4,7 @@
  */
 #include "zone.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- the process-wide registry ------------------------------------------------------ */
@@ -62,6 +63,15 @@ static void lb_range_add(uint64_t lo, uint64_t hi, uint64_t serial)
     }
     /* Table full: the zone still works; a page of it freed to another zone
      * is then reported as foreign (-EFAULT) instead of -EXDEV. */
+}
+
+/* Registry mutex held. */
+static void lb_range_remove_addr(uint64_t lo)
+{
+    unsigned used = lb_load_rlx_u32(&lb_ranges_used);
+    for (unsigned i = 0; i < used; i++)
+        if (lb_load_rlx_u64(&lb_ranges[i].lo) == lo && lb_load_rlx_u64(&lb_ranges[i].serial))
+            lb_range_write(&lb_ranges[i], 0, 0, 0);
 }
 
 static void lb_range_remove_serial(uint64_t serial)
@@ -276,6 +286,7 @@ static int lb_zone_region_os(struct labyrinth_zone *z, unsigned index, size_t np
         rc = lb_os_phys_table((void *)base, npages, r->phys);
         if (rc)
             goto fail_meta;
+        lb_region_phys_index(r);
     }
     if (lrc) {
         char b[200];
@@ -309,7 +320,8 @@ fail_pages:
 
 static void lb_zone_region_unmap(struct lb_region *r)
 {
-    lb_os_unmap(&r->pages_map);
+    if (!r->released)
+        lb_os_unmap(&r->pages_map);
     lb_os_unmap(&r->meta_map);
 }
 
@@ -472,6 +484,7 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct labyrinth_
             rc = lb_os_phys_table((void *)pages_at, n, z->regions[0].phys + first);
             if (rc)
                 return rc;
+            lb_region_phys_index(&z->regions[0]);
         }
         z->metadata_bytes = pages_at - (uintptr_t)cfg->memory;
         if (cfg->flags & LABYRINTH_ZONE_VERIFY)
@@ -1055,10 +1068,22 @@ uint64_t lb_zone_rebalance(struct labyrinth_zone *z)
     return moved;
 }
 
+static long lb_zone_grow(struct labyrinth_zone *z);
+
 static uint64_t lb_zone_rebalance_locked(struct labyrinth_zone *z)
 {
     struct lb_cache *c = &z->cache;
     uint64_t moved = 0;
+    /* Grow ahead of need: when what is free (buddy, depot, reserve) has
+     * fallen below low and the zone may grow, add a region now rather than
+     * make a KERNEL caller wait for it. */
+    if (!z->caller_memory && lb_load_rlx_u64(&z->total_pages) < z->max_pages &&
+        lb_load_rlx_u64(&z->buddy.free_pages) + lb_load_rlx_u64(&c->full.count) * c->mag_size +
+                lb_load_rlx_u64(&c->reserve.count) < z->low) {
+        long g = lb_zone_grow(z);
+        if (g > 0)
+            moved += (uint64_t)g;
+    }
     lb_spin_lock(&z->buddy.lock);
     moved += lb_cache_drain_pending(c, UINT64_MAX);
     uint64_t rl = lb_load_rlx_u64(&c->reserve.count);
@@ -1143,6 +1168,77 @@ static void *lb_warden_main(void *arg)
     return NULL;
 }
 
+/* ---- regions: info and shrinking --------------------------------------------------------- */
+
+int lb_zone_region_info(struct labyrinth_zone *z, unsigned index, struct labyrinth_region_info *o)
+{
+    if (index >= lb_regmap_count(&z->map))
+        return -ENOENT;
+    struct lb_region *r = lb_regmap_get(&z->map, index);
+    memset(o, 0, sizeof *o);
+    o->start = (void *)r->lo;
+    o->pages = lb_region_pages(r);
+    o->huge_page_bytes = r->huge_bytes;
+    o->transparent_huge = (r->got & LB_OS_GOT_THP) != 0;
+    o->locked = r->locked;
+    o->caller_memory = z->caller_memory && index == 0;
+    o->released = r->released;
+    int largest = -1;
+    lb_spin_lock(&z->buddy.lock);
+    o->free_pages = r->released ? 0 : lb_buddy_region_free(&z->buddy, r, &largest);
+    lb_spin_unlock(&z->buddy.lock);
+    o->largest_free_order = largest < 0 ? (size_t)-1 : (size_t)largest;
+    if (r->phys && !r->released) {
+        o->first_phys = r->phys[r->first];
+        o->phys_runs = 1;
+        for (uint32_t i = r->first + 1; i < r->end; i++)
+            o->phys_runs += r->phys[i] != r->phys[i - 1] + z->page_size;
+    }
+    return 0;
+}
+
+long lb_zone_shrink(struct labyrinth_zone *z)
+{
+    long released = 0;
+    bool gone[LB_MAX_REGIONS] = {0};
+    /* Lock order: rebalance, then grow (as the warden). */
+    lb_os_mutex_lock(&z->rebalance_mutex);
+    lb_os_mutex_lock(&z->grow_mutex);
+    lb_zone_drain_depot(z);
+    unsigned n = lb_regmap_count(&z->map);
+    lb_spin_lock(&z->buddy.lock);
+    lb_cache_drain_pending(&z->cache, UINT64_MAX);
+    for (unsigned i = 1; i < n; i++) {
+        struct lb_region *r = lb_regmap_get(&z->map, i);
+        if (r->released)
+            continue;
+        size_t pages = lb_buddy_remove_region(&z->buddy, r);
+        if (!pages)
+            continue;
+        r->released = true;
+        gone[i] = true;
+        released += (long)pages;
+    }
+    lb_spin_unlock(&z->buddy.lock);
+    for (unsigned i = 1; i < n; i++) {
+        if (!gone[i])
+            continue;
+        struct lb_region *r = lb_regmap_get(&z->map, i);
+        lb_regmap_remove(&z->map, r);
+        lb_os_mutex_lock(&lb_registry_mutex);
+        lb_range_remove_addr(r->lo);
+        lb_os_mutex_unlock(&lb_registry_mutex);
+        /* The pages go; the descriptors stay mapped until the zone is
+         * destroyed, for readers that found the region just before. */
+        lb_os_unmap(&r->pages_map);
+        lb_store_rlx_u64(&z->total_pages, lb_load_rlx_u64(&z->total_pages) - lb_region_pages(r));
+        lb_add_rlx_u64(&z->shrink_events, 1);
+    }
+    lb_os_mutex_unlock(&z->grow_mutex);
+    lb_os_mutex_unlock(&z->rebalance_mutex);
+    return released;
+}
+
 /* ---- stats and check --------------------------------------------------------------------------------- */
 
 void lb_zone_stats(struct labyrinth_zone *z, struct labyrinth_zone_stats *o)
@@ -1175,8 +1271,24 @@ void lb_zone_stats(struct labyrinth_zone *z, struct labyrinth_zone_stats *o)
     o->threads = cc.threads;
     int lo = lb_buddy_largest_order(&z->buddy);
     o->largest_free_order = lo < 0 ? (size_t)-1 : (size_t)lo;
-    for (unsigned i = 0; i <= z->max_order; i++)
+    uint64_t blocks_total = 0;
+    for (unsigned i = 0; i <= z->max_order; i++) {
         o->free_blocks[i] = lb_load_rlx_u64(&z->buddy.free_blocks[i]);
+        blocks_total += o->free_blocks[i];
+    }
+    /* The extfrag index of Linux's mm/vmstat.c, computed over the buddy. */
+    for (unsigned j = 0; j <= z->max_order; j++) {
+        bool suitable = false;
+        for (unsigned i = j; i <= z->max_order; i++)
+            suitable |= o->free_blocks[i] != 0;
+        if (!blocks_total)
+            o->frag_index[j] = 0;
+        else if (suitable)
+            o->frag_index[j] = -1000;
+        else
+            o->frag_index[j] = (int)(1000 - (1000 + o->buddy_free_pages * 1000 / ((uint64_t)1 << j)) / blocks_total);
+    }
+    o->shrink_events = lb_load_rlx_u64(&z->shrink_events);
     o->atomic_allocs = cc.allocs[LABYRINTH_GFP_ATOMIC & 3] + cc.allocs[LABYRINTH_GFP_BIT_RESERVE];
     o->nowait_allocs = cc.allocs[LABYRINTH_GFP_NOWAIT & 3];
     o->kernel_allocs = cc.allocs[LABYRINTH_GFP_KERNEL & 3];
@@ -1205,10 +1317,39 @@ void lb_zone_stats(struct labyrinth_zone *z, struct labyrinth_zone_stats *o)
     }
 }
 
+/* LABYRINTH_CHECK_VERBOSE set in the environment: name every violation
+ * on stderr (normal context: the check is). */
+static void lb_check_say(struct labyrinth_zone *z, long n, const char *what)
+{
+    if (!n || !getenv("LABYRINTH_CHECK_VERBOSE"))
+        return;
+    char b[200];
+    struct lb_fmt f = {b, 0, sizeof b};
+    lb_fmt_str(&f, "labyrinth: zone '");
+    lb_fmt_str(&f, z->name);
+    lb_fmt_str(&f, "': check: ");
+    lb_fmt_dec(&f, (uint64_t)n);
+    lb_fmt_str(&f, " x ");
+    lb_fmt_str(&f, what);
+    lb_fmt_str(&f, "\n");
+    lb_os_write_err(b, f.len);
+}
+#define LB_VIOLATION(n, what)                                                                \
+    do {                                                                                      \
+        long lb_n_ = (long)(n);                                                               \
+        bad += lb_n_;                                                                         \
+        lb_check_say(z, lb_n_, what);                                                         \
+    } while (0)
+
 long lb_zone_check(struct labyrinth_zone *z)
 {
     long bad = 0;
     struct lb_cache *c = &z->cache;
+    /* The warden moves magazines outside the buddy lock, and a growth adds
+     * a region in steps: keep both out (lock order: rebalance, grow), and
+     * count the regions only then. */
+    lb_os_mutex_lock(&z->rebalance_mutex);
+    lb_os_mutex_lock(&z->grow_mutex);
     unsigned nreg = lb_regmap_count(&z->map);
     uint8_t *mark[LB_MAX_REGIONS] = {0};
     struct lb_os_mapping mm[LB_MAX_REGIONS];
@@ -1218,41 +1359,44 @@ long lb_zone_check(struct labyrinth_zone *z)
         if (lb_os_map(lb_align_up(r->span, z->page_size), z->page_size, 0, &mm[i])) {
             while (i--)
                 lb_os_unmap(&mm[i]);
+            lb_os_mutex_unlock(&z->grow_mutex);
+            lb_os_mutex_unlock(&z->rebalance_mutex);
             return -ENOMEM;
         }
         mark[i] = mm[i].addr;
     }
-    /* The warden moves magazines outside the buddy lock: keep it out. */
-    lb_os_mutex_lock(&z->rebalance_mutex);
     lb_spin_lock(&z->buddy.lock);
     size_t buddy_pages = 0;
     uint64_t cached = 0, reserved = 0, pending = 0, in_use = 0, blocks_in_use = 0, usable = 0;
     uint64_t in_flight = 0, queued_invalid = 0;
-    bad += lb_buddy_check(&z->buddy, &buddy_pages);
-    bad += lb_cache_check(c, mark, &cached, &reserved, &pending, &in_flight, &queued_invalid);
+    LB_VIOLATION(lb_buddy_check(&z->buddy, &buddy_pages), "buddy free lists");
+    LB_VIOLATION(lb_cache_check(c, mark, &cached, &reserved, &pending, &in_flight, &queued_invalid),
+                 "magazines, depot, reserve, pending, in-flight batches");
     for (unsigned i = 0; i < nreg; i++) {
         struct lb_region *r = lb_regmap_get(&z->map, i);
         uint32_t covered = r->first;
+        if (r->released)
+            continue;
         usable += lb_region_pages(r);
         for (uint32_t idx = 0; idx < r->span; idx++) {
             uint64_t w = lb_load_rlx_u64(&r->desc[idx]);
             unsigned s = lb_d_state(w), o = lb_d_order(w);
             bool inside = idx >= r->first && idx < r->end;
             if (!inside) {
-                bad += s != LB_S_HOLE;
+                LB_VIOLATION(s != LB_S_HOLE, "a page outside the usable span is not a hole");
                 continue;
             }
             if (s == LB_S_HOLE) {
-                bad++;
+                LB_VIOLATION(1, "a usable page reads as a hole");
                 continue;
             }
             if (s == LB_S_TAIL) {
-                bad += idx >= covered; /* a tail outside any block */
+                LB_VIOLATION(idx >= covered, "a tail page outside any block");
                 continue;
             }
             /* A block head. */
             if (idx < covered || o > z->max_order || (idx & ((1u << o) - 1)) || idx + (1u << o) > r->end) {
-                bad++;
+                LB_VIOLATION(1, "a block overlaps another, is misaligned or leaves its region");
                 continue;
             }
             covered = idx + (1u << o);
@@ -1269,27 +1413,24 @@ long lb_zone_check(struct labyrinth_zone *z)
             case LB_S_RESERVED:
             case LB_S_PENDING:
                 /* Must sit in exactly one magazine or stack: marked once. */
-                if (mark[i][idx] != 1)
-                    bad++;
-                if (s != LB_S_PENDING && o != 0)
-                    bad++;
+                LB_VIOLATION(mark[i][idx] != 1, "a cached/reserved/pending page is in no magazine or stack, or in two");
+                LB_VIOLATION(s != LB_S_PENDING && o != 0, "a cached or reserved page of order > 0");
                 break;
             case LB_S_FREE:
                 break; /* lb_buddy_check walked the lists */
             default:
-                bad++;
+                LB_VIOLATION(1, "a descriptor in an unknown state");
             }
         }
     }
     /* Conservation: free + cached + reserved + in use == total. */
     uint64_t total = lb_load_rlx_u64(&z->total_pages);
-    if (usable != total)
-        bad++;
-    if (buddy_pages + cached + reserved + pending + in_flight + in_use != total)
-        bad++;
-    if (lb_load_rlx_u64(&c->reserve.count) != reserved)
-        bad++;
+    LB_VIOLATION(usable != total, "the regions' pages do not add up to total_pages");
+    LB_VIOLATION(buddy_pages + cached + reserved + pending + in_flight + in_use != total,
+                 "conservation: free + cached + reserved + pending + in flight + in use != total");
+    LB_VIOLATION(lb_load_rlx_u64(&c->reserve.count) != reserved, "the reserve's count differs from its pages");
     lb_spin_unlock(&z->buddy.lock);
+    lb_os_mutex_unlock(&z->grow_mutex);
     lb_os_mutex_unlock(&z->rebalance_mutex);
     /* The counters agree with the descriptors: blocks handed out minus
      * blocks taken back is what is in use.  Queued frees the owner will
@@ -1300,8 +1441,8 @@ long lb_zone_check(struct labyrinth_zone *z)
     uint64_t allocs = 0;
     for (unsigned i = 0; i < LB_MODE_SLOTS; i++)
         allocs += cc.allocs[i];
-    if (allocs - (cc.frees - queued_invalid) != blocks_in_use)
-        bad++;
+    LB_VIOLATION(allocs - (cc.frees - queued_invalid) != blocks_in_use,
+                 "counters: allocations minus frees differ from the blocks in use");
     for (unsigned i = 0; i < nreg; i++)
         lb_os_unmap(&mm[i]);
     return bad;

@@ -79,6 +79,7 @@ struct labyrinth_zone {
     lb_atomic_u64 kernel_waits;
     lb_atomic_u64 warden_runs, warden_moved;
     lb_atomic_u64 grow_events;
+    lb_atomic_u64 shrink_events;
 
     /* Reports. */
     lb_atomic_ptr report_fn;
@@ -111,6 +112,10 @@ void lb_zone_settle(struct labyrinth_zone *z);
 /* A block of any order whose descriptor this call turned PENDING: give it
  * to the buddy, or to the pending stack if the lock is busy. */
 void lb_zone_free_block(struct labyrinth_zone *z, struct lb_region *r, uint32_t idx, unsigned order);
+
+/* Regions (normal context). */
+int lb_zone_region_info(struct labyrinth_zone *z, unsigned index, struct labyrinth_region_info *out);
+long lb_zone_shrink(struct labyrinth_zone *z);
 
 /* Stats and check (normal context). */
 void lb_zone_stats(struct labyrinth_zone *z, struct labyrinth_zone_stats *out);

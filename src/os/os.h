@@ -42,7 +42,9 @@ uint64_t lb_os_calls(enum lb_os_op op);
 uint64_t lb_os_calls_total(void);
 
 /* ---- memory ----------------------------------------------------------- */
-#define LB_OS_MAP_HUGE    0x1u /* try explicit huge pages (MAP_HUGETLB)   */
+#define LB_OS_MAP_HUGE    0x1u /* try explicit huge pages (MAP_HUGETLB): 1 GiB
+                                 for regions of 512 MiB and more, else
+                                 2 MiB; transparent huge pages otherwise */
 #define LB_OS_MAP_THP     0x2u /* ask for transparent huge pages          */
 #define LB_OS_MAP_GUARD   0x4u /* PROT_NONE guard page before and after   */
 #define LB_OS_MAP_PREFAULT 0x8u /* populate now, and try to lock (metadata:
@@ -74,6 +76,8 @@ int lb_os_lock(void *addr, size_t bytes);
 int lb_os_phys_table(const void *addr, size_t n, uint64_t *phys);
 /* Huge pages of the default size currently free in the system (0 if unknown). */
 size_t lb_os_huge_pages_free(size_t *huge_page_bytes);
+/* Free huge pages of the given size (2 MiB, 1 GiB; 0 if none or unknown). */
+size_t lb_os_huge_pages_free_of(size_t huge_page_bytes);
 /* RLIMIT_MEMLOCK soft limit in bytes (SIZE_MAX = unlimited). */
 size_t lb_os_memlock_limit(void);
 

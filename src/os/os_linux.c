@@ -115,6 +115,58 @@ static int lb_os_map_raw(size_t bytes, size_t align, int extra_flags, struct lb_
     return 0;
 }
 
+/* A hugetlb mapping of hbytes (a multiple of the huge page size) at an
+ * address aligned to align: reserve address space, then map over it. */
+static int lb_os_map_hugetlb(size_t hbytes, size_t align, int hflag, struct lb_os_mapping *out)
+{
+    memset(out, 0, sizeof *out);
+    size_t span = hbytes + align;
+    void *res = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (res == MAP_FAILED)
+        return -errno;
+    uintptr_t at = ((uintptr_t)res + align - 1) & ~(uintptr_t)(align - 1);
+    void *p = mmap((void *)at, hbytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | hflag, -1, 0);
+    int rc = p == MAP_FAILED ? -errno : 0;
+    /* Give back the reservation around the huge mapping (or all of it). */
+    if (rc) {
+        munmap(res, span);
+        return rc;
+    }
+    if (at > (uintptr_t)res)
+        munmap(res, at - (uintptr_t)res);
+    uintptr_t end = (uintptr_t)res + span, hend = at + hbytes;
+    if (end > hend)
+        munmap((void *)hend, end - hend);
+    out->addr = out->raw = p;
+    out->bytes = out->raw_bytes = hbytes;
+    return 0;
+}
+
+/* Read a small text file into buf with open/read (no stdio: no malloc, so
+ * no per-thread malloc arena in the warden).  Returns bytes read or -1. */
+static ssize_t lb_os_read_small(const char *path, char *buf, size_t n)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t got = read(fd, buf, n - 1);
+    close(fd);
+    if (got >= 0)
+        buf[got] = 0;
+    return got;
+}
+
+size_t lb_os_huge_pages_free_of(size_t huge_page_bytes)
+{
+    char path[96], b[32];
+    snprintf(path, sizeof path, "/sys/kernel/mm/hugepages/hugepages-%zukB/free_hugepages",
+             huge_page_bytes >> 10);
+    if (lb_os_read_small(path, b, sizeof b) <= 0)
+        return 0;
+    return (size_t)strtoull(b, NULL, 10);
+}
+
 int lb_os_map(size_t bytes, size_t align, unsigned flags, struct lb_os_mapping *out)
 {
     size_t pg = lb_os_page_size();
@@ -125,15 +177,20 @@ int lb_os_map(size_t bytes, size_t align, unsigned flags, struct lb_os_mapping *
         return -ENOMEM;
 
     if (flags & LB_OS_MAP_HUGE) {
-        size_t hp = 0;
-        lb_os_huge_pages_free(&hp);
-        if (!hp)
-            hp = 2u << 20;
-        size_t hbytes = (bytes + hp - 1) / hp * hp;
-        if (!lb_os_fault(LB_OS_OP_HUGE)) {
+        /* Explicit huge pages, the largest size that is reserved and free
+         * in sufficient number; else transparent huge pages. */
+        static const size_t sizes[] = {(size_t)1 << 30, (size_t)2 << 20};
+        bool injected = lb_os_fault(LB_OS_OP_HUGE); /* one attempt counted */
+        for (unsigned i = 0; i < sizeof sizes / sizeof sizes[0] && !injected; i++) {
+            size_t hp = sizes[i];
+            size_t hbytes = (bytes + hp - 1) / hp * hp;
+            if (hp > bytes * 2 && hp > (2u << 20))
+                continue; /* a 1 GiB page for a small region: waste */
+            if (lb_os_huge_pages_free_of(hp) < hbytes / hp)
+                continue;
             struct lb_os_mapping m;
-            /* Hugetlb mappings are naturally aligned to the huge page size. */
-            if (align <= hp && lb_os_map_raw(hbytes, pg, MAP_HUGETLB, &m) == 0) {
+            int hflag = MAP_HUGETLB | (int)((unsigned)__builtin_ctzl(hp) << MAP_HUGE_SHIFT);
+            if (lb_os_map_hugetlb(hbytes, align > hp ? align : hp, hflag, &m) == 0) {
                 m.bytes = bytes;
                 m.got = LB_OS_GOT_HUGETLB;
                 m.huge_bytes = hp;
@@ -259,15 +316,14 @@ int lb_os_phys_table(const void *addr, size_t n, uint64_t *phys)
 size_t lb_os_huge_pages_free(size_t *huge_page_bytes)
 {
     lb_os_fault(LB_OS_OP_OTHER);
-    FILE *f = fopen("/proc/meminfo", "re");
+    char b[4096];
     size_t freep = 0, size_kb = 0;
-    if (f) {
-        char line[128];
-        while (fgets(line, sizeof line, f)) {
-            sscanf(line, "HugePages_Free: %zu", &freep);
-            sscanf(line, "Hugepagesize: %zu kB", &size_kb);
-        }
-        fclose(f);
+    if (lb_os_read_small("/proc/meminfo", b, sizeof b) > 0) {
+        const char *f = strstr(b, "HugePages_Free:"), *z = strstr(b, "Hugepagesize:");
+        if (f)
+            freep = (size_t)strtoull(f + 15, NULL, 10);
+        if (z)
+            size_kb = (size_t)strtoull(z + 13, NULL, 10);
     }
     if (huge_page_bytes)
         *huge_page_bytes = size_kb * 1024;
