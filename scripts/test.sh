@@ -103,7 +103,7 @@ for f in $flavours; do
       if ! { cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
                -DLABYRINTH_FUZZ=ON -DLABYRINTH_TESTS=OFF -DLABYRINTH_TOOLS=OFF -DCMAKE_C_FLAGS="$san" \
                >"$dir/configure.log" 2>&1 && cmake --build "$dir" -j "$jobs" --target fuzz_model >"$dir/build.log" 2>&1; }; then
-        tail -30 "$dir/configure.log" "$dir/build.log"; summary+=("fuzz: BUILD FAILED"); failed=1; continue
+        tail -n 30 "$dir/configure.log" "$dir/build.log"; summary+=("fuzz: BUILD FAILED"); failed=1; continue
       fi
       say "flavour fuzz: fuzz_model for ${secs} s"
       mkdir -p "$dir/corpus" "$dir/artifacts"
