@@ -878,7 +878,7 @@ int tool_bench(int argc, char **argv)
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
     int c, li = 0;
     uint64_t v;
-    unsigned mask;
+    unsigned mask = 0;
     optind = 0;
     while ((c = getopt_long(argc, argv, "+h", opts, &li)) != -1) {
         bool ok = true;

@@ -93,7 +93,7 @@ static struct {
     uint64_t checks; /* written by the serial thread at a barrier */
     /* Report handler counts (any context). */
     uint64_t rep_bad_free, rep_other;
-    int rep_msg_set;
+    int rep_msg_set, rep_msg_ready; /* __atomic */
     char rep_msg[200];
 } S;
 
@@ -153,9 +153,11 @@ static void on_report(const struct labyrinth_report *r, void *arg)
     }
     if (r->kind == LABYRINTH_REPORT_NOTICE)
         return;
-    __atomic_add_fetch(&S.rep_other, 1, __ATOMIC_RELAXED);
-    if (!__atomic_exchange_n(&S.rep_msg_set, 1, __ATOMIC_ACQ_REL))
+    if (!__atomic_exchange_n(&S.rep_msg_set, 1, __ATOMIC_ACQ_REL)) {
         copy_str(S.rep_msg, sizeof S.rep_msg, "unexpected report: ", r->message);
+        __atomic_store_n(&S.rep_msg_ready, 1, __ATOMIC_RELEASE);
+    }
+    __atomic_add_fetch(&S.rep_other, 1, __ATOMIC_RELAXED);
 }
 
 /* ---- payloads ----------------------------------------------------------------- */
@@ -168,7 +170,7 @@ static void fill(const struct held *h)
 {
     size_t pages = (size_t)1 << h->order;
     for (size_t j = 0; j < pages; j++) {
-        uint64_t *w = (uint64_t *)((char *)h->p + j * page_size);
+        uint64_t *w = (uint64_t *)(void *)((char *)h->p + j * page_size);
         for (unsigned i = 0; i < WORDS; i++)
             w[i] = pat(h->tag, j, i);
         w[page_size / 8 - 1] = pat(h->tag, j, WORDS);
@@ -180,7 +182,7 @@ static long check(const struct held *h, uint64_t *want, uint64_t *got)
 {
     size_t pages = (size_t)1 << h->order;
     for (size_t j = 0; j < pages; j++) {
-        const uint64_t *w = (const uint64_t *)((const char *)h->p + j * page_size);
+        const uint64_t *w = (const uint64_t *)(const void *)((const char *)h->p + j * page_size);
         for (unsigned i = 0; i <= WORDS; i++) {
             unsigned k = i < WORDS ? i : (unsigned)(page_size / 8 - 1);
             uint64_t e = pat(h->tag, j, i);
@@ -206,7 +208,7 @@ static long check_fresh(const struct held *h, uint64_t *got)
         return -1;
     size_t pages = (size_t)1 << h->order;
     for (size_t j = 0; j < pages; j++) {
-        const uint64_t *w = (const uint64_t *)((const char *)h->p + j * page_size);
+        const uint64_t *w = (const uint64_t *)(const void *)((const char *)h->p + j * page_size);
         for (unsigned i = 0; i <= WORDS; i++) {
             unsigned k = i < WORDS ? i : (unsigned)(page_size / 8 - 1);
             if (w[k] != expect) {
@@ -467,7 +469,7 @@ static void quiescent_check(struct thr *self)
         violation(self, "free %zu + in use %zu != total %zu pages (check %llu)", st.free_pages, st.in_use_pages,
                   st.total_pages, (unsigned long long)S.checks);
     else if (__atomic_load_n(&S.rep_other, __ATOMIC_RELAXED))
-        violation(self, "%s", S.rep_msg);
+        violation(self, "%s", __atomic_load_n(&S.rep_msg_ready, __ATOMIC_ACQUIRE) ? S.rep_msg : "unexpected report");
 }
 
 /* ---- threads -------------------------------------------------------------------------------- */
@@ -588,7 +590,7 @@ static uint64_t sum(size_t off)
 {
     uint64_t n = 0;
     for (unsigned i = 0; i < S.nthreads; i++)
-        n += rd((const uint64_t *)((const char *)&S.t[i] + off));
+        n += rd((const uint64_t *)(const void *)((const char *)&S.t[i] + off));
     return n;
 }
 #define SUM(field) sum(offsetof(struct thr, field))
@@ -803,8 +805,8 @@ int tool_stress(int argc, char **argv)
         else if (st.misuse_reports != bad_frees)
             violation(NULL, "the zone counts %llu misuse reports, the threads made %llu deliberate bad frees",
                       st.misuse_reports, (unsigned long long)bad_frees);
-        else if (S.rep_other)
-            violation(NULL, "%s", S.rep_msg);
+        else if (__atomic_load_n(&S.rep_other, __ATOMIC_RELAXED))
+            violation(NULL, "%s", __atomic_load_n(&S.rep_msg_ready, __ATOMIC_ACQUIRE) ? S.rep_msg : "unexpected report");
     }
     bool ok = !failed();
     uint64_t ops = SUM(ops);
