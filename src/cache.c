@@ -151,7 +151,8 @@ uint64_t lb_level_frees(const struct lb_level *l)
     uint64_t allocs = lb_load_rlx_u64(&l->allocs) - lb_load_rlx_u64(&l->allocs_base);
     const struct lb_mag *a = lb_level_loaded(l), *b = lb_level_spare(l);
     return allocs + lb_load_rlx_u64(&l->moved_out) - lb_load_rlx_u64(&l->moved_in) +
-           lb_load_rlx_u32(&a->count) + lb_load_rlx_u32(&b->count) + lb_load_rlx_u64(&l->remote_frees);
+           lb_load_rlx_u32(&a->count) + lb_load_rlx_u32(&b->count) + lb_load_rlx_u64(&l->remote_frees) +
+           lb_load_rlx_u64(&l->hi_frees);
 }
 
 /* Fold a level's counters into the retired totals (its owner is gone; its
@@ -167,7 +168,10 @@ static void lb_level_retire(struct lb_cache *c, struct lb_level *l)
         others += n;
     }
     uint64_t allocs = lb_load_rlx_u64(&l->allocs);
-    lb_add_rlx_u64(&c->retired_allocs[LB_MODE_SLOTS - 1], allocs - lb_load_rlx_u64(&l->allocs_base) - others);
+    lb_add_rlx_u64(&c->retired_allocs[LB_MODE_SLOTS - 1],
+                   allocs - lb_load_rlx_u64(&l->allocs_base) + lb_load_rlx_u64(&l->hi_allocs) - others);
+    lb_store_rlx_u64(&l->hi_allocs, 0);
+    lb_store_rlx_u64(&l->hi_frees, 0);
     /* allocs itself runs on: it is the generation of this level's pages,
      * and a queued free from before the release must never match a page
      * the next owner hands out. */
@@ -207,6 +211,14 @@ void lb_cache_release(struct lb_cache *c, struct lb_tcache *tc)
     for (unsigned d = 0; d < LB_LEVELS; d++) {
         lb_chain_to_buddy(c, chains[d]);
         struct lb_level *l = &tc->lvl[d];
+        for (unsigned k = 1; k <= LB_OC_ORDERS; k++) {
+            void *b = lb_load_rlx_ptr(&l->oc[k - 1]);
+            if (!b)
+                continue;
+            lb_store_rlx_ptr(&l->oc[k - 1], NULL);
+            struct lb_region *r = lb_regmap_lookup(c->map, (uintptr_t)b);
+            lb_buddy_give(c->buddy, r, (uint32_t)(((uintptr_t)b - r->base) >> c->page_shift), k);
+        }
         uint64_t n = lb_load_rlx_u32(&lb_level_loaded(l)->count) + lb_load_rlx_u32(&lb_level_spare(l)->count);
         lb_cache_mag_to_buddy(c, lb_level_loaded(l));
         lb_cache_mag_to_buddy(c, lb_level_spare(l));
@@ -778,12 +790,15 @@ void lb_cache_counts(const struct lb_cache *c, struct lb_cache_counts *out)
                 out->allocs[i] += n;
                 others += n;
             }
-            out->allocs[LB_MODE_SLOTS - 1] += lb_load_rlx_u64(&l->allocs) - lb_load_rlx_u64(&l->allocs_base) - others;
+            out->allocs[LB_MODE_SLOTS - 1] += lb_load_rlx_u64(&l->allocs) - lb_load_rlx_u64(&l->allocs_base) +
+                                              lb_load_rlx_u64(&l->hi_allocs) - others;
             out->frees += lb_level_frees(l);
             /* The owner may swap loaded and spare meanwhile: a snapshot. */
             struct lb_mag *a = lb_level_loaded(l);
             struct lb_mag *b = lb_level_spare(l);
             out->cached_pages += lb_load_rlx_u32(&a->count) + lb_load_rlx_u32(&b->count);
+            for (unsigned k = 1; k <= LB_OC_ORDERS; k++)
+                out->cached_pages += lb_load_rlx_ptr(&l->oc[k - 1]) ? (uint64_t)1 << k : 0;
             out->in_flight_pages += lb_load_rlx_u64(&l->inbox_pages);
             for (unsigned k = 0; k < LB_OUTBOX_SLOTS; k++) {
                 struct lb_mag *m = lb_load_rlx_ptr(&l->out_mag[k]);
@@ -922,6 +937,21 @@ long lb_cache_check(const struct lb_cache *c, uint8_t *const *mark, uint64_t *ca
                     queued_mags++;
                     bad += lb_check_entries(c, mark, m, l->out_dest[k], in_flight, queued_invalid);
                 }
+            }
+            for (unsigned k = 1; k <= LB_OC_ORDERS; k++) {
+                void *b = lb_load_rlx_ptr(&l->oc[k - 1]);
+                if (!b)
+                    continue;
+                struct lb_region *r = lb_regmap_lookup(c->map, (uintptr_t)b);
+                if (!r) {
+                    bad++;
+                    continue;
+                }
+                uint32_t idx = (uint32_t)(((uintptr_t)b - r->base) >> c->page_shift);
+                uint64_t w = lb_load_rlx_u64(&r->desc[idx]);
+                bad += lb_d_state(w) != LB_S_CACHED || lb_d_order(w) != k;
+                bad += mark[r->index][idx]++ != 0;
+                *cached += (uint64_t)1 << k;
             }
             uint32_t top = (uint32_t)lb_load_acq_u64(&l->inbox.head);
             for (uint64_t guard = 0; top; guard++) {

@@ -51,6 +51,7 @@ struct lb_stack {
 
 #define LB_OUTBOX_SLOTS 4u  /* destinations a level batches frees for  */
 #define LB_RECENT       32u  /* recent remote frees remembered per level */
+#define LB_OC_ORDERS    10u  /* higher orders with a one-block level cache */
 _Static_assert(LB_OUTBOX_SLOTS == 4, "out_dest is 8 bytes of line 2");
 
 /* One nesting level of one thread's cache.
@@ -80,18 +81,24 @@ struct lb_level {
     uint32_t       out_last; /* outbox slot used last (inlined remote free) */
     lb_atomic_u64  remote_frees; /* pages freed into outboxes             */
     lb_atomic_ptr  out_mag[LB_OUTBOX_SLOTS]; /* outbox magazines or NULL ... */
-    /* Line 2: the owner's slow paths (single writer). */
+    /* Then: the owner's slow paths (single writer). */
     uint16_t       out_dest[LB_OUTBOX_SLOTS]; /* ... and their owners' ids  */
     lb_atomic_u64  allocs_base;  /* allocs when the last owner released it */
     lb_atomic_u64  moved_in;     /* pages put in by refills and drains     */
     lb_atomic_u64  moved_out;    /* pages taken out by flushes             */
-    lb_atomic_u64  mode_allocs[LB_MODE_SLOTS]; /* allocs in modes other than
-                                    ATOMIC (slot 3 stays 0: ATOMIC = allocs
-                                    minus the others)                       */
-    /* Line 3: written by other threads. */
+    lb_atomic_u64  mode_allocs[LB_MODE_SLOTS]; /* allocs (order 0 and oc[])
+                                    in modes other than ATOMIC; slot 3 stays
+                                    0: ATOMIC = the rest                    */
+    /* One free block per order 1..LB_OC_ORDERS that this level freed,
+     * handed out again first (state CACHED, that order): the LIFO pattern
+     * of a higher order needs no lock.  Single writer. */
+    lb_atomic_ptr  oc[LB_OC_ORDERS];
+    lb_atomic_u64  hi_allocs;    /* blocks handed out from oc[], all modes */
+    lb_atomic_u64  hi_frees;     /* blocks freed into oc[]                 */
+    /* Its own line: written by other threads. */
     struct lb_stack inbox;       /* batches freed to us (magazines)         */
     lb_atomic_u64  inbox_pages;  /* entries in them                         */
-    /* Lines 4-5: remote frees still in our outboxes (page id + 1), so a
+    /* Last two lines: remote frees still in our outboxes (page id + 1), so a
      * duplicate is refused at once. */
     lb_atomic_u32  recent[LB_RECENT] LB_ALIGNED_CL;
 } __attribute__((aligned(512)));
@@ -158,6 +165,7 @@ struct lb_cache {
     lb_atomic_u32   threads;     /* tcaches owned                          */
     uint64_t        serial;      /* the zone's unique serial               */
     unsigned        tls_slot;    /* LB_TLS_ZONES = none                    */
+    unsigned        oc_max_order;/* orders 1..this use the level caches    */
     lb_atomic_u64   late_refused;/* queued frees found invalid at the owner */
     lb_atomic_u64   remote_fallbacks; /* remote frees done by CAS (no magazine) */
     lb_bad_entry_fn *bad_entry;  /* reports a late-detected double free     */

@@ -523,6 +523,8 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct labyrinth_
     lb_cache_init(&z->cache, meta, plan.mag_size, plan.nmags, plan.ntcaches, z->page_shift, &z->map,
                   &z->buddy, z->serial);
     z->mag_size = plan.mag_size;
+    for (unsigned k = 1; k <= LB_OC_ORDERS && k <= plan.max_order && ((size_t)64 << k) <= plan.pages; k++)
+        z->cache.oc_max_order = k;
     z->cache.bad_entry = lb_zone_bad_entry;
     z->cache.bad_ctx = z;
     /* Mutexes, TLS slots and the registry are process-local bookkeeping,
@@ -722,9 +724,42 @@ static uint64_t lb_zone_drain_depot(struct labyrinth_zone *z)
     return pages;
 }
 
-/* One attempt at the buddy and (order 0, RESERVE) the reserve. */
-static void *lb_zone_try_block(struct labyrinth_zone *z, unsigned gfp, unsigned order, unsigned dflags)
+/* Give level l's cached higher-order blocks back to the buddy (l's own
+ * context), so that they can be split or coalesced for a request that
+ * would otherwise fail.  Returns pages given, 0 if none or the lock was
+ * busy (try-lock for TRYLOCK modes). */
+static uint64_t lb_level_oc_flush(struct labyrinth_zone *z, struct lb_level *l, unsigned gfp)
 {
+    uint64_t pages = 0;
+    bool any = false;
+    for (unsigned k = 1; k <= LB_OC_ORDERS; k++)
+        any |= lb_load_rlx_ptr(&l->oc[k - 1]) != NULL;
+    if (!any || !lb_zone_buddy_lock(z, gfp))
+        return 0;
+    for (unsigned k = 1; k <= LB_OC_ORDERS; k++) {
+        void *b = lb_load_rlx_ptr(&l->oc[k - 1]);
+        if (!b)
+            continue;
+        lb_store_rlx_ptr(&l->oc[k - 1], NULL);
+        struct lb_region *r = lb_regmap_lookup(&z->map, (uintptr_t)b);
+        lb_buddy_give(&z->buddy, r, (uint32_t)(((uintptr_t)b - r->base) >> z->page_shift), k);
+        pages += (uint64_t)1 << k;
+    }
+    lb_zone_buddy_unlock(z);
+    return pages;
+}
+
+/* One attempt at the buddy and (order 0, RESERVE) the reserve. */
+static void *lb_zone_try_block(struct labyrinth_zone *z, unsigned gfp, unsigned order, unsigned dflags,
+                               bool reserve)
+{
+    if (reserve) {
+        void *p = lb_cache_reserve_get(&z->cache, dflags);
+        lb_zone_kick(z);
+        if (p)
+            lb_add_rlx_u64(&z->reserve_allocs, 1);
+        return p;
+    }
     if (lb_zone_buddy_lock(z, gfp)) {
         struct lb_region *r;
         if (lb_load_rlx_u64(&z->cache.pending.count))
@@ -751,14 +786,6 @@ static void *lb_zone_try_block(struct labyrinth_zone *z, unsigned gfp, unsigned 
             lb_depot_push(c, &c->empty, m);
             lb_store_rlx_u64(lb_zone_desc(z, p), lb_d_make(LB_S_ALLOC, 0, dflags));
             lb_zone_kick(z);
-            return p;
-        }
-    }
-    if (order == 0 && (gfp & LABYRINTH_GFP_BIT_RESERVE)) {
-        void *p = lb_cache_reserve_get(&z->cache, dflags);
-        lb_zone_kick(z);
-        if (p) {
-            lb_add_rlx_u64(&z->reserve_allocs, 1);
             return p;
         }
     }
@@ -859,7 +886,7 @@ static void *lb_level_refill_pop(struct labyrinth_zone *z, struct lb_level *l, u
 
 /* The common slow loop: level refill (if l), buddy, reserve, growth, wait. */
 static void *lb_zone_alloc_loop(struct labyrinth_zone *z, unsigned gfp, unsigned order, unsigned dflags,
-                                struct lb_level *l, int *err)
+                                struct lb_level *l, struct lb_level *own, int *err)
 {
     uint64_t deadline = 0;
     long grow_rc = 0;
@@ -873,9 +900,17 @@ static void *lb_zone_alloc_loop(struct labyrinth_zone *z, unsigned gfp, unsigned
                 return p;
             }
         }
-        p = lb_zone_try_block(z, gfp, order, dflags);
+        p = lb_zone_try_block(z, gfp, order, dflags, false);
         if (p) {
             /* Not from the level's magazines: counted apart (see struct lb_level). */
+            lb_add_rlx_u64(&z->cache.shared_allocs[lb_gfp_slot(gfp)], 1);
+            return p;
+        }
+        /* Our own cached higher-order blocks, before the reserve or a NULL. */
+        if (own && lb_level_oc_flush(z, own, gfp))
+            continue;
+        if (order == 0 && (gfp & LABYRINTH_GFP_BIT_RESERVE) &&
+            (p = lb_zone_try_block(z, gfp, order, dflags, true))) {
             lb_add_rlx_u64(&z->cache.shared_allocs[lb_gfp_slot(gfp)], 1);
             return p;
         }
@@ -911,18 +946,50 @@ void *lb_zone_alloc_err(struct labyrinth_zone *z, unsigned gfp, unsigned order, 
                         uint32_t d, int *err)
 {
     struct lb_level *l = NULL;
-    if (order == 0) {
+    if (order == 0 || order <= z->cache.oc_max_order) {
         l = lb_tls_level(&z->cache, d);
         if (!l && d == 0 && lb_cache_claim(&z->cache))
             l = lb_tls_level(&z->cache, 0);
     }
-    return lb_zone_alloc_loop(z, gfp, order, dflags, l, err);
+    struct lb_level *own = l;
+    if (order > 0 && l) {
+        /* A block of this order this level freed: ours alone, no lock. */
+        void *b = lb_load_rlx_ptr(&l->oc[order - 1]);
+        if (b) {
+            lb_store_rlx_ptr(&l->oc[order - 1], NULL);
+            lb_store_rlx_u64(lb_zone_desc(z, b), lb_d_make(LB_S_ALLOC, order, dflags));
+            /* Counted in the level: no shared counter line per block. */
+            lb_bump_1w_u64(&l->hi_allocs, 1);
+            if (lb_gfp_slot(gfp) != LB_MODE_SLOTS - 1)
+                lb_bump_1w_u64(&l->mode_allocs[lb_gfp_slot(gfp)], 1);
+            return b;
+        }
+        l = NULL;
+    }
+    return lb_zone_alloc_loop(z, gfp, order, dflags, l, own, err);
 }
 
 /* ---- frees --------------------------------------------------------------------------------------- */
 
 void lb_zone_free_block(struct labyrinth_zone *z, struct lb_region *r, uint32_t idx, unsigned order)
 {
+    if (order > 0 && order <= z->cache.oc_max_order) {
+        uint32_t d = lb_enter();
+        struct lb_level *l = lb_tls_level(&z->cache, d);
+        if (!l && d == 0 && lb_cache_claim(&z->cache))
+            l = lb_tls_level(&z->cache, 0);
+        bool kept = false;
+        if (l && !lb_load_rlx_ptr(&l->oc[order - 1])) {
+            /* We own the block (our CAS made it PENDING): keep it. */
+            lb_store_rlx_u64(&r->desc[idx], lb_d_make(LB_S_CACHED, order, 0));
+            lb_store_rlx_ptr(&l->oc[order - 1], (void *)lb_region_addr(r, idx));
+            lb_bump_1w_u64(&l->hi_frees, 1);
+            kept = true;
+        }
+        lb_leave(d);
+        if (kept)
+            return;
+    }
     if (lb_spin_trylock_bounded(&z->buddy.lock, LB_TRYLOCK_TRIES)) {
         lb_buddy_give(&z->buddy, r, idx, order);
         lb_zone_buddy_unlock(z);
@@ -1414,7 +1481,7 @@ long lb_zone_check(struct labyrinth_zone *z)
             case LB_S_PENDING:
                 /* Must sit in exactly one magazine or stack: marked once. */
                 LB_VIOLATION(mark[i][idx] != 1, "a cached/reserved/pending page is in no magazine or stack, or in two");
-                LB_VIOLATION(s != LB_S_PENDING && o != 0, "a cached or reserved page of order > 0");
+                LB_VIOLATION(s == LB_S_RESERVED && o != 0, "a reserved page of order > 0");
                 break;
             case LB_S_FREE:
                 break; /* lb_buddy_check walked the lists */

@@ -168,6 +168,9 @@ static void test_buddyinfo(void)
         REQUIRE(b2 != NULL);
         CHECK_EQ(labyrinth_free_pages(z, b2, order), 0);
         CHECK_EQ(labyrinth_free_pages(z, b, order), 0);
+        /* A freed block may wait in this thread's cache of its order (as in
+         * Linux's per-CPU lists): released, it coalesces in the buddy. */
+        CHECK_EQ(labyrinth_thread_release(z), 0);
         s = stats_of(z);
         for (unsigned i = 0; i <= LABYRINTH_MAX_ORDER_LIMIT; i++)
             CHECK_EQ(s.free_blocks[i], a.free_blocks[i]);
