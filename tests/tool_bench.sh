@@ -72,7 +72,7 @@ FAKE
 chmod +x "$fake"
 run ext bench --bench-binary "$fake" --peers labyrinth,dpdk,jemalloc --patterns lifo,handoff,latency --duration 20ms --runs 2 --samples 5000
 expect_rc 0 ext "bench with a labyrinth-bench stand-in"
-tr '\n' ' ' <"$tmp/fake.args" | grep -q -- "--json --quiet --patterns lifo,handoff,latency --peers labyrinth,dpdk,jemalloc --runs 2 --duration 20 --samples 5000" \
+tr '\n' ' ' <"$tmp/fake.args" | grep -q -- "--json --patterns lifo,handoff,latency --peers labyrinth,dpdk,jemalloc --runs 2 --duration 20 --samples 5000" \
   && ok "the options passed on to labyrinth-bench" || fail "labyrinth-bench got: $(tr '\n' ' ' <"$tmp/fake.args")"
 grep -q "labyrinth-bench engine" "$tmp/ext.out" && ok "the table names the engine" || fail "engine not named"
 grep -Eq '^labyrinth +7\.50 +- +20\.2 +30 +40 +120 +130 +320' "$tmp/ext.out" && ok "labyrinth's numbers read back" \

@@ -478,7 +478,8 @@ static int run_external(const struct bench_opts *o, const char *bin, struct resu
     snprintf(runs, sizeof runs, "%u", o->runs);
     snprintf(dur, sizeof dur, "%llu", (unsigned long long)((o->duration_us + 999) / 1000));
     snprintf(samples, sizeof samples, "%llu", (unsigned long long)(o->samples < 1000 ? 1000 : o->samples));
-    char *argv[] = {(char *)bin, (char *)"--json", (char *)"--quiet", (char *)"--patterns", patterns,
+    /* Its progress lines go to our stderr; its JSON comes back on a pipe. */
+    char *argv[] = {(char *)bin, (char *)"--json", (char *)"--patterns", patterns,
                     (char *)"--peers", peers, (char *)"--runs", runs, (char *)"--duration", dur,
                     (char *)"--samples", samples, NULL};
     fprintf(stderr, "labyrinth bench: running %s --patterns %s --peers %s --runs %s --duration %s --samples %s\n",
