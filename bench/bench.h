@@ -20,6 +20,8 @@
 #define LBB_MAX_PEERS  12u
 #define LBB_MAX_RUNS   101u
 #define LBB_BURST      64u    /* blocks per burst                          */
+#define LBB_OMAX       10u    /* largest order of the pools (labyrinth's
+                                 default max_order)                        */
 
 #define LBB_NOINLINE __attribute__((noinline))
 #if defined(__clang__)
@@ -55,8 +57,55 @@ static inline void lbb_copy(char *out, size_t len, const char *s)
     out[n] = 0;
 }
 
+struct lbb_peer;
 typedef void *lbb_alloc_fn(void *tctx);
 typedef void lbb_free_fn(void *tctx, void *p);
+
+/* Blocks of 2^order pages on a 2^order-page boundary: the orders and frag
+ * patterns (orders.c, frag.c).  An instance is one pool (a zone, an arena)
+ * or, for a malloc, the allocator itself; any thread may use it. */
+enum lbb_omode {
+    LBB_OM_ORDERS, /* timed pairs: labyrinth ATOMIC                        */
+    LBB_OM_FRAG,   /* the random workload: labyrinth KERNEL (see frag.c)   */
+    LBB_OM_FRAG_ATOMIC, /* the same workload, labyrinth ATOMIC             */
+    LBB_OM_GROW    /* resident-memory probe: labyrinth growing from one
+                      region and shrinking back, KERNEL                    */
+};
+
+/* What a pool knows of its free blocks (labyrinth, spinbuddy). */
+struct lbb_ofrag {
+    size_t total_pages, in_use_pages;
+    size_t buddy_free_pages; /* in the buddy's free lists                  */
+    size_t cached_pages;     /* free but held back: magazines, depot,
+                                reserve, level caches (labyrinth)          */
+    long largest_free_order; /* -1: none                                   */
+    size_t free_blocks[LBB_OMAX + 1];
+    int frag_index[LBB_OMAX + 1]; /* x1000, Linux's extfrag index          */
+    unsigned long long waits; /* labyrinth: KERNEL allocations that waited */
+};
+
+struct lbb_order_ops {
+    const char *api;   /* what is called                                   */
+    /* A fresh instance of about `pages` pages; NULL with why[] filled. */
+    void *(*open)(struct lbb_peer *p, size_t pages, enum lbb_omode mode, char *why, size_t len);
+    void *(*alloc)(void *inst, unsigned order);
+    void (*free)(void *inst, void *p, unsigned order);
+    /* Optional: on every thread that used inst, before close (labyrinth
+     * gives back its thread cache). */
+    void (*thread_done)(void *inst);
+    void (*close)(struct lbb_peer *p, void *inst);
+    /* Optional: allocator metadata in bytes (what it is in desc). */
+    size_t (*metadata)(void *inst, char *desc, size_t len);
+    /* Optional: pages of the pool (and of its metadata) resident in
+     * memory now (mincore); *span gets the pages mapped.  Without it the
+     * process's VmRSS is used. */
+    size_t (*resident)(void *inst, size_t *span);
+    /* Optional: the free lists now (0 on success). */
+    int (*frag)(void *inst, struct lbb_ofrag *out);
+    /* Optional: give idle memory back to the OS (labyrinth_zone_shrink);
+     * pages released, or negative. */
+    long (*trim)(void *inst);
+};
 
 struct lbb_peer {
     const char *name;  /* row label and --peers name                         */
@@ -75,6 +124,10 @@ struct lbb_peer {
     void (*fini)(struct lbb_peer *p);
     /* Optional: a line of allocator-specific state after the run. */
     void (*describe)(struct lbb_peer *p, char *buf, size_t len);
+    /* Blocks of 2^order pages (orders, frag); NULL: not applicable, and
+     * orders_na says why. */
+    const struct lbb_order_ops *orders;
+    const char *orders_na;
 
     /* Filled by init. */
     char version[64];
@@ -91,11 +144,14 @@ extern struct lbb_peer lbb_peer_tcmalloc;
 extern struct lbb_peer lbb_peer_jemalloc;
 extern struct lbb_peer lbb_peer_mimalloc;
 extern struct lbb_peer lbb_peer_glibc;
+extern struct lbb_peer lbb_peer_spinbuddy;
 extern struct lbb_peer lbb_peer_harness;
 
 /* snprintf into p->why; returns -1 for init's convenience. */
 int lbb_peer_fail(struct lbb_peer *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void lbb_peer_note(struct lbb_peer *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Pages of [addr, addr + len) resident in memory (mincore); 0 on error. */
+size_t lbb_resident_pages(const void *addr, size_t len, size_t page);
 
 /* Allocators loaded with dlopen(RTLD_LOCAL | RTLD_DEEPBIND) so that their
  * malloc never replaces the process's (peer_dlopen.c). */
@@ -112,6 +168,9 @@ void *lbb_dl_alloc(void *tctx);
 void lbb_dl_free(void *tctx, void *p);
 void *lbb_dl_thread_init(struct lbb_peer *p);
 void lbb_dl_thread_fini(struct lbb_peer *p, void *tctx);
+/* Orders for the dlopen'ed peers: their aligned allocation of
+ * 4096 << order bytes on a 4096 << order boundary. */
+extern const struct lbb_order_ops lbb_dl_orders;
 /* The GLIBC_TUNABLES value the process needs for dlopen of allocators
  * with large initial-exec TLS (jemalloc); see main.c. */
 #define LBB_STATIC_TLS_TUNABLE "glibc.rtld.optional_static_tls=65536"
@@ -119,5 +178,7 @@ void lbb_dl_thread_fini(struct lbb_peer *p, void *tctx);
 /* labyrinth's metadata per page for a default zone and a NO_TRACKING one
  * (peer_labyrinth.c); 0 on success. */
 int lbb_labyrinth_metadata(double *bytes_per_page_default, double *bytes_per_page_notrack);
+/* The same for a NO_TRACKING zone with one thread slot (max_threads 1). */
+int lbb_labyrinth_meta_one_thread(double *bytes_per_page);
 
 #endif /* LBB_BENCH_H */

@@ -20,7 +20,8 @@
 /* Every allocator the bench knows, in table order. */
 static struct lbb_peer *const lbb_all[] = {
     &lbb_peer_labyrinth, &lbb_peer_labyrinth_seed, &lbb_peer_dpdk, &lbb_peer_tcmalloc,
-    &lbb_peer_jemalloc,  &lbb_peer_mimalloc,       &lbb_peer_glibc, &lbb_peer_harness,
+    &lbb_peer_jemalloc,  &lbb_peer_mimalloc,       &lbb_peer_glibc, &lbb_peer_spinbuddy,
+    &lbb_peer_harness,
 };
 #define LBB_NALL (sizeof lbb_all / sizeof lbb_all[0])
 
@@ -44,18 +45,21 @@ static void lbb_usage(FILE *f)
             "usage: labyrinth-bench [options]\n"
             "\n"
             "Runs labyrinth and its peers (DPDK rte_mempool, tcmalloc, jemalloc, mimalloc,\n"
-            "glibc) through the same allocation patterns in one process and prints the\n"
-            "median of several runs of each, with the ratio peer/labyrinth.  Every\n"
-            "allocation is one 4 KiB block on a 4 KiB boundary.  A peer that is not\n"
-            "installed is listed as MISSING.\n"
+            "glibc, and spinbuddy, a plain buddy behind one spinlock) through the same\n"
+            "allocation patterns in one process and prints the median of several runs of\n"
+            "each, with the ratio peer/labyrinth.  Every allocation is one 4 KiB block on\n"
+            "a 4 KiB boundary, except in orders and frag (blocks of 2^k pages, aligned to\n"
+            "their size).  A peer that is not installed is listed as MISSING.\n"
             "\n"
             "options:\n"
             "  --patterns LIST    comma-separated, from: lifo, burst, handoff, scaling,\n"
-            "                     latency, instr (callgrind), default (all but instr), all\n"
-            "                     [default]\n"
+            "                     latency, orders (blocks of 2^k pages), frag (a random\n"
+            "                     mixed-order workload), instr (callgrind), default (all\n"
+            "                     but instr), all [default]\n"
             "  --peers LIST       comma-separated allocator names, from: labyrinth,\n"
-            "                     labyrinth-seed, dpdk, tcmalloc, jemalloc, mimalloc, glibc\n"
-            "                     (harness, the no-allocator baseline, is added for instr)\n"
+            "                     labyrinth-seed, dpdk, tcmalloc, jemalloc, mimalloc, glibc,\n"
+            "                     spinbuddy (harness, the no-allocator baseline, is added for\n"
+            "                     instr; spinbuddy, the baseline of the targets, for orders)\n"
             "                     [all]\n"
             "  --runs N           runs per measurement, the median is reported (1..%u) [9]\n"
             "  --duration MS      length of one timed run in milliseconds [30]\n"
@@ -65,6 +69,10 @@ static void lbb_usage(FILE *f)
             "  --ring-slots N     handoff ring size, a power of two [512]\n"
             "  --ring-batch N     handoff is measured twice: publishing the ring's\n"
             "                     indices after every item, and every N items [32]\n"
+            "  --frag-ops N       frag: operations in the workload [1000000]\n"
+            "  --frag-seed N      frag: the generator's seed [1]\n"
+            "  --frag-runs N      frag: replays per allocator, the median is reported [3]\n"
+            "  --frag-dat FILE    frag: write the samples to FILE (for bench/frag.gp)\n"
             "  --callgrind        instruction counts only (same as --patterns instr)\n"
             "  --cg-iterations N  callgrind: count N and 2N pairs [100000]\n"
             "  --cg-out DIR       callgrind: keep the profiles in DIR (for callgrind_annotate)\n"
@@ -130,7 +138,8 @@ static unsigned lbb_parse_patterns(const char *list)
             if (strcmp(t, lbb_pattern_name[k]) == 0)
                 break;
         if (k == LBB_P_COUNT)
-            lbb_bad("--patterns: unknown pattern '%s' (lifo, burst, handoff, scaling, latency, instr, default, all)", t);
+            lbb_bad("--patterns: unknown pattern '%s' (lifo, burst, handoff, scaling, latency, orders, frag, instr, "
+                    "default, all)", t);
         mask |= 1u << k;
     }
     if (!mask)
@@ -159,7 +168,7 @@ static void lbb_parse_peers(const char *list, bool *on)
                 break;
         if (k == LBB_NALL)
             lbb_bad("--peers: unknown allocator '%s' (labyrinth, labyrinth-seed, dpdk, tcmalloc, jemalloc, "
-                    "mimalloc, glibc, harness)", t);
+                    "mimalloc, glibc, spinbuddy, harness)", t);
         on[k] = any = true;
     }
     if (!any)
@@ -198,6 +207,9 @@ int main(int argc, char **argv)
     o.cg_iterations = 100000;
     o.ring_slots = 512;
     o.ring_batch = 32;
+    o.frag_ops = 1000000;
+    o.frag_seed = 1;
+    o.frag_runs = 3;
     o.pin = true;
     for (unsigned k = 0; k < LBB_NALL; k++)
         o.peer_on[k] = !lbb_all[k]->reference;
@@ -235,6 +247,14 @@ int main(int argc, char **argv)
                 lbb_bad("--ring-slots: %u is not a power of two", o.ring_slots);
         } else if (strcmp(a, "--ring-batch") == 0) {
             o.ring_batch = (unsigned)lbb_uint(a, lbb_arg(argc, argv, &i), 2, 1u << 24);
+        } else if (strcmp(a, "--frag-ops") == 0) {
+            o.frag_ops = lbb_uint(a, lbb_arg(argc, argv, &i), 1, 1ull << 32);
+        } else if (strcmp(a, "--frag-seed") == 0) {
+            o.frag_seed = lbb_uint(a, lbb_arg(argc, argv, &i), 0, UINT64_MAX);
+        } else if (strcmp(a, "--frag-runs") == 0) {
+            o.frag_runs = (unsigned)lbb_uint(a, lbb_arg(argc, argv, &i), 1, LBB_MAX_RUNS);
+        } else if (strcmp(a, "--frag-dat") == 0) {
+            o.frag_dat = lbb_arg(argc, argv, &i);
         } else if (strcmp(a, "--cg-iterations") == 0) {
             o.cg_iterations = lbb_uint(a, lbb_arg(argc, argv, &i), LBB_BURST, 1ull << 32);
         } else if (strcmp(a, "--cg-out") == 0) {
@@ -254,10 +274,14 @@ int main(int argc, char **argv)
     if (o.ring_batch > o.ring_slots)
         lbb_bad("--ring-batch: %u is more than the ring's %u slots", o.ring_batch, o.ring_slots);
     lbb_quiet = o.quiet;
-    /* The harness baseline belongs to the instruction counts. */
+    /* The harness baseline belongs to the instruction counts, spinbuddy
+     * (the baseline of its targets) to the orders pattern. */
     if (o.patterns & (1u << LBB_P_INSTR))
         for (unsigned k = 0; k < LBB_NALL; k++)
             o.peer_on[k] = o.peer_on[k] || lbb_all[k]->reference;
+    if (o.patterns & (1u << LBB_P_ORDERS))
+        for (unsigned k = 0; k < LBB_NALL; k++)
+            o.peer_on[k] = o.peer_on[k] || lbb_all[k] == &lbb_peer_spinbuddy;
 
     static struct lbb_results r;
     bool timed = o.patterns & ((1u << LBB_P_INSTR) - 1);
@@ -274,7 +298,7 @@ int main(int argc, char **argv)
             lbb_progress("%s: MISSING: %s", pe->name, pe->why);
     }
 
-    r.meta_default = r.meta_notrack = -1;
+    r.meta_default = r.meta_notrack = r.meta_1thread = -1;
     if (lbb_peer_labyrinth.ok)
         lbb_labyrinth_metadata(&r.meta_default, &r.meta_notrack);
     if (timed) {

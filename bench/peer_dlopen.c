@@ -78,3 +78,41 @@ void lbb_dl_free(void *tctx, void *p)
     const struct lbb_dl *d = tctx;
     d->release(p);
 }
+
+/* ---- orders: the same entry points, 4096 << k bytes on a 4096 << k boundary ---- */
+
+static void *lbb_dlo_open(struct lbb_peer *p, size_t pages, enum lbb_omode mode, char *why, size_t len)
+{
+    (void)pages;
+    (void)mode;
+    if (!p->state)
+        snprintf(why, len, "not set up");
+    return p->state; /* the allocator itself: one per process */
+}
+
+static void *lbb_dlo_alloc(void *inst, unsigned order)
+{
+    const struct lbb_dl *d = inst;
+    return d->aligned((size_t)LBB_BLOCK << order, (size_t)LBB_BLOCK << order);
+}
+
+static void lbb_dlo_free(void *inst, void *p, unsigned order)
+{
+    const struct lbb_dl *d = inst;
+    (void)order;
+    d->release(p);
+}
+
+static void lbb_dlo_close(struct lbb_peer *p, void *inst)
+{
+    (void)p;
+    (void)inst;
+}
+
+const struct lbb_order_ops lbb_dl_orders = {
+    .api = "its aligned allocation of 4096 << k bytes, 4096 << k aligned / its free",
+    .open = lbb_dlo_open,
+    .alloc = lbb_dlo_alloc,
+    .free = lbb_dlo_free,
+    .close = lbb_dlo_close,
+};

@@ -147,4 +147,5 @@ struct lbb_peer lbb_peer_dpdk = {
     .alloc = lbb_dpdk_alloc,
     .free = lbb_dpdk_free,
     .describe = lbb_dpdk_describe,
+    .orders_na = "fixed-size objects (rte_mempool): no blocks of 2^k pages",
 };

@@ -14,4 +14,5 @@ struct lbb_peer lbb_peer_dpdk = {
     .name = "dpdk",
     .api = "rte_mempool_get / rte_mempool_put, per-lcore cache",
     .init = lbb_dpdk_missing_init,
+    .orders_na = "fixed-size objects (rte_mempool): no blocks of 2^k pages",
 };

@@ -38,6 +38,42 @@ static void lbb_glibc_free(void *tctx, void *p)
     free(p);
 }
 
+static void *lbb_glibco_open(struct lbb_peer *p, size_t pages, enum lbb_omode mode, char *why, size_t len)
+{
+    (void)pages;
+    (void)mode;
+    (void)why;
+    (void)len;
+    return p;
+}
+
+static void *lbb_glibco_alloc(void *inst, unsigned order)
+{
+    (void)inst;
+    return aligned_alloc((size_t)LBB_BLOCK << order, (size_t)LBB_BLOCK << order);
+}
+
+static void lbb_glibco_free(void *inst, void *p, unsigned order)
+{
+    (void)inst;
+    (void)order;
+    free(p);
+}
+
+static void lbb_glibco_close(struct lbb_peer *p, void *inst)
+{
+    (void)p;
+    (void)inst;
+}
+
+static const struct lbb_order_ops lbb_glibc_orders = {
+    .api = "aligned_alloc(4096 << k, 4096 << k) / free(p)",
+    .open = lbb_glibco_open,
+    .alloc = lbb_glibco_alloc,
+    .free = lbb_glibco_free,
+    .close = lbb_glibco_close,
+};
+
 struct lbb_peer lbb_peer_glibc = {
     .name = "glibc",
     .api = "aligned_alloc(4096, 4096) / free(p)",
@@ -45,4 +81,5 @@ struct lbb_peer lbb_peer_glibc = {
     .thread_init = lbb_glibc_thread_init,
     .alloc = lbb_glibc_alloc,
     .free = lbb_glibc_free,
+    .orders = &lbb_glibc_orders,
 };

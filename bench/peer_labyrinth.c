@@ -14,10 +14,13 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bench.h"
 #include "labyrinth.h"
+
+static const struct lbb_order_ops lbb_lab_orders;
 
 static int lbb_lab_init(struct lbb_peer *p)
 {
@@ -91,6 +94,7 @@ struct lbb_peer lbb_peer_labyrinth = {
     .free = lbb_lab_free,
     .fini = lbb_lab_fini,
     .describe = lbb_lab_describe,
+    .orders = &lbb_lab_orders,
 };
 
 struct lbb_peer lbb_peer_labyrinth_seed = {
@@ -103,6 +107,7 @@ struct lbb_peer lbb_peer_labyrinth_seed = {
     .free = lbb_lab_free,
     .fini = lbb_lab_fini,
     .describe = lbb_lab_describe,
+    .orders_na = "the seed's macro allocates order 0 only (the labyrinth row is the public API at every order)",
 };
 
 static int lbb_meta_of(unsigned flags, double *out)
@@ -128,4 +133,175 @@ int lbb_labyrinth_metadata(double *def, double *notrack)
     if (lbb_meta_of(0, def))
         return -1;
     return lbb_meta_of(LABYRINTH_ZONE_NO_TRACKING, notrack);
+}
+
+/* ---- orders and frag ------------------------------------------------------------------ */
+
+/* A zone of its own per instance (not the rows' zones), and the mode its
+ * allocations use. */
+struct lbb_lab_inst {
+    struct labyrinth_zone *z;
+    unsigned gfp;
+};
+
+static void *lbb_labo_open(struct lbb_peer *p, size_t pages, enum lbb_omode mode, char *why, size_t len)
+{
+    (void)p;
+    struct lbb_lab_inst *i = calloc(1, sizeof *i);
+    if (!i) {
+        snprintf(why, len, "out of memory");
+        return NULL;
+    }
+    struct labyrinth_zone_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.pages = pages;
+    i->gfp = LABYRINTH_GFP_ATOMIC;
+    switch (mode) {
+    case LBB_OM_ORDERS:
+        cfg.name = "bench-orders";
+        break;
+    case LBB_OM_FRAG:
+        /* KERNEL: a higher order that finds no block first gives the
+         * depot's pages back to the buddy and retries; then it waits, at
+         * most this long, before its NULL. */
+        cfg.name = "bench-frag";
+        cfg.wait_timeout_ms = 1;
+        i->gfp = LABYRINTH_GFP_KERNEL;
+        break;
+    case LBB_OM_FRAG_ATOMIC:
+        cfg.name = "bench-frag-atomic";
+        break;
+    case LBB_OM_GROW:
+        /* One region of 2^max_order pages to start with; KERNEL requests
+         * add regions of that size up to `pages`. */
+        cfg.name = "bench-grow";
+        cfg.pages = (size_t)1 << LBB_OMAX;
+        cfg.max_pages = pages;
+        cfg.wait_timeout_ms = 1;
+        i->gfp = LABYRINTH_GFP_KERNEL;
+        break;
+    }
+    i->z = labyrinth_zone_create(&cfg);
+    if (!i->z) {
+        snprintf(why, len, "labyrinth_zone_create(pages %zu) failed: %s", cfg.pages, labyrinth_strerror(errno));
+        free(i);
+        return NULL;
+    }
+    return i;
+}
+
+static void *lbb_labo_alloc(void *inst, unsigned order)
+{
+    const struct lbb_lab_inst *i = inst;
+    return labyrinth_alloc_pages(i->z, i->gfp, order, 0);
+}
+
+static void lbb_labo_free(void *inst, void *p, unsigned order)
+{
+    const struct lbb_lab_inst *i = inst;
+    labyrinth_free_pages(i->z, p, order);
+}
+
+static void lbb_labo_thread_done(void *inst)
+{
+    const struct lbb_lab_inst *i = inst;
+    labyrinth_thread_release(i->z);
+}
+
+static void lbb_labo_close(struct lbb_peer *p, void *inst)
+{
+    (void)p;
+    struct lbb_lab_inst *i = inst;
+    labyrinth_zone_destroy(i->z);
+    free(i);
+}
+
+static size_t lbb_labo_metadata(void *inst, char *desc, size_t len)
+{
+    const struct lbb_lab_inst *i = inst;
+    struct labyrinth_zone_stats s;
+    if (labyrinth_zone_stats(i->z, &s))
+        return 0;
+    snprintf(desc, len, "labyrinth_zone_stats().metadata_bytes: descriptors, tracking records, thread caches "
+                        "and magazines, the zone");
+    return s.metadata_bytes;
+}
+
+/* Pages of the zone's live regions resident now (mincore), plus its
+ * metadata, which is pre-faulted and locked at creation. */
+static size_t lbb_labo_resident(void *inst, size_t *span)
+{
+    const struct lbb_lab_inst *i = inst;
+    struct labyrinth_zone_stats s;
+    *span = 0;
+    if (labyrinth_zone_stats(i->z, &s))
+        return 0;
+    size_t res = (s.metadata_bytes + s.page_size - 1) / s.page_size;
+    *span = res;
+    for (unsigned k = 0; k < s.regions; k++) {
+        struct labyrinth_region_info ri;
+        if (labyrinth_zone_region_info(i->z, k, &ri) || ri.released)
+            continue;
+        *span += ri.pages;
+        res += lbb_resident_pages(ri.start, ri.pages * s.page_size, s.page_size);
+    }
+    return res;
+}
+
+static int lbb_labo_frag(void *inst, struct lbb_ofrag *o)
+{
+    const struct lbb_lab_inst *i = inst;
+    struct labyrinth_zone_stats s;
+    memset(o, 0, sizeof *o);
+    if (labyrinth_zone_stats(i->z, &s))
+        return -1;
+    o->total_pages = s.total_pages;
+    o->in_use_pages = s.in_use_pages;
+    o->buddy_free_pages = s.buddy_free_pages;
+    o->cached_pages = s.free_pages - s.buddy_free_pages;
+    o->largest_free_order = s.largest_free_order == (size_t)-1 ? -1 : (long)s.largest_free_order;
+    o->waits = s.kernel_waits;
+    for (unsigned k = 0; k <= LBB_OMAX; k++) {
+        o->free_blocks[k] = s.free_blocks[k];
+        o->frag_index[k] = s.frag_index[k];
+    }
+    return 0;
+}
+
+static long lbb_labo_trim(void *inst)
+{
+    const struct lbb_lab_inst *i = inst;
+    return labyrinth_zone_shrink(i->z);
+}
+
+static const struct lbb_order_ops lbb_lab_orders = {
+    .api = "labyrinth_alloc_pages(z, LABYRINTH_GFP_ATOMIC, k, 0) / labyrinth_free_pages(z, p, k)",
+    .open = lbb_labo_open,
+    .alloc = lbb_labo_alloc,
+    .free = lbb_labo_free,
+    .thread_done = lbb_labo_thread_done,
+    .close = lbb_labo_close,
+    .metadata = lbb_labo_metadata,
+    .resident = lbb_labo_resident,
+    .frag = lbb_labo_frag,
+    .trim = lbb_labo_trim,
+};
+
+int lbb_labyrinth_meta_one_thread(double *bytes_per_page)
+{
+    struct labyrinth_zone_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.name = "bench-metadata";
+    cfg.pages = LBB_POOL_PAGES;
+    cfg.flags = LABYRINTH_ZONE_NO_TRACKING;
+    cfg.max_threads = 1;
+    struct labyrinth_zone *z = labyrinth_zone_create(&cfg);
+    if (!z)
+        return -1;
+    struct labyrinth_zone_stats s;
+    int rc = labyrinth_zone_stats(z, &s);
+    if (rc == 0)
+        *bytes_per_page = (double)s.metadata_bytes / (double)(s.total_pages ? s.total_pages : 1);
+    labyrinth_zone_destroy(z);
+    return rc;
 }

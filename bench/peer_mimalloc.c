@@ -31,4 +31,5 @@ struct lbb_peer lbb_peer_mimalloc = {
     .thread_fini = lbb_dl_thread_fini,
     .alloc = lbb_dl_alloc,
     .free = lbb_dl_free,
+    .orders = &lbb_dl_orders,
 };

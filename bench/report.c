@@ -67,7 +67,7 @@ struct lbb_target {
     const char *verdict; /* "met", "NOT met", "not measured"            */
 };
 
-#define LBB_NTARGETS 14
+#define LBB_NTARGETS 32
 
 static const char *lbb_verdict(double v, double limit, bool at_most)
 {
@@ -82,6 +82,99 @@ static void lbb_unmeasured(struct lbb_target *t)
     if (strcmp(t->verdict, "not measured") == 0)
         snprintf(t->measured, sizeof t->measured, "not measured in this run (pattern not selected, or a peer "
                                                   "MISSING or FAILED)");
+}
+
+/* ---- issue 4, item 5: higher orders ---------------------------------------------------- */
+
+static const struct lbb_row *lbb_find_ok(const struct lbb_results *r, const char *name)
+{
+    const struct lbb_row *row = lbb_find(r, name);
+    return row && row->peer->ok ? row : NULL;
+}
+
+/* Index in lbb_ord_k of order k, or -1. */
+static int lbb_ord_index(unsigned k)
+{
+    for (unsigned a = 0; a < LBB_NORD; a++)
+        if (lbb_ord_k[a] == k)
+            return (int)a;
+    return -1;
+}
+
+/* Resident memory "follows what is in use": while the probe holds its
+ * blocks, at most twice the pages in use plus 8 MiB of slack (metadata,
+ * free-list pages, a region being filled). */
+static bool lbb_rss_follows(const struct lbb_orss *x)
+{
+    size_t slack = ((size_t)8 << 20) / (size_t)sysconf(_SC_PAGESIZE);
+    return x->res_held >= 0 && (size_t)x->res_held <= 2 * x->held_pages + slack;
+}
+
+static double lbb_mib(long pages)
+{
+    return pages < 0 ? NAN : (double)pages * (double)sysconf(_SC_PAGESIZE) / 1048576.0;
+}
+
+static unsigned lbb_order_targets(const struct lbb_results *r, struct lbb_target *t)
+{
+    static const char *const what[2][2][2] = {
+        {{"orders: LIFO pair of order 3, one thread: at most 0.5x spinbuddy's time",
+          "orders: LIFO pair of order 3, two threads: at most 0.25x spinbuddy's time per thread"},
+         {"orders: LIFO pair of order 9, one thread: at most 0.5x spinbuddy's time",
+          "orders: LIFO pair of order 9, two threads: at most 0.25x spinbuddy's time per thread"}},
+        {{"orders (burst of 16, for reference): order 3, one thread: at most 0.5x spinbuddy's time",
+          "orders (burst of 16, for reference): order 3, two threads: at most 0.25x spinbuddy's time"},
+         {"orders (burst of 16, for reference): order 9, one thread: at most 0.5x spinbuddy's time",
+          "orders (burst of 16, for reference): order 9, two threads: at most 0.25x spinbuddy's time"}}};
+    static const struct lbb_row none;
+    const struct lbb_row *lab = lbb_find_ok(r, "labyrinth"), *sb = lbb_find_ok(r, "spinbuddy");
+    if (!lab)
+        lab = &none;
+    if (!sb)
+        sb = &none;
+    unsigned n = 0;
+    for (unsigned b = 0; b < 2; b++)
+        for (unsigned q = 0; q < 2; q++) {
+            int a = lbb_ord_index(q ? 9 : 3);
+            for (unsigned th = 0; th < 2; th++) {
+                unsigned v = b ? (th ? LBB_OV_BURST2 : LBB_OV_BURST1) : (th ? LBB_OV_LIFO2 : LBB_OV_LIFO1);
+                const struct lbb_series *ls = &lab->ord[a][v], *ss = &sb->ord[a][v];
+                double x = lbb_ratio(ls, ss);
+                t[n].what = what[b][q][th];
+                snprintf(t[n].measured, sizeof t[n].measured,
+                         "labyrinth/spinbuddy %.2fx (%.1f vs %.1f ns/pair%s); labyrinth NULLs %llu", x,
+                         lbb_ok(ls) ? lbb_med(ls) : NAN, lbb_ok(ss) ? lbb_med(ss) : NAN, th ? " per thread" : "",
+                         (unsigned long long)ls->fails);
+                t[n++].verdict = lbb_verdict(x, th ? 0.25 : 0.5, true);
+            }
+        }
+
+    double v = lab->meta_bytes && lab->meta_pages ? (double)lab->meta_bytes / (double)lab->meta_pages : NAN;
+    double md = r->meta_default >= 0 ? r->meta_default : NAN, mn = r->meta_notrack >= 0 ? r->meta_notrack : NAN;
+    double one = r->meta_1thread >= 0 ? r->meta_1thread : NAN;
+    double tr = md - mn, slots = mn - one;
+    t[n].what = "orders: metadata at most 8 bytes per page";
+    snprintf(t[n].measured, sizeof t[n].measured,
+             "labyrinth %.2f B/page (default zone of %u pages) = 8 descriptor + %.2f tracking + %.2f for 64 "
+             "thread slots (%.0f B each) + %.2f shared; spinbuddy %.2f",
+             v, LBB_POOL_PAGES, tr, slots, slots * LBB_POOL_PAGES / 63.0, one - 8.0,
+             sb->meta_bytes && sb->meta_pages ? (double)sb->meta_bytes / (double)sb->meta_pages : NAN);
+    t[n++].verdict = lbb_verdict(v, 8.0, true);
+
+    const struct lbb_orss *fx = &lab->rss, *gr = &r->rss_grow;
+    t[n].what = "orders: resident memory follows what is in use (the zone timed above)";
+    snprintf(t[n].measured, sizeof t[n].measured,
+             "%.1f MiB resident with %.1f MiB in use (%.1f after open, %.1f after free): pre-faulted and locked "
+             "at creation",
+             lbb_mib(fx->res_held), lbb_mib((long)fx->held_pages), lbb_mib(fx->res_open), lbb_mib(fx->res_freed));
+    t[n++].verdict = fx->measured ? (lbb_rss_follows(fx) ? "met" : "NOT met") : "not measured";
+    t[n].what = "orders: resident memory follows what is in use (a zone growing from one region, shrunk after)";
+    snprintf(t[n].measured, sizeof t[n].measured,
+             "%.1f MiB resident with %.1f MiB in use (%.1f after open, %.1f after free and "
+             "labyrinth_zone_shrink)",
+             lbb_mib(gr->res_held), lbb_mib((long)gr->held_pages), lbb_mib(gr->res_open), lbb_mib(gr->res_freed));
+    t[n++].verdict = gr->measured ? (lbb_rss_follows(gr) ? "met" : "NOT met") : "not measured";
+    return n;
 }
 
 static unsigned lbb_targets(const struct lbb_results *r, struct lbb_target *t)
@@ -169,6 +262,8 @@ static unsigned lbb_targets(const struct lbb_results *r, struct lbb_target *t)
     snprintf(t[n].measured, sizeof t[n].measured, "%.2f bytes/page (default zone); %.2f with ZONE_NO_TRACKING", v,
              r->meta_notrack >= 0 ? r->meta_notrack : NAN);
     t[n++].verdict = lbb_verdict(v, 8.0, true);
+
+    n += lbb_order_targets(r, t + n);
     for (unsigned i = 0; i < n; i++)
         lbb_unmeasured(&t[i]);
     return n;
@@ -285,6 +380,260 @@ static void lbb_text_latency(const struct lbb_results *r, bool handoff)
             printf(" %.1f |", l->ns[k]);
         printf(" %+.1f | %llu%s |\n", l->ns[3] - r->floor.ns[0], (unsigned long long)l->samples,
                l->fails ? " (NULLs counted)" : "");
+    }
+}
+
+
+/* ---- text: orders and frag -------------------------------------------------------------- */
+
+static const char *const lbb_ov_title[LBB_OV_N] = {
+    "LIFO: allocate one block, free it, repeat; one thread",
+    "LIFO on two threads at once, each its own pairs (ns per pair per thread: the slower thread's time)",
+    "Burst: allocate 16 blocks, then free them in the same order; one thread",
+    "Burst on two threads at once (ns per pair per thread: the slower thread's time)"};
+
+static void lbb_text_orders(const struct lbb_results *r)
+{
+    const struct lbb_row *sb = lbb_find_ok(r, "spinbuddy");
+    printf("\n## Orders: blocks of 2^k pages, naturally aligned (issue 4, item 5)\n\n");
+    printf("Each allocator that can return a block of 2^k pages on a 2^k-page boundary, at orders %u, %u and %u: "
+           "labyrinth `labyrinth_alloc_pages(z, LABYRINTH_GFP_ATOMIC, k, 0)` on a fresh zone of %u pages "
+           "(defaults otherwise); spinbuddy, the baseline, a plain buddy behind one test-and-set spinlock over an "
+           "arena of the same size; the malloc peers' aligned allocation of 4096 << k bytes on a 4096 << k "
+           "boundary.  ns per alloc+free pair (per thread), lower is better; x sb: the allocator's time over "
+           "spinbuddy's, the median of the per-run ratios.  NULLs: allocations that returned NULL, all runs.\n",
+           lbb_ord_k[0], lbb_ord_k[1], lbb_ord_k[2], LBB_POOL_PAGES);
+    for (unsigned v = 0; v < LBB_OV_N; v++) {
+        printf("\n### %s\n\n| allocator |", lbb_ov_title[v]);
+        for (unsigned a = 0; a < LBB_NORD; a++)
+            printf(" order %u ns | x sb |", lbb_ord_k[a]);
+        printf(" NULLs |\n|---|");
+        for (unsigned a = 0; a < LBB_NORD; a++)
+            printf("---:|---:|");
+        printf("---:|\n");
+        for (unsigned i = 0; i < r->nrows; i++) {
+            const struct lbb_row *row = &r->rows[i];
+            if (row->peer->reference)
+                continue;
+            if (!row->peer->ok) {
+                printf("| %s | MISSING: %s |%s\n", row->peer->name, row->peer->why, " | | | | | |");
+                continue;
+            }
+            if (!row->peer->orders) {
+                printf("| %s | n/a: %s |%s\n", row->peer->name, row->peer->orders_na ? row->peer->orders_na : "",
+                       " | | | | | |");
+                continue;
+            }
+            if (!row->ord[0][v].measured) {
+                printf("| %s | FAILED: %s |%s\n", row->peer->name, row->ord_error[0] ? row->ord_error : "no result",
+                       " | | | | | |");
+                continue;
+            }
+            printf("| %s |", row->peer->name);
+            uint64_t fails = 0;
+            for (unsigned a = 0; a < LBB_NORD; a++) {
+                const struct lbb_series *x = &row->ord[a][v];
+                char m[32], q[32];
+                lbb_num(m, sizeof m, lbb_ok(x) ? lbb_med(x) : NAN, 1);
+                lbb_num(q, sizeof q, sb ? lbb_ratio(x, &sb->ord[a][v]) : NAN, 2);
+                printf(" %s | %s |", m, q);
+                fails += x->fails;
+            }
+            printf(" %llu |\n", (unsigned long long)fails);
+        }
+    }
+
+    printf("\n### Metadata per page\n\n");
+    printf("The pool's allocator metadata over its pages (the pools of the table above).\n\n");
+    printf("| allocator | bytes per page | what it is |\n|---|---:|---|\n");
+    for (unsigned i = 0; i < r->nrows; i++) {
+        const struct lbb_row *row = &r->rows[i];
+        if (row->peer->reference || !row->peer->ok || !row->peer->orders)
+            continue;
+        if (!row->meta_bytes) {
+            printf("| %s | - | not exposed (the malloc peers keep their own headers, radix trees and page maps) |\n",
+                   row->peer->name);
+            continue;
+        }
+        printf("| %s | %.2f | %s |\n", row->peer->name, (double)row->meta_bytes / (double)row->meta_pages,
+               row->meta_desc);
+    }
+    const struct lbb_row *lab = lbb_find_ok(r, "labyrinth");
+    if (lab && r->meta_default >= 0 && r->meta_notrack >= 0 && r->meta_1thread >= 0) {
+        double slots = r->meta_notrack - r->meta_1thread;
+        printf("\nlabyrinth's %.2f bytes per page, taken apart with zones of the same size and other configs:\n\n",
+               r->meta_default);
+        printf("| part | bytes per page | how it is found |\n|---|---:|---|\n");
+        printf("| descriptors (the core: one 64-bit word per page, docs/design.md) | 8.00 | by design |\n");
+        printf("| tracking records (16 bytes per page) | %.2f | default zone minus LABYRINTH_ZONE_NO_TRACKING |\n",
+               r->meta_default - r->meta_notrack);
+        printf("| thread caches and their magazines: 64 thread slots (max_threads default), allocated at creation | "
+               "%.2f (%.0f bytes per slot) | NO_TRACKING with 64 slots minus with 1 |\n",
+               slots, slots * LBB_POOL_PAGES / 63.0);
+        printf("| the rest: the zone, one thread slot, the depot's magazines, descriptor padding | %.2f | NO_TRACKING "
+               "with 1 slot, minus the 8 of the descriptors |\n", r->meta_1thread - 8.0);
+    }
+
+    printf("\n### Resident memory against pages in use\n\n");
+    printf("A fresh pool of %u pages; resident pages after opening it, while %u blocks of order 3 and %u of order "
+           "9 are held (every page of them written), and after they are freed (labyrinth's thread cache released, "
+           "and labyrinth_zone_shrink where the zone grew).  labyrinth and spinbuddy: mincore over the pool and "
+           "its metadata (labyrinth's metadata is pre-faulted, counted whole); the malloc peers: the increase of "
+           "the process's VmRSS since before the pool was opened (they are shared with the rest of the run, so "
+           "only indicative).  MiB.\n\n",
+           LBB_POOL_PAGES, 64u, 8u);
+    printf("| allocator | mapped | in use while held | resident after open | while held | after free | "
+           "follows use |\n|---|---:|---:|---:|---:|---:|---|\n");
+    for (unsigned i = 0; i <= r->nrows; i++) {
+        const struct lbb_row *row = i < r->nrows ? &r->rows[i] : NULL;
+        const struct lbb_orss *x = row ? &row->rss : &r->rss_grow;
+        char label[96];
+        if (row) {
+            if (row->peer->reference || !row->peer->ok || !row->peer->orders)
+                continue;
+            snprintf(label, sizeof label, "%s%s", row->peer->name,
+                     strcmp(row->peer->name, "labyrinth") == 0 ? " (fixed zone, as timed)" : "");
+        } else {
+            if (!lab)
+                continue;
+            snprintf(label, sizeof label, "labyrinth (zone growing from one region of %u pages, KERNEL; "
+                                          "shrunk after the free)", 1u << LBB_OMAX);
+        }
+        if (!x->measured) {
+            printf("| %s | FAILED: %s | | | | | |\n", label, x->error[0] ? x->error : "no result");
+            continue;
+        }
+        char span[32];
+        lbb_num(span, sizeof span, x->vmrss ? NAN : lbb_mib((long)x->span_pages), 1);
+        printf("| %s | %s | %.1f | %.1f | %.1f | %.1f%s | %s |\n", label, span, lbb_mib((long)x->held_pages),
+               lbb_mib(x->res_open), lbb_mib(x->res_held), lbb_mib(x->res_freed),
+               x->trimmed > 0 ? " (shrink gave back)" : "", lbb_rss_follows(x) ? "yes" : "no");
+    }
+}
+
+/* "o3 12, o9 4" for the orders with failures, or "none". */
+static void lbb_fails_str(char *out, size_t len, const uint64_t *fails)
+{
+    size_t n = 0;
+    out[0] = 0;
+    for (unsigned k = 0; k <= LBB_OMAX && n < len; k++)
+        if (fails[k])
+            n += (size_t)snprintf(out + n, len - n, "%so%u: %llu", n ? ", " : "", k, (unsigned long long)fails[k]);
+    if (!n)
+        snprintf(out, len, "none");
+}
+
+static void lbb_text_frag_table(const struct lbb_frag_row *fr)
+{
+    printf("| operations | in use | buddy free pages | free, held back | largest free order | extfrag o3 | "
+           "extfrag o9 | free blocks o0..o%u (buddyinfo) | failed allocations so far |\n", LBB_OMAX);
+    printf("|---:|---:|---:|---:|---:|---:|---:|---|---|\n");
+    unsigned step = fr->nsamples >= 10 ? fr->nsamples / 10 : 1;
+    for (unsigned k = step - 1; k < fr->nsamples; k += step) {
+        const struct lbb_frag_sample *x = &fr->s[k];
+        char bi[128], fl[160];
+        size_t n = 0;
+        bi[0] = 0;
+        for (unsigned q = 0; q <= LBB_OMAX && n < sizeof bi; q++)
+            n += (size_t)snprintf(bi + n, sizeof bi - n, "%s%zu", q ? " " : "", x->f.free_blocks[q]);
+        lbb_fails_str(fl, sizeof fl, x->fails);
+        if (x->have_frag && x->f.waits) {
+            size_t l = strlen(fl);
+            snprintf(fl + l, sizeof fl - l, "; %llu KERNEL waits", x->f.waits);
+        }
+        if (!x->have_frag) {
+            printf("| %llu | - | - | - | - | - | - | - | %s |\n", (unsigned long long)x->ops, fl);
+            continue;
+        }
+        printf("| %llu | %.1f%% | %zu | %zu | %ld | %.3f | %.3f | %s | %s |\n", (unsigned long long)x->ops,
+               100.0 * (double)x->f.in_use_pages / (double)(x->f.total_pages ? x->f.total_pages : 1),
+               x->f.buddy_free_pages, x->f.cached_pages, x->f.largest_free_order, x->f.frag_index[3] / 1000.0,
+               x->f.frag_index[9] / 1000.0, bi, fl);
+    }
+}
+
+static double lbb_frag_mean(const struct lbb_frag_row *fr)
+{
+    return fr->measured && fr->nruns ? lbb_median(fr->mean_ns, fr->nruns) : NAN;
+}
+
+static void lbb_text_frag(const struct lbb_opts *o, const struct lbb_results *r)
+{
+    printf("\n## Fragmentation: a long random mixed-order workload (issue 4, item 6)\n\n");
+    printf("One sequence of %llu operations (seed %llu) replayed on every allocator that returns blocks of 2^k "
+           "pages: orders 0..9 skewed to the small ones (by count 40%%, 20%%, 12%%, 9%%, 7%%, 5%%, 3%%, 2%%, "
+           "1.2%%, 0.8%%), a random population of live blocks held up to %zu pages (70%% of a %zu-page pool), "
+           "frees of random live blocks.  %llu allocations (",
+           (unsigned long long)o->frag_ops, (unsigned long long)o->frag_seed, r->frag_target, r->frag_pages,
+           (unsigned long long)r->frag_allocs);
+    for (unsigned k = 0; k < LBB_OMAX; k++)
+        printf("%so%u %llu", k ? ", " : "", k, (unsigned long long)r->frag_by_order[k]);
+    printf("), %llu frees.  A failed allocation is counted and its free skipped.  labyrinth runs it twice on "
+           "fresh zones: with LABYRINTH_GFP_KERNEL (a higher order that finds no block first gives the depot's "
+           "cached pages back to the buddy; the zone cannot grow and its wait_timeout_ms is 1, so a real "
+           "failure costs about 1 ms) and with LABYRINTH_GFP_ATOMIC (never waits, never drains the depot).\n",
+           (unsigned long long)r->frag_frees);
+    const struct lbb_row *lab = lbb_find_ok(r, "labyrinth"), *sb = lbb_find_ok(r, "spinbuddy");
+    if (lab && lab->frag.measured) {
+        printf("\n### labyrinth (KERNEL) over time\n\n");
+        printf("labyrinth_zone_stats() every tenth of the run.  Buddy free pages are in the buddy's free lists "
+               "(free_blocks counts their blocks); \"held back\" are free pages in magazines, the depot, the "
+               "reserve and the level caches, which the buddy cannot coalesce until they return.  extfrag: "
+               "Linux's fragmentation index (-1: a block of that order is free; towards 1: the free pages are "
+               "scattered in smaller blocks; towards 0: they are simply few).\n\n");
+        lbb_text_frag_table(&lab->frag);
+    }
+    if (lab && lab->frag_b.measured) {
+        printf("\n### labyrinth (ATOMIC) over time\n\n");
+        lbb_text_frag_table(&lab->frag_b);
+    }
+    if (sb && sb->frag.measured) {
+        printf("\n### spinbuddy over time (the same sequence; nothing is held back)\n\n");
+        lbb_text_frag_table(&sb->frag);
+    }
+    printf("\n### Time per allocation\n\n");
+    printf("Every allocation of the replay timed alone with the cycle counter; mean: its median over %u replays, "
+           "with the timer floor (%.1f ns, two back-to-back reads) subtracted; percentiles from the first replay, "
+           "floor included.  Failed allocations are not in the times (labyrinth KERNEL's wait before a NULL "
+           "would dominate them).  Wall: the whole replay (allocations and frees, the timer reads included) per "
+           "operation.\n\n",
+           o->frag_runs, r->frag_floor_ns);
+    printf("| allocator | mean ns/alloc | peer/labyrinth | p50 | p99 | p99.9 | max | wall ns/op | failed allocations "
+           "(first replay) |\n|---|---:|---:|---:|---:|---:|---:|---:|---|\n");
+    double lm = lab ? lbb_frag_mean(&lab->frag) : NAN;
+    for (unsigned i = 0; i < r->nrows; i++) {
+        const struct lbb_row *row = &r->rows[i];
+        if (row->peer->reference)
+            continue;
+        bool islab = strcmp(row->peer->name, "labyrinth") == 0;
+        for (unsigned m = 0; m < (islab ? 2u : 1u); m++) {
+            const struct lbb_frag_row *fr = m ? &row->frag_b : &row->frag;
+            char label[64];
+            snprintf(label, sizeof label, "%s%s", row->peer->name, islab ? (m ? " (ATOMIC)" : " (KERNEL)") : "");
+            if (!row->peer->ok) {
+                printf("| %s | MISSING: %s | | | | | | | |\n", label, row->peer->why);
+                continue;
+            }
+            if (!row->peer->orders) {
+                printf("| %s | n/a: %s | | | | | | | |\n", label, row->peer->orders_na ? row->peer->orders_na : "");
+                continue;
+            }
+            if (!fr->measured) {
+                printf("| %s | FAILED: %s | | | | | | | |\n", label, fr->error[0] ? fr->error : "no result");
+                continue;
+            }
+            char fl[200];
+            lbb_fails_str(fl, sizeof fl, fr->fails);
+            const struct lbb_frag_sample *last = fr->nsamples ? &fr->s[fr->nsamples - 1] : NULL;
+            if (last && last->have_frag && last->f.waits) {
+                size_t l = strlen(fl);
+                snprintf(fl + l, sizeof fl - l, "; %llu allocations waited", last->f.waits);
+            }
+            double mm = lbb_frag_mean(fr);
+            printf("| %s | %.1f | %.2f | %.1f | %.1f | %.1f | %.1f | %.1f | %s |\n", label, mm, mm / lm,
+                   fr->pct_ns[0], fr->pct_ns[1], fr->pct_ns[2], fr->pct_ns[4],
+                   lbb_median(fr->wall_ns, fr->nruns), fl);
+        }
     }
 }
 
@@ -420,6 +769,10 @@ void lbb_report_text(const struct lbb_opts *o, struct lbb_results *r)
         printf("\n### Handoff (the producer's allocations while the consumer frees on the other CPU)\n\n");
         lbb_text_latency(r, true);
     }
+    if (p & (1u << LBB_P_ORDERS))
+        lbb_text_orders(r);
+    if (p & (1u << LBB_P_FRAG))
+        lbb_text_frag(o, r);
     if (p & (1u << LBB_P_INSTR)) {
         printf("\n## Instructions per alloc+free pair (callgrind)\n\n");
         printf("valgrind --tool=callgrind counting only the LIFO / burst loop, (count(2N) - count(N)) / N "
@@ -494,7 +847,8 @@ static void lbb_jnum(double v)
         printf("%.6g", v);
 }
 
-static void lbb_jseries(const char *key, const struct lbb_series *s, const struct lbb_series *lab)
+static void lbb_jseries_to(const char *key, const struct lbb_series *s, const struct lbb_series *lab,
+                           const char *ratio_key)
 {
     printf("\"%s\": {", key);
     if (!s->measured) {
@@ -505,7 +859,7 @@ static void lbb_jseries(const char *key, const struct lbb_series *s, const struc
     }
     printf("\"median\": ");
     lbb_jnum(s->n ? lbb_med(s) : NAN);
-    printf(", \"ratio_to_labyrinth\": ");
+    printf(", \"%s\": ", ratio_key);
     lbb_jnum(lab ? lbb_ratio(s, lab) : NAN);
     printf(", \"operations_per_run\": %llu, \"nulls\": %llu, \"runs\": [", (unsigned long long)s->iters,
            (unsigned long long)s->fails);
@@ -513,6 +867,79 @@ static void lbb_jseries(const char *key, const struct lbb_series *s, const struc
         if (i)
             printf(", ");
         lbb_jnum(s->v[i]);
+    }
+    printf("]}");
+}
+
+static void lbb_jseries(const char *key, const struct lbb_series *s, const struct lbb_series *lab)
+{
+    lbb_jseries_to(key, s, lab, "ratio_to_labyrinth");
+}
+
+static void lbb_jorss(const char *key, const struct lbb_orss *x)
+{
+    printf("\"%s\": {", key);
+    if (!x->measured) {
+        printf("\"error\": ");
+        lbb_jstr(x->error);
+        printf("}");
+        return;
+    }
+    printf("\"source\": \"%s\", \"mapped_pages\": ", x->vmrss ? "VmRSS increase" : "mincore");
+    lbb_jnum(x->vmrss ? NAN : (double)x->span_pages);
+    printf(", \"held_pages\": %zu, \"resident_pages_after_open\": %ld, \"resident_pages_while_held\": %ld, "
+           "\"resident_pages_after_free\": %ld, \"trimmed_pages\": %ld, \"follows_use\": %s}",
+           x->held_pages, x->res_open, x->res_held, x->res_freed, x->trimmed, lbb_rss_follows(x) ? "true" : "false");
+}
+
+static void lbb_jfrag(const char *key, const struct lbb_frag_row *fr)
+{
+    printf("\"%s\": {", key);
+    if (!fr->measured) {
+        printf("\"error\": ");
+        lbb_jstr(fr->error);
+        printf("}");
+        return;
+    }
+    printf("\"mean_ns_per_alloc\": ");
+    lbb_jnum(lbb_frag_mean(fr));
+    printf(", \"wall_ns_per_op\": ");
+    lbb_jnum(lbb_median(fr->wall_ns, fr->nruns));
+    printf(", \"runs_mean_ns\": [");
+    for (unsigned i = 0; i < fr->nruns; i++) {
+        printf("%s", i ? ", " : "");
+        lbb_jnum(fr->mean_ns[i]);
+    }
+    printf("], ");
+    for (unsigned k = 0; k < LBB_NPCT; k++) {
+        printf("\"%s_ns\": ", lbb_pct_name[k]);
+        lbb_jnum(fr->pct_ns[k]);
+        printf(", ");
+    }
+    printf("\"allocations\": %llu, \"frees\": %llu, \"failed_by_order\": [", (unsigned long long)fr->allocs,
+           (unsigned long long)fr->frees);
+    for (unsigned k = 0; k <= LBB_OMAX; k++)
+        printf("%s%llu", k ? ", " : "", (unsigned long long)fr->fails[k]);
+    printf("],\n       \"samples\": [");
+    for (unsigned i = 0; i < fr->nsamples; i++) {
+        const struct lbb_frag_sample *x = &fr->s[i];
+        printf("%s\n        {\"ops\": %llu, \"failed_by_order\": [", i ? "," : "", (unsigned long long)x->ops);
+        for (unsigned k = 0; k <= LBB_OMAX; k++)
+            printf("%s%llu", k ? ", " : "", (unsigned long long)x->fails[k]);
+        printf("]");
+        if (x->have_frag) {
+            printf(", \"in_use_pages\": %zu, \"total_pages\": %zu, \"buddy_free_pages\": %zu, \"held_back_pages\": %zu, "
+                   "\"largest_free_order\": %ld, \"kernel_waits\": %llu, \"free_blocks\": [",
+                   x->f.in_use_pages, x->f.total_pages, x->f.buddy_free_pages, x->f.cached_pages,
+                   x->f.largest_free_order, x->f.waits);
+            for (unsigned k = 0; k <= LBB_OMAX; k++)
+                printf("%s%zu", k ? ", " : "", x->f.free_blocks[k]);
+            printf("], \"frag_index\": [");
+            for (unsigned k = 0; k <= LBB_OMAX; k++)
+                printf("%s%d", k ? ", " : "", x->f.frag_index[k]);
+            printf("]");
+        }
+        printf("}");
     }
     printf("]}");
 }
@@ -594,7 +1021,27 @@ void lbb_report_json(const struct lbb_opts *o, struct lbb_results *r)
     lbb_jnum(r->meta_default >= 0 ? r->meta_default : NAN);
     printf(", \"no_tracking\": ");
     lbb_jnum(r->meta_notrack >= 0 ? r->meta_notrack : NAN);
-    printf("},\n  \"bare_ring\": {");
+    printf(", \"no_tracking_one_thread_slot\": ");
+    lbb_jnum(r->meta_1thread >= 0 && (o->patterns & (1u << LBB_P_ORDERS)) ? r->meta_1thread : NAN);
+    printf("}");
+    if (o->patterns & (1u << LBB_P_ORDERS)) {
+        printf(",\n  \"orders\": {\"orders\": [%u, %u, %u], \"burst\": %u, \"pool_pages\": %u, ", lbb_ord_k[0],
+               lbb_ord_k[1], lbb_ord_k[2], LBB_OBURST, LBB_POOL_PAGES);
+        lbb_jorss("labyrinth_growing_resident", &r->rss_grow);
+        printf("}");
+    }
+    if (o->patterns & (1u << LBB_P_FRAG)) {
+        printf(",\n  \"frag\": {\"operations\": %llu, \"seed\": %llu, \"replays\": %u, \"pool_pages\": %zu, "
+               "\"target_pages\": %zu, \"allocations\": %llu, \"frees\": %llu, \"timer_floor_ns\": ",
+               (unsigned long long)o->frag_ops, (unsigned long long)o->frag_seed, o->frag_runs, r->frag_pages,
+               r->frag_target, (unsigned long long)r->frag_allocs, (unsigned long long)r->frag_frees);
+        lbb_jnum(r->frag_floor_ns);
+        printf(", \"allocations_by_order\": [");
+        for (unsigned k = 0; k < LBB_OMAX; k++)
+            printf("%s%llu", k ? ", " : "", (unsigned long long)r->frag_by_order[k]);
+        printf("]}");
+    }
+    printf(",\n  \"bare_ring\": {");
     lbb_jseries("handoff_mops", &r->ring, NULL);
     printf(", ");
     lbb_jseries("handoff_batched_mops", &r->ring_b, NULL);
@@ -644,6 +1091,42 @@ void lbb_report_json(const struct lbb_opts *o, struct lbb_results *r)
                 printf(",\n     ");
                 lbb_jlat("latency_handoff", &row->lat_handoff);
                 printf(",\n     ");
+            }
+            if (pe->orders && (o->patterns & (1u << LBB_P_ORDERS))) {
+                static const char *const vk[LBB_OV_N] = {"lifo_1thread_ns", "lifo_2threads_ns_per_thread",
+                                                         "burst16_1thread_ns", "burst16_2threads_ns_per_thread"};
+                const struct lbb_row *sb = lbb_find_ok(r, "spinbuddy");
+                printf("\"orders\": {");
+                if (row->ord_error[0]) {
+                    printf("\"error\": ");
+                    lbb_jstr(row->ord_error);
+                    printf(", ");
+                }
+                for (unsigned a = 0; a < LBB_NORD; a++) {
+                    printf("\"order_%u\": {", lbb_ord_k[a]);
+                    for (unsigned v = 0; v < LBB_OV_N; v++) {
+                        printf("%s", v ? ", " : "");
+                        lbb_jseries_to(vk[v], &row->ord[a][v], sb ? &sb->ord[a][v] : NULL, "ratio_to_spinbuddy");
+                    }
+                    printf("},\n       ");
+                }
+                printf("\"metadata_bytes_per_page\": ");
+                lbb_jnum(row->meta_bytes && row->meta_pages ? (double)row->meta_bytes / (double)row->meta_pages : NAN);
+                printf(", ");
+                lbb_jorss("resident", &row->rss);
+                printf("},\n     ");
+            } else if (!pe->orders && (o->patterns & ((1u << LBB_P_ORDERS) | (1u << LBB_P_FRAG)))) {
+                printf("\"orders\": {\"not_applicable\": ");
+                lbb_jstr(pe->orders_na);
+                printf("},\n     ");
+            }
+            if (pe->orders && (o->patterns & (1u << LBB_P_FRAG))) {
+                lbb_jfrag("frag", &row->frag);
+                printf(",\n     ");
+                if (strcmp(pe->name, "labyrinth") == 0) {
+                    lbb_jfrag("frag_atomic", &row->frag_b);
+                    printf(",\n     ");
+                }
             }
             printf("\"after\": ");
             lbb_jstr(row->after);

@@ -13,7 +13,8 @@
 #include "results.h"
 #include "timer.h"
 
-const char *const lbb_pattern_name[LBB_P_COUNT] = {"lifo", "burst", "handoff", "scaling", "latency", "instr"};
+const char *const lbb_pattern_name[LBB_P_COUNT] = {"lifo",    "burst",  "handoff", "scaling",
+                                                    "latency", "orders", "frag",    "instr"};
 
 /* Rows that are measured: real allocators that initialised. */
 static bool lbb_row_active(const struct lbb_row *row)
@@ -457,6 +458,10 @@ void lbb_run_all(const struct lbb_opts *o, struct lbb_results *r)
     }
     if (p & (1u << LBB_P_LATENCY))
         lbb_latency(o, r);
+    if (p & (1u << LBB_P_ORDERS))
+        lbb_orders_run(o, r);
+    if (p & (1u << LBB_P_FRAG))
+        lbb_frag_run(o, r);
     lbb_workers_stop();
     for (unsigned i = 0; i < r->nrows; i++)
         if (r->rows[i].peer->describe && r->rows[i].peer->ok)
