@@ -4,7 +4,10 @@
 #   clang    the same with clang (warnings are errors in both)
 #   asan     gcc with AddressSanitizer + UndefinedBehaviorSanitizer
 #   tsan     gcc with ThreadSanitizer
-#   valgrind the API tests under memcheck, on the plain build
+#   valgrind the API tests under memcheck, on the plain build; then a build
+#            that announces pages to memcheck (-DLABYRINTH_VALGRIND=ON), where
+#            tests/memtools.sh checks a use after free and a lost page are
+#            reported
 #   fuzz     clang -fsanitize=fuzzer,address,undefined: fuzz/fuzz_model runs
 #            for LB_FUZZ_SECONDS (default 60; `make fuzz` runs 600) on a
 #            corpus under the build directory; a crash input is copied to
@@ -82,7 +85,16 @@ for f in $flavours; do
           echo "valgrind: $(basename "$t") clean"
         fi
       done
-      if [ "$vfail" = 0 ] && [ "$n" -gt 0 ]; then summary+=("valgrind: $n API tests clean ($(( $(date +%s) - t0 )) s)")
+      say "valgrind: memcheck sees labyrinth's pages (-DLABYRINTH_VALGRIND=ON)"
+      vdir="$root/build-test-valgrind"
+      mkdir -p "$vdir"
+      if cmake -S "$root" -B "$vdir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLABYRINTH_VALGRIND=ON \
+             >"$vdir/configure.log" 2>&1 && cmake --build "$vdir" -j "$jobs" --target memtool_faulty >/dev/null 2>&1; then
+        bash "$root/tests/memtools.sh" "$vdir" "$root" || vfail=1
+      else
+        cat "$vdir/configure.log"; echo "valgrind: annotated build FAILED"; vfail=1
+      fi
+      if [ "$vfail" = 0 ] && [ "$n" -gt 0 ]; then summary+=("valgrind: $n API tests clean, memcheck sees labyrinth's pages ($(( $(date +%s) - t0 )) s)")
       else summary+=("valgrind: FAILED"); failed=1; fi
       ;;
     fuzz)

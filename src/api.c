@@ -3,6 +3,7 @@
  * layer: argument checks, the inlined order-0 fast paths, quality and
  * tracking around the zone layer, and misuse reports.
  */
+#include "lb_annotate.h"
 #include "quality.h"
 
 #include <string.h>
@@ -201,6 +202,8 @@ static LB_NOINLINE void *lb_alloc_general(struct labyrinth_zone *z, unsigned gfp
     uint32_t d = lb_enter();
     void *p = lb_zone_alloc_err(z, gfp, order, dflags, d, &err);
     if (p) {
+        LB_TOOL_ALLOC(p, z->page_size << order,
+                      (z->flags & LABYRINTH_ZONE_VERIFY) || (q & (LABYRINTH_QUALITY_ZERO | LABYRINTH_QUALITY_POISON)));
         if (z->flags & LABYRINTH_ZONE_VERIFY)
             lb_verify_check(z, p, order, caller);
         if (q)
@@ -222,7 +225,9 @@ static LB_NOINLINE void *lb_alloc_miss(struct labyrinth_zone *z, unsigned gfp, u
         uint32_t d = lb_enter();
         void *p = lb_zone_alloc_err(z, gfp, 0, 0, d, &err);
         lb_leave(d);
-        if (!p && lb_gfp_may_sleep(gfp))
+        if (p)
+            LB_TOOL_ALLOC(p, z->page_size, 0);
+        else if (lb_gfp_may_sleep(gfp))
             errno = -err;
         return p;
     }
@@ -236,6 +241,7 @@ static LB_NOINLINE void *lb_alloc_finish(struct labyrinth_zone *z, void *p, stru
     uint32_t gen = lb_level_count_alloc(l, lb_gfp_slot(gfp));
     lb_store_rlx_u64(lb_zone_desc_slow(z, p), lb_d_owned(l->pattern, 0, gen));
     lb_leave(d);
+    LB_TOOL_ALLOC(p, z->page_size, 0);
     return p;
 }
 
@@ -262,6 +268,7 @@ void *labyrinth_alloc_pages(struct labyrinth_zone *z, unsigned gfp, unsigned ord
                 uint32_t gen = lb_level_count_alloc(l, lb_gfp_slot(gfp));
                 lb_store_rlx_u64(&z->r0_desc[off >> z->page_shift], lb_d_owned(l->pattern, 0, gen));
                 lb_leave(d);
+                LB_TOOL_ALLOC(p, z->page_size, 0);
                 return p;
             }
         }
@@ -313,10 +320,13 @@ static LB_NOINLINE int lb_free_general(struct labyrinth_zone *z, void *addr, uns
             l = lb_tls_level(&z->cache, 0);
         if (l && (w & LB_D_OWNED_MASK) == l->pattern) {
             lb_store_rlx_u64(dp, lb_d_make(LB_S_CACHED, 0, 0));
+            LB_TOOL_FREE(addr, z->page_size);
             lb_zone_free0_slow(z, addr, r, idx, d);
             rc = 0;
         } else {
             lb_zone_free_remote(z, addr, r, idx, w, d, &rc);
+            if (!rc)
+                LB_TOOL_FREE(addr, z->page_size);
         }
         lb_leave(d);
         return rc ? lb_refuse(z, LABYRINTH_REPORT_BAD_FREE, "free_pages", addr, order, rc, caller) : 0;
@@ -340,6 +350,7 @@ static LB_NOINLINE int lb_free_general(struct labyrinth_zone *z, void *addr, uns
     /* The block is ours. */
     if (z->flags & LABYRINTH_ZONE_VERIFY)
         lb_verify_poison(z, addr, order);
+    LB_TOOL_FREE(addr, z->page_size << order);
     if (order == 0) {
         uint32_t d = lb_enter();
         lb_zone_free0_slow(z, addr, r, idx, d);
@@ -379,6 +390,7 @@ static LB_NOINLINE int lb_free_remote_fast(struct labyrinth_zone *z, void *addr,
         uint32_t pid = z->r0_first + (uint32_t)(off >> z->page_shift);
         if (LB_LIKELY(lb_level_out_append(&z->cache, l, k, m, pid, lb_d_gen(w)))) {
             lb_leave(d);
+            LB_TOOL_FREE(addr, z->page_size);
             return 0;
         }
     }
@@ -405,6 +417,7 @@ int labyrinth_free_pages(struct labyrinth_zone *z, void *addr, unsigned order)
                  * plain store takes it back; a second free sees CACHED. */
                 if (LB_LIKELY((w & LB_D_OWNED_MASK) == l->pattern)) {
                     lb_store_rlx_u64(dp, lb_d_make(LB_S_CACHED, 0, 0));
+                    LB_TOOL_FREE(addr, z->page_size);
                     struct lb_mag *m = lb_level_loaded(l);
                     uint32_t n = lb_load_rlx_u32(&m->count);
                     if (LB_LIKELY(n < z->mag_size)) {

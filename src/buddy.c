@@ -139,9 +139,11 @@ size_t lb_buddy_region_free(const struct lb_buddy *b, const struct lb_region *r,
 {
     size_t pages = 0;
     *largest = -1;
-    for (unsigned o = 0; o <= b->max_order; o++) {
-        pages += (size_t)b->area[r->index][o].count << o;
-        if (b->area[r->index][o].count)
+    LB_CHECK(r->index < LB_MAX_REGIONS);
+    const struct lb_free_area *area = b->area[r->index % LB_MAX_REGIONS];
+    for (unsigned o = 0; o <= b->max_order && o <= LB_ORDER_LIMIT; o++) {
+        pages += (size_t)area[o].count << o;
+        if (area[o].count)
             *largest = (int)o;
     }
     return pages;
@@ -150,12 +152,14 @@ size_t lb_buddy_region_free(const struct lb_buddy *b, const struct lb_region *r,
 size_t lb_buddy_remove_region(struct lb_buddy *b, struct lb_region *r)
 {
     int largest;
+    LB_CHECK(r->index < LB_MAX_REGIONS);
     size_t pages = lb_buddy_region_free(b, r, &largest);
     if (pages != lb_region_pages(r))
         return 0;
-    for (unsigned o = 0; o <= b->max_order; o++)
-        while (b->area[r->index][o].head != LB_NIL) {
-            uint32_t idx = b->area[r->index][o].head;
+    const struct lb_free_area *area = b->area[r->index % LB_MAX_REGIONS];
+    for (unsigned o = 0; o <= b->max_order && o <= LB_ORDER_LIMIT; o++)
+        while (area[o].head != LB_NIL) {
+            uint32_t idx = area[o].head;
             lb_list_remove(b, r, idx, o);
             /* Relaxed: a late reader of this region sees a page that is
              * not usable and refuses it as foreign. */

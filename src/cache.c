@@ -267,7 +267,8 @@ static size_t lb_mag_stride(unsigned mag_size)
 
 size_t lb_cache_meta_bytes(unsigned mag_size, uint32_t nmags, uint32_t ntcaches)
 {
-    return lb_align_up(sizeof(struct lb_tcache) * ntcaches, LB_CACHELINE) +
+    /* Slack to align the thread caches (levels are 512-byte aligned). */
+    return _Alignof(struct lb_tcache) + lb_align_up(sizeof(struct lb_tcache) * ntcaches, LB_CACHELINE) +
            lb_mag_stride(mag_size) * nmags;
 }
 
@@ -278,6 +279,7 @@ void lb_cache_init(struct lb_cache *c, void *meta, unsigned mag_size, uint32_t n
     LB_CHECK(mag_size >= 1 && mag_size <= LB_MAG_MAX && nmags >= ntcaches * 2 * LB_LEVELS);
     c->mag_size = mag_size;
     c->mag_stride = lb_mag_stride(mag_size);
+    meta = (void *)lb_align_up_ptr((uintptr_t)meta, _Alignof(struct lb_tcache));
     c->tcaches = meta;
     c->ntcaches = ntcaches;
     c->mags = (char *)meta + lb_align_up(sizeof(struct lb_tcache) * ntcaches, LB_CACHELINE);

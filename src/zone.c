@@ -3,6 +3,7 @@
  * invariant checks and reports.
  */
 #include "zone.h"
+#include "lb_annotate.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -320,8 +321,10 @@ fail_pages:
 
 static void lb_zone_region_unmap(struct lb_region *r)
 {
-    if (!r->released)
+    if (!r->released) {
+        LB_TOOL_FORGET((void *)r->lo, r->bytes);
         lb_os_unmap(&r->pages_map);
+    }
     lb_os_unmap(&r->meta_map);
 }
 
@@ -583,8 +586,10 @@ void lb_zone_destroy(struct labyrinth_zone *z)
     z->serial = UINT64_MAX;
     lb_os_mutex_destroy(&z->grow_mutex);
     lb_os_mutex_destroy(&z->rebalance_mutex);
-    if (z->caller_memory)
+    if (z->caller_memory) {
+        LB_TOOL_FORGET((void *)z->regions[0].lo, z->regions[0].bytes); /* the caller's again */
         return;
+    }
     unsigned n = lb_regmap_count(&z->map);
     lb_regmap_destroy(&z->map);
     for (unsigned i = 0; i < n; i++)
@@ -1297,6 +1302,7 @@ long lb_zone_shrink(struct labyrinth_zone *z)
         lb_os_mutex_unlock(&lb_registry_mutex);
         /* The pages go; the descriptors stay mapped until the zone is
          * destroyed, for readers that found the region just before. */
+        LB_TOOL_FORGET((void *)r->lo, r->bytes);
         lb_os_unmap(&r->pages_map);
         lb_store_rlx_u64(&z->total_pages, lb_load_rlx_u64(&z->total_pages) - lb_region_pages(r));
         lb_add_rlx_u64(&z->shrink_events, 1);

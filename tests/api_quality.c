@@ -205,6 +205,7 @@ static void test_verify(void)
     REQUIRE(p != NULL);
     memset(p, 0, pg());
     CHECK_EQ(labyrinth_free_pages(z, p, 0), 0);
+    TEST_TOUCH_FREED(p, pg());
     CHECK(all_bytes(p, pg(), 0x6b));
 
     /* Order 0: a write into the freed page, reported at hand-out. */
@@ -231,6 +232,7 @@ static void test_verify(void)
     void *b = labyrinth_alloc_pages(z, LABYRINTH_GFP_KERNEL, 2, 0);
     REQUIRE(b != NULL);
     CHECK_EQ(labyrinth_free_pages(z, b, 2), 0);
+    TEST_TOUCH_FREED(b, pg() << 2);
     CHECK(all_bytes(b, pg() << 2, 0x6b));
     size_t off = 2 * pg() + 100;
     ((volatile unsigned char *)b)[off] = 0;
@@ -259,6 +261,7 @@ static void test_verify(void)
     p = labyrinth_alloc_pages(z, LABYRINTH_GFP_ATOMIC, 0, 0);
     REQUIRE(p != NULL);
     CHECK_EQ(labyrinth_free_pages(z, p, 0), 0);
+    TEST_TOUCH_FREED(p, pg());
     CHECK(all_bytes(p, pg(), 0x5a));
     ((volatile unsigned char *)p)[pg() - 1] = 0x6b;
     rec_reset(&rec);

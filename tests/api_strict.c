@@ -149,6 +149,7 @@ static void use_after_free(void *arg)
     void *p = labyrinth_alloc_pages(z, LABYRINTH_GFP_ATOMIC, 0, 0);
     if (!p || labyrinth_free_pages(z, p, 0) != 0)
         _exit(92);
+    TEST_TOUCH_FREED(p, 4096);
     ((volatile char *)p)[10] = 1;
     say_addr(p);
     for (int i = 0; i < 64; i++) /* aborts when p is handed out again */

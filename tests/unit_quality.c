@@ -271,6 +271,7 @@ static void test_verify(void)
      * handed out again (LIFO: the same page comes back). */
     CHECK_EQ(labyrinth_free_pages(z, b, 1), 0);
     CHECK_EQ(labyrinth_free_pages(z, p, 0), 0);
+    TEST_TOUCH_FREED(p, PG);
     CHECK(all_bytes(p, PG, 0x6b)); /* poisoned on free */
     p[1234] = 0x42;                /* use after free */
     unsigned char *q = labyrinth_alloc_pages(z, LABYRINTH_GFP_KERNEL, 0, 0);

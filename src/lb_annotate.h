@@ -1,0 +1,49 @@
+/*
+ * lb_annotate.h - tell memory tools about labyrinth's pages.
+ *
+ * Pages come from labyrinth's own mappings, so by default ASan and
+ * valgrind's memcheck know nothing of allocations and frees inside them.
+ * These hooks make a page handed out look allocated and a freed page look
+ * freed:
+ *   - AddressSanitizer builds (automatic): a freed block is poisoned, a
+ *     block handed out unpoisoned, so a read or write of a freed page is a
+ *     use-after-poison report.
+ *   - memcheck, with -DLABYRINTH_VALGRIND=ON (valgrind's header-only client
+ *     requests; off by default to keep the fast paths as short as possible):
+ *     blocks are announced as malloc-like, so a use after free is an
+ *     "Invalid read/write ... inside a block ... free'd" and a block never
+ *     freed is "definitely lost" at exit.
+ * Otherwise the hooks compile to nothing.
+ */
+#ifndef LB_ANNOTATE_H
+#define LB_ANNOTATE_H
+
+#if defined(LABYRINTH_VALGRIND)
+#include <valgrind/memcheck.h>
+#define LB_TOOL_ALLOC(p, bytes, defined) VALGRIND_MALLOCLIKE_BLOCK((p), (bytes), 0, (defined))
+#define LB_TOOL_FREE(p, bytes) VALGRIND_FREELIKE_BLOCK((p), 0)
+#define LB_TOOL_FORGET(p, bytes) ((void)(p), (void)(bytes))
+#define LB_TOOL_ACTIVE 1
+#else
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LB_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(LB_ASAN)
+#include <sanitizer/asan_interface.h>
+#define LB_TOOL_ALLOC(p, bytes, defined) ASAN_UNPOISON_MEMORY_REGION((p), (bytes))
+#define LB_TOOL_FREE(p, bytes) ASAN_POISON_MEMORY_REGION((p), (bytes))
+/* Pages leaving labyrinth (unmapped, or caller memory handed back): ASan
+ * keeps manual poison in its shadow past munmap, so clear it. */
+#define LB_TOOL_FORGET(p, bytes) ASAN_UNPOISON_MEMORY_REGION((p), (bytes))
+#define LB_TOOL_ACTIVE 1
+#else
+#define LB_TOOL_ALLOC(p, bytes, defined) ((void)(p), (void)(bytes), (void)(defined))
+#define LB_TOOL_FREE(p, bytes) ((void)(p), (void)(bytes))
+#define LB_TOOL_FORGET(p, bytes) ((void)(p), (void)(bytes))
+#define LB_TOOL_ACTIVE 0
+#endif
+#endif
+
+#endif /* LB_ANNOTATE_H */
