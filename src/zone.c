@@ -252,14 +252,14 @@ static void lb_zone_notice(struct labyrinth_zone *z, const char *msg)
 static int lb_zone_region_os(struct labyrinth_zone *z, unsigned index, size_t npages, struct lb_region *r)
 {
     size_t pg = z->page_size;
+    /* Every region starts on a 2 MiB boundary (the address map's granule),
+     * so no two regions of the zone share a chunk; a PROT_NONE guard page
+     * sits just before and just after it. */
     size_t align = LB_MAX((size_t)1 << LB_CHUNK_SHIFT, pg << z->max_order);
     size_t bytes = npages * pg;
-    /* Whole 2 MiB chunks of address space, so no other region of the zone
-     * can share a chunk (the address map's granule). */
-    size_t vbytes = lb_align_up(bytes, (size_t)1 << LB_CHUNK_SHIFT);
-    unsigned mflags = (z->flags & LABYRINTH_ZONE_HUGE) ? LB_OS_MAP_HUGE : 0;
+    unsigned mflags = LB_OS_MAP_GUARD | ((z->flags & LABYRINTH_ZONE_HUGE) ? LB_OS_MAP_HUGE : 0);
     memset(r, 0, sizeof *r);
-    int rc = lb_os_map(vbytes, align, mflags, &r->pages_map);
+    int rc = lb_os_map(bytes, align, mflags, &r->pages_map);
     if (rc)
         return rc;
     uintptr_t base = (uintptr_t)r->pages_map.addr;

@@ -13,6 +13,8 @@
 #include <fcntl.h>
 #include <labyrinth.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static size_t PG;
@@ -45,6 +47,31 @@ static bool write_long(const char *path, long v)
     bool ok = write(fd, b, (size_t)n) == n;
     close(fd);
     return ok;
+}
+
+/* A read of addr kills a forked child with SIGSEGV (a guard page). */
+static bool faults_at(const void *addr)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        signal(SIGSEGV, SIG_DFL);
+        (void)*(const volatile char *)addr;
+        _exit(0);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV;
+}
+
+static void check_guards(struct labyrinth_zone *z, unsigned index)
+{
+    struct labyrinth_region_info ri;
+    REQUIRE(labyrinth_zone_region_info(z, index, &ri) == 0);
+    const char *lo = ri.start, *hi = lo + ri.pages * PG;
+    CHECK(faults_at(lo - 1));
+    CHECK(faults_at(hi));
+    CHECK(!faults_at(lo) && !faults_at(hi - 1));
 }
 
 /* ---- regions: growth (KERNEL and ahead of need), info, shrink ----------------- */
@@ -88,6 +115,9 @@ static void test_regions(void)
         CHECK_EQ(pi.region, i);
     }
     CHECK_EQ(sum, st.total_pages);
+    /* A guard page before and after every region. */
+    for (unsigned i = 0; i < st.regions; i++)
+        check_guards(z, i);
     struct labyrinth_region_info none;
     CHECK_EQ(labyrinth_zone_region_info(z, (unsigned)st.regions, &none), -ENOENT);
     CHECK_EQ(labyrinth_zone_region_info(z, 0, NULL), -EINVAL);
@@ -192,6 +222,7 @@ static void test_huge(void)
         printf("huge: %zu free 2 MiB pages; region 0 is backed by %zu KiB pages\n", free2m, ri.huge_page_bytes >> 10);
         CHECK_EQ(ri.huge_page_bytes, 2u << 20);
         CHECK(((uintptr_t)ri.start & ((2u << 20) - 1)) == 0);
+        check_guards(z, 0); /* guards around huge pages too */
         /* The memory works: every page writable, blocks of max_order. */
         void *b = labyrinth_alloc_pages(z, LABYRINTH_GFP_KERNEL, 9, LABYRINTH_QUALITY_ZERO);
         REQUIRE(b);

@@ -117,29 +117,33 @@ static int lb_os_map_raw(size_t bytes, size_t align, int extra_flags, struct lb_
 
 /* A hugetlb mapping of hbytes (a multiple of the huge page size) at an
  * address aligned to align: reserve address space, then map over it. */
-static int lb_os_map_hugetlb(size_t hbytes, size_t align, int hflag, struct lb_os_mapping *out)
+static int lb_os_map_hugetlb(size_t hbytes, size_t align, int hflag, size_t guard, struct lb_os_mapping *out)
 {
     memset(out, 0, sizeof *out);
-    size_t span = hbytes + align;
+    size_t span = hbytes + align + 2 * guard;
     void *res = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (res == MAP_FAILED)
         return -errno;
-    uintptr_t at = ((uintptr_t)res + align - 1) & ~(uintptr_t)(align - 1);
+    uintptr_t at = ((uintptr_t)res + guard + align - 1) & ~(uintptr_t)(align - 1);
     void *p = mmap((void *)at, hbytes, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | hflag, -1, 0);
     int rc = p == MAP_FAILED ? -errno : 0;
-    /* Give back the reservation around the huge mapping (or all of it). */
+    /* Give back the reservation around the huge mapping (or all of it),
+     * but for a guard page on each side: still PROT_NONE. */
     if (rc) {
         munmap(res, span);
         return rc;
     }
-    if (at > (uintptr_t)res)
-        munmap(res, at - (uintptr_t)res);
-    uintptr_t end = (uintptr_t)res + span, hend = at + hbytes;
+    uintptr_t lo = at - guard;
+    if (lo > (uintptr_t)res)
+        munmap(res, lo - (uintptr_t)res);
+    uintptr_t end = (uintptr_t)res + span, hend = at + hbytes + guard;
     if (end > hend)
         munmap((void *)hend, end - hend);
-    out->addr = out->raw = p;
-    out->bytes = out->raw_bytes = hbytes;
+    out->addr = p;
+    out->bytes = hbytes;
+    out->raw = (void *)lo;
+    out->raw_bytes = hbytes + 2 * guard;
     return 0;
 }
 
@@ -190,7 +194,8 @@ int lb_os_map(size_t bytes, size_t align, unsigned flags, struct lb_os_mapping *
                 continue;
             struct lb_os_mapping m;
             int hflag = MAP_HUGETLB | (int)((unsigned)__builtin_ctzl(hp) << MAP_HUGE_SHIFT);
-            if (lb_os_map_hugetlb(hbytes, align > hp ? align : hp, hflag, &m) == 0) {
+            if (lb_os_map_hugetlb(hbytes, align > hp ? align : hp, hflag,
+                                  (flags & LB_OS_MAP_GUARD) ? pg : 0, &m) == 0) {
                 m.bytes = bytes;
                 m.got = LB_OS_GOT_HUGETLB;
                 m.huge_bytes = hp;
