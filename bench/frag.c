@@ -230,14 +230,22 @@ static void lbb_frag_floor(void *arg)
     j->floor_ns = (double)lbb_hist_pct(j->h, 0.5) / j->ticks_per_ns;
 }
 
+/* The samples as columns for gnuplot (bench/frag.gp): per sample the
+ * operations done, then for each of labyrinth KERNEL, labyrinth ATOMIC
+ * and spinbuddy: in use %, buddy free pages, held-back pages, largest
+ * free order, extfrag index of order 9, failed allocations of order > 0
+ * so far ("?" where a run is missing). */
 static void lbb_frag_dat(const char *path, const struct lbb_opts *o, const struct lbb_results *r)
 {
-    const struct lbb_row *lab = NULL, *sb = NULL;
+    const struct lbb_frag_row *fr[3] = {NULL, NULL, NULL};
     for (unsigned i = 0; i < r->nrows; i++) {
-        if (strcmp(r->rows[i].peer->name, "labyrinth") == 0 && r->rows[i].frag.measured)
-            lab = &r->rows[i];
-        if (strcmp(r->rows[i].peer->name, "spinbuddy") == 0 && r->rows[i].frag.measured)
-            sb = &r->rows[i];
+        const struct lbb_row *row = &r->rows[i];
+        if (strcmp(row->peer->name, "labyrinth") == 0) {
+            fr[0] = row->frag.measured ? &row->frag : NULL;
+            fr[1] = row->frag_b.measured ? &row->frag_b : NULL;
+        }
+        if (strcmp(row->peer->name, "spinbuddy") == 0 && row->frag.measured)
+            fr[2] = &row->frag;
     }
     FILE *f = fopen(path, "w");
     if (!f) {
@@ -245,39 +253,27 @@ static void lbb_frag_dat(const char *path, const struct lbb_opts *o, const struc
         return;
     }
     fprintf(f, "# labyrinth-bench frag samples: %llu operations, seed %llu, pool %zu pages, target %zu pages\n",
-            (unsigned long long)(r->frag_allocs + r->frag_frees), (unsigned long long)o->frag_seed, r->frag_pages,
-            r->frag_target);
-    fprintf(f, "# ops lab_in_use_pct lab_largest lab_fi3 lab_fi9 lab_failed_hi atomic_failed_hi "
-               "sb_in_use_pct sb_largest sb_fi3 sb_fi9 sb_failed_hi\n");
-    unsigned n = lab ? lab->frag.nsamples : sb ? sb->frag.nsamples : 0;
+            (unsigned long long)o->frag_ops, (unsigned long long)o->frag_seed, r->frag_pages, r->frag_target);
+    fprintf(f, "# ops, then for labyrinth KERNEL (2-7), labyrinth ATOMIC (8-13), spinbuddy (14-19): in_use_pct "
+               "buddy_free held_back largest_free_order extfrag9 failed_order_gt0\n");
+    unsigned n = 0;
+    for (unsigned t = 0; t < 3; t++)
+        if (fr[t] && fr[t]->nsamples > n)
+            n = fr[t]->nsamples;
     for (unsigned k = 0; k < n; k++) {
-        const struct lbb_frag_sample *a = lab ? &lab->frag.s[k] : NULL;
-        const struct lbb_frag_sample *b = lab && lab->frag_b.measured && k < lab->frag_b.nsamples ? &lab->frag_b.s[k]
-                                                                                                  : NULL;
-        const struct lbb_frag_sample *c = sb && k < sb->frag.nsamples ? &sb->frag.s[k] : NULL;
-        uint64_t ops = a ? a->ops : c->ops;
-        fprintf(f, "%llu", (unsigned long long)ops);
-        const struct lbb_frag_sample *two[2] = {a, c};
-        for (unsigned t = 0; t < 2; t++) {
-            const struct lbb_frag_sample *x = two[t];
-            uint64_t hi = 0;
-            for (unsigned q = 1; x && q <= LBB_OMAX; q++)
-                hi += x->fails[q];
-            if (x && x->have_frag)
-                fprintf(f, " %.2f %ld %.3f %.3f %llu", 100.0 * (double)x->f.in_use_pages / (double)x->f.total_pages,
-                        x->f.largest_free_order, x->f.frag_index[3] / 1000.0, x->f.frag_index[9] / 1000.0,
-                        (unsigned long long)hi);
-            else
-                fprintf(f, " ? ? ? ? ?");
-            if (t == 0) {
-                uint64_t bh = 0;
-                for (unsigned q = 1; b && q <= LBB_OMAX; q++)
-                    bh += b->fails[q];
-                if (b)
-                    fprintf(f, " %llu", (unsigned long long)bh);
-                else
-                    fprintf(f, " ?");
+        fprintf(f, "%llu", (unsigned long long)(o->frag_ops * (k + 1) / n));
+        for (unsigned t = 0; t < 3; t++) {
+            const struct lbb_frag_sample *x = fr[t] && k < fr[t]->nsamples ? &fr[t]->s[k] : NULL;
+            if (!x || !x->have_frag) {
+                fprintf(f, " ? ? ? ? ? ?");
+                continue;
             }
+            uint64_t hi = 0;
+            for (unsigned q = 1; q <= LBB_OMAX; q++)
+                hi += x->fails[q];
+            fprintf(f, " %.2f %zu %zu %ld %.3f %llu", 100.0 * (double)x->f.in_use_pages / (double)x->f.total_pages,
+                    x->f.buddy_free_pages, x->f.cached_pages, x->f.largest_free_order, x->f.frag_index[9] / 1000.0,
+                    (unsigned long long)hi);
         }
         fputc('\n', f);
     }

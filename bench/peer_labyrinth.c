@@ -21,6 +21,9 @@
 #include "labyrinth.h"
 
 static const struct lbb_order_ops lbb_lab_orders;
+/* The orders and frag zones are checked before they go (the count shows
+ * in the labyrinth row's account after the run). */
+static unsigned long lbb_labo_checked, lbb_labo_violations, lbb_labo_misuse, lbb_labo_in_use;
 
 static int lbb_lab_init(struct lbb_peer *p)
 {
@@ -76,6 +79,12 @@ static void lbb_lab_describe(struct lbb_peer *p, char *buf, size_t len)
              "zone_check %ld violation(s)",
              s.atomic_allocs, s.atomic_failures, s.atomic_reserve_allocs, s.frees, s.misuse_reports,
              s.retry_cap_hits, s.warden_runs, s.in_use_pages, bad);
+    if (p == &lbb_peer_labyrinth && lbb_labo_checked) {
+        size_t n = strlen(buf);
+        snprintf(buf + n, len - n, "; orders/frag zones: %lu checked at their end, %lu violation(s), "
+                 "misuse_reports %lu, pages left in use %lu", lbb_labo_checked, lbb_labo_violations,
+                 lbb_labo_misuse, lbb_labo_in_use);
+    }
 }
 
 static void lbb_lab_fini(struct lbb_peer *p)
@@ -208,10 +217,21 @@ static void lbb_labo_thread_done(void *inst)
     labyrinth_thread_release(i->z);
 }
 
+
 static void lbb_labo_close(struct lbb_peer *p, void *inst)
 {
     (void)p;
     struct lbb_lab_inst *i = inst;
+    struct labyrinth_zone_stats s;
+    long bad = labyrinth_zone_check(i->z);
+    lbb_labo_checked++;
+    lbb_labo_violations += bad > 0 ? (unsigned long)bad : 0;
+    if (bad)
+        fprintf(stderr, "labyrinth-bench: zone_check of %s: %ld\n", labyrinth_zone_name(i->z), bad);
+    if (labyrinth_zone_stats(i->z, &s) == 0) {
+        lbb_labo_misuse += s.misuse_reports;
+        lbb_labo_in_use += s.in_use_pages;
+    }
     labyrinth_zone_destroy(i->z);
     free(i);
 }

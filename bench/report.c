@@ -407,7 +407,7 @@ static void lbb_text_orders(const struct lbb_results *r)
         printf("\n### %s\n\n| allocator |", lbb_ov_title[v]);
         for (unsigned a = 0; a < LBB_NORD; a++)
             printf(" order %u ns | x sb |", lbb_ord_k[a]);
-        printf(" NULLs |\n|---|");
+        printf(" NULLs o%u/o%u/o%u |\n|---|", lbb_ord_k[0], lbb_ord_k[1], lbb_ord_k[2]);
         for (unsigned a = 0; a < LBB_NORD; a++)
             printf("---:|---:|");
         printf("---:|\n");
@@ -430,16 +430,15 @@ static void lbb_text_orders(const struct lbb_results *r)
                 continue;
             }
             printf("| %s |", row->peer->name);
-            uint64_t fails = 0;
             for (unsigned a = 0; a < LBB_NORD; a++) {
                 const struct lbb_series *x = &row->ord[a][v];
                 char m[32], q[32];
                 lbb_num(m, sizeof m, lbb_ok(x) ? lbb_med(x) : NAN, 1);
                 lbb_num(q, sizeof q, sb ? lbb_ratio(x, &sb->ord[a][v]) : NAN, 2);
                 printf(" %s | %s |", m, q);
-                fails += x->fails;
             }
-            printf(" %llu |\n", (unsigned long long)fails);
+            printf(" %llu/%llu/%llu |\n", (unsigned long long)row->ord[0][v].fails,
+                   (unsigned long long)row->ord[1][v].fails, (unsigned long long)row->ord[2][v].fails);
         }
     }
 
@@ -595,8 +594,8 @@ static void lbb_text_frag(const struct lbb_opts *o, const struct lbb_results *r)
     printf("Every allocation of the replay timed alone with the cycle counter; mean: its median over %u replays, "
            "with the timer floor (%.1f ns, two back-to-back reads) subtracted; percentiles from the first replay, "
            "floor included.  Failed allocations are not in the times (labyrinth KERNEL's wait before a NULL "
-           "would dominate them).  Wall: the whole replay (allocations and frees, the timer reads included) per "
-           "operation.\n\n",
+           "would dominate them); KERNEL allocations that waited and then succeeded are.  Wall: the whole "
+           "replay (allocations, frees, the timer reads, and the failed allocations' waits) per operation.\n\n",
            o->frag_runs, r->frag_floor_ns);
     printf("| allocator | mean ns/alloc | peer/labyrinth | p50 | p99 | p99.9 | max | wall ns/op | failed allocations "
            "(first replay) |\n|---|---:|---:|---:|---:|---:|---:|---:|---|\n");
