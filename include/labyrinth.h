@@ -209,6 +209,13 @@ struct labyrinth_zone_config {
                                         further threads use the shared path   */
     unsigned      wait_timeout_ms;   /* KERNEL wait; 0 = LABYRINTH_DEFAULT_WAIT_MS */
     unsigned      warden_interval_us;/* longest warden sleep; 0 = 10000       */
+    unsigned      quarantine_pages;  /* per thread cache level: the last this
+                                        many order-0 pages a thread freed are
+                                        held back before reuse (a use after
+                                        free then hits a page nobody has yet;
+                                        with ZONE_VERIFY it is found when the
+                                        page leaves quarantine); 0 = none,
+                                        at most 4096                          */
 };
 
 struct labyrinth_zone_stats {
@@ -251,6 +258,7 @@ struct labyrinth_zone_stats {
                                     smaller blocks, towards 0 when they are
                                     simply few; 0 when nothing is free       */
     unsigned long long shrink_events; /* regions given back to the OS       */
+    size_t quarantined_pages;    /* freed, held back before reuse          */
     size_t page_size;
 };
 
@@ -328,7 +336,8 @@ typedef void labyrinth_report_fn(const struct labyrinth_report *report, void *ar
  *           reserve <= low <= high <= pages, max_pages below pages,
  *           memory without memory_bytes, pages above what memory holds,
  *           memory with max_pages other than pages (no growth), quality
- *           TRACK with ZONE_NO_TRACKING, memory with ZONE_MUST_LOCK)
+ *           TRACK with ZONE_NO_TRACKING, memory with ZONE_MUST_LOCK,
+ *           quarantine_pages above 4096)
  *   ENOMEM  mapping or metadata failed, or memory too small for metadata
  *           plus one page
  *   EPERM   ZONE_DMA without the right to read physical addresses, or

@@ -152,7 +152,7 @@ uint64_t lb_level_frees(const struct lb_level *l)
     const struct lb_mag *a = lb_level_loaded(l), *b = lb_level_spare(l);
     return allocs + lb_load_rlx_u64(&l->moved_out) - lb_load_rlx_u64(&l->moved_in) +
            lb_load_rlx_u32(&a->count) + lb_load_rlx_u32(&b->count) + lb_load_rlx_u64(&l->remote_frees) +
-           lb_load_rlx_u64(&l->hi_frees);
+           lb_load_rlx_u64(&l->hi_frees) + lb_load_rlx_u32(&l->q_count);
 }
 
 /* Fold a level's counters into the retired totals (its owner is gone; its
@@ -211,6 +211,14 @@ void lb_cache_release(struct lb_cache *c, struct lb_tcache *tc)
     for (unsigned d = 0; d < LB_LEVELS; d++) {
         lb_chain_to_buddy(c, chains[d]);
         struct lb_level *l = &tc->lvl[d];
+        for (uint32_t q = lb_load_rlx_u32(&l->q_count); q; q--) {
+            void *p = l->quarantine[l->q_head];
+            l->q_head = (l->q_head + 1) % c->quarantine;
+            struct lb_region *r = lb_regmap_lookup(c->map, (uintptr_t)p);
+            lb_buddy_give(c->buddy, r, (uint32_t)(((uintptr_t)p - r->base) >> c->page_shift), 0);
+            lb_bump_1w_u64(&l->moved_out, 1);
+        }
+        lb_store_rlx_u32(&l->q_count, 0);
         for (unsigned k = 1; k <= LB_OC_ORDERS; k++) {
             void *b = lb_load_rlx_ptr(&l->oc[k - 1]);
             if (!b)
@@ -265,15 +273,29 @@ static size_t lb_mag_stride(unsigned mag_size)
     return lb_align_up(sizeof(struct lb_mag) + mag_size * sizeof(void *), LB_CACHELINE);
 }
 
-size_t lb_cache_meta_bytes(unsigned mag_size, uint32_t nmags, uint32_t ntcaches)
+size_t lb_cache_meta_bytes(unsigned mag_size, uint32_t nmags, uint32_t ntcaches, uint32_t quarantine)
 {
     /* Slack to align the thread caches (levels are 512-byte aligned). */
     return _Alignof(struct lb_tcache) + lb_align_up(sizeof(struct lb_tcache) * ntcaches, LB_CACHELINE) +
-           lb_mag_stride(mag_size) * nmags;
+           lb_mag_stride(mag_size) * nmags + (size_t)ntcaches * LB_LEVELS * quarantine * sizeof(void *);
+}
+
+void *lb_level_quarantine(struct lb_level *l, uint32_t cap, void *p)
+{
+    uint32_t n = lb_load_rlx_u32(&l->q_count);
+    if (n < cap) {
+        l->quarantine[(l->q_head + n) % cap] = p;
+        lb_store_rlx_u32(&l->q_count, n + 1);
+        return NULL;
+    }
+    void *out = l->quarantine[l->q_head];
+    l->quarantine[l->q_head] = p;
+    l->q_head = (l->q_head + 1) % cap;
+    return out;
 }
 
 void lb_cache_init(struct lb_cache *c, void *meta, unsigned mag_size, uint32_t nmags,
-                   uint32_t ntcaches, unsigned page_shift, struct lb_regmap *map,
+                   uint32_t ntcaches, uint32_t quarantine, unsigned page_shift, struct lb_regmap *map,
                    struct lb_buddy *buddy, uint64_t serial)
 {
     LB_CHECK(mag_size >= 1 && mag_size <= LB_MAG_MAX && nmags >= ntcaches * 2 * LB_LEVELS);
@@ -284,6 +306,8 @@ void lb_cache_init(struct lb_cache *c, void *meta, unsigned mag_size, uint32_t n
     c->ntcaches = ntcaches;
     c->mags = (char *)meta + lb_align_up(sizeof(struct lb_tcache) * ntcaches, LB_CACHELINE);
     c->nmags = nmags;
+    c->quarantine = quarantine;
+    void **qbase = (void **)(void *)(c->mags + lb_mag_stride(mag_size) * nmags);
     c->page_shift = page_shift;
     c->map = map;
     c->buddy = buddy;
@@ -295,6 +319,7 @@ void lb_cache_init(struct lb_cache *c, void *meta, unsigned mag_size, uint32_t n
         for (unsigned d = 0; d < LB_LEVELS; d++) {
             struct lb_level *l = &c->tcaches[t].lvl[d];
             l->id = t * LB_LEVELS + d + 1;
+            l->quarantine = quarantine ? qbase + ((size_t)t * LB_LEVELS + d) * quarantine : NULL;
             l->pattern = lb_d_make(LB_S_ALLOC, 0, 0) | (uint64_t)l->id << 16;
             lb_store_rlx_ptr(&c->tcaches[t].lvl[d].loaded, lb_mag_at(c, next++));
             lb_store_rlx_ptr(&c->tcaches[t].lvl[d].spare, lb_mag_at(c, next++));
@@ -781,6 +806,7 @@ void lb_cache_counts(const struct lb_cache *c, struct lb_cache_counts *out)
     out->frees = lb_load_rlx_u64(&c->shared_frees) + lb_load_rlx_u64(&c->retired_frees) -
                  lb_load_rlx_u64(&c->late_refused);
     out->in_flight_pages = 0;
+    out->quarantined_pages = 0;
     out->cached_pages = 0;
     for (uint32_t t = 0; t < c->ntcaches; t++) {
         const struct lb_tcache *tc = &c->tcaches[t];
@@ -801,6 +827,8 @@ void lb_cache_counts(const struct lb_cache *c, struct lb_cache_counts *out)
             out->cached_pages += lb_load_rlx_u32(&a->count) + lb_load_rlx_u32(&b->count);
             for (unsigned k = 1; k <= LB_OC_ORDERS; k++)
                 out->cached_pages += lb_load_rlx_ptr(&l->oc[k - 1]) ? (uint64_t)1 << k : 0;
+            out->quarantined_pages += lb_load_rlx_u32(&l->q_count);
+            out->cached_pages += lb_load_rlx_u32(&l->q_count);
             out->in_flight_pages += lb_load_rlx_u64(&l->inbox_pages);
             for (unsigned k = 0; k < LB_OUTBOX_SLOTS; k++) {
                 struct lb_mag *m = lb_load_rlx_ptr(&l->out_mag[k]);
@@ -939,6 +967,17 @@ long lb_cache_check(const struct lb_cache *c, uint8_t *const *mark, uint64_t *ca
                     queued_mags++;
                     bad += lb_check_entries(c, mark, m, l->out_dest[k], in_flight, queued_invalid);
                 }
+            }
+            for (uint32_t q = 0; q < lb_load_rlx_u32(&l->q_count); q++) {
+                void *p = l->quarantine[(l->q_head + q) % c->quarantine];
+                struct lb_region *r = lb_regmap_lookup(c->map, (uintptr_t)p);
+                if (!r) {
+                    bad++;
+                    continue;
+                }
+                bad += lb_check_page(c, mark, lb_page_id(r, (uint32_t)(((uintptr_t)p - r->base) >> c->page_shift)),
+                                     LB_S_CACHED);
+                (*cached)++;
             }
             for (unsigned k = 1; k <= LB_OC_ORDERS; k++) {
                 void *b = lb_load_rlx_ptr(&l->oc[k - 1]);

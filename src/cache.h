@@ -95,6 +95,9 @@ struct lb_level {
     lb_atomic_ptr  oc[LB_OC_ORDERS];
     lb_atomic_u64  hi_allocs;    /* blocks handed out from oc[], all modes */
     lb_atomic_u64  hi_frees;     /* blocks freed into oc[]                 */
+    void         **quarantine;   /* FIFO of freed pages held back, or NULL  */
+    uint32_t       q_head;       /* oldest entry                            */
+    lb_atomic_u32  q_count;      /* entries (read by stats)                 */
     /* Its own line: written by other threads. */
     struct lb_stack inbox;       /* batches freed to us (magazines)         */
     lb_atomic_u64  inbox_pages;  /* entries in them                         */
@@ -166,6 +169,7 @@ struct lb_cache {
     uint64_t        serial;      /* the zone's unique serial               */
     unsigned        tls_slot;    /* LB_TLS_ZONES = none                    */
     unsigned        oc_max_order;/* orders 1..this use the level caches    */
+    uint32_t        quarantine;  /* entries per level's quarantine, or 0   */
     lb_atomic_u64   late_refused;/* queued frees found invalid at the owner */
     lb_atomic_u64   remote_fallbacks; /* remote frees done by CAS (no magazine) */
     lb_bad_entry_fn *bad_entry;  /* reports a late-detected double free     */
@@ -256,12 +260,15 @@ static inline bool lb_level_push(struct lb_level *l, void *p, unsigned mag_size)
 }
 
 /* ---- set-up ----------------------------------------------------------------- */
-size_t lb_cache_meta_bytes(unsigned mag_size, uint32_t nmags, uint32_t ntcaches);
+size_t lb_cache_meta_bytes(unsigned mag_size, uint32_t nmags, uint32_t ntcaches, uint32_t quarantine);
 /* meta is zeroed memory of lb_cache_meta_bytes.  Gives every tcache level
  * two empty magazines and puts the rest on the depot's empty stack. */
 void lb_cache_init(struct lb_cache *c, void *meta, unsigned mag_size, uint32_t nmags,
-                   uint32_t ntcaches, unsigned page_shift, struct lb_regmap *map,
+                   uint32_t ntcaches, uint32_t quarantine, unsigned page_shift, struct lb_regmap *map,
                    struct lb_buddy *buddy, uint64_t serial);
+/* Put a freed order-0 page (CACHED, ours) into level l's quarantine; the
+ * page that leaves it, or NULL, is returned for the caller to cache. */
+void *lb_level_quarantine(struct lb_level *l, uint32_t cap, void *p);
 /* Take a TLS slot for c (normal context; false: none left). */
 bool lb_cache_tls_register(struct lb_cache *c);
 /* Forget c: threads exiting later leave its caches alone. */
@@ -376,6 +383,7 @@ struct lb_cache_counts {
     uint64_t allocs[LB_MODE_SLOTS], frees; /* allocs by mode slot */
     uint64_t cached_pages, depot_pages, threads;
     uint64_t in_flight_pages; /* freed, in outboxes and inboxes */
+    uint64_t quarantined_pages; /* freed, held back (part of cached_pages) */
 };
 void lb_cache_counts(const struct lb_cache *c, struct lb_cache_counts *out);
 void lb_cache_note_retries(struct lb_cache *c, unsigned retries);

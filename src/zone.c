@@ -332,7 +332,7 @@ static void lb_zone_region_unmap(struct lb_region *r)
 
 struct lb_plan {
     size_t pages, max_pages, reserve, low, high;
-    unsigned max_order, mag_size, ntcaches;
+    unsigned max_order, mag_size, ntcaches, quarantine;
     uint32_t nmags;
 };
 
@@ -368,6 +368,9 @@ static int lb_plan_make(const struct labyrinth_zone_config *cfg, size_t pages, s
     p->ntcaches = cfg->max_threads ? cfg->max_threads : (cfg->memory ? 8u : 64u);
     if (p->ntcaches > 4096)
         return -EINVAL;
+    p->quarantine = cfg->quarantine_pages;
+    if (p->quarantine > 4096)
+        return -EINVAL;
     /* The depot holds up to high - reserve pages (more while the warden
      * has not trimmed it), in full magazines. */
     p->nmags = p->ntcaches * 2 * LB_LEVELS + (uint32_t)((2 * p->high + p->mag_size - 1) / p->mag_size) + 4;
@@ -377,7 +380,7 @@ static int lb_plan_make(const struct labyrinth_zone_config *cfg, size_t pages, s
 static size_t lb_zone_fixed_meta(const struct lb_plan *p)
 {
     return lb_align_up(sizeof(struct labyrinth_zone), LB_CACHELINE) +
-           lb_cache_meta_bytes(p->mag_size, p->nmags, p->ntcaches);
+           lb_cache_meta_bytes(p->mag_size, p->nmags, p->ntcaches, p->quarantine);
 }
 
 /* ---- create / destroy ----------------------------------------------------------------------- */
@@ -403,7 +406,7 @@ static void lb_zone_fill_common(struct labyrinth_zone *z, const struct labyrinth
     z->page_shift = (unsigned)__builtin_ctzl(z->page_size);
     z->page_mask = z->page_size - 1;
     z->poison = cfg->poison_pattern ? cfg->poison_pattern : 0x6b;
-    z->free_slow = cfg->flags & LABYRINTH_ZONE_VERIFY;
+    z->free_slow = (cfg->flags & LABYRINTH_ZONE_VERIFY) || cfg->quarantine_pages;
     z->fast_gfp = (cfg->quality || z->free_slow) ? 0 : LB_GFP_FAST_SET;
     z->pages = p->pages;
     z->max_pages = p->max_pages;
@@ -475,7 +478,7 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct labyrinth_
         lb_zone_fill_common(z, cfg, &plan);
         z->caller_memory = true;
         meta = (char *)z + lb_align_up(sizeof *z, LB_CACHELINE);
-        char *rmeta = (char *)meta + lb_cache_meta_bytes(plan.mag_size, plan.nmags, plan.ntcaches);
+        char *rmeta = (char *)meta + lb_cache_meta_bytes(plan.mag_size, plan.nmags, plan.ntcaches, plan.quarantine);
         memset(rmeta, 0, region_meta);
         uintptr_t pages_at = lb_align_up_ptr((uintptr_t)rmeta + region_meta, pg);
         uintptr_t base = pages_at & ~(uintptr_t)((pg << plan.max_order) - 1);
@@ -489,7 +492,7 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct labyrinth_
                 return rc;
             lb_region_phys_index(&z->regions[0]);
         }
-        z->metadata_bytes = pages_at - (uintptr_t)cfg->memory;
+        lb_store_rlx_u64(&z->metadata_bytes, pages_at - (uintptr_t)cfg->memory);
         if (cfg->flags & LABYRINTH_ZONE_VERIFY)
             memset((void *)pages_at, z->poison, n * pg);
         else /* fault every page in now, by touching it: no OS call */
@@ -512,7 +515,7 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct labyrinth_
             lb_os_unmap(&mm);
             return rc;
         }
-        z->metadata_bytes = fixed + z->regions[0].meta_map.bytes;
+        lb_store_rlx_u64(&z->metadata_bytes, fixed + z->regions[0].meta_map.bytes);
     }
 
     lb_regmap_add(&z->map, &z->regions[0]); /* region 0 needs no table: cannot fail */
@@ -522,8 +525,7 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct labyrinth_
     z->r0_first = z->regions[0].first;
     lb_buddy_add_region(&z->buddy, &z->regions[0]);
     lb_store_rlx_u64(&z->total_pages, plan.pages);
-    z->all_locked = z->caller_memory ? false : z->regions[0].locked;
-    lb_cache_init(&z->cache, meta, plan.mag_size, plan.nmags, plan.ntcaches, z->page_shift, &z->map,
+    lb_cache_init(&z->cache, meta, plan.mag_size, plan.nmags, plan.ntcaches, plan.quarantine, z->page_shift, &z->map,
                   &z->buddy, z->serial);
     z->mag_size = plan.mag_size;
     for (unsigned k = 1; k <= LB_OC_ORDERS && k <= plan.max_order && ((size_t)64 << k) <= plan.pages; k++)
@@ -645,9 +647,7 @@ static long lb_zone_grow(struct labyrinth_zone *z)
             lb_buddy_add_region(&z->buddy, r);
             lb_spin_unlock(&z->buddy.lock);
             lb_store_rlx_u64(&z->total_pages, total + n);
-            z->metadata_bytes += r->meta_map.bytes;
-            if (!r->locked)
-                z->all_locked = false;
+            lb_add_rlx_u64(&z->metadata_bytes, r->meta_map.bytes);
             lb_add_rlx_u64(&z->grow_events, 1);
             added = (long)n;
         }
@@ -693,7 +693,7 @@ static bool lb_zone_wait(struct labyrinth_zone *z, uint64_t deadline)
 
 /* ---- buddy access by mode ----------------------------------------------------------------------- */
 
-#define LB_TRYLOCK_TRIES 32u /* bounded: ATOMIC and NOWAIT never wait longer */
+#define LB_TRYLOCK_TRIES 16u /* bounded: ATOMIC and NOWAIT never wait longer */
 
 static bool lb_zone_buddy_lock(struct labyrinth_zone *z, unsigned gfp)
 {
@@ -1011,6 +1011,15 @@ void lb_zone_free0_slow(struct labyrinth_zone *z, void *p, struct lb_region *r, 
     struct lb_level *l = lb_tls_level(c, d);
     if (!l && d == 0 && lb_cache_claim(c))
         l = lb_tls_level(c, 0);
+    if (l && c->quarantine) {
+        /* Held back: the page that has waited longest comes out instead. */
+        void *out = lb_level_quarantine(l, c->quarantine, p);
+        if (!out)
+            return;
+        p = out;
+        r = lb_regmap_lookup(&z->map, (uintptr_t)p);
+        idx = (uint32_t)(((uintptr_t)p - r->base) >> z->page_shift);
+    }
     if (!l) {
         if (lb_spin_trylock_bounded(&z->buddy.lock, LB_TRYLOCK_TRIES)) {
             lb_buddy_give(&z->buddy, r, idx, 0);
@@ -1216,8 +1225,13 @@ static void *lb_warden_main(void *arg)
         uint32_t w = lb_load_rlx_u32(&z->warden_word);
         if (lb_load_rlx_u32(&z->warden_stop))
             break;
-        if (!lb_load_rlx_u32(&z->kick) && !lb_load_rlx_u32(&z->waiters))
-            lb_os_futex_wait(&z->warden_word, w, interval);
+        /* A kick or a waiter shortens the sleep but never skips it: with
+         * the zone exhausted, ATOMIC callers kick at every failure, and a
+         * warden that does not sleep would take a CPU for nothing.  KERNEL
+         * waiters and the stop request wake the futex at once. */
+        if (lb_load_rlx_u32(&z->kick) || lb_load_rlx_u32(&z->waiters))
+            interval = min_ns;
+        lb_os_futex_wait(&z->warden_word, w, interval);
         if (lb_load_rlx_u32(&z->warden_stop))
             break;
         bool kicked = lb_load_rlx_u32(&z->kick) != 0;
@@ -1377,10 +1391,11 @@ void lb_zone_stats(struct labyrinth_zone *z, struct labyrinth_zone_stats *o)
     o->grow_events = lb_load_rlx_u64(&z->grow_events);
     o->retry_cap_hits = lb_load_rlx_u64(&c->retry_cap_hits);
     o->in_flight_pages = cc.in_flight_pages;
+    o->quarantined_pages = cc.quarantined_pages;
     o->remote_cas_fallbacks = lb_load_rlx_u64(&c->remote_fallbacks);
     o->max_retries = lb_load_rlx_u64(&c->max_retries);
     lb_os_mutex_unlock(&z->rebalance_mutex);
-    o->metadata_bytes = z->metadata_bytes;
+    o->metadata_bytes = lb_load_rlx_u64(&z->metadata_bytes);
     o->locked_pages = 0;
     unsigned n = (unsigned)o->regions;
     for (unsigned i = 0; i < n; i++) {

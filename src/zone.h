@@ -48,7 +48,6 @@ struct labyrinth_zone {
     size_t        page_size;
     unsigned char poison;
     bool          caller_memory;
-    bool          all_locked;
     size_t        pages, max_pages, reserve_target, low, high;
     unsigned      wait_timeout_ms, warden_interval_us;
     uint64_t      epoch_cycles, cycles_per_us;
@@ -61,7 +60,7 @@ struct labyrinth_zone {
     lb_os_mutex      grow_mutex;
     lb_os_mutex      rebalance_mutex; /* one rebalance at a time; check excludes it */
     struct lb_os_mapping meta_map;
-    size_t           metadata_bytes;
+    lb_atomic_u64    metadata_bytes; /* grows with regions (under grow_mutex); read by stats */
 
     /* The warden. */
     lb_os_thread  warden;
