@@ -122,7 +122,7 @@ for f in $flavours; do
       rm -f "$dir"/artifacts/crash-* "$dir"/artifacts/leak-* "$dir"/artifacts/timeout-* "$dir"/artifacts/oom-*
       # Known library bugs (docs/reliability.md) are tolerated here so the run
       # looks for new ones; fuzz_regressions still fails on them.
-      LB_FUZZ_TOLERATE_KNOWN=all "$dir/fuzz/fuzz_model" -max_total_time="$secs" -max_len=4096 -timeout=60 \
+      "$dir/fuzz/fuzz_model" -max_total_time="$secs" -max_len=4096 -timeout=60 \
           -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$dir/artifacts/" \
           "$dir/corpus" "$root/fuzz/regressions" >"$dir/fuzz.log" 2>&1
       frc=$?
