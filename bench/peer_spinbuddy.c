@@ -247,7 +247,7 @@ static void lbb_sbo_close(struct lbb_peer *p, void *inst)
 static size_t lbb_sbo_metadata(void *inst, char *desc, size_t len)
 {
     const struct lbb_sb *b = inst;
-    snprintf(desc, len, "one byte per page (0x80|order at a free block's head) and %zu bytes of list heads "
+    snprintf(desc, len, "one byte per page (0x80 + order at a free block's head) and %zu bytes of list heads "
                         "and counters; the free-list links live inside the free blocks",
              sizeof *b);
     return b->pages + sizeof *b;
