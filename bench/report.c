@@ -629,9 +629,11 @@ static void lbb_text_frag(const struct lbb_opts *o, const struct lbb_results *r)
                 snprintf(fl + l, sizeof fl - l, "; %llu allocations waited", last->f.waits);
             }
             double mm = lbb_frag_mean(fr);
-            printf("| %s | %.1f | %.2f | %.1f | %.1f | %.1f | %.1f | %.1f | %s |\n", label, mm, mm / lm,
-                   fr->pct_ns[0], fr->pct_ns[1], fr->pct_ns[2], fr->pct_ns[4],
-                   lbb_median(fr->wall_ns, fr->nruns), fl);
+            char a[32], q[32];
+            lbb_num(a, sizeof a, mm, 1);
+            lbb_num(q, sizeof q, mm / lm, 2);
+            printf("| %s | %s | %s | %.1f | %.1f | %.1f | %.1f | %.1f | %s |\n", label, a, q, fr->pct_ns[0],
+                   fr->pct_ns[1], fr->pct_ns[2], fr->pct_ns[4], lbb_median(fr->wall_ns, fr->nruns), fl);
         }
     }
 }
