@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # scripts/test.sh - what `make test` runs: every test, in every flavour.
-#   gcc      the plain build (the seccomp and page-fault proofs run here)
+#   gcc      the plain build (the seccomp and page-fault proofs run here);
+#            then the soak tier: `labyrinth stress` for LB_SOAK_SECONDS
+#            (default 60) with a VERIFY zone, every violation fatal
 #   clang    the same with clang (warnings are errors in both)
 #   asan     gcc with AddressSanitizer + UndefinedBehaviorSanitizer
 #   tsan     gcc with ThreadSanitizer
@@ -63,7 +65,18 @@ export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 
 for f in $flavours; do
   case "$f" in
-    gcc)   flavour gcc gcc "" ;;
+    gcc)   flavour gcc gcc ""
+           soak=${LB_SOAK_SECONDS:-60}
+           if [ -x "$root/build-test-gcc/tools/labyrinth" ] && [ "$soak" -gt 0 ]; then
+             say "soak: labyrinth stress for ${soak} s (VERIFY zone, 4 threads, signal storm)"
+             t0=$(date +%s)
+             if "$root/build-test-gcc/tools/labyrinth" stress --duration "${soak}s" --verify --quiet \
+                  --max-order 6 > "$root/build-test-gcc/soak.log" 2>&1; then
+               summary+=("soak: ${soak} s clean, $(awk '/^  operations/{print $2}' "$root/build-test-gcc/soak.log") operations, $(awk '/^  timer signals/{print $3}' "$root/build-test-gcc/soak.log") signals, no violation")
+             else
+               cat "$root/build-test-gcc/soak.log"; summary+=("soak: FAILED (see above; the seed repeats it)"); failed=1
+             fi
+           fi ;;
     clang) flavour clang clang "" ;;
     asan)  flavour asan gcc address ;;
     tsan)  flavour tsan gcc thread ;;
