@@ -86,6 +86,7 @@ HEAD
     cat "$tmp/results.md"
   fi
   echo
+  [ -f bench/gaps.md ] && { cat bench/gaps.md; echo; }
   cat bench/method.md
 } >"$out.tmp"
 mv "$out.tmp" "$out"
