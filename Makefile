@@ -33,6 +33,7 @@ bench:
 	@cmake -S . -B $(BUILD)-bench -DCMAKE_BUILD_TYPE=Release -DLABYRINTH_BENCH=ON -DLABYRINTH_TESTS=OFF >/dev/null
 	@cmake --build $(BUILD)-bench -j $(JOBS)
 	@$(BUILD)-bench/bench/labyrinth-bench $(ARGS)
+	@$(BUILD)-bench/bench/labyrinth-bench-reserve
 
 install:
 	@cmake -S . -B $(BUILD)-install -DCMAKE_BUILD_TYPE=Release -DLABYRINTH_TESTS=OFF -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null

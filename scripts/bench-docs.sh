@@ -14,7 +14,7 @@ out=docs/benchmarks.md
 
 scripts/deps.sh bench
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DLABYRINTH_BENCH=ON -DLABYRINTH_TESTS=OFF >/dev/null
-cmake --build "$BUILD" -j "$(nproc 2>/dev/null || echo 2)" --target labyrinth-bench >/dev/null
+cmake --build "$BUILD" -j "$(nproc 2>/dev/null || echo 2)" --target labyrinth-bench labyrinth-bench-reserve >/dev/null
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -86,6 +86,8 @@ HEAD
     cat "$tmp/results.md"
   fi
   echo
+  # Reserves under bursts: labyrinth's own companion program.
+  if [ -x "$BUILD/bench/labyrinth-bench-reserve" ]; then "$BUILD/bench/labyrinth-bench-reserve" || true; echo; fi
   [ -f bench/gaps.md ] && { cat bench/gaps.md; echo; }
   cat bench/method.md
 } >"$out.tmp"
