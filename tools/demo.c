@@ -283,27 +283,6 @@ static void demo_usage(FILE *f)
             "or --pause-worker 3s,2s).\n");
 }
 
-static bool parse_quality(const char *s, unsigned *q)
-{
-    char buf[128];
-    if (!*s || strlen(s) >= sizeof buf)
-        return false;
-    snprintf(buf, sizeof buf, "%s", s);
-    *q = 0;
-    for (char *save, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        if (!strcmp(t, "zero"))
-            *q |= LABYRINTH_QUALITY_ZERO;
-        else if (!strcmp(t, "poison"))
-            *q |= LABYRINTH_QUALITY_POISON;
-        else if (!strcmp(t, "cl_align"))
-            *q |= LABYRINTH_QUALITY_CL_ALIGN;
-        else if (!strcmp(t, "none"))
-            ;
-        else
-            return false;
-    }
-    return true;
-}
 
 static bool parse_pause(const char *s, uint64_t *at_us, uint64_t *len_us)
 {
@@ -406,7 +385,7 @@ int tool_demo(int argc, char **argv)
         case 'p': ok = tool_parse_u64(optarg, &pages) && pages >= 64 && pages <= (1u << 22); break;
         case 'R': ok = tool_parse_u64(optarg, &reserve); break;
         case 'w': ok = tool_parse_duration_us(optarg, &delay_us) && delay_us <= 1000000; break;
-        case 'q': ok = parse_quality(optarg, &quality); break;
+        case 'q': ok = tool_parse_quality(optarg, LABYRINTH_QUALITY_ALL & ~LABYRINTH_QUALITY_TRACK, &quality); break;
         case 'P': ok = parse_pause(optarg, &pause_at_us, &pause_len_us); break;
         case 'c':
             ok = tool_parse_u64(optarg, &cpu) && cpu < (uint64_t)(ncpu > 0 ? ncpu : 1) && cpu < CPU_SETSIZE;

@@ -562,29 +562,6 @@ static void stress_usage(FILE *f)
             "operation count), 2 bad usage.\n");
 }
 
-static bool parse_quality(const char *s, unsigned *q)
-{
-    char buf[128];
-    if (!*s || strlen(s) >= sizeof buf)
-        return false;
-    snprintf(buf, sizeof buf, "%s", s);
-    *q = 0;
-    for (char *save, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        if (!strcmp(t, "zero"))
-            *q |= LABYRINTH_QUALITY_ZERO;
-        else if (!strcmp(t, "poison"))
-            *q |= LABYRINTH_QUALITY_POISON;
-        else if (!strcmp(t, "cl_align"))
-            *q |= LABYRINTH_QUALITY_CL_ALIGN;
-        else if (!strcmp(t, "track"))
-            *q |= LABYRINTH_QUALITY_TRACK;
-        else if (!strcmp(t, "all"))
-            *q |= LABYRINTH_QUALITY_ALL;
-        else if (strcmp(t, "none"))
-            return false;
-    }
-    return true;
-}
 
 static uint64_t sum(size_t off)
 {
@@ -624,7 +601,7 @@ int tool_stress(int argc, char **argv)
         case 'r': ok = tool_parse_u64(optarg, &signal_hz) && signal_hz <= 1000000; break;
         case 'p': ok = tool_parse_u64(optarg, &pages) && pages >= 256 && pages <= (1u << 22); break;
         case 'o': ok = tool_parse_u64(optarg, &max_order) && max_order <= 10; break;
-        case 'q': ok = parse_quality(optarg, &quality); break;
+        case 'q': ok = tool_parse_quality(optarg, LABYRINTH_QUALITY_ALL, &quality); break;
         case 'V': verify = true; break;
         case 'S': ok = tool_parse_u64(optarg, &sabotage) && sabotage >= 1; break;
         case 'j': json = true; break;

@@ -27,6 +27,9 @@ int tool_stats(int argc, char **argv);
 bool tool_parse_u64(const char *s, uint64_t *out);
 /* A duration: a number with s (default), ms or us; result in microseconds. */
 bool tool_parse_duration_us(const char *s, uint64_t *out);
+/* A comma list of zero, poison, cl_align, track, all, none: the quality
+ * flags it names, if all are among allowed (false otherwise). */
+bool tool_parse_quality(const char *s, unsigned allowed, unsigned *q);
 /* "bad value 'V' for --NAME" on stderr; returns TOOL_USAGE. */
 int tool_bad_value(const char *cmd, const char *opt, const char *value);
 /* After getopt's own message: where to read the options; TOOL_USAGE. */

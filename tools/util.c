@@ -442,3 +442,32 @@ void tool_stats_emit(struct labyrinth_zone *zone, const char *run, double secs, 
     fflush(stdout);
     tool_stats_req.emitted++;
 }
+
+bool tool_parse_quality(const char *s, unsigned allowed, unsigned *q)
+{
+    static const struct {
+        const char *name;
+        unsigned bits;
+    } names[] = {{"zero", LABYRINTH_QUALITY_ZERO},
+                 {"poison", LABYRINTH_QUALITY_POISON},
+                 {"cl_align", LABYRINTH_QUALITY_CL_ALIGN},
+                 {"track", LABYRINTH_QUALITY_TRACK},
+                 {"all", LABYRINTH_QUALITY_ALL},
+                 {"none", 0}};
+    char buf[128];
+    if (!*s || strlen(s) >= sizeof buf)
+        return false;
+    snprintf(buf, sizeof buf, "%s", s);
+    *q = 0;
+    for (char *save, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        unsigned i = 0;
+        while (i < sizeof names / sizeof names[0] && strcmp(t, names[i].name))
+            i++;
+        if (i == sizeof names / sizeof names[0])
+            return false;
+        *q |= names[i].bits & allowed;
+        if (names[i].bits & ~allowed)
+            return false;
+    }
+    return true;
+}
