@@ -443,6 +443,8 @@ uint32_t lb_pstack_pop(struct lb_cache *c, struct lb_stack *s)
 uint32_t lb_pstack_take_all(struct lb_cache *c, struct lb_stack *s)
 {
     (void)c;
+    /* Acquire: the chain's links are visible (pairs with the pushes'
+     * release); the CAS below re-reads with acquire too. */
     uint64_t old = lb_load_acq_u64(&s->head);
     while ((uint32_t)old) {
         /* Acquire: the whole chain's links are visible (pairs with the
@@ -792,6 +794,8 @@ uint64_t lb_cache_reap(struct lb_cache *c)
             lb_spin_unlock(&c->buddy->lock);
             pages += n;
         }
+        /* Release: the reaped inboxes are visible to the next claimant
+         * (pairs with the acquire CAS of lb_cache_claim / lb_cache_adopt). */
         lb_store_rel_u32(&tc->owner, 0);
     }
     return pages;
@@ -882,6 +886,7 @@ static long lb_check_pstack(const struct lb_cache *c, uint8_t *const *mark, cons
 {
     long bad = 0;
     uint64_t n = 0;
+    /* Acquire: pairs with the pushes' release (a quiescent walk). */
     for (uint32_t top = (uint32_t)lb_load_acq_u64(&s->head); top; n++) {
         if (n > limit)
             return bad + 1; /* a cycle */
@@ -943,6 +948,7 @@ void lb_cache_mark_in_flight(const struct lb_cache *c, uint8_t *const *mark)
                 if (m)
                     lb_check_entries(c, mark, m, l->out_dest[k], &n, &invalid);
             }
+            /* Acquire: pairs with the remote pushes' release. */
             uint32_t top = (uint32_t)lb_load_acq_u64(&l->inbox.head);
             for (uint64_t guard = 0; top && guard <= c->nmags; guard++) {
                 const struct lb_mag *m = lb_mag_at(c, top - 1);
@@ -1009,6 +1015,7 @@ long lb_cache_check(const struct lb_cache *c, uint8_t *const *mark, uint64_t *ca
             bad += lb_check_mag(c, mark, lb_level_loaded(&c->tcaches[t].lvl[d]), cached);
             bad += lb_check_mag(c, mark, lb_level_spare(&c->tcaches[t].lvl[d]), cached);
         }
+    /* Acquire: pairs with the depot pushes' release (a quiescent walk). */
     for (uint32_t top = (uint32_t)lb_load_acq_u64(&c->full.head); top; n++) {
         if (n > c->nmags)
             return bad + 1;

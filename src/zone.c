@@ -85,10 +85,13 @@ static void lb_range_remove_serial(uint64_t serial)
 
 uint64_t lb_zone_owner_of(uintptr_t a)
 {
+    /* Acquire: pairs with the release store in lb_range_add (entries below
+     * `used` have been written at least once). */
     unsigned used = lb_load_acq_u32(&lb_ranges_used);
     for (unsigned i = 0; i < used; i++) {
         struct lb_range *e = &lb_ranges[i];
         for (unsigned tries = 0; tries < 4; tries++) {
+            /* Acquire: pairs with the writer's final release of seq. */
             uint64_t s1 = lb_load_acq_u64(&e->seq);
             if (s1 & 1) {
                 lb_cpu_relax();
