@@ -71,9 +71,16 @@
 #ifndef LABYRINTH_H
 #define LABYRINTH_H
 
+#if defined(__KERNEL__)
+/* Linux kernel modules (labyrinth.ko and its users, docs/kernel.md). */
+#include <linux/types.h>
+#include <linux/errno.h> /* the E* names the functions return, negated */
+#include <linux/stddef.h>
+#else
 #include <errno.h> /* the E* names the functions return, negated */
 #include <stddef.h>
 #include <stdint.h>
+#endif
 
 #ifdef __cplusplus
 extern "C" {

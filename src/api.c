@@ -6,8 +6,6 @@
 #include "lb_annotate.h"
 #include "quality.h"
 
-#include <string.h>
-
 _Static_assert(LB_ORDER_LIMIT == LABYRINTH_MAX_ORDER_LIMIT, "order limits differ");
 _Static_assert((LABYRINTH_GFP_ATOMIC & (LB_MODE_SLOTS - 1)) != (LABYRINTH_GFP_NOWAIT & (LB_MODE_SLOTS - 1)) &&
                    (LABYRINTH_GFP_ATOMIC & (LB_MODE_SLOTS - 1)) != (LABYRINTH_GFP_KERNEL & (LB_MODE_SLOTS - 1)) &&
@@ -57,6 +55,7 @@ const char *labyrinth_strerror(int err)
     default: return "unknown error";
     }
 }
+LB_EXPORT(labyrinth_strerror);
 
 static const char *lb_errname(int err)
 {
@@ -165,7 +164,7 @@ static LB_NOINLINE void *lb_alloc_general(struct labyrinth_zone *z, unsigned gfp
     if (!lb_zone_ok(z)) {
         lb_report_no_zone("alloc_pages", NULL, caller);
         if (sleeps)
-            errno = EBADF;
+            lb_set_errno(EBADF);
         return NULL;
     }
     int bad = 0;
@@ -174,6 +173,12 @@ static LB_NOINLINE void *lb_alloc_general(struct labyrinth_zone *z, unsigned gfp
     unsigned q = quality | z->quality;
     if (!bad && (q & LABYRINTH_QUALITY_TRACK) && (z->flags & LABYRINTH_ZONE_NO_TRACKING))
         bad = -EOPNOTSUPP;
+    /* A kernel: a mode that may sleep, from a context that must not
+     * (interrupt, softirq, preemption or interrupts off).  User space:
+     * never (lb_os_can_sleep() is true). */
+    bool atomic_ctx = !bad && sleeps && !lb_os_can_sleep();
+    if (atomic_ctx)
+        bad = -EINVAL;
     if (bad) {
         char b[160];
         struct lb_fmt f = {b, 0, sizeof b};
@@ -183,8 +188,9 @@ static LB_NOINLINE void *lb_alloc_general(struct labyrinth_zone *z, unsigned gfp
         lb_fmt_dec(&f, order);
         lb_fmt_str(&f, ", quality ");
         lb_fmt_hex(&f, quality);
-        lb_fmt_str(&f, bad == -EINVAL ? ") refused: unknown or contradictory flags, or order above max_order (EINVAL)"
-                                      : ") refused: TRACK in a zone without tracking (EOPNOTSUPP)");
+        lb_fmt_str(&f, atomic_ctx ? ") refused: a mode that may sleep, from a context that cannot (EINVAL)"
+                       : bad == -EINVAL ? ") refused: unknown or contradictory flags, or order above max_order (EINVAL)"
+                                        : ") refused: TRACK in a zone without tracking (EOPNOTSUPP)");
         struct labyrinth_report rep = {0};
         rep.kind = LABYRINTH_REPORT_BAD_ARGS;
         rep.err = bad;
@@ -194,7 +200,7 @@ static LB_NOINLINE void *lb_alloc_general(struct labyrinth_zone *z, unsigned gfp
         rep.message = b;
         lb_zone_report(z, &rep);
         if (sleeps)
-            errno = -bad;
+            lb_set_errno(-bad);
         return NULL;
     }
     unsigned dflags = (q & LABYRINTH_QUALITY_TRACK) ? LB_D_TRACKED : 0;
@@ -211,7 +217,7 @@ static LB_NOINLINE void *lb_alloc_general(struct labyrinth_zone *z, unsigned gfp
     }
     lb_leave(d);
     if (!p && lb_gfp_may_sleep(gfp))
-        errno = -err;
+        lb_set_errno(-err);
     return p;
 }
 
@@ -219,7 +225,8 @@ static LB_NOINLINE void *lb_alloc_general(struct labyrinth_zone *z, unsigned gfp
 static LB_NOINLINE void *lb_alloc_miss(struct labyrinth_zone *z, unsigned gfp, unsigned order,
                                        unsigned quality, const void *caller)
 {
-    if (z != NULL && (order | quality | (gfp & ~15u)) == 0 && ((z->fast_gfp >> gfp) & 1)) {
+    if (z != NULL && (order | quality | (gfp & ~15u)) == 0 && ((z->fast_gfp >> gfp) & 1) &&
+        (!lb_gfp_may_sleep(gfp) || lb_os_can_sleep())) {
         /* Order 0, a named mode, no quality: the magazines missed. */
         int err = 0;
         uint32_t d = lb_enter();
@@ -228,7 +235,7 @@ static LB_NOINLINE void *lb_alloc_miss(struct labyrinth_zone *z, unsigned gfp, u
         if (p)
             LB_TOOL_ALLOC(p, z->page_size, 0);
         else if (lb_gfp_may_sleep(gfp))
-            errno = -err;
+            lb_set_errno(-err);
         return p;
     }
     return lb_alloc_general(z, gfp, order, quality, caller, NULL, 0);
@@ -250,7 +257,8 @@ void *labyrinth_alloc_pages(struct labyrinth_zone *z, unsigned gfp, unsigned ord
     /* The fast path: order 0, a named mode, no quality, a page in this
      * thread's loaded magazine.  Anything else is a tail call. */
     if (LB_LIKELY(z != NULL) && LB_LIKELY((order | quality | (gfp & ~15u)) == 0) &&
-        LB_LIKELY((z->fast_gfp >> gfp) & 1)) {
+        LB_LIKELY((z->fast_gfp >> gfp) & 1) &&
+        (!LB_OS_CTX_PER_CPU || !lb_gfp_may_sleep(gfp) || lb_os_can_sleep())) {
         uint32_t d = lb_enter();
         struct lb_level *l = lb_tls_level_cur(z->serial, d);
         if (LB_LIKELY(l != NULL)) {
@@ -276,6 +284,7 @@ void *labyrinth_alloc_pages(struct labyrinth_zone *z, unsigned gfp, unsigned ord
     }
     return lb_alloc_miss(z, gfp, order, quality, __builtin_return_address(0));
 }
+LB_EXPORT(labyrinth_alloc_pages);
 
 void *labyrinth_alloc_page_atomic_site(struct labyrinth_zone *z, unsigned quality,
                                        const struct labyrinth_site *site)
@@ -287,6 +296,7 @@ void *labyrinth_alloc_page_atomic_site(struct labyrinth_zone *z, unsigned qualit
                                                           : quality | LABYRINTH_QUALITY_TRACK;
     return lb_alloc_general(z, LABYRINTH_GFP_ATOMIC, 0, quality, __builtin_return_address(0), site, 0);
 }
+LB_EXPORT(labyrinth_alloc_page_atomic_site);
 
 /* ---- free ----------------------------------------------------------------------------------------- */
 
@@ -437,6 +447,7 @@ int labyrinth_free_pages(struct labyrinth_zone *z, void *addr, unsigned order)
     }
     return lb_free_general(z, addr, order, __builtin_return_address(0));
 }
+LB_EXPORT(labyrinth_free_pages);
 
 /* ---- register and page info ------------------------------------------------------------------ */
 
@@ -478,11 +489,13 @@ int labyrinth_register_page(struct labyrinth_zone *z, void *page)
 {
     return lb_register(z, page, 0, __builtin_return_address(0));
 }
+LB_EXPORT(labyrinth_register_page);
 
 int labyrinth_register_page_tag(struct labyrinth_zone *z, void *page, uint32_t tag)
 {
     return lb_register(z, page, tag, __builtin_return_address(0));
 }
+LB_EXPORT(labyrinth_register_page_tag);
 
 int labyrinth_page_info(struct labyrinth_zone *z, const void *addr, struct labyrinth_page_info *out)
 {
@@ -499,6 +512,7 @@ int labyrinth_page_info(struct labyrinth_zone *z, const void *addr, struct labyr
     lb_page_info_fill(z, r, (uint32_t)((a - r->base) >> z->page_shift), out);
     return 0;
 }
+LB_EXPORT(labyrinth_page_info);
 
 long labyrinth_zone_for_each_in_use(struct labyrinth_zone *z,
                                     int (*fn)(const struct labyrinth_page_info *info, void *arg), void *arg)
@@ -509,17 +523,9 @@ long labyrinth_zone_for_each_in_use(struct labyrinth_zone *z,
     /* Pages freed by one thread and still queued back to the thread that
      * allocated them are not in use: mark them first. */
     uint8_t *mark[LB_MAX_REGIONS] = {0};
-    struct lb_os_mapping mm[LB_MAX_REGIONS];
-    memset(mm, 0, sizeof mm);
     long visited = 0;
-    for (unsigned i = 0; i < n; i++) {
-        struct lb_region *r = lb_regmap_get(&z->map, i);
-        if (lb_os_map(lb_align_up(r->span, z->page_size), z->page_size, 0, &mm[i])) {
-            visited = -ENOMEM;
-            goto out;
-        }
-        mark[i] = mm[i].addr;
-    }
+    if (lb_zone_marks_map(z, n, mark))
+        return -ENOMEM;
     lb_cache_mark_in_flight(&z->cache, mark);
     for (unsigned i = 0; i < n; i++) {
         struct lb_region *r = lb_regmap_get(&z->map, i);
@@ -539,10 +545,10 @@ long labyrinth_zone_for_each_in_use(struct labyrinth_zone *z,
         }
     }
 out:
-    for (unsigned i = 0; i < n; i++)
-        lb_os_unmap(&mm[i]);
+    lb_zone_marks_unmap(n, mark);
     return visited;
 }
+LB_EXPORT(labyrinth_zone_for_each_in_use);
 
 /* ---- zones -------------------------------------------------------------------------------------- */
 
@@ -551,11 +557,12 @@ struct labyrinth_zone *labyrinth_zone_create(const struct labyrinth_zone_config 
     struct labyrinth_zone *z;
     int rc = lb_zone_create(cfg, &z);
     if (rc) {
-        errno = -rc;
+        lb_set_errno(-rc);
         return NULL;
     }
     return z;
 }
+LB_EXPORT(labyrinth_zone_create);
 
 struct lb_leaks {
     struct labyrinth_zone *z;
@@ -615,6 +622,7 @@ void labyrinth_zone_destroy(struct labyrinth_zone *z)
     }
     lb_zone_destroy(z);
 }
+LB_EXPORT(labyrinth_zone_destroy);
 
 int labyrinth_zone_stats(struct labyrinth_zone *z, struct labyrinth_zone_stats *out)
 {
@@ -625,6 +633,7 @@ int labyrinth_zone_stats(struct labyrinth_zone *z, struct labyrinth_zone_stats *
     lb_zone_stats(z, out);
     return 0;
 }
+LB_EXPORT(labyrinth_zone_stats);
 
 long labyrinth_zone_check(struct labyrinth_zone *z)
 {
@@ -632,6 +641,7 @@ long labyrinth_zone_check(struct labyrinth_zone *z)
         return -EBADF;
     return lb_zone_check(z);
 }
+LB_EXPORT(labyrinth_zone_check);
 
 int labyrinth_virt_to_phys(struct labyrinth_zone *z, const void *addr, uint64_t *phys)
 {
@@ -646,11 +656,12 @@ int labyrinth_virt_to_phys(struct labyrinth_zone *z, const void *addr, uint64_t 
         return owner && owner != z->serial ? -EXDEV : -EFAULT;
     }
     if (!r->phys)
-        return -EOPNOTSUPP;
+        return lb_os_virt_to_phys(addr, phys); /* a kernel: its own mapping; user space: EOPNOTSUPP */
     uintptr_t off = a - r->base;
     *phys = r->phys[off >> z->page_shift] + (off & (z->page_size - 1));
     return 0;
 }
+LB_EXPORT(labyrinth_virt_to_phys);
 
 int labyrinth_zone_region_info(struct labyrinth_zone *z, unsigned index, struct labyrinth_region_info *out)
 {
@@ -660,6 +671,7 @@ int labyrinth_zone_region_info(struct labyrinth_zone *z, unsigned index, struct 
         return -EINVAL;
     return lb_zone_region_info(z, index, out);
 }
+LB_EXPORT(labyrinth_zone_region_info);
 
 long labyrinth_zone_shrink(struct labyrinth_zone *z)
 {
@@ -667,6 +679,7 @@ long labyrinth_zone_shrink(struct labyrinth_zone *z)
         return -EBADF;
     return lb_zone_shrink(z);
 }
+LB_EXPORT(labyrinth_zone_shrink);
 
 int labyrinth_phys_to_virt(struct labyrinth_zone *z, uint64_t phys, void **addr)
 {
@@ -689,6 +702,7 @@ int labyrinth_phys_to_virt(struct labyrinth_zone *z, uint64_t phys, void **addr)
     }
     return -ENOENT;
 }
+LB_EXPORT(labyrinth_phys_to_virt);
 
 int labyrinth_phys_contiguous(struct labyrinth_zone *z, const void *block, unsigned order)
 {
@@ -708,6 +722,7 @@ int labyrinth_phys_contiguous(struct labyrinth_zone *z, const void *block, unsig
             return 0;
     return 1;
 }
+LB_EXPORT(labyrinth_phys_contiguous);
 
 int labyrinth_zone_set_report_handler(struct labyrinth_zone *z, labyrinth_report_fn *fn, void *arg)
 {
@@ -719,20 +734,31 @@ int labyrinth_zone_set_report_handler(struct labyrinth_zone *z, labyrinth_report
     lb_store_rel_ptr(&z->report_fn, (void *)fn);
     return 0;
 }
+LB_EXPORT(labyrinth_zone_set_report_handler);
 
 int labyrinth_thread_release(struct labyrinth_zone *z)
 {
     if (!lb_zone_ok(z))
         return -EBADF;
-    lb_cache_release_self(&z->cache);
+    /* Entered, so that a kernel stays on the CPU whose cache it releases;
+     * a call nested in another labyrinth call (a handler) must not take
+     * the cache from under it: it does nothing. */
+    uint32_t d = lb_enter();
+    if (d == 0)
+        lb_cache_release_self(&z->cache);
+    lb_leave(d);
     return 0;
 }
+LB_EXPORT(labyrinth_thread_release);
 
 const char *labyrinth_zone_name(const struct labyrinth_zone *z)
 {
     return lb_zone_ok(z) ? z->name : NULL;
 }
+LB_EXPORT(labyrinth_zone_name);
 
 size_t labyrinth_page_size(void) { return lb_os_page_size(); }
+LB_EXPORT(labyrinth_page_size);
 
 uint32_t labyrinth_thread_id(void) { return lb_cache_thread_id(); }
+LB_EXPORT(labyrinth_thread_id);

@@ -25,9 +25,16 @@ static inline bool lb_spin_trylock(struct lb_spinlock *l)
     /* A relaxed peek first, so a busy lock costs a load, not a line steal. */
     if (lb_load_rlx_u32(&l->v))
         return false;
+    /* A kernel holds the lock with preemption off, as its own spinlocks
+     * do: a holder preempted on its CPU would stall every waiter (user
+     * space: nothing). */
+    lb_os_preempt_off();
     /* Acquire: the holder sees everything the previous holder wrote before
      * its release in lb_spin_unlock. */
-    return lb_cas_acq_u32(&l->v, &expected, 1);
+    if (lb_cas_acq_u32(&l->v, &expected, 1))
+        return true;
+    lb_os_preempt_on();
+    return false;
 }
 /* Try up to tries times with a pause between tries (bounded: ATOMIC/NOWAIT). */
 static inline bool lb_spin_trylock_bounded(struct lb_spinlock *l, unsigned tries)
@@ -43,6 +50,7 @@ static inline void lb_spin_unlock(struct lb_spinlock *l)
 {
     /* Release: publishes the critical section to the next acquirer. */
     lb_store_rel_u32(&l->v, 0);
+    lb_os_preempt_on();
 }
 /* Wait for the lock (normal context: spins, then yields the CPU). */
 void lb_spin_lock(struct lb_spinlock *l);

@@ -13,7 +13,8 @@
  * always means that another operation on the same stack succeeded.
  *
  * Signal safety without atomic read-modify-writes on the magazines: every
- * thread counts how deeply it is nested in labyrinth calls (lb_tls.depth).
+ * thread (in a kernel: every CPU) counts how deeply it is nested in
+ * labyrinth calls (lb_tls.depth).
  * A call at depth d uses the magazines of level d of the thread's cache, so
  * a signal handler that interrupts labyrinth (depth 0) runs at depth 1 and
  * never touches the magazines the interrupted code is in the middle of
@@ -176,7 +177,10 @@ struct lb_cache {
     void           *bad_ctx;
 };
 
-/* ---- per-thread state (initial-exec TLS: no lazy allocation, no call) ---- */
+/* ---- per-context state -------------------------------------------------------
+ * One struct per thread in user space (initial-exec TLS: no lazy
+ * allocation, no call), one per CPU in a kernel (per-CPU data), reached
+ * through the OS layer's lb_os_ctx() (os.h). */
 struct lb_tls_zone {
     uint64_t          serial;    /* zone serial this entry belongs to      */
     struct lb_tcache *tc;
@@ -189,22 +193,32 @@ struct lb_tls {
     uint32_t armed;              /* exit hook armed                        */
     struct lb_tls_zone z[LB_TLS_ZONES];
 };
-extern __thread struct lb_tls lb_tls __attribute__((tls_model("initial-exec")));
+LB_OS_CTX_DECLARE(struct lb_tls, lb_tls);
+/* The calling context's struct: user space, this thread's; a kernel, this
+ * CPU's, valid between lb_enter() and lb_leave(). */
+#define lb_ctx() lb_os_ctx(lb_tls)
 
-/* Enter / leave a labyrinth call; returns the depth the call runs at. */
+/* Enter / leave a labyrinth call; returns the depth the call runs at.
+ * In a kernel, entering also disables preemption (lb_os_preempt_off): the
+ * context is the CPU's, and an interrupt that calls labyrinth while this
+ * call is under way runs at the next depth, as a signal handler does. */
 static inline uint32_t lb_enter(void)
 {
-    uint32_t d = lb_tls.depth;
-    lb_tls.depth = d + 1;
-    /* Compiler-only ordering: a signal handler arriving after this point
-     * sees the new depth before any magazine access below. */
+    lb_os_preempt_off();
+    struct lb_tls *t = lb_ctx();
+    uint32_t d = t->depth;
+    t->depth = d + 1;
+    /* Compiler-only ordering: a signal handler (an interrupt) arriving
+     * after this point sees the new depth before any magazine access
+     * below. */
     lb_signal_fence();
     return d;
 }
 static inline void lb_leave(uint32_t d)
 {
     lb_signal_fence(); /* magazine accesses stay before the restore */
-    lb_tls.depth = d;
+    lb_ctx()->depth = d;
+    lb_os_preempt_on();
 }
 
 /* The level a call at depth d may use in the zone whose serial is given:
@@ -214,8 +228,9 @@ static inline void lb_leave(uint32_t d)
  * lb_enter() cannot have it changed under it by a nested handler. */
 static inline struct lb_level *lb_tls_level_cur(uint64_t serial, uint32_t d)
 {
-    if (LB_LIKELY(lb_tls.cur_serial == serial && d < LB_LEVELS))
-        return lb_tls.cur_lvl + d;
+    struct lb_tls *t = lb_ctx();
+    if (LB_LIKELY(t->cur_serial == serial && d < LB_LEVELS))
+        return t->cur_lvl + d;
     return NULL;
 }
 struct lb_level *lb_tls_level_slow(const struct lb_cache *c, uint32_t d);

@@ -18,7 +18,7 @@
 #ifndef LB_ANNOTATE_H
 #define LB_ANNOTATE_H
 
-#if defined(LABYRINTH_VALGRIND)
+#if defined(LABYRINTH_VALGRIND) && !defined(__KERNEL__)
 #include <valgrind/memcheck.h>
 #define LB_TOOL_ALLOC(p, bytes, defined) VALGRIND_MALLOCLIKE_BLOCK((p), (bytes), 0, (defined))
 #define LB_TOOL_FREE(p, bytes) VALGRIND_FREELIKE_BLOCK((p), 0)
@@ -30,7 +30,9 @@
 #define LB_ASAN 1
 #endif
 #endif
-#if defined(__SANITIZE_ADDRESS__) || defined(LB_ASAN)
+/* Not in a kernel build: KASAN defines __SANITIZE_ADDRESS__ too, and its
+ * own annotations are not wired up (docs/kernel.md). */
+#if (defined(__SANITIZE_ADDRESS__) || defined(LB_ASAN)) && !defined(__KERNEL__)
 #include <sanitizer/asan_interface.h>
 #define LB_TOOL_ALLOC(p, bytes, defined) ASAN_UNPOISON_MEMORY_REGION((p), (bytes))
 #define LB_TOOL_FREE(p, bytes) ASAN_POISON_MEMORY_REGION((p), (bytes))

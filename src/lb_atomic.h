@@ -15,8 +15,7 @@
 #ifndef LB_ATOMIC_H
 #define LB_ATOMIC_H
 
-#include <stdbool.h>
-#include <stdint.h>
+#include "lb_compat.h"
 
 typedef struct { uint32_t v; } lb_atomic_u32;
 typedef struct { uint64_t v; } lb_atomic_u64;

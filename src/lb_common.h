@@ -4,10 +4,7 @@
 #ifndef LB_COMMON_H
 #define LB_COMMON_H
 
-#include <stddef.h>
-#include <stdint.h>
-#include <stdbool.h>
-#include <errno.h>
+#include "lb_compat.h"
 
 #define LB_LIKELY(x)   __builtin_expect(!!(x), 1)
 #define LB_UNLIKELY(x) __builtin_expect(!!(x), 0)

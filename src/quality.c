@@ -3,8 +3,6 @@
  */
 #include "quality.h"
 
-#include <string.h>
-
 /* Tracking record layout (16 bytes, struct lb_track_rec):
  *   who:  bits 0..47  code address of the caller, or a struct labyrinth_site *
  *         bits 48..63 thread id (low 16 bits)
@@ -19,6 +17,14 @@
 #define LB_TRACK_TIME_MASK ((1ull << 39) - 1)
 #define LB_TRACK_SITE_BIT  (1ull << 39)
 #define LB_TRACK_UNIT_SHIFT 10u
+
+/* The 48-bit address in a record, as a pointer: sign-extended from bit 47,
+ * so a kernel's upper-half addresses come back whole (user addresses have
+ * bit 47 clear: unchanged). */
+static inline uintptr_t lb_track_addr(uint64_t who)
+{
+    return (uintptr_t)((int64_t)(who << 16) >> 16);
+}
 
 void lb_track_write(struct labyrinth_zone *z, struct lb_region *r, uint32_t idx, const void *caller,
                     const struct labyrinth_site *site, uint32_t tag)
@@ -100,9 +106,9 @@ bool lb_verify_check(struct labyrinth_zone *z, void *p, unsigned order, const vo
         uint64_t who = lb_load_rlx_u64(&r->track[idx].who), when = lb_load_rlx_u64(&r->track[idx].when);
         if (who & LB_TRACK_ADDR_MASK) {
             if (when & LB_TRACK_SITE_BIT)
-                last.site = (const struct labyrinth_site *)(uintptr_t)(who & LB_TRACK_ADDR_MASK);
+                last.site = (const struct labyrinth_site *)lb_track_addr(who);
             else
-                last.caller = (const void *)(uintptr_t)(who & LB_TRACK_ADDR_MASK);
+                last.caller = (const void *)lb_track_addr(who);
             last.thread = (uint32_t)(who >> 48);
         }
     }
@@ -161,9 +167,9 @@ void lb_page_info_fill(struct labyrinth_zone *z, struct lb_region *r, uint32_t i
         uint64_t who = lb_load_rlx_u64(&r->track[head].who), when = lb_load_rlx_u64(&r->track[head].when);
         out->tracked = 1;
         if (when & LB_TRACK_SITE_BIT)
-            out->site = (const struct labyrinth_site *)(uintptr_t)(who & LB_TRACK_ADDR_MASK);
+            out->site = (const struct labyrinth_site *)lb_track_addr(who);
         else
-            out->caller = (const void *)(uintptr_t)(who & LB_TRACK_ADDR_MASK);
+            out->caller = (const void *)lb_track_addr(who);
         out->thread = (uint32_t)(who >> 48);
         out->tag = (uint32_t)(when >> 40);
         if (z->cycles_per_us)

@@ -3,9 +3,6 @@
  */
 #include "region.h"
 
-#include <errno.h>
-#include <string.h>
-
 /* Twice the pages, a power of two: probes stay short. */
 static size_t lb_phys_hash_size(size_t span)
 {
@@ -118,23 +115,30 @@ uint32_t lb_region_block_head(const struct lb_region *r, uint32_t idx, unsigned 
  * relaxed load sees its own stores. */
 static inline lb_atomic_ptr *lb_regmap_l1(const struct lb_regmap *m) { return lb_load_rlx_ptr(&m->l1); }
 
+/* The map is indexed by an address's key, below 2^48: the address itself
+ * in user space; in a kernel, its offset from the direct map's base
+ * (LB_OS_ADDR_BASE), which keeps chunk boundaries (the base is aligned to
+ * 1 GiB) and maps the upper half's addresses into the table. */
+static inline uintptr_t lb_map_key(uintptr_t a) { return a - LB_OS_ADDR_BASE; }
+
 static inline size_t lb_l1_index(uintptr_t a) { return (size_t)(a >> (LB_CHUNK_SHIFT + LB_L2_BITS)); }
 static inline size_t lb_l2_index(uintptr_t a) { return (size_t)(a >> LB_CHUNK_SHIFT) & ((1u << LB_L2_BITS) - 1); }
 
 struct lb_region *lb_regmap_lookup_slow(const struct lb_regmap *m, uintptr_t a)
 {
-    if (a >> 48)
+    uintptr_t key = lb_map_key(a);
+    if (key >> 48)
         return NULL;
     /* Acquire loads pair with the release stores of lb_regmap_add: a leaf
      * found through l1 is initialised, a region found through a leaf is. */
     lb_atomic_ptr *l1 = lb_load_acq_ptr(&m->l1);
     if (!l1)
         return NULL;
-    lb_atomic_u32 *leaf = lb_load_acq_ptr(&l1[lb_l1_index(a)]);
+    lb_atomic_u32 *leaf = lb_load_acq_ptr(&l1[lb_l1_index(key)]);
     if (!leaf)
         return NULL;
     /* Four 8-bit entries per word; entry = region index + 1. */
-    size_t i = lb_l2_index(a);
+    size_t i = lb_l2_index(key);
     uint32_t word = lb_load_acq_u32(&leaf[i / 4]);
     unsigned e = (word >> (8 * (i % 4))) & 0xffu;
     if (!e)
@@ -147,7 +151,7 @@ struct lb_region *lb_regmap_lookup_slow(const struct lb_regmap *m, uintptr_t a)
 
 static int lb_regmap_chunks_free(lb_atomic_ptr *l1, const struct lb_region *r)
 {
-    uintptr_t c0 = r->lo >> LB_CHUNK_SHIFT, c1 = (r->lo + r->bytes - 1) >> LB_CHUNK_SHIFT;
+    uintptr_t c0 = lb_map_key(r->lo) >> LB_CHUNK_SHIFT, c1 = lb_map_key(r->lo + r->bytes - 1) >> LB_CHUNK_SHIFT;
     for (uintptr_t c = c0; c <= c1; c++) {
         uintptr_t a = c << LB_CHUNK_SHIFT;
         lb_atomic_u32 *leaf = lb_load_rlx_ptr(&l1[lb_l1_index(a)]);
@@ -161,7 +165,7 @@ static int lb_regmap_chunks_free(lb_atomic_ptr *l1, const struct lb_region *r)
 /* Make sure every chunk r touches has a leaf in table l1 (normal context). */
 static int lb_regmap_leaves(struct lb_regmap *m, lb_atomic_ptr *l1, const struct lb_region *r)
 {
-    uintptr_t c0 = r->lo >> LB_CHUNK_SHIFT, c1 = (r->lo + r->bytes - 1) >> LB_CHUNK_SHIFT;
+    uintptr_t c0 = lb_map_key(r->lo) >> LB_CHUNK_SHIFT, c1 = lb_map_key(r->lo + r->bytes - 1) >> LB_CHUNK_SHIFT;
     for (uintptr_t c = c0; c <= c1; c++) {
         uintptr_t a = c << LB_CHUNK_SHIFT;
         if (lb_load_rlx_ptr(&l1[lb_l1_index(a)]))
@@ -182,7 +186,7 @@ static int lb_regmap_leaves(struct lb_regmap *m, lb_atomic_ptr *l1, const struct
 /* Point every chunk of r at region index n in table l1 (leaves exist). */
 static void lb_regmap_mark(lb_atomic_ptr *l1, const struct lb_region *r, unsigned n)
 {
-    uintptr_t c0 = r->lo >> LB_CHUNK_SHIFT, c1 = (r->lo + r->bytes - 1) >> LB_CHUNK_SHIFT;
+    uintptr_t c0 = lb_map_key(r->lo) >> LB_CHUNK_SHIFT, c1 = lb_map_key(r->lo + r->bytes - 1) >> LB_CHUNK_SHIFT;
     for (uintptr_t c = c0; c <= c1; c++) {
         uintptr_t a = c << LB_CHUNK_SHIFT;
         lb_atomic_u32 *leaf = lb_load_rlx_ptr(&l1[lb_l1_index(a)]);
@@ -200,7 +204,7 @@ int lb_regmap_add(struct lb_regmap *m, struct lb_region *r)
     if (n >= LB_MAX_REGIONS)
         return -ENOSPC;
     LB_CHECK(r->index == n && r->bytes > 0);
-    if ((r->lo + r->bytes - 1) >> 48)
+    if (lb_map_key(r->lo + r->bytes - 1) >> 48 || lb_map_key(r->lo) >> 48)
         return -EINVAL;
     if (n == 0) {
         m->r0 = r;
@@ -248,7 +252,7 @@ void lb_regmap_remove(struct lb_regmap *m, struct lb_region *r)
 {
     lb_atomic_ptr *l1 = lb_regmap_l1(m);
     LB_CHECK(r != m->r0 && l1 != NULL);
-    uintptr_t c0 = r->lo >> LB_CHUNK_SHIFT, c1 = (r->lo + r->bytes - 1) >> LB_CHUNK_SHIFT;
+    uintptr_t c0 = lb_map_key(r->lo) >> LB_CHUNK_SHIFT, c1 = lb_map_key(r->lo + r->bytes - 1) >> LB_CHUNK_SHIFT;
     for (uintptr_t c = c0; c <= c1; c++) {
         uintptr_t a = c << LB_CHUNK_SHIFT;
         lb_atomic_u32 *leaf = lb_load_rlx_ptr(&l1[lb_l1_index(a)]);

@@ -5,15 +5,11 @@
 #include "zone.h"
 #include "lb_annotate.h"
 
-#include <stdlib.h>
-#include <string.h>
-
 /* ---- the process-wide registry ------------------------------------------------------ */
 
 /* Live zones, for handle validation (normal context, under the mutex). */
 static struct labyrinth_zone *lb_zone_list[LB_MAX_ZONES];
-/* A zero-filled pthread mutex is an unlocked one (glibc, musl). */
-static lb_os_mutex lb_registry_mutex;
+static lb_os_mutex lb_registry_mutex = LB_OS_MUTEX_INITIALIZER(lb_registry_mutex);
 static lb_atomic_u64 lb_next_serial;
 
 /* Address ranges of every live region, for telling a page of another zone
@@ -347,6 +343,10 @@ static int lb_plan_make(const struct labyrinth_zone_config *cfg, size_t pages, s
     p->max_order = cfg->max_order ? cfg->max_order : 10;
     if (p->max_order > LB_ORDER_LIMIT || ((size_t)1 << p->max_order) > (size_t)LB_REGION_MAX_PAGES / 2)
         return -EINVAL;
+    /* A block never spans regions: the OS must give a region that holds
+     * one (a kernel: 2^(MAX_ORDER-1) pages; user space: no limit). */
+    if (!cfg->memory && ((size_t)1 << p->max_order) > lb_os_region_max_pages())
+        return -EINVAL;
     p->max_pages = cfg->max_pages ? cfg->max_pages : pages;
     if (p->max_pages < pages || p->max_pages > (size_t)LB_REGION_MAX_PAGES * LB_MAX_REGIONS)
         return -EINVAL;
@@ -390,6 +390,7 @@ static size_t lb_zone_fixed_meta(const struct lb_plan *p)
 
 static void *lb_warden_main(void *arg);
 static void lb_zone_bad_entry(void *ctx, void *page, uint64_t w);
+static long lb_zone_grow_by(struct labyrinth_zone *z, size_t want, bool event);
 
 static void lb_zone_fill_common(struct labyrinth_zone *z, const struct labyrinth_zone_config *cfg,
                                 const struct lb_plan *p)
@@ -513,7 +514,10 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct labyrinth_
         z->meta_map = mm;
         lb_zone_fill_common(z, cfg, &plan);
         meta = (char *)z + lb_align_up(sizeof *z, LB_CACHELINE);
-        rc = lb_zone_region_os(z, 0, pages, &z->regions[0]);
+        /* A zone larger than the OS's largest region (a kernel's largest
+         * physically contiguous allocation) gets the rest as further
+         * regions below, once it is registered. */
+        rc = lb_zone_region_os(z, 0, LB_MIN(pages, lb_os_region_max_pages()), &z->regions[0]);
         if (rc) {
             lb_os_unmap(&mm);
             return rc;
@@ -527,7 +531,7 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct labyrinth_
     z->r0_desc = &z->regions[0].desc[z->regions[0].first];
     z->r0_first = z->regions[0].first;
     lb_buddy_add_region(&z->buddy, &z->regions[0]);
-    lb_store_rlx_u64(&z->total_pages, plan.pages);
+    lb_store_rlx_u64(&z->total_pages, lb_region_pages(&z->regions[0]));
     lb_cache_init(&z->cache, meta, plan.mag_size, plan.nmags, plan.ntcaches, plan.quarantine, z->page_shift, &z->map,
                   &z->buddy, z->serial);
     z->mag_size = plan.mag_size;
@@ -543,6 +547,13 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct labyrinth_
     rc = lb_registry_add(z);
     if (rc)
         goto fail;
+    while (lb_load_rlx_u64(&z->total_pages) < plan.pages) {
+        long g = lb_zone_grow_by(z, plan.pages - lb_load_rlx_u64(&z->total_pages), false);
+        if (g <= 0) {
+            rc = g < 0 ? (int)g : -ENOMEM;
+            goto fail_registered;
+        }
+    }
     lb_zone_rebalance(z);
     bool want_warden = z->caller_memory ? (z->flags & LABYRINTH_ZONE_WARDEN)
                                         : !(z->flags & LABYRINTH_ZONE_NO_WARDEN);
@@ -557,6 +568,7 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct labyrinth_
     } else {
         z->cycles_per_us = z->caller_memory ? 0 : lb_os_cycles_per_us();
     }
+    lb_os_zone_event(z, z->name, true);
     *out = z;
     return 0;
 fail_registered:
@@ -565,7 +577,10 @@ fail_registered:
 fail:
     if (!z->caller_memory) {
         struct lb_os_mapping mm = z->meta_map;
-        lb_zone_region_unmap(&z->regions[0]);
+        unsigned n = lb_regmap_count(&z->map);
+        lb_regmap_destroy(&z->map);
+        for (unsigned i = 0; i < n; i++)
+            lb_zone_region_unmap(&z->regions[i]);
         lb_os_unmap(&mm);
     }
     return rc;
@@ -573,6 +588,7 @@ fail:
 
 void lb_zone_destroy(struct labyrinth_zone *z)
 {
+    lb_os_zone_event(z, z->name, false);
     if (z->warden_running) {
         lb_store_rlx_u32(&z->warden_stop, 1);
         lb_add_rlx_u32(&z->warden_word, 1);
@@ -620,9 +636,11 @@ int lb_zone_locate(struct labyrinth_zone *z, const void *addr, struct lb_region 
 
 /* ---- growth and waiting ---------------------------------------------------------------------- */
 
-/* Add a region (KERNEL context).  Returns pages added (0: at max_pages or
- * out of region slots), or a negative errno from the OS. */
-static long lb_zone_grow(struct labyrinth_zone *z)
+/* Add a region of up to want pages (normal context; capped by max_pages
+ * and by the OS's largest region).  Returns pages added (0: at max_pages
+ * or out of region slots), or a negative errno from the OS.  A growth
+ * event unless this is the creation of a zone larger than one region. */
+static long lb_zone_grow_by(struct labyrinth_zone *z, size_t want, bool event)
 {
     if (z->caller_memory)
         return 0;
@@ -631,8 +649,8 @@ static long lb_zone_grow(struct labyrinth_zone *z)
     size_t total = lb_load_rlx_u64(&z->total_pages);
     unsigned index = lb_regmap_count(&z->map);
     if (total < z->max_pages && index < LB_MAX_REGIONS) {
-        size_t n = LB_MIN(z->max_pages - total, LB_MAX(z->pages, (size_t)1 << z->max_order));
-        n = LB_MIN(n, (size_t)LB_REGION_MAX_PAGES);
+        size_t n = LB_MIN(z->max_pages - total, want);
+        n = LB_MIN(n, LB_MIN((size_t)LB_REGION_MAX_PAGES, lb_os_region_max_pages()));
         struct lb_region *r = &z->regions[index];
         long rc = lb_zone_region_os(z, index, n, r);
         if (!rc) {
@@ -651,12 +669,20 @@ static long lb_zone_grow(struct labyrinth_zone *z)
             lb_spin_unlock(&z->buddy.lock);
             lb_store_rlx_u64(&z->total_pages, total + n);
             lb_add_rlx_u64(&z->metadata_bytes, r->meta_map.bytes);
-            lb_add_rlx_u64(&z->grow_events, 1);
+            if (event)
+                lb_add_rlx_u64(&z->grow_events, 1);
             added = (long)n;
         }
     }
     lb_os_mutex_unlock(&z->grow_mutex);
     return added;
+}
+
+/* Grow by one region (KERNEL context, the warden): as large as the zone
+ * was created, or one block of max_order. */
+static long lb_zone_grow(struct labyrinth_zone *z)
+{
+    return lb_zone_grow_by(z, LB_MAX(z->pages, (size_t)1 << z->max_order), true);
 }
 
 static void lb_zone_kick(struct labyrinth_zone *z)
@@ -893,8 +919,46 @@ static void *lb_level_refill_pop(struct labyrinth_zone *z, struct lb_level *l, u
 }
 
 /* The common slow loop: level refill (if l), buddy, reserve, growth, wait. */
+/* The levels an allocation at depth d may use: *own, the caller's level
+ * (order 0, or an order with level caches), and *l, the level whose
+ * magazines serve it (order 0 only). */
+static void lb_zone_levels(struct labyrinth_zone *z, unsigned order, uint32_t d, struct lb_level **l,
+                           struct lb_level **own)
+{
+    *l = NULL;
+    if (order == 0 || order <= z->cache.oc_max_order) {
+        *l = lb_tls_level(&z->cache, d);
+        if (!*l && d == 0 && lb_cache_claim(&z->cache))
+            *l = lb_tls_level(&z->cache, 0);
+    }
+    *own = *l;
+    if (order > 0)
+        *l = NULL;
+}
+
+/* A KERNEL allocation is about to sleep (grow, wait).  In user space the
+ * thread keeps its levels across the sleep: nothing to do.  In a kernel
+ * the levels are the CPU's, which another task may use while this one
+ * sleeps: leave the call (the depth restored, preemption back on) and
+ * enter again afterwards, perhaps on another CPU, whose levels the caller
+ * then fetches again.  Only a context that may sleep gets here (api.c
+ * refuses the others), and such a context on a CPU is never nested in a
+ * labyrinth call there: it enters again at the same depth, 0. */
+static void lb_zone_sleep_begin(uint32_t d)
+{
+    if (LB_OS_CTX_PER_CPU)
+        lb_leave(d);
+}
+static void lb_zone_sleep_end(uint32_t d)
+{
+    if (LB_OS_CTX_PER_CPU) {
+        uint32_t again = lb_enter();
+        LB_CHECK(again == d);
+    }
+}
+
 static void *lb_zone_alloc_loop(struct labyrinth_zone *z, unsigned gfp, unsigned order, unsigned dflags,
-                                struct lb_level *l, struct lb_level *own, int *err)
+                                uint32_t d, struct lb_level *l, struct lb_level *own, int *err)
 {
     uint64_t deadline = 0;
     long grow_rc = 0;
@@ -929,20 +993,27 @@ static void *lb_zone_alloc_loop(struct labyrinth_zone *z, unsigned gfp, unsigned
          * its per-CPU lists), then try again. */
         if (order > 0 && lb_zone_drain_depot(z))
             continue;
+        lb_zone_sleep_begin(d);
+        long g = 0;
         if (gfp & LABYRINTH_GFP_BIT_GROW) {
-            long g = lb_zone_grow(z);
-            if (g > 0)
-                continue;
+            g = lb_zone_grow(z);
             if (g < 0)
                 grow_rc = g;
         }
-        if (!deadline && z->wait_timeout_ms != LABYRINTH_WAIT_FOREVER)
-            deadline = lb_os_clock_ns() + (uint64_t)z->wait_timeout_ms * 1000000u;
-        if (!lb_zone_wait(z, deadline)) {
+        bool waited = true; /* a growth: try again at once */
+        if (g <= 0) {
+            if (!deadline && z->wait_timeout_ms != LABYRINTH_WAIT_FOREVER)
+                deadline = lb_os_clock_ns() + (uint64_t)z->wait_timeout_ms * 1000000u;
+            waited = lb_zone_wait(z, deadline);
+        }
+        lb_zone_sleep_end(d);
+        if (!waited) {
             /* A growth the OS refused, whatever its errno: ENOMEM. */
             *err = grow_rc ? -ENOMEM : -ETIMEDOUT;
             break;
         }
+        if (LB_OS_CTX_PER_CPU)
+            lb_zone_levels(z, order, d, &l, &own);
     }
     lb_add_rlx_u64(&z->fails[lb_gfp_slot(gfp)], 1);
     if (!*err)
@@ -953,28 +1024,22 @@ static void *lb_zone_alloc_loop(struct labyrinth_zone *z, unsigned gfp, unsigned
 void *lb_zone_alloc_err(struct labyrinth_zone *z, unsigned gfp, unsigned order, unsigned dflags,
                         uint32_t d, int *err)
 {
-    struct lb_level *l = NULL;
-    if (order == 0 || order <= z->cache.oc_max_order) {
-        l = lb_tls_level(&z->cache, d);
-        if (!l && d == 0 && lb_cache_claim(&z->cache))
-            l = lb_tls_level(&z->cache, 0);
-    }
-    struct lb_level *own = l;
-    if (order > 0 && l) {
+    struct lb_level *l, *own;
+    lb_zone_levels(z, order, d, &l, &own);
+    if (order > 0 && own) {
         /* A block of this order this level freed: ours alone, no lock. */
-        void *b = lb_load_rlx_ptr(&l->oc[order - 1]);
+        void *b = lb_load_rlx_ptr(&own->oc[order - 1]);
         if (b) {
-            lb_store_rlx_ptr(&l->oc[order - 1], NULL);
+            lb_store_rlx_ptr(&own->oc[order - 1], NULL);
             lb_store_rlx_u64(lb_zone_desc(z, b), lb_d_make(LB_S_ALLOC, order, dflags));
             /* Counted in the level: no shared counter line per block. */
-            lb_bump_1w_u64(&l->hi_allocs, 1);
+            lb_bump_1w_u64(&own->hi_allocs, 1);
             if (lb_gfp_slot(gfp) != LB_MODE_SLOTS - 1)
-                lb_bump_1w_u64(&l->mode_allocs[lb_gfp_slot(gfp)], 1);
+                lb_bump_1w_u64(&own->mode_allocs[lb_gfp_slot(gfp)], 1);
             return b;
         }
-        l = NULL;
     }
-    return lb_zone_alloc_loop(z, gfp, order, dflags, l, own, err);
+    return lb_zone_alloc_loop(z, gfp, order, dflags, d, l, own, err);
 }
 
 /* ---- frees --------------------------------------------------------------------------------------- */
@@ -1408,11 +1473,42 @@ void lb_zone_stats(struct labyrinth_zone *z, struct labyrinth_zone_stats *o)
     }
 }
 
+/* One mapping per region (the first n), each holding its own description
+ * in its first cache line and then one mark byte per page: the callers
+ * keep only mark[] on the stack (a kernel's stack is small). */
+int lb_zone_marks_map(struct labyrinth_zone *z, unsigned n, uint8_t **mark)
+{
+    _Static_assert(sizeof(struct lb_os_mapping) <= LB_CACHELINE, "a mapping fits its header");
+    for (unsigned i = 0; i < n; i++) {
+        struct lb_region *r = lb_regmap_get(&z->map, i);
+        struct lb_os_mapping mm;
+        if (lb_os_map(lb_align_up(LB_CACHELINE + r->span, z->page_size), z->page_size, 0, &mm)) {
+            lb_zone_marks_unmap(i, mark);
+            return -ENOMEM;
+        }
+        memcpy(mm.addr, &mm, sizeof mm);
+        mark[i] = (uint8_t *)mm.addr + LB_CACHELINE;
+    }
+    return 0;
+}
+
+void lb_zone_marks_unmap(unsigned n, uint8_t **mark)
+{
+    for (unsigned i = 0; i < n; i++) {
+        if (!mark[i])
+            continue;
+        struct lb_os_mapping mm;
+        memcpy(&mm, mark[i] - LB_CACHELINE, sizeof mm);
+        mark[i] = NULL;
+        lb_os_unmap(&mm);
+    }
+}
+
 /* LABYRINTH_CHECK_VERBOSE set in the environment: name every violation
  * on stderr (normal context: the check is). */
 static void lb_check_say(struct labyrinth_zone *z, long n, const char *what)
 {
-    if (!n || !getenv("LABYRINTH_CHECK_VERBOSE"))
+    if (!n || !lb_os_getenv("LABYRINTH_CHECK_VERBOSE"))
         return;
     char b[200];
     struct lb_fmt f = {b, 0, sizeof b};
@@ -1443,18 +1539,10 @@ long lb_zone_check(struct labyrinth_zone *z)
     lb_os_mutex_lock(&z->grow_mutex);
     unsigned nreg = lb_regmap_count(&z->map);
     uint8_t *mark[LB_MAX_REGIONS] = {0};
-    struct lb_os_mapping mm[LB_MAX_REGIONS];
-    memset(mm, 0, sizeof mm);
-    for (unsigned i = 0; i < nreg; i++) {
-        struct lb_region *r = lb_regmap_get(&z->map, i);
-        if (lb_os_map(lb_align_up(r->span, z->page_size), z->page_size, 0, &mm[i])) {
-            while (i--)
-                lb_os_unmap(&mm[i]);
-            lb_os_mutex_unlock(&z->grow_mutex);
-            lb_os_mutex_unlock(&z->rebalance_mutex);
-            return -ENOMEM;
-        }
-        mark[i] = mm[i].addr;
+    if (lb_zone_marks_map(z, nreg, mark)) {
+        lb_os_mutex_unlock(&z->grow_mutex);
+        lb_os_mutex_unlock(&z->rebalance_mutex);
+        return -ENOMEM;
     }
     lb_spin_lock(&z->buddy.lock);
     size_t buddy_pages = 0;
@@ -1534,7 +1622,6 @@ long lb_zone_check(struct labyrinth_zone *z)
         allocs += cc.allocs[i];
     LB_VIOLATION(allocs - (cc.frees - queued_invalid) != blocks_in_use,
                  "counters: allocations minus frees differ from the blocks in use");
-    for (unsigned i = 0; i < nreg; i++)
-        lb_os_unmap(&mm[i]);
+    lb_zone_marks_unmap(nreg, mark);
     return bad;
 }

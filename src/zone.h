@@ -116,6 +116,12 @@ void lb_zone_free_block(struct labyrinth_zone *z, struct lb_region *r, uint32_t 
 int lb_zone_region_info(struct labyrinth_zone *z, unsigned index, struct labyrinth_region_info *out);
 long lb_zone_shrink(struct labyrinth_zone *z);
 
+/* Check and for_each: one zeroed mark byte per page of each of the first
+ * n regions, mark[i] for region i (normal context).  0 or -ENOMEM (then
+ * nothing is left mapped). */
+int lb_zone_marks_map(struct labyrinth_zone *z, unsigned n, uint8_t **mark);
+void lb_zone_marks_unmap(unsigned n, uint8_t **mark);
+
 /* Stats and check (normal context). */
 void lb_zone_stats(struct labyrinth_zone *z, struct labyrinth_zone_stats *out);
 long lb_zone_check(struct labyrinth_zone *z);

@@ -3,7 +3,9 @@
  *
  * This is the only interface through which the other layers reach the OS.
  * A kernel-module or bare-metal build provides another implementation of
- * these functions and changes nothing else.  Functions return 0 or a
+ * these functions and changes nothing else: os_linux.c is Linux user
+ * space, os_kernel.c (with os_kernel.h for its inline parts) the Linux
+ * kernel module (docs/kernel.md).  Functions return 0 or a
  * negative errno unless stated otherwise; each states its preconditions.
  *
  * Context: unless marked "any context", a function may make system calls
@@ -17,9 +19,12 @@
 #ifndef LB_OS_H
 #define LB_OS_H
 
-#include <stddef.h>
-#include <stdint.h>
+#include "../lb_compat.h"
 #include "../lb_atomic.h"
+
+#ifdef __KERNEL__
+#include "os_kernel.h"
+#endif
 
 /* ---- fault injection and call counting -------------------------------- */
 enum lb_os_op {
@@ -40,6 +45,9 @@ uint64_t lb_os_fault_set(enum lb_os_op op, uint64_t nth, int persistent);
 uint64_t lb_os_calls(enum lb_os_op op);
 /* Total calls to any OS primitive. */
 uint64_t lb_os_calls_total(void);
+/* For implementations of this interface (os_fault.c): count a call of op;
+ * true when it must fail. */
+bool lb_os_fault(enum lb_os_op op);
 
 /* ---- memory ----------------------------------------------------------- */
 #define LB_OS_MAP_HUGE    0x1u /* try explicit huge pages (MAP_HUGETLB): 1 GiB
@@ -49,6 +57,9 @@ uint64_t lb_os_calls_total(void);
 #define LB_OS_MAP_GUARD   0x4u /* PROT_NONE guard page before and after   */
 #define LB_OS_MAP_PREFAULT 0x8u /* populate now, and try to lock (metadata:
                                    the ATOMIC path must never fault on it) */
+#define LB_OS_MAP_PAGES   0x10u /* a zone's pages (not metadata): a kernel
+                                   gives them physically contiguous, from
+                                   its page allocator                      */
 
 struct lb_os_mapping {
     void    *addr;       /* usable start, aligned as asked               */
@@ -84,6 +95,52 @@ size_t lb_os_memlock_limit(void);
 /* Base page size (any context: read once, then cached). */
 size_t lb_os_page_size(void);
 unsigned lb_os_ncpus(void);
+/* The most pages one lb_os_map(LB_OS_MAP_PAGES) can give (user space:
+ * no limit below LB_REGION_MAX_PAGES; a kernel: its largest physically
+ * contiguous allocation).  A zone larger than this spans several regions. */
+size_t lb_os_region_max_pages(void);
+/* Physical address of addr from the OS's own mapping, without a table
+ * (any context): -EOPNOTSUPP where the OS cannot say (user space), else 0
+ * or -EFAULT. */
+int lb_os_virt_to_phys(const void *addr, uint64_t *phys);
+
+/* ---- the calling context ------------------------------------------------
+ * The cache layer keeps a small struct per execution context: per thread
+ * in user space (initial-exec TLS), per CPU in a kernel.  The core names it
+ * only through these:
+ *   LB_OS_CTX_DECLARE(type, name) / LB_OS_CTX_DEFINE(type, name)
+ *   lb_os_ctx(name)       the calling context's instance; in a kernel only
+ *                         valid with preemption off (lb_os_preempt_off)
+ *   LB_OS_CTX_PER_CPU     1 when contexts are CPUs: a caller that sleeps
+ *                         must give its context up first (zone.c)
+ *   lb_os_preempt_off/on  keep the caller on its CPU, unpreempted (nests);
+ *                         nothing in user space
+ *   lb_os_ctx_id()        a fixed id for the calling context (the CPU + 1),
+ *                         or 0: ids are then handed out on first use
+ *   lb_os_can_sleep()     false where sleeping is a bug (a kernel's atomic
+ *                         contexts); user space: always true
+ * In user space they compile to what the code wrote before: a TLS access
+ * (tools: the callgrind LIFO count, docs/kernel.md). */
+#ifndef __KERNEL__
+#define LB_OS_CTX_PER_CPU 0
+#define LB_OS_CTX_DECLARE(type, name) extern __thread type name __attribute__((tls_model("initial-exec")))
+#define LB_OS_CTX_DEFINE(type, name)  __thread type name __attribute__((tls_model("initial-exec")))
+#define lb_os_ctx(name) (&(name))
+static inline void lb_os_preempt_off(void) {}
+static inline void lb_os_preempt_on(void) {}
+static inline uint32_t lb_os_ctx_id(void) { return 0; }
+static inline bool lb_os_can_sleep(void) { return true; }
+/* The address map's key of an address: itself (kernel: its offset from
+ * the direct map, so that it fits in 48 bits). */
+#define LB_OS_ADDR_BASE ((uintptr_t)0)
+#endif
+
+/* An environment variable, or NULL (a kernel has none). */
+const char *lb_os_getenv(const char *name);
+
+/* Zone life-cycle hook (normal context): a kernel publishes each zone in
+ * debugfs; user space does nothing.  zone is a struct labyrinth_zone *. */
+void lb_os_zone_event(void *zone, const char *name, bool created);
 
 /* ---- threads and waiting ------------------------------------------------ */
 typedef struct { uintptr_t handle; } lb_os_thread;
@@ -97,8 +154,12 @@ void lb_os_futex_wake(lb_atomic_u32 *word, int n);
 void lb_os_yield(void);
 void lb_os_sleep_ns(uint64_t ns);
 
-/* A mutex for normal thread context only (never on the ATOMIC path). */
+/* A mutex for normal thread context only (never on the ATOMIC path).
+ * LB_OS_MUTEX_INITIALIZER(name) initialises a static one. */
+#ifndef __KERNEL__
 typedef struct { uint64_t opaque[6]; } lb_os_mutex;
+#define LB_OS_MUTEX_INITIALIZER(name) {{0}} /* a zero-filled pthread mutex */
+#endif
 void lb_os_mutex_init(lb_os_mutex *m);
 void lb_os_mutex_lock(lb_os_mutex *m);
 void lb_os_mutex_unlock(lb_os_mutex *m);
@@ -114,7 +175,9 @@ void lb_os_thread_exit_arm(void *arg);
 /* Monotonic nanoseconds (normal context). */
 uint64_t lb_os_clock_ns(void);
 /* A cycle counter readable in any context without a system call (TSC on
- * x86-64, CNTVCT_EL0 on aarch64, the clock elsewhere). */
+ * x86-64, CNTVCT_EL0 on aarch64, the clock elsewhere; a kernel:
+ * get_cycles()). */
+#ifndef __KERNEL__
 static inline uint64_t lb_os_cycles(void)
 {
 #if defined(__x86_64__)
@@ -129,15 +192,16 @@ static inline uint64_t lb_os_cycles(void)
     return lb_os_clock_ns();
 #endif
 }
+#endif
 /* Cycles of lb_os_cycles() per microsecond, calibrated once (normal
  * context; later calls any context). */
 uint64_t lb_os_cycles_per_us(void);
 
 /* ---- output ---------------------------------------------------------------- */
 /* Write to stderr with write(2) (async-signal-safe; the only system call a
- * misuse report may make). */
+ * misuse report may make).  A kernel: printk, any context. */
 void lb_os_write_err(const char *buf, size_t n);
-void lb_os_abort(void) __attribute__((noreturn));
+void lb_os_abort(void) __attribute__((noreturn)); /* a kernel: BUG() */
 /* Describe a code address ("func+0x12 (libfoo.so)") into buf (normal
  * context).  Returns 0, or -ENOENT when nothing is known of it. */
 int lb_os_symbolize(const void *addr, char *buf, size_t n);
