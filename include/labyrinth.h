@@ -87,7 +87,7 @@ extern "C" {
 #endif
 
 #if defined(__GNUC__)
-#define LABYRINTH_API __attribute__((visibility("default")))
+#define LABYRINTH_API __attribute__((__visibility__("default")))
 #else
 #define LABYRINTH_API
 #endif

@@ -105,7 +105,7 @@ struct lb_level {
     /* Last two lines: remote frees still in our outboxes (page id + 1), so a
      * duplicate is refused at once. */
     lb_atomic_u32  recent[LB_RECENT] LB_ALIGNED_CL;
-} __attribute__((aligned(512)));
+} __attribute__((__aligned__(512)));
 _Static_assert(sizeof(struct lb_level) == 512, "a level is 512 bytes: found by a shift");
 
 struct lb_tcache {

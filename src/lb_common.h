@@ -8,11 +8,13 @@
 
 #define LB_LIKELY(x)   __builtin_expect(!!(x), 1)
 #define LB_UNLIKELY(x) __builtin_expect(!!(x), 0)
-#define LB_NOINLINE    __attribute__((noinline))
-#define LB_COLD        __attribute__((cold, noinline))
-#define LB_HIDDEN      __attribute__((visibility("hidden")))
+/* Attribute names in their __x__ form: a kernel build has macros named
+ * noinline, cold... */
+#define LB_NOINLINE    __attribute__((__noinline__))
+#define LB_COLD        __attribute__((__cold__, __noinline__))
+#define LB_HIDDEN      __attribute__((__visibility__("hidden")))
 #define LB_CACHELINE   64u
-#define LB_ALIGNED_CL  __attribute__((aligned(LB_CACHELINE)))
+#define LB_ALIGNED_CL  __attribute__((__aligned__(LB_CACHELINE)))
 
 #define LB_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define LB_MAX(a, b) ((a) > (b) ? (a) : (b))
@@ -22,12 +24,25 @@ static inline size_t lb_align_up(size_t x, size_t a) { return (x + a - 1) & ~(a 
 static inline uintptr_t lb_align_up_ptr(uintptr_t x, uintptr_t a) { return (x + a - 1) & ~(a - 1); }
 
 /* Assertions that guard memory safety: never compiled out, NDEBUG or not. */
-void lb_panic(const char *file, int line, const char *what) __attribute__((noreturn, cold));
+#ifndef __KERNEL__
+void lb_panic(const char *file, int line, const char *what) __attribute__((__noreturn__, __cold__));
 #define LB_CHECK(cond)                                                                    \
     do {                                                                                  \
         if (LB_UNLIKELY(!(cond)))                                                         \
             lb_panic(__FILE__, __LINE__, #cond);                                          \
     } while (0)
+#else
+/* A kernel: the report, then BUG() in line, where objtool sees it (it
+ * cannot know that a function of a module never returns). */
+void lb_panic(const char *file, int line, const char *what) __attribute__((__cold__));
+#define LB_CHECK(cond)                                                                    \
+    do {                                                                                  \
+        if (LB_UNLIKELY(!(cond))) {                                                       \
+            lb_panic(__FILE__, __LINE__, #cond);                                          \
+            BUG();                                                                        \
+        }                                                                                 \
+    } while (0)
+#endif
 
 /* Compile-time limits, documented in docs/design.md ("Limits"). */
 #define LB_MAX_REGIONS     64u        /* regions per zone                      */

@@ -256,7 +256,7 @@ static int lb_zone_region_os(struct labyrinth_zone *z, unsigned index, size_t np
      * sits just before and just after it. */
     size_t align = LB_MAX((size_t)1 << LB_CHUNK_SHIFT, pg << z->max_order);
     size_t bytes = npages * pg;
-    unsigned mflags = LB_OS_MAP_GUARD | ((z->flags & LABYRINTH_ZONE_HUGE) ? LB_OS_MAP_HUGE : 0);
+    unsigned mflags = LB_OS_MAP_PAGES | LB_OS_MAP_GUARD | ((z->flags & LABYRINTH_ZONE_HUGE) ? LB_OS_MAP_HUGE : 0);
     memset(r, 0, sizeof *r);
     int rc = lb_os_map(bytes, align, mflags, &r->pages_map);
     if (rc)

@@ -201,7 +201,9 @@ uint64_t lb_os_cycles_per_us(void);
 /* Write to stderr with write(2) (async-signal-safe; the only system call a
  * misuse report may make).  A kernel: printk, any context. */
 void lb_os_write_err(const char *buf, size_t n);
-void lb_os_abort(void) __attribute__((noreturn)); /* a kernel: BUG() */
+#ifndef __KERNEL__
+void lb_os_abort(void) __attribute__((__noreturn__));
+#endif /* a kernel: BUG() in line (os_kernel.h) */
 /* Describe a code address ("func+0x12 (libfoo.so)") into buf (normal
  * context).  Returns 0, or -ENOENT when nothing is known of it. */
 int lb_os_symbolize(const void *addr, char *buf, size_t n);

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# kernel/run-qemu.sh - the `kernel` flavour of `make test`: build
+# labyrinth.ko, its self-test and the example driver against the newest
+# installed Debian *-amd64 kernel (not the running one), pack a minimal
+# initramfs (busybox-static, the modules, an /init that loads them and reads
+# the self-test's verdict) and boot it under qemu-system-x86_64 with TCG.
+#
+# Verdict: the guest writes to the isa-debug-exit port (0xf4) only on PASS,
+# which makes QEMU exit with status 33.  Anything else fails: a FAIL (3), a
+# panic (panic_on_warn=1 oops=panic panic=-1 with -no-reboot: QEMU exits 0),
+# a timeout (LB_QEMU_TIMEOUT, default 120 s).
+#
+# Needs (as root it installs them from Debian's packages when missing):
+#   linux-image-amd64 linux-headers-amd64 qemu-system-x86 busybox-static cpio kmod
+# Without them it prints SKIPPED, loudly, and exits 77 (never a pass).
+#
+# Environment: LB_QEMU_TIMEOUT (s), LB_SELFTEST_SECONDS (the stress phase,
+# default 3), LB_KERNEL_BUILD (build directory, default build-kernel).
+set -u
+root=$(cd "$(dirname "$0")/.." && pwd)
+out=${LB_KERNEL_BUILD:-$root/build-kernel}
+timeout_s=${LB_QEMU_TIMEOUT:-120}
+secs=${LB_SELFTEST_SECONDS:-3}
+pkgs="linux-image-amd64 linux-headers-amd64 qemu-system-x86 busybox-static cpio kmod"
+
+skip() {
+  echo
+  echo "################################################################"
+  echo "## kernel: SKIPPED - $*"
+  echo "## (the kernel module was NOT tested; run as root with Debian's"
+  echo "##  package mirror reachable: $pkgs)"
+  echo "################################################################"
+  exit 77
+}
+die() { echo "kernel: FAILED - $*" >&2; exit 1; }
+
+# ---- packages -----------------------------------------------------------------
+missing=""
+for p in $pkgs; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || skip "missing:$missing (not root: cannot install)"
+  echo "kernel: installing from Debian's packages:$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  log=/tmp/labyrinth-apt-kernel.log
+  if ! apt-get install -y -q --no-install-recommends $missing >"$log" 2>&1; then
+    apt-get update -q >>"$log" 2>&1
+    apt-get install -y -q --no-install-recommends $missing >>"$log" 2>&1 \
+      || skip "apt-get could not install:$missing (see $log)"
+  fi
+fi
+
+# ---- the kernel: the newest *-amd64 with headers and an image ---------------------
+kver=""
+for d in $(ls -d /lib/modules/*-amd64 2>/dev/null | sort -V); do
+  v=$(basename "$d")
+  [ -e "$d/build/Makefile" ] && [ -e "/boot/vmlinuz-$v" ] && kver=$v
+done
+[ -n "$kver" ] || skip "no Debian *-amd64 kernel with both headers and /boot/vmlinuz under /lib/modules"
+for t in qemu-system-x86_64 cpio gzip; do command -v $t >/dev/null || skip "$t not found"; done
+busybox=$(command -v busybox || true)
+[ -x /bin/busybox ] && busybox=/bin/busybox
+[ -n "$busybox" ] && file -L "$busybox" 2>/dev/null | grep -q "statically linked" \
+  || { ldd "$busybox" 2>&1 | grep -q "not a dynamic" || skip "no static busybox (busybox-static)"; }
+echo "kernel: building the modules against $kver (host runs $(uname -r))"
+
+# ---- build ----------------------------------------------------------------------------
+t0=$(date +%s)
+if ! make -s -C "$root/kernel" KDIR="/lib/modules/$kver/build" BUILD="$out" >"$out.build.log" 2>&1; then
+  cat "$out.build.log"; die "module build failed"
+fi
+if grep -E "warning|error" "$out.build.log" | grep -v "Skipping BTF"; then
+  die "the module build has warnings (W=1; see $out.build.log)"
+fi
+for m in labyrinth labyrinth_selftest labyrinth_example; do
+  [ -f "$out/$m.ko" ] || die "$m.ko was not built"
+done
+echo "kernel: built labyrinth.ko, labyrinth_selftest.ko, labyrinth_example.ko ($(( $(date +%s) - t0 )) s, W=1, no warnings)"
+
+# ---- initramfs -------------------------------------------------------------------------
+ird="$out/initramfs"
+rm -rf "$ird"; mkdir -p "$ird"/{bin,dev,proc,sys,lib/modules,tmp}
+cp "$busybox" "$ird/bin/busybox"
+cp "$out"/labyrinth.ko "$out"/labyrinth_selftest.ko "$out"/labyrinth_example.ko "$ird/lib/modules/"
+cat >"$ird/init" <<INIT
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t debugfs debugfs /sys/kernel/debug
+verdict() { # byte for the isa-debug-exit port: 0x10 PASS (QEMU exits 33), 0x01 FAIL (3)
+  echo "init: \$2"
+  printf "\$1" | dd of=/dev/port bs=1 seek=244 count=1 2>/dev/null
+  sleep 1; poweroff -f
+}
+echo "init: insmod labyrinth.ko"
+insmod /lib/modules/labyrinth.ko || verdict '\\001' "FAIL: labyrinth.ko did not load"
+echo "init: insmod labyrinth_example.ko (the example driver; its zone stays while it is loaded)"
+insmod /lib/modules/labyrinth_example.ko || verdict '\\001' "FAIL: the example driver did not load"
+sleep 1
+for f in /sys/kernel/debug/labyrinth/*/stats /sys/kernel/debug/labyrinth/*/buddyinfo /sys/kernel/debug/labyrinth/*/tracking; do
+  [ -r "\$f" ] || verdict '\\001' "FAIL: no debugfs file \$f"
+  echo "init: --- \$f"; head -n 12 "\$f"
+done
+rmmod labyrinth_example || verdict '\\001' "FAIL: the example driver did not unload"
+echo "init: insmod labyrinth_selftest.ko seconds=$secs"
+insmod /lib/modules/labyrinth_selftest.ko seconds=$secs
+rc=\$?
+if [ \$rc = 0 ] && dmesg | grep -q "labyrinth_selftest: PASS"; then
+  rmmod labyrinth_selftest && rmmod labyrinth || verdict '\\001' "FAIL: the modules did not unload"
+  verdict '\\020' "PASS"
+fi
+verdict '\\001' "FAIL: the self-test (insmod status \$rc)"
+INIT
+chmod +x "$ird/init"
+(cd "$ird" && find . | cpio -o -H newc 2>/dev/null | gzip -1) >"$out/initramfs.gz" || die "cpio failed"
+
+# ---- boot --------------------------------------------------------------------------------
+log="$out/qemu.log"
+echo "kernel: booting /boot/vmlinuz-$kver under qemu-system-x86_64 -accel tcg (timeout ${timeout_s} s; serial log: $log)"
+t0=$(date +%s)
+timeout --foreground -k 5 "$timeout_s" qemu-system-x86_64 -accel tcg -m 512 -smp 2 -nographic -no-reboot \
+  -kernel "/boot/vmlinuz-$kver" -initrd "$out/initramfs.gz" \
+  -append "console=ttyS0 panic_on_warn=1 oops=panic panic=-1 mitigations=off" \
+  -device isa-debug-exit,iobase=0xf4,iosize=0x04 </dev/null >"$log" 2>&1
+qrc=$?
+secs_run=$(( $(date +%s) - t0 ))
+tr -d '\r' <"$log" | grep -E "labyrinth|init:|Kernel panic|BUG|WARNING|Oops" | grep -v "^init: ---" | head -120
+case $qrc in
+  33) echo "kernel: PASS (guest wrote PASS to the isa-debug-exit port; ${secs_run} s in QEMU)"; exit 0 ;;
+  3)  die "the guest reported FAIL (see $log)" ;;
+  124|137) die "timeout after ${timeout_s} s (see $log)" ;;
+  0)  die "the guest stopped without a verdict: a panic or an early power-off (see $log)" ;;
+  *)  die "QEMU exited with $qrc (see $log)" ;;
+esac

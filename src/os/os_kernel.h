@@ -1,0 +1,78 @@
+/*
+ * os_kernel.h - the inline part of the OS layer for the Linux kernel
+ * module (included by os.h when __KERNEL__ is set; os_kernel.c has the
+ * rest).  docs/kernel.md explains each choice.
+ *
+ *   context       per-CPU data; lb_enter() disables preemption, so the
+ *                 CPU's struct stays the caller's until lb_leave(), and an
+ *                 interrupt (softirq, hard IRQ, NMI) that calls labyrinth
+ *                 meanwhile runs one nesting level deeper, exactly as a
+ *                 signal handler does in user space
+ *   buddy lock    the core's own test-and-set word, held with preemption
+ *                 off (as raw_spin_trylock would), never waited for in an
+ *                 interrupt
+ *   mutex         struct mutex
+ *   cycles        get_cycles()
+ */
+#ifndef LB_OS_KERNEL_H
+#define LB_OS_KERNEL_H
+
+#include <linux/percpu.h>
+#include <linux/preempt.h>
+#include <linux/smp.h>
+#include <linux/hardirq.h>
+#include <linux/irqflags.h>
+#include <linux/mutex.h>
+#include <linux/timex.h>
+#include <linux/mm.h>
+#include <linux/version.h>
+#include <linux/bug.h>
+
+#define LB_OS_CTX_PER_CPU 1
+#define LB_OS_CTX_DECLARE(type, name) DECLARE_PER_CPU(type, name)
+#define LB_OS_CTX_DEFINE(type, name)  DEFINE_PER_CPU(type, name)
+#define lb_os_ctx(name) this_cpu_ptr(&(name))
+
+static inline void lb_os_preempt_off(void) { preempt_disable(); }
+static inline void lb_os_preempt_on(void) { preempt_enable(); }
+
+/* Tracking records and labyrinth_thread_id() name the CPU (+ 1). */
+static inline uint32_t lb_os_ctx_id(void) { return raw_smp_processor_id() + 1; }
+
+/* Sleeping is allowed: not in an interrupt, preemption and interrupts on
+ * (and, where the kernel counts it, no spinlock held). */
+static inline bool lb_os_can_sleep(void)
+{
+#ifdef CONFIG_PREEMPT_COUNT
+    return preempt_count() == 0 && !irqs_disabled();
+#else
+    return !in_interrupt() && !irqs_disabled();
+#endif
+}
+
+/* The address map's key: the offset from the direct map (1 GiB aligned),
+ * so the kernel's upper-half addresses fit the map's 48 bits. */
+#define LB_OS_ADDR_BASE ((uintptr_t)PAGE_OFFSET)
+
+typedef struct mutex lb_os_mutex;
+#define LB_OS_MUTEX_INITIALIZER(name) __MUTEX_INITIALIZER(name)
+
+static inline uint64_t lb_os_cycles(void) { return (uint64_t)get_cycles(); }
+
+/* A STRICT zone's misuse, or a broken invariant: BUG() in line, where
+ * objtool sees that the caller does not go on. */
+#define lb_os_abort() BUG()
+
+/* The largest order the page allocator gives (6.1: MAX_ORDER - 1). */
+#if defined(MAX_PAGE_ORDER)
+#define LB_K_MAX_ORDER MAX_PAGE_ORDER
+#elif LINUX_VERSION_CODE >= KERNEL_VERSION(6, 4, 0)
+#define LB_K_MAX_ORDER MAX_ORDER
+#else
+#define LB_K_MAX_ORDER (MAX_ORDER - 1)
+#endif
+
+/* Module init / exit of the OS layer (the wait queues). */
+void lb_os_kernel_init(void);
+
+#endif /* LB_OS_KERNEL_H */
