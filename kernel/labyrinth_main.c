@@ -161,6 +161,16 @@ static int lb_dbg_tracking_show(struct seq_file *m, void *unused)
 }
 DEFINE_SHOW_ATTRIBUTE(lb_dbg_tracking);
 
+/* For tests and diagnostics: this CPU's labyrinth nesting depth (> 0 in
+ * an interrupt that arrived while a labyrinth call was under way on this
+ * CPU).  Not part of the API. */
+unsigned int labyrinth_kmod_depth(void);
+unsigned int labyrinth_kmod_depth(void)
+{
+    return raw_cpu_ptr(&lb_tls)->depth;
+}
+EXPORT_SYMBOL_GPL(labyrinth_kmod_depth);
+
 /* The OS layer's zone hook (os.h): publish a zone, or withdraw it before
  * it goes (debugfs_remove waits for readers still in a file). */
 void lb_os_zone_event(void *zone, const char *name, bool created)

@@ -1,18 +1,743 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * labyrinth_selftest.c - the self-test of labyrinth.ko, run at insmod:
+ *
+ *   insmod labyrinth_selftest.ko [seconds=3] [bench=1]
+ *
+ * 1. quality   every quality flag (ZERO, POISON, both, CL_ALIGN, TRACK with
+ *              the seed macro's site, a zone-wide quality, VERIFY's
+ *              use-after-free check), contents checked
+ * 2. misuse    every kind of misuse, each refused with its errno and
+ *              reported once (the report handler counts them), none
+ *              crashing, from process and hard-IRQ context
+ * 3. stress    for `seconds`: on every CPU a hard-IRQ hrtimer and a
+ *              softirq hrtimer allocate with the seed's macro (rotating
+ *              quality flags), NMIs sent to self allocate too, kernel
+ *              threads on every CPU allocate and free in a loop (so the
+ *              interrupts land inside labyrinth calls: nested levels) and
+ *              free what the interrupts allocated (frees from other
+ *              contexts and CPUs), while the warden refills; every page's
+ *              contents are checked, no page may be handed out twice
+ * 4. check     labyrinth_zone_check() == 0, nothing in use, counters agree
+ * 5. bench     cycles per alloc+free pair: labyrinth ATOMIC, the seed
+ *              macro, alloc_pages(GFP_ATOMIC, 0) + __free_pages
+ *
+ * It prints "labyrinth_selftest: PASS ..." or "labyrinth_selftest: FAIL ..."
+ * with its counts; insmod fails (-EIO) on FAIL.
+ */
+#include <linux/atomic.h>
+#include <linux/cpumask.h>
+#include <linux/delay.h>
+#include <linux/gfp.h>
+#include <linux/hardirq.h>
+#include <linux/hrtimer.h>
+#include <linux/kthread.h>
+#include <linux/llist.h>
+#include <linux/mm.h>
 #include <linux/module.h>
+#include <linux/slab.h>
+#include <linux/timex.h>
+#ifdef CONFIG_X86
+#include <asm/apic.h>
+#include <asm/nmi.h>
+#endif
+
 #include <labyrinth.h>
+
 static int seconds = 3;
 module_param(seconds, int, 0444);
-static int __init t_init(void) {
-  struct labyrinth_zone *z = labyrinth_zone_create(NULL);
-  void *p;
-  if (!z) { pr_err("labyrinth_selftest: FAIL create\n"); return -EINVAL; }
-  p = labyrinth_void_allocpage_gfpatomic_extra_quality(z, LABYRINTH_QUALITY_ZERO);
-  pr_info("labyrinth_selftest: page %px check %ld\n", p, labyrinth_zone_check(z));
-  labyrinth_free_pages(z, p, 0);
-  labyrinth_zone_destroy(z);
-  pr_info("labyrinth_selftest: PASS\n");
-  return 0; }
-static void __exit t_exit(void) {}
-module_init(t_init);
-module_exit(t_exit);
+MODULE_PARM_DESC(seconds, "length of the interrupt stress phase (s)");
+static int bench = 1;
+module_param(bench, int, 0444);
+MODULE_PARM_DESC(bench, "run the cycles-per-pair benchmark");
+
+/* Exported by labyrinth.ko for tests: this CPU's nesting depth. */
+unsigned int labyrinth_kmod_depth(void);
+
+#define ST "labyrinth_selftest: "
+
+static atomic_t st_errors = ATOMIC_INIT(0);
+#define ST_FAIL(fmt, ...)                                                  \
+	do {                                                               \
+		atomic_inc(&st_errors);                                    \
+		pr_err(ST "FAIL: " fmt "\n", ##__VA_ARGS__);               \
+	} while (0)
+#define ST_EXPECT(cond, fmt, ...)                                          \
+	do {                                                               \
+		if (!(cond))                                               \
+			ST_FAIL("%s: " fmt, #cond, ##__VA_ARGS__);         \
+	} while (0)
+
+/* ---- reports: counted by kind and errno ------------------------------ */
+
+struct st_reports {
+	atomic_t kind[LABYRINTH_REPORT_NOTICE + 1];
+	atomic_t err[8]; /* EFAULT EXDEV EINVAL ENXIO EALREADY ERANGE ENOENT EOPNOTSUPP */
+	atomic_t total;
+};
+static struct st_reports st_rep;
+
+static int st_err_slot(int err)
+{
+	switch (-err) {
+	case EFAULT: return 0;
+	case EXDEV: return 1;
+	case EINVAL: return 2;
+	case ENXIO: return 3;
+	case EALREADY: return 4;
+	case ERANGE: return 5;
+	case ENOENT: return 6;
+	case EOPNOTSUPP: return 7;
+	default: return -1;
+	}
+}
+
+/* Any context: atomics only. */
+static void st_report(const struct labyrinth_report *r, void *arg)
+{
+	struct st_reports *c = arg;
+	int s = st_err_slot(r->err);
+
+	if (r->kind >= 1 && r->kind <= LABYRINTH_REPORT_NOTICE)
+		atomic_inc(&c->kind[r->kind]);
+	if (s >= 0)
+		atomic_inc(&c->err[s]);
+	atomic_inc(&c->total);
+}
+
+static struct labyrinth_zone *st_zone(const char *name, size_t pages, unsigned int max_order,
+				      unsigned int flags, unsigned int quality)
+{
+	struct labyrinth_zone_config cfg = {
+		.name = name, .pages = pages, .max_order = max_order,
+		.flags = flags, .quality = quality, .poison_pattern = 0x5a,
+	};
+	struct labyrinth_zone *z = labyrinth_zone_create(&cfg);
+
+	if (!z)
+		ST_FAIL("zone '%s' (%zu pages) could not be created", name, pages);
+	else
+		labyrinth_zone_set_report_handler(z, st_report, &st_rep);
+	return z;
+}
+
+static bool st_all(const void *p, size_t n, unsigned char v)
+{
+	const unsigned char *c = p;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (c[i] != v)
+			return false;
+	return true;
+}
+
+/* ---- 1. quality ------------------------------------------------------- */
+
+static unsigned long st_quality_checks;
+
+static void st_quality(void)
+{
+	struct labyrinth_zone *z = st_zone("st-quality", 256, 4, 0, 0), *zz, *zv;
+	struct labyrinth_page_info info;
+	struct labyrinth_zone_stats s;
+	void *p, *q;
+	unsigned int line;
+
+	if (!z)
+		return;
+	/* A dirty page goes back and comes out again: ZERO must clear it. */
+	p = labyrinth_alloc_pages(z, LABYRINTH_GFP_ATOMIC, 0, 0);
+	ST_EXPECT(p, "ATOMIC allocation");
+	if (!p)
+		goto out;
+	memset(p, 0xee, PAGE_SIZE);
+	labyrinth_free_pages(z, p, 0);
+	q = labyrinth_void_allocpage_gfpatomic_extra_quality(z, LABYRINTH_QUALITY_ZERO);
+	ST_EXPECT(q == p, "LIFO: the page just freed comes back (%px, %px)", p, q);
+	ST_EXPECT(q && st_all(q, PAGE_SIZE, 0), "ZERO: the page reads as zeros");
+	labyrinth_free_pages(z, q, 0);
+	q = labyrinth_void_allocpage_gfpatomic_extra_quality(z, LABYRINTH_QUALITY_POISON);
+	ST_EXPECT(q && st_all(q, PAGE_SIZE, 0x5a), "POISON: the page holds the zone's pattern");
+	labyrinth_free_pages(z, q, 0);
+	q = labyrinth_void_allocpage_gfpatomic_extra_quality(z, LABYRINTH_QUALITY_POISON |
+							     LABYRINTH_QUALITY_ZERO);
+	ST_EXPECT(q && st_all(q, PAGE_SIZE, 0), "POISON|ZERO: zeros win");
+	labyrinth_free_pages(z, q, 0);
+	q = labyrinth_alloc_pages(z, LABYRINTH_GFP_ATOMIC, 2, LABYRINTH_QUALITY_ZERO | LABYRINTH_QUALITY_CL_ALIGN);
+	ST_EXPECT(q && st_all(q, PAGE_SIZE << 2, 0) && IS_ALIGNED((unsigned long)q, PAGE_SIZE << 2),
+		  "order 2, ZERO|CL_ALIGN: zeros, naturally aligned");
+	labyrinth_free_pages(z, q, 2);
+	/* TRACK through the seed's macro: the site is this line, the CPU. */
+	line = __LINE__ + 1;
+	q = labyrinth_void_allocpage_gfpatomic_extra_quality(z, LABYRINTH_QUALITY_CL_ALIGN);
+	ST_EXPECT(q && labyrinth_page_info(z, q, &info) == 0 && info.tracked && info.site &&
+		  info.site->line == line && info.state == LABYRINTH_PAGE_IN_USE &&
+		  info.thread >= 1 && info.thread <= nr_cpu_ids,
+		  "the macro's tracking record: site %s:%u, cpu %u", info.site ? info.site->file : "-",
+		  info.site ? info.site->line : 0, info.thread);
+	ST_EXPECT(labyrinth_register_page_tag(z, q, 0xabcde) == 0 && labyrinth_page_info(z, q, &info) == 0 &&
+		  info.tag == 0xabcde && info.caller, "register_page_tag: tag 0x%x", info.tag);
+	labyrinth_free_pages(z, q, 0);
+	q = labyrinth_alloc_pages(z, LABYRINTH_GFP_NOWAIT, 1, LABYRINTH_QUALITY_TRACK);
+	ST_EXPECT(q && labyrinth_page_info(z, (char *)q + PAGE_SIZE, &info) == 0 && info.tracked &&
+		  info.block == q && info.order == 1, "TRACK on an order-1 block, read from its second page");
+	labyrinth_free_pages(z, q, 1);
+	labyrinth_zone_stats(z, &s);
+	ST_EXPECT(s.misuse_reports == 0, "no misuse reported (%llu)", s.misuse_reports);
+	st_quality_checks += 8;
+
+	/* A zone-wide quality: every allocation is zeroed. */
+	zz = st_zone("st-zero", 64, 2, 0, LABYRINTH_QUALITY_ZERO);
+	if (zz) {
+		p = labyrinth_alloc_pages(zz, LABYRINTH_GFP_KERNEL, 0, 0);
+		if (p) {
+			memset(p, 0x11, PAGE_SIZE);
+			labyrinth_free_pages(zz, p, 0);
+		}
+		q = labyrinth_alloc_pages(zz, LABYRINTH_GFP_KERNEL, 0, 0);
+		ST_EXPECT(q && st_all(q, PAGE_SIZE, 0), "the zone's quality ZERO");
+		labyrinth_free_pages(zz, q, 0);
+		ST_EXPECT(labyrinth_zone_check(zz) == 0, "check of the ZERO zone");
+		labyrinth_zone_destroy(zz);
+		st_quality_checks += 2;
+	}
+	/* VERIFY: a write to a freed page is found when it is handed out. */
+	zv = st_zone("st-verify", 64, 2, LABYRINTH_ZONE_VERIFY | LABYRINTH_ZONE_NO_WARDEN, 0);
+	if (zv) {
+		int uaf = atomic_read(&st_rep.kind[LABYRINTH_REPORT_USE_AFTER_FREE]);
+
+		p = labyrinth_alloc_pages(zv, LABYRINTH_GFP_ATOMIC, 0, 0);
+		ST_EXPECT(p && st_all(p, PAGE_SIZE, 0x5a), "VERIFY: a free page holds the poison");
+		if (p) {
+			labyrinth_free_pages(zv, p, 0);
+			((volatile char *)p)[100] = 1; /* the use after free (zone memory: harmless) */
+			q = labyrinth_alloc_pages(zv, LABYRINTH_GFP_ATOMIC, 0, 0);
+			ST_EXPECT(q == p, "VERIFY: LIFO");
+			ST_EXPECT(atomic_read(&st_rep.kind[LABYRINTH_REPORT_USE_AFTER_FREE]) == uaf + 1,
+				  "VERIFY: the write after free is reported once");
+			labyrinth_free_pages(zv, q, 0);
+		}
+		ST_EXPECT(labyrinth_zone_check(zv) == 0, "check of the VERIFY zone");
+		labyrinth_zone_destroy(zv);
+		st_quality_checks += 4;
+	}
+	ST_EXPECT(labyrinth_zone_check(z) == 0, "check of the quality zone");
+out:
+	labyrinth_zone_destroy(z);
+}
+
+/* ---- 2. misuse -------------------------------------------------------- */
+
+static unsigned long st_misuse_cases;
+
+struct st_irq_misuse {
+	struct hrtimer t;
+	struct labyrinth_zone *z;
+	void *kernel_page; /* what a KERNEL allocation from hard IRQ returned */
+	int double_free_rc;
+	void *page;
+	bool in_irq, done;
+};
+
+static enum hrtimer_restart st_misuse_irq(struct hrtimer *t)
+{
+	struct st_irq_misuse *m = container_of(t, struct st_irq_misuse, t);
+
+	m->in_irq = in_hardirq();
+	/* A mode that may sleep, from hard IRQ: refused, reported. */
+	m->kernel_page = labyrinth_alloc_pages(m->z, LABYRINTH_GFP_KERNEL, 0, 0);
+	/* A double free from hard IRQ. */
+	m->double_free_rc = labyrinth_free_pages(m->z, m->page, 0);
+	smp_store_release(&m->done, true);
+	return HRTIMER_NORESTART;
+}
+
+#define ST_MISUSE(expr, want, what)                                                   \
+	do {                                                                          \
+		int before_ = atomic_read(&st_rep.total);                             \
+		long rc_ = (long)(expr);                                              \
+		st_misuse_cases++;                                                    \
+		if (rc_ != (want) || atomic_read(&st_rep.total) != before_ + 1)       \
+			ST_FAIL("misuse '%s': returned %ld (want %ld), %d report(s)", \
+				what, rc_, (long)(want), atomic_read(&st_rep.total) - before_); \
+	} while (0)
+
+static void st_misuse(void)
+{
+	struct labyrinth_zone *a = st_zone("st-misuse-a", 128, 3, LABYRINTH_ZONE_NO_WARDEN, 0);
+	struct labyrinth_zone *b = st_zone("st-misuse-b", 64, 3, LABYRINTH_ZONE_NO_WARDEN, 0);
+	struct labyrinth_zone *nt = st_zone("st-misuse-nt", 64, 3,
+					    LABYRINTH_ZONE_NO_WARDEN | LABYRINTH_ZONE_NO_TRACKING, 0);
+	struct labyrinth_zone_stats s;
+	struct st_irq_misuse *m;
+	struct page *foreign;
+	void *p, *o1, *o2, *pb, *fake;
+	unsigned long long misuse0;
+
+	if (!a || !b || !nt)
+		goto out;
+	p = labyrinth_alloc_pages(a, LABYRINTH_GFP_KERNEL, 0, 0);
+	o1 = labyrinth_alloc_pages(a, LABYRINTH_GFP_KERNEL, 1, 0);
+	o2 = labyrinth_alloc_pages(a, LABYRINTH_GFP_KERNEL, 2, 0);
+	pb = labyrinth_alloc_pages(b, LABYRINTH_GFP_KERNEL, 0, 0);
+	foreign = alloc_page(GFP_KERNEL);
+	fake = kzalloc(4096, GFP_KERNEL);
+	if (!p || !o1 || !o2 || !pb || !foreign || !fake) {
+		ST_FAIL("misuse set-up");
+		goto out_free;
+	}
+	labyrinth_zone_stats(a, &s);
+	misuse0 = s.misuse_reports;
+
+	ST_MISUSE(labyrinth_free_pages(a, page_address(foreign), 0), -EFAULT, "foreign pointer");
+	ST_MISUSE(labyrinth_free_pages(a, pb, 0), -EXDEV, "another zone's page");
+	ST_MISUSE(labyrinth_free_pages(a, (char *)p + 8, 0), -EINVAL, "misaligned");
+	ST_MISUSE(labyrinth_free_pages(a, (char *)o2 + PAGE_SIZE, 0), -ENXIO, "interior pointer");
+	ST_MISUSE(labyrinth_free_pages(a, o1, 0), -ERANGE, "wrong order");
+	ST_EXPECT(labyrinth_free_pages(a, p, 0) == 0, "the real free");
+	ST_MISUSE(labyrinth_free_pages(a, p, 0), -EALREADY, "double free");
+	ST_MISUSE(labyrinth_register_page(a, p), -ENOENT, "register a free page");
+	ST_MISUSE(labyrinth_register_page(a, (char *)o2 + PAGE_SIZE), -ENXIO, "register an interior page");
+	ST_MISUSE(labyrinth_alloc_pages(a, LABYRINTH_GFP_BIT_SLEEP | LABYRINTH_GFP_BIT_TRYLOCK, 0, 0),
+		  0L, "contradictory gfp");
+	ST_MISUSE(labyrinth_alloc_pages(a, 0x100, 0, 0), 0L, "unknown gfp bits");
+	ST_MISUSE(labyrinth_alloc_pages(a, LABYRINTH_GFP_ATOMIC, 0, 0x100), 0L, "unknown quality bits");
+	ST_MISUSE(labyrinth_alloc_pages(a, LABYRINTH_GFP_ATOMIC, 4, 0), 0L, "order above max_order");
+	ST_MISUSE(labyrinth_alloc_pages(nt, LABYRINTH_GFP_ATOMIC, 0, LABYRINTH_QUALITY_TRACK), 0L,
+		  "TRACK in a zone without tracking");
+	labyrinth_zone_stats(a, &s);
+	ST_EXPECT(s.misuse_reports == misuse0 + 12, "misuse_reports counts every misuse of zone a (%llu)",
+		  s.misuse_reports - misuse0);
+	/* Refused without a report: the zone handle itself is bad, or the
+	 * call is not misuse. */
+	ST_EXPECT(labyrinth_free_pages(NULL, o1, 1) == -EBADF, "NULL zone");
+	ST_EXPECT(labyrinth_free_pages((struct labyrinth_zone *)fake, o1, 1) == -EBADF, "not a zone");
+	ST_EXPECT(labyrinth_register_page(nt, pb) == -EOPNOTSUPP, "register in a zone without tracking");
+	ST_EXPECT(labyrinth_void_allocpage_gfpatomic_extra_quality(NULL, 0) == NULL, "the macro, NULL zone");
+	ST_EXPECT(labyrinth_free_pages(a, NULL, 0) == 0, "free(NULL) is a no-op");
+	p = labyrinth_void_allocpage_gfpatomic_extra_quality(nt, LABYRINTH_QUALITY_ZERO);
+	ST_EXPECT(p, "the macro in a zone without tracking: a page, unregistered");
+	if (p)
+		labyrinth_free_pages(nt, p, 0);
+	st_misuse_cases += 6;
+
+	/* From hard IRQ: KERNEL refused, a double free refused. */
+	m = kzalloc(sizeof(*m), GFP_KERNEL);
+	if (m) {
+		int before = atomic_read(&st_rep.total);
+
+		m->z = a;
+		m->page = labyrinth_alloc_pages(a, LABYRINTH_GFP_ATOMIC, 0, 0);
+		if (m->page)
+			labyrinth_free_pages(a, m->page, 0);
+		hrtimer_init(&m->t, CLOCK_MONOTONIC, HRTIMER_MODE_REL_HARD);
+		m->t.function = st_misuse_irq;
+		hrtimer_start(&m->t, ns_to_ktime(100000), HRTIMER_MODE_REL_HARD);
+		while (!smp_load_acquire(&m->done))
+			msleep(1);
+		hrtimer_cancel(&m->t);
+		ST_EXPECT(m->in_irq, "the misuse timer ran in hard-IRQ context");
+		ST_EXPECT(m->kernel_page == NULL, "KERNEL from hard IRQ refused");
+		ST_EXPECT(m->double_free_rc == -EALREADY, "double free from hard IRQ: %d", m->double_free_rc);
+		ST_EXPECT(atomic_read(&st_rep.total) == before + 2, "two reports from hard IRQ (%d)",
+			  atomic_read(&st_rep.total) - before);
+		st_misuse_cases += 2;
+		kfree(m);
+	}
+	labyrinth_free_pages(a, o1, 1);
+	labyrinth_free_pages(a, o2, 2);
+	labyrinth_free_pages(b, pb, 0);
+	ST_EXPECT(labyrinth_zone_check(a) == 0 && labyrinth_zone_check(b) == 0 &&
+		  labyrinth_zone_check(nt) == 0, "the zones are intact after every misuse");
+out_free:
+	if (foreign)
+		__free_page(foreign);
+	kfree(fake);
+out:
+	labyrinth_zone_destroy(a);
+	labyrinth_zone_destroy(b);
+	labyrinth_zone_destroy(nt);
+}
+
+/* ---- 3. stress -------------------------------------------------------- */
+
+#define ST_LIVE  0x4c495645u /* "LIVE": a page some context holds */
+#define ST_FREED 0x46524545u /* "FREE" */
+
+struct st_hdr {
+	struct llist_node node;
+	u32 magic;
+	u32 quality;
+	u32 cpu;
+	u32 ctx; /* 0 process, 1 softirq, 2 hardirq, 3 NMI */
+};
+
+enum { ST_PROC, ST_SOFT, ST_HARD, ST_NMI, ST_CTXS };
+static const char *const st_ctx_name[ST_CTXS] = { "process", "softirq", "hardirq", "nmi" };
+
+struct st_cpu {
+	struct hrtimer hard, soft;
+	struct task_struct *worker;
+	unsigned int ticks;
+};
+
+static struct {
+	struct labyrinth_zone *z;
+	struct st_cpu __percpu *cpu;
+	struct llist_head handed; /* pages allocated in interrupts, for the workers */
+	bool stop;
+	bool nmi_armed;
+	atomic64_t allocs[ST_CTXS], fails[ST_CTXS], nested[ST_CTXS];
+	atomic_t max_depth[ST_CTXS];
+	atomic64_t frees, remote, checked, bad_content, twice, wrong_ctx;
+	atomic64_t worker_allocs, worker_kernel;
+	atomic64_t nmi_sent;
+} st;
+
+static const unsigned int st_qualities[] = {
+	0, LABYRINTH_QUALITY_ZERO, LABYRINTH_QUALITY_POISON, LABYRINTH_QUALITY_CL_ALIGN,
+	LABYRINTH_QUALITY_ZERO | LABYRINTH_QUALITY_CL_ALIGN, LABYRINTH_QUALITY_TRACK,
+};
+
+static void st_note_depth(int ctx)
+{
+	unsigned int d = labyrinth_kmod_depth();
+	int old = atomic_read(&st.max_depth[ctx]);
+
+	if (d)
+		atomic64_inc(&st.nested[ctx]);
+	while ((int)d > old && !atomic_try_cmpxchg(&st.max_depth[ctx], &old, d))
+		;
+}
+
+/* An interrupt's allocation: the seed's macro, a quality from the
+ * rotation, the header written, the page handed to the workers. */
+static void st_irq_alloc(int ctx, unsigned int n)
+{
+	unsigned int q = st_qualities[n % ARRAY_SIZE(st_qualities)];
+	struct st_hdr *h;
+
+	st_note_depth(ctx);
+	h = labyrinth_void_allocpage_gfpatomic_extra_quality(st.z, q);
+	if (!h) {
+		atomic64_inc(&st.fails[ctx]);
+		return;
+	}
+	atomic64_inc(&st.allocs[ctx]);
+	/* A page still marked LIVE was never freed: handed out twice.  (ZERO
+	 * and POISON rewrite the page, so only the others can tell.) */
+	if (!(q & (LABYRINTH_QUALITY_ZERO | LABYRINTH_QUALITY_POISON)) && h->magic == ST_LIVE)
+		atomic64_inc(&st.twice);
+	if ((q & LABYRINTH_QUALITY_ZERO) && !st_all(h, PAGE_SIZE, 0))
+		atomic64_inc(&st.bad_content);
+	if ((q & (LABYRINTH_QUALITY_ZERO | LABYRINTH_QUALITY_POISON)) == LABYRINTH_QUALITY_POISON &&
+	    !st_all(h, PAGE_SIZE, 0x5a))
+		atomic64_inc(&st.bad_content);
+	h->magic = ST_LIVE;
+	h->quality = q;
+	h->cpu = smp_processor_id();
+	h->ctx = ctx;
+	llist_add(&h->node, &st.handed);
+}
+
+static enum hrtimer_restart st_hard_fn(struct hrtimer *t)
+{
+	struct st_cpu *c = container_of(t, struct st_cpu, hard);
+	unsigned int i;
+
+	if (!in_hardirq())
+		atomic64_inc(&st.wrong_ctx);
+	for (i = 0; i < 4; i++)
+		st_irq_alloc(ST_HARD, c->ticks++);
+#ifdef CONFIG_X86
+	/* Now and then an NMI to self: it lands here, or in whatever this
+	 * CPU runs next. */
+	if ((c->ticks & 63) == 0 && READ_ONCE(st.nmi_armed)) {
+		atomic64_inc(&st.nmi_sent);
+		apic->send_IPI_self(NMI_VECTOR);
+	}
+#endif
+	if (READ_ONCE(st.stop))
+		return HRTIMER_NORESTART;
+	hrtimer_forward_now(t, ns_to_ktime(50000));
+	return HRTIMER_RESTART;
+}
+
+static enum hrtimer_restart st_soft_fn(struct hrtimer *t)
+{
+	struct st_cpu *c = container_of(t, struct st_cpu, soft);
+	unsigned int i;
+
+	if (!in_serving_softirq() || in_hardirq())
+		atomic64_inc(&st.wrong_ctx);
+	for (i = 0; i < 4; i++)
+		st_irq_alloc(ST_SOFT, c->ticks++ + 3);
+	if (READ_ONCE(st.stop))
+		return HRTIMER_NORESTART;
+	hrtimer_forward_now(t, ns_to_ktime(80000));
+	return HRTIMER_RESTART;
+}
+
+#ifdef CONFIG_X86
+static int st_nmi_fn(unsigned int type, struct pt_regs *regs)
+{
+	static atomic_t n;
+
+	if (!READ_ONCE(st.nmi_armed))
+		return NMI_DONE;
+	if (!in_nmi())
+		atomic64_inc(&st.wrong_ctx);
+	st_irq_alloc(ST_NMI, atomic_inc_return(&n));
+	return NMI_HANDLED;
+}
+#endif
+
+/* Check and free a page an interrupt allocated (maybe on another CPU). */
+static void st_consume(struct st_hdr *h)
+{
+	if (h->magic != ST_LIVE || h->ctx >= ST_CTXS || h->cpu >= nr_cpu_ids)
+		atomic64_inc(&st.bad_content);
+	if ((h->quality & LABYRINTH_QUALITY_ZERO) && !st_all(h + 1, PAGE_SIZE - sizeof(*h), 0))
+		atomic64_inc(&st.bad_content);
+	if (h->cpu != raw_smp_processor_id())
+		atomic64_inc(&st.remote);
+	h->magic = ST_FREED;
+	atomic64_inc(&st.checked);
+	if (labyrinth_free_pages(st.z, h, 0) == 0)
+		atomic64_inc(&st.frees);
+	else
+		atomic64_inc(&st.bad_content);
+}
+
+static void st_drain(void)
+{
+	struct llist_node *n = llist_del_all(&st.handed), *next;
+
+	while (n) {
+		next = n->next;
+		st_consume(container_of(n, struct st_hdr, node));
+		n = next;
+	}
+}
+
+static int st_worker(void *arg)
+{
+	struct st_cpu *c = arg;
+	static const unsigned int modes[] = { LABYRINTH_GFP_ATOMIC, LABYRINTH_GFP_NOWAIT, LABYRINTH_GFP_KERNEL };
+	void *keep[8];
+	unsigned long it = 0;
+	unsigned int i;
+
+	hrtimer_start(&c->hard, ns_to_ktime(50000), HRTIMER_MODE_REL_PINNED_HARD);
+	hrtimer_start(&c->soft, ns_to_ktime(80000), HRTIMER_MODE_REL_PINNED_SOFT);
+	while (!kthread_should_stop()) {
+		/* Allocate and free in a loop: the interrupts land inside these
+		 * calls and run at the next nesting level. */
+		for (i = 0; i < ARRAY_SIZE(keep); i++) {
+			keep[i] = labyrinth_alloc_pages(st.z, modes[(it + i) % 3], 0, 0);
+			if (keep[i]) {
+				atomic64_inc(&st.worker_allocs);
+				*(volatile unsigned long *)keep[i] = it;
+			}
+		}
+		for (i = ARRAY_SIZE(keep); i-- > 0;)
+			if (keep[i] && labyrinth_free_pages(st.z, keep[i], 0))
+				atomic64_inc(&st.bad_content);
+		/* A higher order now and then (may sleep: KERNEL). */
+		if ((it & 15) == 0) {
+			void *b = labyrinth_alloc_pages(st.z, LABYRINTH_GFP_KERNEL, 2, LABYRINTH_QUALITY_ZERO);
+
+			if (b) {
+				atomic64_inc(&st.worker_kernel);
+				if (!st_all(b, PAGE_SIZE << 2, 0))
+					atomic64_inc(&st.bad_content);
+				labyrinth_free_pages(st.z, b, 2);
+			}
+		}
+		st_drain();
+		if ((++it & 7) == 0)
+			cond_resched();
+	}
+	return 0;
+}
+
+static void st_stress(void)
+{
+	struct labyrinth_zone_stats s0, s;
+	unsigned int cpu, i;
+	long check;
+	u64 total_irq = 0;
+
+	st.z = st_zone("st-stress", 2048, 4, 0, 0); /* two regions of 1024 pages */
+	if (!st.z)
+		return;
+	labyrinth_zone_stats(st.z, &s0);
+	init_llist_head(&st.handed);
+	st.cpu = alloc_percpu(struct st_cpu);
+	if (!st.cpu) {
+		ST_FAIL("alloc_percpu");
+		goto out;
+	}
+#ifdef CONFIG_X86
+	if (register_nmi_handler(NMI_LOCAL, st_nmi_fn, 0, "lb_selftest") == 0)
+		WRITE_ONCE(st.nmi_armed, true);
+#endif
+	for_each_online_cpu(cpu) {
+		struct st_cpu *c = per_cpu_ptr(st.cpu, cpu);
+
+		hrtimer_init(&c->hard, CLOCK_MONOTONIC, HRTIMER_MODE_REL_PINNED_HARD);
+		c->hard.function = st_hard_fn;
+		hrtimer_init(&c->soft, CLOCK_MONOTONIC, HRTIMER_MODE_REL_PINNED_SOFT);
+		c->soft.function = st_soft_fn;
+		c->worker = kthread_create_on_cpu(st_worker, c, cpu, "lb-st/%u");
+		if (IS_ERR(c->worker)) {
+			c->worker = NULL;
+			ST_FAIL("worker on CPU %u", cpu);
+			continue;
+		}
+		wake_up_process(c->worker);
+	}
+	msleep(seconds * 1000);
+	WRITE_ONCE(st.stop, true);
+	for_each_online_cpu(cpu) {
+		struct st_cpu *c = per_cpu_ptr(st.cpu, cpu);
+
+		hrtimer_cancel(&c->hard);
+		hrtimer_cancel(&c->soft);
+	}
+	WRITE_ONCE(st.nmi_armed, false);
+#ifdef CONFIG_X86
+	unregister_nmi_handler(NMI_LOCAL, "lb_selftest");
+#endif
+	for_each_online_cpu(cpu) {
+		struct st_cpu *c = per_cpu_ptr(st.cpu, cpu);
+
+		if (c->worker)
+			kthread_stop(c->worker);
+	}
+	st_drain();
+	free_percpu(st.cpu);
+
+	/* 4. The zone at rest: intact, nothing in use, counters agree. */
+	msleep(50); /* the warden's current tick */
+	check = labyrinth_zone_check(st.z);
+	labyrinth_zone_stats(st.z, &s);
+	ST_EXPECT(check == 0, "labyrinth_zone_check after the stress: %ld violation(s)", check);
+	ST_EXPECT(s.in_use_pages == 0, "nothing in use after the stress (%zu pages)", s.in_use_pages);
+	ST_EXPECT(labyrinth_zone_for_each_in_use(st.z, NULL, NULL) == 0, "for_each_in_use finds nothing");
+	ST_EXPECT(s.misuse_reports == s0.misuse_reports, "no misuse during the stress (%llu)",
+		  s.misuse_reports - s0.misuse_reports);
+	ST_EXPECT(atomic64_read(&st.bad_content) == 0, "%lld page(s) with wrong contents or refused frees",
+		  atomic64_read(&st.bad_content));
+	ST_EXPECT(atomic64_read(&st.twice) == 0, "%lld page(s) handed out twice", atomic64_read(&st.twice));
+	ST_EXPECT(atomic64_read(&st.wrong_ctx) == 0, "%lld callback(s) not in the context they test",
+		  atomic64_read(&st.wrong_ctx));
+	ST_EXPECT(atomic64_read(&st.allocs[ST_HARD]) > 0, "allocations in hard-IRQ context");
+	ST_EXPECT(atomic64_read(&st.allocs[ST_SOFT]) > 0, "allocations in softirq context");
+	ST_EXPECT(atomic64_read(&st.checked) == atomic64_read(&st.frees), "every handed page freed");
+	ST_EXPECT(s.warden_runs > s0.warden_runs, "the warden ran (%llu runs, %llu pages moved)",
+		  s.warden_runs - s0.warden_runs, s.warden_pages_moved - s0.warden_pages_moved);
+	for (i = 0; i < ST_CTXS; i++)
+		total_irq += i == ST_PROC ? 0 : atomic64_read(&st.allocs[i]);
+	pr_info(ST "stress %d s on %u CPUs: interrupt allocations %llu (hardirq %lld, softirq %lld, nmi %lld of %lld NMIs sent), atomic NULLs %lld/%lld/%lld, worker allocations %lld + %lld order-2 KERNEL\n",
+		seconds, num_online_cpus(), total_irq, atomic64_read(&st.allocs[ST_HARD]),
+		atomic64_read(&st.allocs[ST_SOFT]), atomic64_read(&st.allocs[ST_NMI]),
+		atomic64_read(&st.nmi_sent), atomic64_read(&st.fails[ST_HARD]),
+		atomic64_read(&st.fails[ST_SOFT]), atomic64_read(&st.fails[ST_NMI]),
+		atomic64_read(&st.worker_allocs), atomic64_read(&st.worker_kernel));
+	pr_info(ST "stress: nested in a labyrinth call on their CPU: hardirq %lld (max depth %d), softirq %lld (max %d), nmi %lld (max %d); frees of interrupt pages %lld (%lld on another CPU); warden %llu runs, %llu pages moved; zone stats: atomic_allocs %llu, atomic_failures %llu, reserve low water %zu of %zu\n",
+		atomic64_read(&st.nested[ST_HARD]), atomic_read(&st.max_depth[ST_HARD]),
+		atomic64_read(&st.nested[ST_SOFT]), atomic_read(&st.max_depth[ST_SOFT]),
+		atomic64_read(&st.nested[ST_NMI]), atomic_read(&st.max_depth[ST_NMI]),
+		atomic64_read(&st.frees), atomic64_read(&st.remote), s.warden_runs - s0.warden_runs,
+		s.warden_pages_moved - s0.warden_pages_moved, s.atomic_allocs, s.atomic_failures,
+		s.reserve_low_water, s.reserve_target_pages);
+out:
+	labyrinth_zone_destroy(st.z);
+	st.z = NULL;
+}
+
+/* ---- 5. benchmark ------------------------------------------------------ */
+
+#define ST_BENCH_PAIRS 20000
+
+static u64 st_bench_one(int which, struct labyrinth_zone *z)
+{
+	u64 best = U64_MAX, t;
+	int round, i;
+
+	for (round = 0; round < 5; round++) {
+		preempt_disable();
+		t = get_cycles();
+		for (i = 0; i < ST_BENCH_PAIRS; i++) {
+			if (which == 0) {
+				void *p = labyrinth_alloc_pages(z, LABYRINTH_GFP_ATOMIC, 0, 0);
+
+				labyrinth_free_pages(z, p, 0);
+			} else if (which == 1) {
+				void *p = labyrinth_void_allocpage_gfpatomic_extra_quality(z, 0);
+
+				labyrinth_free_pages(z, p, 0);
+			} else {
+				struct page *pg = alloc_pages(GFP_ATOMIC, 0);
+
+				if (pg)
+					__free_pages(pg, 0);
+			}
+		}
+		t = get_cycles() - t;
+		preempt_enable();
+		best = min(best, t);
+		cond_resched();
+	}
+	return div_u64(best, ST_BENCH_PAIRS);
+}
+
+static void st_bench(void)
+{
+	struct labyrinth_zone *z = st_zone("st-bench", 1024, 4, 0, 0);
+	u64 lb, macro, kern;
+
+	if (!z)
+		return;
+	lb = st_bench_one(0, z);
+	macro = st_bench_one(1, z);
+	kern = st_bench_one(2, z);
+	pr_info(ST "bench (cycles per alloc+free pair, best of 5 x %d, preemption off; under TCG only the ratios mean anything): labyrinth ATOMIC %llu, seed macro (TRACK) %llu, alloc_pages(GFP_ATOMIC, 0)+__free_pages %llu\n",
+		ST_BENCH_PAIRS, lb, macro, kern);
+	ST_EXPECT(labyrinth_zone_check(z) == 0, "check of the bench zone");
+	labyrinth_zone_destroy(z);
+}
+
+static int __init st_init(void)
+{
+	int i, errs;
+
+	pr_info(ST "start: %u CPUs, stress %d s\n", num_online_cpus(), seconds);
+	st_quality();
+	st_misuse();
+	st_stress();
+	if (bench)
+		st_bench();
+	errs = atomic_read(&st_errors);
+	pr_info(ST "%s: %lu quality checks, %lu misuse cases (%d reports: bad free %d, bad args %d, use after free %d), %lld interrupt allocations, %d error(s)\n",
+		errs ? "FAIL" : "PASS", st_quality_checks, st_misuse_cases, atomic_read(&st_rep.total),
+		atomic_read(&st_rep.kind[LABYRINTH_REPORT_BAD_FREE]),
+		atomic_read(&st_rep.kind[LABYRINTH_REPORT_BAD_ARGS]),
+		atomic_read(&st_rep.kind[LABYRINTH_REPORT_USE_AFTER_FREE]),
+		atomic64_read(&st.allocs[ST_HARD]) + atomic64_read(&st.allocs[ST_SOFT]) +
+			atomic64_read(&st.allocs[ST_NMI]), errs);
+	for (i = 0; i < ST_CTXS; i++)
+		(void)st_ctx_name[i];
+	return errs ? -EIO : 0;
+}
+
+static void __exit st_exit(void)
+{
+}
+
+module_init(st_init);
+module_exit(st_exit);
+MODULE_DESCRIPTION("labyrinth.ko self-test: interrupts, misuse, quality, invariants, benchmark");
 MODULE_LICENSE("GPL");
