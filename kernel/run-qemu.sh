@@ -66,12 +66,13 @@ busybox=$(command -v busybox || true)
 echo "kernel: building the modules against $kver (host runs $(uname -r))"
 
 # ---- build ----------------------------------------------------------------------------
+mkdir -p "$out"
 t0=$(date +%s)
-if ! make -s -C "$root/kernel" KDIR="/lib/modules/$kver/build" BUILD="$out" >"$out.build.log" 2>&1; then
-  cat "$out.build.log"; die "module build failed"
+if ! make -s -C "$root/kernel" KDIR="/lib/modules/$kver/build" BUILD="$out" >"$out/build.log" 2>&1; then
+  cat "$out/build.log"; die "module build failed"
 fi
-if grep -E "warning|error" "$out.build.log" | grep -v "Skipping BTF"; then
-  die "the module build has warnings (W=1; see $out.build.log)"
+if grep -E "warning|error" "$out/build.log" | grep -v "Skipping BTF"; then
+  die "the module build has warnings (W=1; see $out/build.log)"
 fi
 for m in labyrinth labyrinth_selftest labyrinth_example; do
   [ -f "$out/$m.ko" ] || die "$m.ko was not built"

@@ -166,14 +166,15 @@ for f in $flavours; do
     kernel)
       t0=$(date +%s)
       say "flavour kernel: labyrinth.ko built against Debian's kernel, self-test booted in QEMU (TCG)"
-      "$root/kernel/run-qemu.sh" 2>&1 | tee "$root/build-kernel.log"
+      mkdir -p "$root/build-kernel"
+      "$root/kernel/run-qemu.sh" 2>&1 | tee "$root/build-kernel/test.log"
       krc=${PIPESTATUS[0]}
       if [ "$krc" = 0 ]; then
-        summary+=("kernel: passed (labyrinth.ko self-test in QEMU: $(tr -d '\r' <"$root/build-kernel.log" | sed -n 's/.*labyrinth_selftest: PASS: //p' | head -1); $(( $(date +%s) - t0 )) s)")
+        summary+=("kernel: passed (labyrinth.ko self-test in QEMU: $(tr -d '\r' <"$root/build-kernel/test.log" | sed -n 's/.*labyrinth_selftest: PASS: //p' | head -1); $(( $(date +%s) - t0 )) s)")
       elif [ "$krc" = 77 ]; then
-        summary+=("kernel: SKIPPED ($(sed -n 's/^## kernel: SKIPPED - //p' "$root/build-kernel.log" | head -1))")
+        summary+=("kernel: SKIPPED ($(sed -n 's/^## kernel: SKIPPED - //p' "$root/build-kernel/test.log" | head -1))")
       else
-        summary+=("kernel: FAILED (see $root/build-kernel.log and build-kernel/qemu.log)"); failed=1
+        summary+=("kernel: FAILED (see build-kernel/test.log and build-kernel/qemu.log)"); failed=1
       fi
       ;;
     *) echo "unknown flavour $f" >&2; exit 2 ;;
