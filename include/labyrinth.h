@@ -51,6 +51,11 @@
  *     -EBADF     the zone handle is NULL or not a live zone
  *   labyrinth_strerror() turns any of them into a sentence.
  *
+ *   In the Linux kernel module (docs/kernel.md) there is no errno: what
+ *   would set it sets nothing, and the return values are the same.  There
+ *   "thread" means CPU, and a KERNEL allocation from a context that must
+ *   not sleep is refused as misuse (BAD_ARGS, -EINVAL).
+ *
  * FREES FROM OTHER THREADS
  *
  *   An order-0 page taken from a thread's cache belongs to that thread

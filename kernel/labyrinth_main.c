@@ -29,57 +29,57 @@ static LIST_HEAD(lb_dbg_zones);
 static unsigned int lb_dbg_seq;
 
 struct lb_dbg_zone {
-    struct list_head link;
-    struct labyrinth_zone *z;
-    struct dentry *dir;
+	struct list_head link;
+	struct labyrinth_zone *z;
+	struct dentry *dir;
 };
 
 static int lb_dbg_stats_show(struct seq_file *m, void *unused)
 {
-    struct labyrinth_zone *z = m->private;
-    struct labyrinth_zone_stats s;
+	struct labyrinth_zone *z = m->private;
+	struct labyrinth_zone_stats s;
 
-    if (labyrinth_zone_stats(z, &s))
-        return -ENODEV;
+	if (labyrinth_zone_stats(z, &s))
+		return -ENODEV;
 #define LB_SHOW(f) seq_printf(m, "%-22s %llu\n", #f, (unsigned long long)s.f)
-    LB_SHOW(total_pages);
-    LB_SHOW(free_pages);
-    LB_SHOW(in_use_pages);
-    LB_SHOW(reserve_free_pages);
-    LB_SHOW(atomic_allocs);
-    LB_SHOW(atomic_failures);
-    LB_SHOW(misuse_reports);
-    LB_SHOW(max_pages);
-    LB_SHOW(regions);
-    LB_SHOW(buddy_free_pages);
-    LB_SHOW(cached_pages);
-    LB_SHOW(depot_pages);
-    LB_SHOW(reserve_target_pages);
-    LB_SHOW(low_pages);
-    LB_SHOW(high_pages);
-    LB_SHOW(reserve_low_water);
-    LB_SHOW(threads);
-    LB_SHOW(atomic_reserve_allocs);
-    LB_SHOW(nowait_allocs);
-    LB_SHOW(nowait_failures);
-    LB_SHOW(kernel_allocs);
-    LB_SHOW(kernel_failures);
-    LB_SHOW(kernel_waits);
-    LB_SHOW(frees);
-    LB_SHOW(warden_runs);
-    LB_SHOW(warden_pages_moved);
-    LB_SHOW(grow_events);
-    LB_SHOW(shrink_events);
-    LB_SHOW(retry_cap_hits);
-    LB_SHOW(max_retries);
-    LB_SHOW(in_flight_pages);
-    LB_SHOW(remote_cas_fallbacks);
-    LB_SHOW(metadata_bytes);
-    LB_SHOW(page_size);
+	LB_SHOW(total_pages);
+	LB_SHOW(free_pages);
+	LB_SHOW(in_use_pages);
+	LB_SHOW(reserve_free_pages);
+	LB_SHOW(atomic_allocs);
+	LB_SHOW(atomic_failures);
+	LB_SHOW(misuse_reports);
+	LB_SHOW(max_pages);
+	LB_SHOW(regions);
+	LB_SHOW(buddy_free_pages);
+	LB_SHOW(cached_pages);
+	LB_SHOW(depot_pages);
+	LB_SHOW(reserve_target_pages);
+	LB_SHOW(low_pages);
+	LB_SHOW(high_pages);
+	LB_SHOW(reserve_low_water);
+	LB_SHOW(threads);
+	LB_SHOW(atomic_reserve_allocs);
+	LB_SHOW(nowait_allocs);
+	LB_SHOW(nowait_failures);
+	LB_SHOW(kernel_allocs);
+	LB_SHOW(kernel_failures);
+	LB_SHOW(kernel_waits);
+	LB_SHOW(frees);
+	LB_SHOW(warden_runs);
+	LB_SHOW(warden_pages_moved);
+	LB_SHOW(grow_events);
+	LB_SHOW(shrink_events);
+	LB_SHOW(retry_cap_hits);
+	LB_SHOW(max_retries);
+	LB_SHOW(in_flight_pages);
+	LB_SHOW(remote_cas_fallbacks);
+	LB_SHOW(metadata_bytes);
+	LB_SHOW(page_size);
 #undef LB_SHOW
-    seq_printf(m, "%-22s %lld\n", "largest_free_order",
-               s.largest_free_order == (size_t)-1 ? -1LL : (long long)s.largest_free_order);
-    return 0;
+	seq_printf(m, "%-22s %lld\n", "largest_free_order",
+			   s.largest_free_order == (size_t)-1 ? -1LL : (long long)s.largest_free_order);
+	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(lb_dbg_stats);
 
@@ -87,27 +87,27 @@ DEFINE_SHOW_ATTRIBUTE(lb_dbg_stats);
  * of its regions (a region is one physically contiguous allocation). */
 static int lb_dbg_buddyinfo_show(struct seq_file *m, void *unused)
 {
-    struct labyrinth_zone *z = m->private;
-    unsigned int n = lb_regmap_count(&z->map), i, o;
+	struct labyrinth_zone *z = m->private;
+	unsigned int n = lb_regmap_count(&z->map), i, o;
 
-    seq_printf(m, "zone %-16s", z->name);
-    for (o = 0; o <= z->max_order; o++)
-        seq_printf(m, " %6llu", (unsigned long long)lb_load_rlx_u64(&z->buddy.free_blocks[o]));
-    seq_puts(m, "\n");
-    for (i = 0; i < n; i++) {
-        struct lb_region *r = lb_regmap_get(&z->map, i);
+	seq_printf(m, "zone %-16s", z->name);
+	for (o = 0; o <= z->max_order; o++)
+		seq_printf(m, " %6llu", (unsigned long long)lb_load_rlx_u64(&z->buddy.free_blocks[o]));
+	seq_puts(m, "\n");
+	for (i = 0; i < n; i++) {
+		struct lb_region *r = lb_regmap_get(&z->map, i);
 
-        seq_printf(m, "  region %-2u %px", i, (void *)r->lo);
-        if (r->released) {
-            seq_puts(m, " released\n");
-            continue;
-        }
-        /* Counts written under the buddy lock: a racy snapshot. */
-        for (o = 0; o <= z->max_order; o++)
-            seq_printf(m, " %6u", READ_ONCE(z->buddy.area[i][o].count));
-        seq_puts(m, "\n");
-    }
-    return 0;
+		seq_printf(m, "  region %-2u %px", i, (void *)r->lo);
+		if (r->released) {
+			seq_puts(m, " released\n");
+			continue;
+		}
+		/* Counts written under the buddy lock: a racy snapshot. */
+		for (o = 0; o <= z->max_order; o++)
+			seq_printf(m, " %6u", READ_ONCE(z->buddy.area[i][o].count));
+		seq_puts(m, "\n");
+	}
+	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(lb_dbg_buddyinfo);
 
@@ -118,46 +118,46 @@ DEFINE_SHOW_ATTRIBUTE(lb_dbg_buddyinfo);
  * quiescent zone). */
 static int lb_dbg_tracking_show(struct seq_file *m, void *unused)
 {
-    struct labyrinth_zone *z = m->private;
-    unsigned int n = lb_regmap_count(&z->map), i;
-    unsigned long shown = 0;
+	struct labyrinth_zone *z = m->private;
+	unsigned int n = lb_regmap_count(&z->map), i;
+	unsigned long shown = 0;
 
-    if (z->flags & LABYRINTH_ZONE_NO_TRACKING) {
-        seq_puts(m, "no tracking table (LABYRINTH_ZONE_NO_TRACKING)\n");
-        return 0;
-    }
-    for (i = 0; i < n; i++) {
-        struct lb_region *r = lb_regmap_get(&z->map, i);
-        uint32_t idx;
+	if (z->flags & LABYRINTH_ZONE_NO_TRACKING) {
+		seq_puts(m, "no tracking table (LABYRINTH_ZONE_NO_TRACKING)\n");
+		return 0;
+	}
+	for (i = 0; i < n; i++) {
+		struct lb_region *r = lb_regmap_get(&z->map, i);
+		uint32_t idx;
 
-        if (r->released)
-            continue;
-        for (idx = r->first; idx < r->end;) {
-            uint64_t w = lb_load_rlx_u64(&r->desc[idx]);
-            unsigned int s = lb_d_state(w);
-            struct labyrinth_page_info info;
+		if (r->released)
+			continue;
+		for (idx = r->first; idx < r->end;) {
+			uint64_t w = lb_load_rlx_u64(&r->desc[idx]);
+			unsigned int s = lb_d_state(w);
+			struct labyrinth_page_info info;
 
-            if (s == LB_S_ALLOC && (lb_d_flags(w) & LB_D_TRACKED)) {
-                lb_page_info_fill(z, r, idx, &info);
-                if (info.tracked) {
-                    seq_printf(m, "%px order %u cpu %u tag %u age %llu us ", info.block, info.order,
-                               info.thread ? info.thread - 1 : 0, info.tag,
-                               (unsigned long long)((lb_os_cycles() - z->epoch_cycles) /
-                                                    (z->cycles_per_us ? z->cycles_per_us : 1) -
-                                                    info.alloc_ns / 1000));
-                    if (info.site)
-                        seq_printf(m, "%s:%u (%s)\n", info.site->file, info.site->line, info.site->func);
-                    else
-                        seq_printf(m, "%pS\n", info.caller);
-                    shown++;
-                }
-            }
-            idx += (s == LB_S_TAIL || s == LB_S_HOLE) ? 1u : 1u << lb_d_order(w);
-            cond_resched();
-        }
-    }
-    seq_printf(m, "# %lu tracked block(s) in use\n", shown);
-    return 0;
+			if (s == LB_S_ALLOC && (lb_d_flags(w) & LB_D_TRACKED)) {
+				lb_page_info_fill(z, r, idx, &info);
+				if (info.tracked) {
+					seq_printf(m, "%px order %u cpu %u tag %u age %llu us ", info.block, info.order,
+							   info.thread ? info.thread - 1 : 0, info.tag,
+							   (unsigned long long)((lb_os_cycles() - z->epoch_cycles) /
+													(z->cycles_per_us ? z->cycles_per_us : 1) -
+													info.alloc_ns / 1000));
+					if (info.site)
+						seq_printf(m, "%s:%u (%s)\n", info.site->file, info.site->line, info.site->func);
+					else
+						seq_printf(m, "%pS\n", info.caller);
+					shown++;
+				}
+			}
+			idx += (s == LB_S_TAIL || s == LB_S_HOLE) ? 1u : 1u << lb_d_order(w);
+			cond_resched();
+		}
+	}
+	seq_printf(m, "# %lu tracked block(s) in use\n", shown);
+	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(lb_dbg_tracking);
 
@@ -167,7 +167,7 @@ DEFINE_SHOW_ATTRIBUTE(lb_dbg_tracking);
 unsigned int labyrinth_kmod_depth(void);
 unsigned int labyrinth_kmod_depth(void)
 {
-    return raw_cpu_ptr(&lb_tls)->depth;
+	return raw_cpu_ptr(&lb_tls)->depth;
 }
 EXPORT_SYMBOL_GPL(labyrinth_kmod_depth);
 
@@ -175,50 +175,50 @@ EXPORT_SYMBOL_GPL(labyrinth_kmod_depth);
  * it goes (debugfs_remove waits for readers still in a file). */
 void lb_os_zone_event(void *zone, const char *name, bool created)
 {
-    struct labyrinth_zone *z = zone;
-    struct lb_dbg_zone *e, *tmp;
-    char dname[64];
+	struct labyrinth_zone *z = zone;
+	struct lb_dbg_zone *e, *tmp;
+	char dname[64];
 
-    mutex_lock(&lb_dbg_mutex);
-    if (created) {
-        e = kzalloc(sizeof(*e), GFP_KERNEL);
-        if (e && lb_dbg_root) {
-            snprintf(dname, sizeof(dname), "%s.%u", name, lb_dbg_seq++);
-            e->z = z;
-            e->dir = debugfs_create_dir(dname, lb_dbg_root);
-            debugfs_create_file("stats", 0444, e->dir, z, &lb_dbg_stats_fops);
-            debugfs_create_file("buddyinfo", 0444, e->dir, z, &lb_dbg_buddyinfo_fops);
-            debugfs_create_file("tracking", 0444, e->dir, z, &lb_dbg_tracking_fops);
-            list_add(&e->link, &lb_dbg_zones);
-        } else {
-            kfree(e);
-        }
-    } else {
-        list_for_each_entry_safe(e, tmp, &lb_dbg_zones, link) {
-            if (e->z != z)
-                continue;
-            debugfs_remove_recursive(e->dir);
-            list_del(&e->link);
-            kfree(e);
-        }
-    }
-    mutex_unlock(&lb_dbg_mutex);
+	mutex_lock(&lb_dbg_mutex);
+	if (created) {
+		e = kzalloc(sizeof(*e), GFP_KERNEL);
+		if (e && lb_dbg_root) {
+			snprintf(dname, sizeof(dname), "%s.%u", name, lb_dbg_seq++);
+			e->z = z;
+			e->dir = debugfs_create_dir(dname, lb_dbg_root);
+			debugfs_create_file("stats", 0444, e->dir, z, &lb_dbg_stats_fops);
+			debugfs_create_file("buddyinfo", 0444, e->dir, z, &lb_dbg_buddyinfo_fops);
+			debugfs_create_file("tracking", 0444, e->dir, z, &lb_dbg_tracking_fops);
+			list_add(&e->link, &lb_dbg_zones);
+		} else {
+			kfree(e);
+		}
+	} else {
+		list_for_each_entry_safe(e, tmp, &lb_dbg_zones, link) {
+			if (e->z != z)
+				continue;
+			debugfs_remove_recursive(e->dir);
+			list_del(&e->link);
+			kfree(e);
+		}
+	}
+	mutex_unlock(&lb_dbg_mutex);
 }
 
 static int __init labyrinth_init(void)
 {
-    lb_os_kernel_init();
-    lb_dbg_root = debugfs_create_dir("labyrinth", NULL);
-    pr_info("labyrinth: page allocator for code that must never wait, %u.%u.%u (%u CPUs, %lu-page regions)\n",
-            LABYRINTH_VERSION_MAJOR, LABYRINTH_VERSION_MINOR, LABYRINTH_VERSION_PATCH, num_online_cpus(),
-            (unsigned long)lb_os_region_max_pages());
-    return 0;
+	lb_os_kernel_init();
+	lb_dbg_root = debugfs_create_dir("labyrinth", NULL);
+	pr_info("labyrinth: page allocator for code that must never wait, %u.%u.%u (%u CPUs, %lu-page regions)\n",
+			LABYRINTH_VERSION_MAJOR, LABYRINTH_VERSION_MINOR, LABYRINTH_VERSION_PATCH, num_online_cpus(),
+			(unsigned long)lb_os_region_max_pages());
+	return 0;
 }
 
 static void __exit labyrinth_exit(void)
 {
-    /* Modules using ours hold a reference: every zone is gone by now. */
-    debugfs_remove_recursive(lb_dbg_root);
+	/* Modules using ours hold a reference: every zone is gone by now. */
+	debugfs_remove_recursive(lb_dbg_root);
 }
 
 module_init(labyrinth_init);

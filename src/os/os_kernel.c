@@ -40,105 +40,105 @@ size_t lb_os_region_max_pages(void) { return (size_t)1 << LB_K_MAX_ORDER; }
 
 static int lb_k_phys(const void *addr, uint64_t *phys)
 {
-    if (virt_addr_valid(addr)) {
-        *phys = (uint64_t)virt_to_phys((void *)addr);
-        return 0;
-    }
-    if (is_vmalloc_addr(addr)) { /* a caller-supplied vmalloc buffer */
-        struct page *pg = vmalloc_to_page(addr);
-        if (!pg)
-            return -EFAULT;
-        *phys = (uint64_t)page_to_phys(pg) + offset_in_page(addr);
-        return 0;
-    }
-    return -EFAULT;
+	if (virt_addr_valid(addr)) {
+		*phys = (uint64_t)virt_to_phys((void *)addr);
+		return 0;
+	}
+	if (is_vmalloc_addr(addr)) { /* a caller-supplied vmalloc buffer */
+		struct page *pg = vmalloc_to_page(addr);
+		if (!pg)
+			return -EFAULT;
+		*phys = (uint64_t)page_to_phys(pg) + offset_in_page(addr);
+		return 0;
+	}
+	return -EFAULT;
 }
 
 int lb_os_virt_to_phys(const void *addr, uint64_t *phys) { return lb_k_phys(addr, phys); }
 
 int lb_os_map(size_t bytes, size_t align, unsigned flags, struct lb_os_mapping *out)
 {
-    memset(out, 0, sizeof(*out));
-    if (!bytes || bytes % PAGE_SIZE || !align || (align & (align - 1)) || align < PAGE_SIZE)
-        return -EINVAL;
-    if (lb_os_fault(LB_OS_OP_MAP))
-        return -ENOMEM;
-    if (flags & LB_OS_MAP_PAGES) {
-        /* One block of the order that covers both the size and the
-         * alignment: the buddy allocator aligns it physically, and the
-         * direct map (1 GiB aligned) keeps that virtually. */
-        unsigned int order = get_order(max(bytes, align));
-        unsigned long keep = bytes >> PAGE_SHIFT, i;
-        struct page *pg;
+	memset(out, 0, sizeof(*out));
+	if (!bytes || bytes % PAGE_SIZE || !align || (align & (align - 1)) || align < PAGE_SIZE)
+		return -EINVAL;
+	if (lb_os_fault(LB_OS_OP_MAP))
+		return -ENOMEM;
+	if (flags & LB_OS_MAP_PAGES) {
+		/* One block of the order that covers both the size and the
+		 * alignment: the buddy allocator aligns it physically, and the
+		 * direct map (1 GiB aligned) keeps that virtually. */
+		unsigned int order = get_order(max(bytes, align));
+		unsigned long keep = bytes >> PAGE_SHIFT, i;
+		struct page *pg;
 
-        if (order > LB_K_MAX_ORDER)
-            return -ENOMEM;
-        pg = alloc_pages(GFP_KERNEL | __GFP_ZERO | __GFP_NOWARN | __GFP_RETRY_MAYFAIL, order);
-        if (!pg)
-            return -ENOMEM;
-        /* Base pages from here on: the tail beyond bytes goes back now,
-         * the rest page by page at unmap (free_pages_exact). */
-        split_page(pg, order);
-        for (i = keep; i < (1ul << order); i++)
-            __free_page(pg + i);
-        out->addr = page_address(pg);
-        out->bytes = bytes;
-        out->raw = out->addr;
-        out->raw_bytes = bytes;
-        return 0;
-    }
-    if (align > PAGE_SIZE)
-        return -EINVAL; /* metadata is only ever asked page-aligned */
-    out->addr = vzalloc(bytes);
-    if (!out->addr)
-        return -ENOMEM;
-    out->bytes = bytes;
-    out->raw = out->addr;
-    out->raw_bytes = bytes;
-    return 0;
+		if (order > LB_K_MAX_ORDER)
+			return -ENOMEM;
+		pg = alloc_pages(GFP_KERNEL | __GFP_ZERO | __GFP_NOWARN | __GFP_RETRY_MAYFAIL, order);
+		if (!pg)
+			return -ENOMEM;
+		/* Base pages from here on: the tail beyond bytes goes back now,
+		 * the rest page by page at unmap (free_pages_exact). */
+		split_page(pg, order);
+		for (i = keep; i < (1ul << order); i++)
+			__free_page(pg + i);
+		out->addr = page_address(pg);
+		out->bytes = bytes;
+		out->raw = out->addr;
+		out->raw_bytes = bytes;
+		return 0;
+	}
+	if (align > PAGE_SIZE)
+		return -EINVAL; /* metadata is only ever asked page-aligned */
+	out->addr = vzalloc(bytes);
+	if (!out->addr)
+		return -ENOMEM;
+	out->bytes = bytes;
+	out->raw = out->addr;
+	out->raw_bytes = bytes;
+	return 0;
 }
 
 void lb_os_unmap(const struct lb_os_mapping *m)
 {
-    if (!m->raw || !m->raw_bytes)
-        return;
-    if (is_vmalloc_addr(m->raw))
-        vfree(m->raw);
-    else
-        free_pages_exact(m->raw, m->raw_bytes);
+	if (!m->raw || !m->raw_bytes)
+		return;
+	if (is_vmalloc_addr(m->raw))
+		vfree(m->raw);
+	else
+		free_pages_exact(m->raw, m->raw_bytes);
 }
 
 /* Kernel memory is resident and never swapped: populating and locking
  * have nothing to do (the fault-injection counts still run). */
 int lb_os_populate(void *addr, size_t bytes)
 {
-    return lb_os_fault(LB_OS_OP_POPULATE) ? -ENOMEM : 0;
+	return lb_os_fault(LB_OS_OP_POPULATE) ? -ENOMEM : 0;
 }
 
 int lb_os_lock(void *addr, size_t bytes)
 {
-    return lb_os_fault(LB_OS_OP_LOCK) ? -ENOMEM : 0;
+	return lb_os_fault(LB_OS_OP_LOCK) ? -ENOMEM : 0;
 }
 
 int lb_os_phys_table(const void *addr, size_t n, uint64_t *phys)
 {
-    size_t i;
+	size_t i;
 
-    if (lb_os_fault(LB_OS_OP_PAGEMAP))
-        return -EIO;
-    for (i = 0; i < n; i++)
-        if (lb_k_phys((const char *)addr + i * PAGE_SIZE, &phys[i]))
-            return -EIO;
-    return 0;
+	if (lb_os_fault(LB_OS_OP_PAGEMAP))
+		return -EIO;
+	for (i = 0; i < n; i++)
+		if (lb_k_phys((const char *)addr + i * PAGE_SIZE, &phys[i]))
+			return -EIO;
+	return 0;
 }
 
 /* No hugetlbfs pools for kernel memory: the direct map already uses large
  * mappings where it can. */
 size_t lb_os_huge_pages_free(size_t *huge_page_bytes)
 {
-    if (huge_page_bytes)
-        *huge_page_bytes = 0;
-    return 0;
+	if (huge_page_bytes)
+		*huge_page_bytes = 0;
+	return 0;
 }
 
 size_t lb_os_huge_pages_free_of(size_t huge_page_bytes) { return 0; }
@@ -148,54 +148,54 @@ const char *lb_os_getenv(const char *name) { return NULL; }
 /* ---- threads and waiting -------------------------------------------------- */
 
 struct lb_k_thread {
-    struct task_struct *task;
-    void *(*fn)(void *);
-    void *arg;
+	struct task_struct *task;
+	void *(*fn)(void *);
+	void *arg;
 };
 
 static int lb_k_thread_main(void *p)
 {
-    struct lb_k_thread *t = p;
+	struct lb_k_thread *t = p;
 
-    t->fn(t->arg);
-    /* The core's thread returns when told to stop; wait for kthread_stop()
-     * (lb_os_thread_join) so the task is still there to be stopped. */
-    for (;;) {
-        set_current_state(TASK_IDLE);
-        if (kthread_should_stop())
-            break;
-        schedule();
-    }
-    __set_current_state(TASK_RUNNING);
-    return 0;
+	t->fn(t->arg);
+	/* The core's thread returns when told to stop; wait for kthread_stop()
+	 * (lb_os_thread_join) so the task is still there to be stopped. */
+	for (;;) {
+		set_current_state(TASK_IDLE);
+		if (kthread_should_stop())
+			break;
+		schedule();
+	}
+	__set_current_state(TASK_RUNNING);
+	return 0;
 }
 
 int lb_os_thread_create(lb_os_thread *t, void *(*fn)(void *), void *arg, const char *name)
 {
-    struct lb_k_thread *k;
+	struct lb_k_thread *k;
 
-    if (lb_os_fault(LB_OS_OP_THREAD))
-        return -EAGAIN;
-    k = kzalloc(sizeof(*k), GFP_KERNEL);
-    if (!k)
-        return -EAGAIN;
-    k->fn = fn;
-    k->arg = arg;
-    k->task = kthread_run(lb_k_thread_main, k, "%s", name ? name : "labyrinth");
-    if (IS_ERR(k->task)) {
-        kfree(k);
-        return -EAGAIN;
-    }
-    t->handle = (uintptr_t)k;
-    return 0;
+	if (lb_os_fault(LB_OS_OP_THREAD))
+		return -EAGAIN;
+	k = kzalloc(sizeof(*k), GFP_KERNEL);
+	if (!k)
+		return -EAGAIN;
+	k->fn = fn;
+	k->arg = arg;
+	k->task = kthread_run(lb_k_thread_main, k, "%s", name ? name : "labyrinth");
+	if (IS_ERR(k->task)) {
+		kfree(k);
+		return -EAGAIN;
+	}
+	t->handle = (uintptr_t)k;
+	return 0;
 }
 
 void lb_os_thread_join(lb_os_thread t)
 {
-    struct lb_k_thread *k = (struct lb_k_thread *)t.handle;
+	struct lb_k_thread *k = (struct lb_k_thread *)t.handle;
 
-    kthread_stop(k->task);
-    kfree(k);
+	kthread_stop(k->task);
+	kfree(k);
 }
 
 /* Futex words: a waiter sleeps on the wait queue its word hashes to; a
@@ -206,63 +206,63 @@ static wait_queue_head_t lb_k_wq[1 << LB_K_WQ_BITS];
 
 static wait_queue_head_t *lb_k_wq_of(const void *word)
 {
-    return &lb_k_wq[hash_ptr((void *)word, LB_K_WQ_BITS)];
+	return &lb_k_wq[hash_ptr((void *)word, LB_K_WQ_BITS)];
 }
 
 void lb_os_kernel_init(void)
 {
-    unsigned int i;
+	unsigned int i;
 
-    for (i = 0; i < ARRAY_SIZE(lb_k_wq); i++)
-        init_waitqueue_head(&lb_k_wq[i]);
+	for (i = 0; i < ARRAY_SIZE(lb_k_wq); i++)
+		init_waitqueue_head(&lb_k_wq[i]);
 }
 
 int lb_os_futex_wait(lb_atomic_u32 *word, uint32_t expected, uint64_t timeout_ns)
 {
-    wait_queue_head_t *wq = lb_k_wq_of(word);
-    DEFINE_WAIT(wait);
-    int rc = 0;
+	wait_queue_head_t *wq = lb_k_wq_of(word);
+	DEFINE_WAIT(wait);
+	int rc = 0;
 
-    if (lb_os_fault(LB_OS_OP_FUTEX))
-        return -EINTR; /* a spurious wake-up: callers re-check and loop */
-    /* prepare_to_wait() sets the task state with a full barrier before the
-     * word is read; the waker changes the word before it takes the queue's
-     * lock to wake: a change is never missed. */
-    prepare_to_wait(wq, &wait, TASK_IDLE);
-    if (lb_load_rlx_u32(word) == expected) {
-        if (timeout_ns) {
-            ktime_t t = ns_to_ktime(timeout_ns);
+	if (lb_os_fault(LB_OS_OP_FUTEX))
+		return -EINTR; /* a spurious wake-up: callers re-check and loop */
+	/* prepare_to_wait() sets the task state with a full barrier before the
+	 * word is read; the waker changes the word before it takes the queue's
+	 * lock to wake: a change is never missed. */
+	prepare_to_wait(wq, &wait, TASK_IDLE);
+	if (lb_load_rlx_u32(word) == expected) {
+		if (timeout_ns) {
+			ktime_t t = ns_to_ktime(timeout_ns);
 
-            /* 0: the timer expired; -EINTR: woken earlier. */
-            if (schedule_hrtimeout(&t, HRTIMER_MODE_REL) == 0)
-                rc = -ETIMEDOUT;
-        } else {
-            schedule();
-        }
-    }
-    finish_wait(wq, &wait);
-    return rc;
+			/* 0: the timer expired; -EINTR: woken earlier. */
+			if (schedule_hrtimeout(&t, HRTIMER_MODE_REL) == 0)
+				rc = -ETIMEDOUT;
+		} else {
+			schedule();
+		}
+	}
+	finish_wait(wq, &wait);
+	return rc;
 }
 
 void lb_os_futex_wake(lb_atomic_u32 *word, int n)
 {
-    lb_os_fault(LB_OS_OP_OTHER);
-    wake_up_all(lb_k_wq_of(word));
+	lb_os_fault(LB_OS_OP_OTHER);
+	wake_up_all(lb_k_wq_of(word));
 }
 
 void lb_os_yield(void)
 {
-    lb_os_fault(LB_OS_OP_OTHER);
-    if (lb_os_can_sleep())
-        cond_resched();
-    else
-        cpu_relax(); /* a lock holder runs on another CPU, unpreempted */
+	lb_os_fault(LB_OS_OP_OTHER);
+	if (lb_os_can_sleep())
+		cond_resched();
+	else
+		cpu_relax(); /* a lock holder runs on another CPU, unpreempted */
 }
 
 void lb_os_sleep_ns(uint64_t ns)
 {
-    lb_os_fault(LB_OS_OP_OTHER);
-    fsleep((unsigned long)DIV_ROUND_UP_ULL(ns, 1000));
+	lb_os_fault(LB_OS_OP_OTHER);
+	fsleep((unsigned long)DIV_ROUND_UP_ULL(ns, 1000));
 }
 
 void lb_os_mutex_init(lb_os_mutex *m) { mutex_init(m); }
@@ -280,42 +280,42 @@ uint64_t lb_os_clock_ns(void) { return ktime_get_ns(); }
 
 uint64_t lb_os_cycles_per_us(void)
 {
-    static lb_atomic_u64 cached;
-    uint64_t v = lb_load_rlx_u64(&cached), t0, c0;
+	static lb_atomic_u64 cached;
+	uint64_t v = lb_load_rlx_u64(&cached), t0, c0;
 
-    if (v)
-        return v;
+	if (v)
+		return v;
 #ifdef CONFIG_X86
-    v = tsc_khz / 1000;
+	v = tsc_khz / 1000;
 #endif
-    if (!v) {
-        t0 = ktime_get_ns();
-        c0 = lb_os_cycles();
-        while (ktime_get_ns() - t0 < 2000000)
-            cpu_relax();
-        v = (lb_os_cycles() - c0) * 1000 / (ktime_get_ns() - t0);
-    }
-    if (!v)
-        v = 1;
-    lb_store_rlx_u64(&cached, v);
-    return v;
+	if (!v) {
+		t0 = ktime_get_ns();
+		c0 = lb_os_cycles();
+		while (ktime_get_ns() - t0 < 2000000)
+			cpu_relax();
+		v = (lb_os_cycles() - c0) * 1000 / (ktime_get_ns() - t0);
+	}
+	if (!v)
+		v = 1;
+	lb_store_rlx_u64(&cached, v);
+	return v;
 }
 
 /* ---- output ------------------------------------------------------------------- */
 
 void lb_os_write_err(const char *buf, size_t n)
 {
-    lb_os_fault(LB_OS_OP_OTHER);
-    /* Any context (printk defers the console in NMI and with locks held);
-     * the lines already end in a newline.  The core caps lines per zone,
-     * the kernel's rate limit caps them per burst. */
-    pr_warn_ratelimited("%.*s", (int)n, buf);
+	lb_os_fault(LB_OS_OP_OTHER);
+	/* Any context (printk defers the console in NMI and with locks held);
+	 * the lines already end in a newline.  The core caps lines per zone,
+	 * the kernel's rate limit caps them per burst. */
+	pr_warn_ratelimited("%.*s", (int)n, buf);
 }
 
 int lb_os_symbolize(const void *addr, char *buf, size_t n)
 {
-    if (!addr)
-        return -ENOENT;
-    snprintf(buf, n, "%pS", addr);
-    return 0;
+	if (!addr)
+		return -ENOENT;
+	snprintf(buf, n, "%pS", addr);
+	return 0;
 }

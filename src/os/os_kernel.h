@@ -44,9 +44,9 @@ static inline uint32_t lb_os_ctx_id(void) { return raw_smp_processor_id() + 1; }
 static inline bool lb_os_can_sleep(void)
 {
 #ifdef CONFIG_PREEMPT_COUNT
-    return preempt_count() == 0 && !irqs_disabled();
+	return preempt_count() == 0 && !irqs_disabled();
 #else
-    return !in_interrupt() && !irqs_disabled();
+	return !in_interrupt() && !irqs_disabled();
 #endif
 }
 
