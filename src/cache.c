@@ -70,16 +70,15 @@ void lb_cache_tls_unregister(struct lb_cache *c)
 static void lb_tls_exit(void *arg)
 {
     (void)arg;
-    struct lb_tls *t = lb_ctx();
     lb_os_mutex_lock(&lb_tls_mutex);
     for (unsigned i = 0; i < LB_TLS_ZONES; i++) {
-        struct lb_tls_zone *e = &t->z[i];
+        struct lb_tls_zone *e = &lb_ctx()->z[i];
         if (e->serial && lb_tls_owner[i].serial == e->serial && lb_tls_owner[i].cache)
             lb_cache_release(lb_tls_owner[i].cache, e->tc);
         e->serial = 0;
         e->tc = NULL;
     }
-    t->cur_serial = 0;
+    lb_ctx()->cur_serial = 0;
     lb_os_mutex_unlock(&lb_tls_mutex);
 }
 
@@ -87,18 +86,17 @@ struct lb_level *lb_tls_level_slow(const struct lb_cache *c, uint32_t d)
 {
     if (d >= LB_LEVELS || c->tls_slot >= LB_TLS_ZONES)
         return NULL;
-    struct lb_tls *t = lb_ctx();
-    const struct lb_tls_zone *e = &t->z[c->tls_slot];
+    const struct lb_tls_zone *e = &lb_ctx()->z[c->tls_slot];
     if (e->serial != c->serial)
         return NULL;
     if (d == 0) {
         /* Entered at depth 0: no labyrinth call of this thread is under
          * way, so the current-zone entry can change. */
-        t->cur_serial = 0;
+        lb_ctx()->cur_serial = 0;
         lb_signal_fence();
-        t->cur_lvl = e->tc->lvl;
+        lb_ctx()->cur_lvl = e->tc->lvl;
         lb_signal_fence();
-        t->cur_serial = c->serial;
+        lb_ctx()->cur_serial = c->serial;
     }
     return &e->tc->lvl[d];
 }
@@ -109,14 +107,13 @@ uint32_t lb_cache_thread_id(void)
     uint32_t id = lb_os_ctx_id();
     if (id)
         return id;
-    struct lb_tls *t = lb_ctx();
-    id = t->thread_id;
+    id = lb_ctx()->thread_id;
     if (LB_UNLIKELY(!id)) {
         /* Relaxed: ids only need to be unique.  A handler interrupting this
          * takes its own id and the thread keeps whichever is stored last;
          * both are unique, which is all a tracking record needs. */
         id = lb_add_rlx_u32(&lb_next_thread_id, 1) + 1;
-        t->thread_id = id;
+        lb_ctx()->thread_id = id;
     }
     return id;
 }
@@ -136,17 +133,16 @@ struct lb_tcache *lb_cache_claim(struct lb_cache *c)
         if (!lb_cas_acq_u32(&tc->owner, &zero, me))
             continue;
         lb_add_rlx_u32(&c->threads, 1);
-        struct lb_tls *t = lb_ctx();
-        struct lb_tls_zone *e = &t->z[c->tls_slot];
+        struct lb_tls_zone *e = &lb_ctx()->z[c->tls_slot];
         e->tc = tc;
         lb_signal_fence(); /* tc is in place before the serial says so */
         e->serial = c->serial;
-        t->cur_lvl = tc->lvl; /* claims run at depth 0: see lb_tls_level_cur */
+        lb_ctx()->cur_lvl = tc->lvl; /* claims run at depth 0: see lb_tls_level_cur */
         lb_signal_fence();
-        t->cur_serial = c->serial;
-        if (!t->armed) {
-            t->armed = 1;
-            lb_os_thread_exit_arm(t);
+        lb_ctx()->cur_serial = c->serial;
+        if (!lb_ctx()->armed) {
+            lb_ctx()->armed = 1;
+            lb_os_thread_exit_arm(lb_ctx());
         }
         return tc;
     }
@@ -252,14 +248,13 @@ void lb_cache_release_self(struct lb_cache *c)
 {
     if (c->tls_slot >= LB_TLS_ZONES)
         return;
-    struct lb_tls *t = lb_ctx();
-    struct lb_tls_zone *e = &t->z[c->tls_slot];
+    struct lb_tls_zone *e = &lb_ctx()->z[c->tls_slot];
     if (e->serial != c->serial)
         return;
     struct lb_tcache *tc = e->tc;
     e->serial = 0;
-    if (t->cur_serial == c->serial)
-        t->cur_serial = 0;
+    if (lb_ctx()->cur_serial == c->serial)
+        lb_ctx()->cur_serial = 0;
     lb_signal_fence();
     e->tc = NULL;
     lb_cache_release(c, tc);

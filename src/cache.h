@@ -197,6 +197,9 @@ LB_OS_CTX_DECLARE(struct lb_tls, lb_tls);
 /* The calling context's struct: user space, this thread's; a kernel, this
  * CPU's, valid between lb_enter() and lb_leave(). */
 #define lb_ctx() lb_os_ctx(lb_tls)
+/* (Written lb_ctx()->field at each use, never kept in a pointer variable:
+ * in user space that is exactly the TLS access lb_tls.field, which
+ * sanitizers do not instrument as a pointer dereference.) */
 
 /* Enter / leave a labyrinth call; returns the depth the call runs at.
  * In a kernel, entering also disables preemption (lb_os_preempt_off): the
@@ -205,9 +208,8 @@ LB_OS_CTX_DECLARE(struct lb_tls, lb_tls);
 static inline uint32_t lb_enter(void)
 {
     lb_os_preempt_off();
-    struct lb_tls *t = lb_ctx();
-    uint32_t d = t->depth;
-    t->depth = d + 1;
+    uint32_t d = lb_ctx()->depth;
+    lb_ctx()->depth = d + 1;
     /* Compiler-only ordering: a signal handler (an interrupt) arriving
      * after this point sees the new depth before any magazine access
      * below. */
@@ -228,9 +230,8 @@ static inline void lb_leave(uint32_t d)
  * lb_enter() cannot have it changed under it by a nested handler. */
 static inline struct lb_level *lb_tls_level_cur(uint64_t serial, uint32_t d)
 {
-    struct lb_tls *t = lb_ctx();
-    if (LB_LIKELY(t->cur_serial == serial && d < LB_LEVELS))
-        return t->cur_lvl + d;
+    if (LB_LIKELY(lb_ctx()->cur_serial == serial && d < LB_LEVELS))
+        return lb_ctx()->cur_lvl + d;
     return NULL;
 }
 struct lb_level *lb_tls_level_slow(const struct lb_cache *c, uint32_t d);
