@@ -7,6 +7,7 @@
  *             order per region, split, the unused tail given back; so a
  *             region is physically contiguous, in the direct map, aligned
  *             as the core asks, and virt_to_phys() is its DMA address.
+ *             No guard pages (LB_OS_MAP_GUARD): the direct map has none.
  *             Metadata: vzalloc (never touched by the page allocator's
  *             callers; mapped in every context on x86-64 and arm64).
  *   threads   kthreads; futex waits: hashed wait queues, hrtimer timeouts
