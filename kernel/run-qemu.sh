@@ -122,7 +122,7 @@ chmod +x "$ird/init"
 log="$out/qemu.log"
 echo "kernel: booting /boot/vmlinuz-$kver under qemu-system-x86_64 -accel tcg (timeout ${timeout_s} s; serial log: $log)"
 t0=$(date +%s)
-timeout --foreground -k 5 "$timeout_s" qemu-system-x86_64 -accel tcg -m 512 -smp 2 -nographic -no-reboot \
+timeout --foreground -k 5 "$timeout_s" qemu-system-x86_64 -accel tcg -m 512 -smp 2 -nographic -no-reboot -nic none \
   -kernel "/boot/vmlinuz-$kver" -initrd "$out/initramfs.gz" \
   -append "console=ttyS0 panic_on_warn=1 oops=panic panic=-1 mitigations=off" \
   -device isa-debug-exit,iobase=0xf4,iosize=0x04 </dev/null >"$log" 2>&1
