@@ -334,9 +334,13 @@ static LB_NOINLINE int lb_free_general(struct labyrinth_zone *z, void *addr, uns
             lb_zone_free0_slow(z, addr, r, idx, d);
             rc = 0;
         } else {
+            /* Poisoned before it is queued: once queued, its owner may
+             * hand it out again (and unpoison it) at any moment.  A
+             * refused free that is not a double free undoes it. */
+            LB_TOOL_FREE(addr, z->page_size);
             lb_zone_free_remote(z, addr, r, idx, w, d, &rc);
-            if (!rc)
-                LB_TOOL_FREE(addr, z->page_size);
+            if (rc && rc != -EALREADY)
+                LB_TOOL_ALLOC(addr, z->page_size, 1);
         }
         lb_leave(d);
         return rc ? lb_refuse(z, LABYRINTH_REPORT_BAD_FREE, "free_pages", addr, order, rc, caller) : 0;
@@ -398,11 +402,13 @@ static LB_NOINLINE int lb_free_remote_fast(struct labyrinth_zone *z, void *addr,
         LB_LIKELY(lb_d_owner(w) == l->out_dest[k]) && LB_LIKELY(lb_d_owner(w) != 0) &&
         LB_LIKELY(!lb_load_rlx_u32(&z->kick))) {
         uint32_t pid = z->r0_first + (uint32_t)(off >> z->page_shift);
+        /* Poisoned before it is queued (see lb_free_general). */
+        LB_TOOL_FREE(addr, z->page_size);
         if (LB_LIKELY(lb_level_out_append(&z->cache, l, k, m, pid, lb_d_gen(w)))) {
             lb_leave(d);
-            LB_TOOL_FREE(addr, z->page_size);
             return 0;
         }
+        LB_TOOL_ALLOC(addr, z->page_size, 1);
     }
     lb_leave(d);
     return lb_free_general(z, addr, 0, __builtin_return_address(0));
