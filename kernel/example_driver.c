@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: GPL-2.0-only OR MIT
 /*
  * example_driver.c - how a driver uses labyrinth.ko (docs/kernel.md).
  *
@@ -112,4 +112,4 @@ static void __exit example_exit(void)
 module_init(example_init);
 module_exit(example_exit);
 MODULE_DESCRIPTION("labyrinth.ko example: a receive interrupt that must never wait");
-MODULE_LICENSE("GPL");
+MODULE_LICENSE("Dual MIT/GPL");

@@ -226,4 +226,4 @@ module_exit(labyrinth_exit);
 MODULE_DESCRIPTION("labyrinth: page allocation for code that must never wait");
 /* EXPORT_SYMBOL_GPL and the GPL-only kernel symbols used (split_page,
  * debugfs) need a GPL-compatible module licence. */
-MODULE_LICENSE("GPL");
+MODULE_LICENSE("Dual MIT/GPL");

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: GPL-2.0-only OR MIT
 /*
  * labyrinth_selftest.c - the self-test of labyrinth.ko, run at insmod:
  *
@@ -761,4 +761,4 @@ static void __exit st_exit(void)
 module_init(st_init);
 module_exit(st_exit);
 MODULE_DESCRIPTION("labyrinth.ko self-test: interrupts, misuse, quality, invariants, benchmark");
-MODULE_LICENSE("GPL");
+MODULE_LICENSE("Dual MIT/GPL");
