@@ -1,7 +1,7 @@
 # labyrinth - top-level driver.  The quick start is two commands:
 #   make run    build and run the demo (the seed's scenario) on defaults
 #   make test   build every flavour and run every test
-# Also: make bench, make fuzz, make install PREFIX=DIR, make clean.
+# Also: make bench, make fuzz, make soak, make install PREFIX=DIR, make clean.
 # Whatever a target needs beyond build-essential, cmake and git it installs
 # from Debian's packages (when run as root), through scripts/deps.sh.
 
@@ -10,7 +10,7 @@ PREFIX  ?= /usr/local
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all build run test fuzz bench install clean
+.PHONY: all build run test fuzz soak bench install clean
 
 all: build
 
@@ -27,6 +27,12 @@ test:
 # The libFuzzer run of `make test`, longer (LB_FUZZ_SECONDS, default 600).
 fuzz:
 	@LB_TEST_FLAVOURS=fuzz LB_FUZZ_SECONDS=$${LB_FUZZ_SECONDS:-600} scripts/test.sh
+
+# The long soak: `labyrinth stress` for LB_SOAK_SECONDS (default 3600, an
+# hour) in a VERIFY zone, progress each second on stderr; ARGS=--json for
+# a JSON report.  `make test` runs the same for 60 s.
+soak: build
+	@$(BUILD)/tools/labyrinth stress --duration $${LB_SOAK_SECONDS:-3600}s --verify --max-order 6 $(ARGS)
 
 bench:
 	@scripts/deps.sh bench
