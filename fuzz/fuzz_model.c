@@ -1051,6 +1051,23 @@ static void check_zone(unsigned zi)
     }
 }
 
+/* LB_FUZZ_WATCH=Z.P (with LB_FUZZ_TRACE): after every step, the descriptor
+ * of page P of zone Z's first region, to follow one page through a crash. */
+static void watch_page(void)
+{
+    static int zi = -2;
+    static unsigned pg;
+    if (zi == -2) {
+        const char *w = getenv("LB_FUZZ_WATCH");
+        zi = w && sscanf(w, "%d.%u", &zi, &pg) == 2 && zi >= 0 && zi < NZ ? zi : -1;
+    }
+    if (zi < 0 || !Z[zi].live || !Z[zi].nreg || pg >= Z[zi].rpages[0])
+        return;
+    uint64_t w = lb_load_rlx_u64(desc_of(&Z[zi], Z[zi].rlo[0] + pg * PG));
+    TRACE("  watch z%d.r0+%u: state %u owner %u gen %u (%#llx)\n", zi, pg, (unsigned)lb_d_state(w), lb_d_owner(w),
+          lb_d_gen(w), (unsigned long long)w);
+}
+
 /* ---- the driver ---------------------------------------------------------------------------------------- */
 
 static const unsigned gfps[16] = {
@@ -1169,6 +1186,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
         }
         fz_opname = "check";
+        watch_page();
         check_zone(0);
         check_zone(1);
     }

@@ -30,7 +30,7 @@
  * Not modelled (see docs/reliability.md): the buddy and its try-lock, the
  * pending stack, spare magazines, magazines of more than one page, the
  * recent-free table, thread-cache release and re-claim (where the
- * generation counter restarts: known bug KB2), the warden, memory ordering
+ * generation counter restarted before the fix of KB2), the warden, memory ordering
  * weaker than sequential consistency.
  *
  * -DFALLBACK enables the remote free's CAS fallback (no empty magazine for

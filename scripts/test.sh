@@ -31,6 +31,7 @@ cd "$root"
 flavours=${LB_TEST_FLAVOURS:-"gcc clang asan tsan valgrind fuzz kernel"}
 jobs=$(nproc 2>/dev/null || echo 2)
 summary=()
+tail_notes=()
 failed=0
 t_all=$(date +%s)
 
@@ -160,7 +161,13 @@ for f in $flavours; do
           cp "$dir/artifacts/$c" "$root/fuzz/regressions/$c"
           echo "fuzz: $c copied to fuzz/regressions/ (commit it: fuzz_regressions replays it in every flavour)"
         done
-        summary+=("fuzz: FAILED ($figures; see $dir/fuzz.log)"); failed=1
+        why=$(grep -m1 -E 'MODEL VIOLATION|ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error|ERROR: libFuzzer|==[0-9]+== ?ERROR' "$dir/fuzz.log" | cut -c1-300)
+        summary+=("fuzz: FAILED ($figures; ${why:-exit $frc, no error line}; see $dir/fuzz.log)"); failed=1
+        # A CI log may only keep its tail: the reproducer goes after the summary.
+        for c in $crashes; do
+          tail_notes+=("fuzz reproducer $c ($(stat -c %s "$dir/artifacts/$c") bytes), base64 - decode it into fuzz/regressions/:")
+          tail_notes+=("$(base64 -w 100 "$dir/artifacts/$c")")
+        done
       fi
       ;;
     kernel)
@@ -183,4 +190,5 @@ done
 
 say "summary ($(( $(date +%s) - t_all )) s)"
 for s in "${summary[@]}"; do echo "  $s"; done
+for s in "${tail_notes[@]}"; do echo "$s"; done
 exit $failed

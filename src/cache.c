@@ -636,12 +636,20 @@ void lb_level_flush_outboxes(struct lb_cache *c, struct lb_level *l)
             lb_level_flush_one(c, l, k);
 }
 
+LB_NOINLINE bool lb_level_out_holds(const struct lb_mag *m, uint32_t pid, uint32_t gen)
+{
+    const void *e = (const void *)lb_entry(pid, gen);
+    uint32_t n = lb_load_rlx_u32(&m->count);
+    for (uint32_t i = 0; i < n; i++)
+        if (m->slot[i] == e)
+            return true;
+    return false;
+}
+
 int lb_level_remote_free(struct lb_cache *c, struct lb_level *l, void *p, uint32_t pid, uint64_t w)
 {
     (void)p;
     uint32_t dest = lb_d_owner(w);
-    if (lb_load_rlx_u32(&l->recent[lb_recent_slot(pid)]) == pid + 1)
-        return -EALREADY; /* still in our outbox: freed twice */
     unsigned k, empty = LB_OUTBOX_SLOTS, fullest = 0;
     uint32_t most = 0;
     for (k = 0; k < LB_OUTBOX_SLOTS; k++) {
@@ -671,8 +679,8 @@ int lb_level_remote_free(struct lb_cache *c, struct lb_level *l, void *p, uint32
         lb_store_rlx_ptr(&l->out_mag[k], m);
     }
     l->out_last = k;
-    lb_level_out_append(c, l, k, lb_load_rlx_ptr(&l->out_mag[k]), pid, lb_d_gen(w));
-    return 0;
+    /* Still in our outbox for this owner, this generation: freed twice. */
+    return lb_level_out_append(c, l, k, lb_load_rlx_ptr(&l->out_mag[k]), pid, lb_d_gen(w)) ? 0 : -EALREADY;
 }
 
 /* Take a whole magazine stack at once (the consumer's side of an inbox). */

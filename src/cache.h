@@ -352,14 +352,23 @@ struct lb_level *lb_cache_level_by_id(const struct lb_cache *c, uint32_t id);
 int lb_level_remote_free(struct lb_cache *c, struct lb_level *l, void *p, uint32_t pid, uint64_t w);
 /* Push outbox slot k of l to its owner's inbox. */
 void lb_level_flush_one(struct lb_cache *c, struct lb_level *l, unsigned k);
+/* Whether outbox magazine m holds the entry {pid, gen} (cold: called when
+ * recent[] says the page may be in an outbox of ours). */
+bool lb_level_out_holds(const struct lb_mag *m, uint32_t pid, uint32_t gen);
 /* Append {pid, gen} to outbox magazine m (slot k) of l, known to be for
  * the page's owner: the inlined part of a remote free.  false: the page is
- * already in our outbox (a double free); nothing appended. */
+ * already in our outbox (a double free); nothing appended.
+ *
+ * recent[] only says the page was queued here; it is a double free only if
+ * m holds the page's current generation.  An older entry means another
+ * context's free of the page reached the owner first, the owner handed the
+ * page out again and this is a new, legitimate free (the older entry is
+ * the double free: the owner refuses it when it takes the batch). */
 static inline bool lb_level_out_append(struct lb_cache *c, struct lb_level *l, unsigned k, struct lb_mag *m,
                                        uint32_t pid, uint32_t gen)
 {
     lb_atomic_u32 *rec = &l->recent[lb_recent_slot(pid)];
-    if (LB_UNLIKELY(lb_load_rlx_u32(rec) == pid + 1))
+    if (LB_UNLIKELY(lb_load_rlx_u32(rec) == pid + 1) && lb_level_out_holds(m, pid, gen))
         return false;
     uint32_t n = lb_load_rlx_u32(&m->count);
     m->slot[n] = (void *)lb_entry(pid, gen);
