@@ -2,7 +2,8 @@
 # scripts/deps.sh SET - make sure what SET needs is installed.
 # Installs missing Debian packages with apt-get when run as root; otherwise
 # says plainly what is missing and what it will cost (a skipped part).
-# Sets: test (valgrind, clang), bench (the peers, gnuplot).
+# Sets: test (valgrind, clang and its fuzzer runtime, spin, gnuplot), bench
+# (the peers, gnuplot). The kernel flavour installs its own (kernel/run-qemu.sh).
 set -u
 set_name=${1:-test}
 case "$set_name" in
