@@ -241,6 +241,10 @@ struct labyrinth_zone_stats {
     size_t buddy_free_pages;     /* in the buddy's free areas               */
     size_t cached_pages;         /* in magazines: depot and threads         */
     size_t depot_pages;          /* in full magazines in the depot          */
+    /* reserve_free_pages may exceed reserve_target_pages by up to one
+     * magazine per context freeing at that moment: a batch freed while the
+     * reserve is low goes to it whole, and the warden trims back only what
+     * is more than a magazine over. */
     size_t reserve_target_pages, low_pages, high_pages;
     size_t reserve_low_water;    /* lowest reserve level seen               */
     size_t threads;              /* threads holding a cache in this zone    */

@@ -169,9 +169,15 @@ awk -v p="$(j packets)" -v s="$(j pages_served)" -v f="$(j atomic_failures)" -v 
 awk -v a="$(j latency_ns.p50)" -v b="$(j latency_ns.p99)" -v c="$(j latency_ns.p999)" \
     -v d="$(j latency_ns.p9999)" -v e="$(j latency_ns.max)" 'BEGIN { exit !(a <= b && b <= c && c <= d && d <= e) }' \
   && ok "latency percentiles ordered" || fail "latency percentiles out of order"
+# The reserve may stand over its target by a magazine (64 pages in the
+# demo's 4096-page zone) per context freeing into it at once - the worker,
+# the main thread, its signal handler: a batch freed while the reserve was
+# low goes to it whole (include/labyrinth.h, reserve_target_pages).  The
+# low water is at most the target or the level now (the warden may trim).
 awk -v t="$(j reserve.target)" -v now="$(j reserve.now)" -v lw="$(j reserve.low_water)" \
-    'BEGIN { exit !(now <= t && lw <= now) }' && ok "reserve low_water <= now <= target" \
-  || fail "reserve numbers inconsistent"
+    'BEGIN { exit !(t > 0 && now <= t + 3 * 64 && (lw <= now || lw <= t)) }' \
+  && ok "reserve: now <= target + three magazines, low_water <= max(now, target)" \
+  || fail "reserve numbers inconsistent: target $(j reserve.target) now $(j reserve.now) low_water $(j reserve.low_water)"
 
 # ---- poll mode ---------------------------------------------------------------
 run poll demo --duration 500ms --mode poll
