@@ -213,7 +213,20 @@ static void part_bursts(void)
             slot_ring[h % 8192] = p;
             __atomic_store_n(&ring_head, h + 1, __ATOMIC_RELEASE);
         }
-        usleep(5000); /* between bursts: the warden's turn */
+        /* Between bursts: the warden's turn.  Wait (up to 2 s) until the
+         * freer has caught up and the warden has refilled the reserve,
+         * rather than for a fixed time only: on a loaded machine a fixed
+         * pause may pass without the freer or the warden being scheduled,
+         * and the claim is what a burst meets once they have had their
+         * turn. */
+        usleep(5000);
+        for (int w = 0; w < 400; w++) {
+            labyrinth_zone_stats(Z, &st);
+            if (__atomic_load_n(&ring_tail, __ATOMIC_ACQUIRE) == __atomic_load_n(&ring_head, __ATOMIC_RELAXED) &&
+                st.reserve_free_pages >= st.reserve_target_pages)
+                break;
+            usleep(5000);
+        }
     }
     __atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
     pthread_join(f, NULL);
