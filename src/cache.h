@@ -113,6 +113,8 @@ struct lb_tcache {
     lb_atomic_u32   owner;   /* 0 = free, else the owning thread's id;
                                 LB_OWNER_WARDEN while the warden empties it */
     uint32_t        index;
+    uint32_t        kick_flushed[LB_LEVELS]; /* warden run at each level's
+                                last flush on a kick (the level's own context) */
 } LB_ALIGNED_CL;
 #define LB_OWNER_WARDEN 0xffffffffu
 

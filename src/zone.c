@@ -1138,8 +1138,19 @@ void lb_zone_free_remote(struct labyrinth_zone *z, void *p, struct lb_region *r,
     *rc = -ENOSPC;
     if (l) {
         *rc = lb_level_remote_free(c, l, p, lb_page_id(r, idx), w);
-        if (*rc == 0 && lb_load_rlx_u32(&z->kick))
-            lb_level_flush_outboxes(c, l); /* pages are short: no batching */
+        if (*rc == 0 && lb_load_rlx_u32(&z->kick)) {
+            /* Pages are short: hand our batches on now - once per warden
+             * run, not at every free while the kick stands (each flush
+             * takes a magazine from the shared pool; flushing every free
+             * parked the whole pool in one owner's inbox, a page or two
+             * per magazine, and sent later frees to the CAS fallback). */
+            uint32_t run = (uint32_t)lb_load_rlx_u64(&z->warden_runs);
+            uint32_t *last = &c->tcaches[(l->id - 1) / LB_LEVELS].kick_flushed[(l->id - 1) % LB_LEVELS];
+            if (*last != run) {
+                *last = run;
+                lb_level_flush_outboxes(c, l);
+            }
+        }
     }
     if (*rc != -ENOSPC)
         return;
