@@ -1143,10 +1143,13 @@ void lb_zone_free_remote(struct labyrinth_zone *z, void *p, struct lb_region *r,
              * run, not at every free while the kick stands (each flush
              * takes a magazine from the shared pool; flushing every free
              * parked the whole pool in one owner's inbox, a page or two
-             * per magazine, and sent later frees to the CAS fallback). */
+             * per magazine, and sent later frees to the CAS fallback).
+             * Without a warden nothing clears the kick or counts runs:
+             * there every free while short is handed on at once, so no
+             * page waits in an outbox while its owner finds none. */
             uint32_t run = (uint32_t)lb_load_rlx_u64(&z->warden_runs);
             uint32_t *last = &c->tcaches[(l->id - 1) / LB_LEVELS].kick_flushed[(l->id - 1) % LB_LEVELS];
-            if (*last != run) {
+            if (!z->warden_running || *last != run) {
                 *last = run;
                 lb_level_flush_outboxes(c, l);
             }
