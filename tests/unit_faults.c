@@ -225,10 +225,17 @@ static uint64_t workload(struct run *r, const struct labyrinth_zone_config *cfg,
     if (fe != 0)
         bad(r, "for_each_in_use after every free", fe);
     nh = 0;
-    for (;;) {
+    for (int retries = 0;;) {
         void *p = labyrinth_alloc_pages(z, LABYRINTH_GFP_KERNEL, cfg->max_order, 0);
-        if (!p)
+        if (!p) {
+            /* With a warden, pages it moves (a drained pending stack, a
+             * reaped inbox) may coalesce into a block just after the
+             * NULL: ask again while the stats show one, a few times. */
+            labyrinth_zone_stats(z, &st);
+            if (retries++ < 20 && st.largest_free_order != (size_t)-1 && st.largest_free_order >= cfg->max_order)
+                continue;
             break;
+        }
         h[nh++] = (struct held){p, cfg->max_order};
     }
     labyrinth_zone_stats(z, &st);
