@@ -156,12 +156,13 @@ for f in $flavours; do
       if [ "$frc" = 0 ] && [ -z "$crashes" ]; then
         summary+=("fuzz: passed (${secs} s: $figures; $(( $(date +%s) - t0 )) s)")
       else
-        grep -m1 -A3 -E 'MODEL VIOLATION|ERROR: AddressSanitizer|runtime error|ERROR: libFuzzer|SUMMARY' "$dir/fuzz.log"
+        errpat='MODEL VIOLATION|ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error|ERROR: libFuzzer|==[0-9]+== ?ERROR'
+        grep -m1 -A3 -E "$errpat" "$dir/fuzz.log"
         for c in $crashes; do
           cp "$dir/artifacts/$c" "$root/fuzz/regressions/$c"
           echo "fuzz: $c copied to fuzz/regressions/ (commit it: fuzz_regressions replays it in every flavour)"
         done
-        why=$(grep -m1 -E 'MODEL VIOLATION|ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error|ERROR: libFuzzer|==[0-9]+== ?ERROR' "$dir/fuzz.log" | cut -c1-300)
+        why=$(grep -m1 -E "$errpat" "$dir/fuzz.log" | cut -c1-300)
         summary+=("fuzz: FAILED ($figures; ${why:-exit $frc, no error line}; see $dir/fuzz.log)"); failed=1
         # A CI log may only keep its tail: the reproducer goes after the summary.
         for c in $crashes; do

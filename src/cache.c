@@ -636,9 +636,20 @@ void lb_level_flush_outboxes(struct lb_cache *c, struct lb_level *l)
             lb_level_flush_one(c, l, k);
 }
 
+void lb_level_flush_once(struct lb_cache *c, struct lb_level *l, uint32_t epoch)
+{
+    uint32_t *last = &c->tcaches[(l->id - 1) / LB_LEVELS].flushed_epoch[(l->id - 1) % LB_LEVELS];
+    if (*last != epoch) {
+        *last = epoch;
+        lb_level_flush_outboxes(c, l);
+    }
+}
+
 LB_NOINLINE bool lb_level_out_holds(const struct lb_mag *m, uint32_t pid, uint32_t gen)
 {
     const void *e = (const void *)lb_entry(pid, gen);
+    /* Relaxed: m is our own outbox, we are its only writer (it is
+     * published to the owner only by the release push of a flush). */
     uint32_t n = lb_load_rlx_u32(&m->count);
     for (uint32_t i = 0; i < n; i++)
         if (m->slot[i] == e)

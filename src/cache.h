@@ -113,8 +113,9 @@ struct lb_tcache {
     lb_atomic_u32   owner;   /* 0 = free, else the owning thread's id;
                                 LB_OWNER_WARDEN while the warden empties it */
     uint32_t        index;
-    uint32_t        kick_flushed[LB_LEVELS]; /* warden run at each level's
-                                last flush on a kick (the level's own context) */
+    uint32_t        flushed_epoch[LB_LEVELS]; /* lb_level_flush_once: each
+                                level's last epoch (the level's own context;
+                                here because struct lb_level is full)        */
 } LB_ALIGNED_CL;
 #define LB_OWNER_WARDEN 0xffffffffu
 
@@ -383,6 +384,8 @@ static inline bool lb_level_out_append(struct lb_cache *c, struct lb_level *l, u
 }
 /* Push every outbox batch of l to its owner (l's own context). */
 void lb_level_flush_outboxes(struct lb_cache *c, struct lb_level *l);
+/* The same, unless l already did for this epoch (l's own context). */
+void lb_level_flush_once(struct lb_cache *c, struct lb_level *l, uint32_t epoch);
 /* Take l's inbox (l's own context, or the warden holding the tcache):
  * validate every entry (the descriptor still says: allocated by l, same
  * generation), turn valid ones into CACHED pages and call bad(ctx, page,

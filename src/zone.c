@@ -1139,20 +1139,18 @@ void lb_zone_free_remote(struct labyrinth_zone *z, void *p, struct lb_region *r,
     if (l) {
         *rc = lb_level_remote_free(c, l, p, lb_page_id(r, idx), w);
         if (*rc == 0 && lb_load_rlx_u32(&z->kick)) {
-            /* Pages are short: hand our batches on now - once per warden
-             * run, not at every free while the kick stands (each flush
-             * takes a magazine from the shared pool; flushing every free
-             * parked the whole pool in one owner's inbox, a page or two
-             * per magazine, and sent later frees to the CAS fallback).
-             * Without a warden nothing clears the kick or counts runs:
-             * there every free while short is handed on at once, so no
-             * page waits in an outbox while its owner finds none. */
-            uint32_t run = (uint32_t)lb_load_rlx_u64(&z->warden_runs);
-            uint32_t *last = &c->tcaches[(l->id - 1) / LB_LEVELS].kick_flushed[(l->id - 1) % LB_LEVELS];
-            if (!z->warden_running || *last != run) {
-                *last = run;
+            /* Pages are short: hand our batches on now.  With a warden,
+             * once per warden run (a flush per free parked the shared
+             * magazine pool in the owner's inbox, a page or two per
+             * magazine, and sent later frees to the CAS fallback).  Without
+             * one nothing clears the kick or counts runs: every free while
+             * short is handed on at once.  Relaxed load of warden_runs: a
+             * run count (the warden's relaxed increment), no data hangs
+             * on it; a stale value costs one flush more or less. */
+            if (z->warden_running)
+                lb_level_flush_once(c, l, (uint32_t)lb_load_rlx_u64(&z->warden_runs));
+            else
                 lb_level_flush_outboxes(c, l);
-            }
         }
     }
     if (*rc != -ENOSPC)
