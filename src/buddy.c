@@ -94,6 +94,7 @@ void lb_buddy_add_region(struct lb_buddy *b, struct lb_region *r)
 uint32_t lb_buddy_take(struct lb_buddy *b, unsigned order, unsigned state, unsigned flags,
                        struct lb_region **rp)
 {
+    LB_DEBUG_CHECK(lb_spin_is_locked(&b->lock));
     for (unsigned j = order; j <= b->max_order; j++) {
         uint64_t mask = b->order_mask[j];
         if (!mask)
@@ -117,6 +118,7 @@ uint32_t lb_buddy_take(struct lb_buddy *b, unsigned order, unsigned state, unsig
 
 void lb_buddy_give(struct lb_buddy *b, struct lb_region *r, uint32_t idx, unsigned order)
 {
+    LB_DEBUG_CHECK(lb_spin_is_locked(&b->lock));
     unsigned k = order;
     lb_store_rlx_u64(&b->free_pages, lb_load_rlx_u64(&b->free_pages) + (1u << order));
     while (k < b->max_order) {
@@ -151,6 +153,7 @@ size_t lb_buddy_region_free(const struct lb_buddy *b, const struct lb_region *r,
 
 size_t lb_buddy_remove_region(struct lb_buddy *b, struct lb_region *r)
 {
+    LB_DEBUG_CHECK(lb_spin_is_locked(&b->lock));
     int largest;
     LB_CHECK(r->index < LB_MAX_REGIONS);
     size_t pages = lb_buddy_region_free(b, r, &largest);

@@ -52,6 +52,9 @@ static inline void lb_spin_unlock(struct lb_spinlock *l)
     lb_store_rel_u32(&l->v, 0);
     lb_os_preempt_on();
 }
+/* Whether someone holds the lock: the debug tier's "lock held" check (it
+ * cannot tell who holds it). */
+static inline bool lb_spin_is_locked(const struct lb_spinlock *l) { return lb_load_rlx_u32(&l->v) != 0; }
 /* Wait for the lock (normal context: spins, then yields the CPU). */
 void lb_spin_lock(struct lb_spinlock *l);
 

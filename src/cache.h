@@ -1,10 +1,14 @@
 /*
- * cache.h - layer 4: the order-0 fast path.
+ * cache.h - layer 4: the structures of the order-0 fast path and the
+ * lock-free hand-offs between them.
  *
  * Per-thread magazines (a loaded and a spare one, after Bonwick's magazine
  * layer) over a lock-free depot of full and empty magazines, plus two
  * lock-free page stacks: the atomic-only reserve, and the pending stack of
- * blocks freed while the buddy lock was busy.
+ * blocks freed while the buddy lock was busy.  This header holds the types
+ * and their small helpers; stack.c the tagged stacks, supply.c the set-up
+ * and the hand-offs to and from the buddy.  The layer above (zone.h,
+ * tcache.h, level.h, remote.h) decides who uses which structure when.
  *
  * Lock-free stacks use one 64-bit head {32-bit tag, 32-bit index + 1}: a
  * plain 64-bit CAS, no double-word CAS, no ABA (the tag changes with every
@@ -12,16 +16,24 @@
  * give up after LB_RETRY_CAP failed CAS attempts (counted); a failed CAS
  * always means that another operation on the same stack succeeded.
  *
- * Signal safety without atomic read-modify-writes on the magazines: every
- * thread (in a kernel: every CPU) counts how deeply it is nested in
- * labyrinth calls (lb_tls.depth).
- * A call at depth d uses the magazines of level d of the thread's cache, so
- * a signal handler that interrupts labyrinth (depth 0) runs at depth 1 and
- * never touches the magazines the interrupted code is in the middle of
- * changing.  Levels past LB_LEVELS, and threads without a cache, use the
- * shared path (buddy try-lock, reserve, pending stack), which is lock-free.
- * The depth counter itself is a plain load and store: a handler restores
- * it before returning, so its increments never interleave destructively.
+ * Who may call what concurrently (after liburcu's tables):
+ *
+ *   structure            writers                        concurrent with
+ *   ------------------   ----------------------------   --------------------------
+ *   magazine stacks      any context (push, pop)        each other: lock-free;
+ *   (depot full/empty,                                  take_all only by the
+ *    inboxes)                                           stack's consumer
+ *   page stacks          any context (push, pop)        each other: lock-free
+ *   (reserve, pending)
+ *   a magazine's slots   its holder only                stats read count only
+ *   supply.c hand-offs   the buddy lock holder          page-stack pushes and pops
+ *   level fields         the level's own context        stats (relaxed snapshots)
+ *                        (tcache.h), or the warden
+ *                        holding an unowned tcache
+ *   level inbox          any context pushes; the        pushes
+ *                        level's own context takes
+ *   set-up (init)        one thread, before the zone    nothing
+ *                        is published
  */
 #ifndef LB_CACHE_H
 #define LB_CACHE_H
@@ -46,9 +58,17 @@ struct lb_stack {
                                          while others operate              */
 };
 
-/* Allocation counters are indexed by the two low GFP bits (RESERVE,
- * TRYLOCK): 3 = ATOMIC, 2 = NOWAIT, 0 = KERNEL, 1 = RESERVE alone. */
-#define LB_MODE_SLOTS 4u
+/* Allocation counters are indexed by a mode slot: the two low GFP bits
+ * (RESERVE, TRYLOCK) of the call, lb_gfp_slot() in zone.h.  Adding a mode
+ * means: a slot here, its stats field in lb_zone_stats (stats.c), and the
+ * asserts in alloc.c. */
+enum lb_mode_slot {
+    LB_SLOT_KERNEL  = 0, /* neither bit: may wait for the lock           */
+    LB_SLOT_RESERVE = 1, /* RESERVE alone: counted as ATOMIC             */
+    LB_SLOT_NOWAIT  = 2, /* TRYLOCK                                      */
+    LB_SLOT_ATOMIC  = 3, /* RESERVE | TRYLOCK: the uncounted default     */
+    LB_MODE_SLOTS   = 4
+};
 
 #define LB_OUTBOX_SLOTS 4u  /* destinations a level batches frees for  */
 #define LB_RECENT       32u  /* recent remote frees remembered per level */
@@ -133,11 +153,11 @@ static inline uint32_t lb_level_count_alloc(struct lb_level *l, unsigned s)
 {
     uint64_t n = lb_load_rlx_u64(&l->allocs) + 1;
     lb_store_rlx_u64(&l->allocs, n);
-    if (LB_UNLIKELY(s != (LB_MODE_SLOTS - 1))) /* not ATOMIC */
+    if (LB_UNLIKELY(s != LB_SLOT_ATOMIC))
         lb_bump_1w_u64(&l->mode_allocs[s], 1);
     return (uint32_t)n;
 }
-static inline unsigned lb_recent_slot(uint32_t pid) { return (pid ^ (pid >> 5)) & (LB_RECENT - 1); }
+static inline unsigned lb_recent_slot(uint32_t page_id) { return (page_id ^ (page_id >> 5)) & (LB_RECENT - 1); }
 /* An outbox entry: {global page id, generation}. */
 static inline uintptr_t lb_entry(uint32_t page_id, uint32_t gen)
 {
@@ -180,69 +200,6 @@ struct lb_cache {
     void           *bad_ctx;
 };
 
-/* ---- per-context state -------------------------------------------------------
- * One struct per thread in user space (initial-exec TLS: no lazy
- * allocation, no call), one per CPU in a kernel (per-CPU data), reached
- * through the OS layer's lb_os_ctx() (os.h). */
-struct lb_tls_zone {
-    uint64_t          serial;    /* zone serial this entry belongs to      */
-    struct lb_tcache *tc;
-};
-struct lb_tls {
-    uint32_t depth;              /* nesting of labyrinth calls             */
-    uint32_t thread_id;          /* 0 until first needed                   */
-    uint64_t cur_serial;         /* the zone this thread used last ...     */
-    struct lb_level *cur_lvl;    /* ... and its level 0 (fast check)       */
-    uint32_t armed;              /* exit hook armed                        */
-    struct lb_tls_zone z[LB_TLS_ZONES];
-};
-LB_OS_CTX_DECLARE(struct lb_tls, lb_tls);
-/* The calling context's struct: user space, this thread's; a kernel, this
- * CPU's, valid between lb_enter() and lb_leave(). */
-#define lb_ctx() lb_os_ctx(lb_tls)
-/* (Written lb_ctx()->field at each use, never kept in a pointer variable:
- * in user space that is exactly the TLS access lb_tls.field, which
- * sanitizers do not instrument as a pointer dereference.) */
-
-/* Enter / leave a labyrinth call; returns the depth the call runs at.
- * In a kernel, entering also disables preemption (lb_os_preempt_off): the
- * context is the CPU's, and an interrupt that calls labyrinth while this
- * call is under way runs at the next depth, as a signal handler does. */
-static inline uint32_t lb_enter(void)
-{
-    lb_os_preempt_off();
-    uint32_t d = lb_ctx()->depth;
-    lb_ctx()->depth = d + 1;
-    /* Compiler-only ordering: a signal handler (an interrupt) arriving
-     * after this point sees the new depth before any magazine access
-     * below. */
-    lb_signal_fence();
-    return d;
-}
-static inline void lb_leave(uint32_t d)
-{
-    lb_signal_fence(); /* magazine accesses stay before the restore */
-    lb_ctx()->depth = d;
-    lb_os_preempt_on();
-}
-
-/* The level a call at depth d may use in the zone whose serial is given:
- * the "current zone" entry first (one compare), else the zone's slot.
- * NULL: the shared path, or a claim is needed.  Only a call entered at
- * depth 0 changes the current-zone entry, so a call that read it after its
- * lb_enter() cannot have it changed under it by a nested handler. */
-static inline struct lb_level *lb_tls_level_cur(uint64_t serial, uint32_t d)
-{
-    if (LB_LIKELY(lb_ctx()->cur_serial == serial && d < LB_LEVELS))
-        return lb_ctx()->cur_lvl + d;
-    return NULL;
-}
-struct lb_level *lb_tls_level_slow(const struct lb_cache *c, uint32_t d);
-static inline struct lb_level *lb_tls_level(const struct lb_cache *c, uint32_t d)
-{
-    struct lb_level *l = lb_tls_level_cur(c->serial, d);
-    return l ? l : lb_tls_level_slow(c, d);
-}
 
 /* Pop a page from the loaded magazine, NULL if it is empty. */
 static inline struct lb_mag *lb_level_loaded(const struct lb_level *l) { return lb_load_rlx_ptr(&l->loaded); }
@@ -278,6 +235,51 @@ static inline bool lb_level_push(struct lb_level *l, void *p, unsigned mag_size)
     return true;
 }
 
+/* ---- named helpers: magazines and page ids --------------------------------------- */
+
+/* Magazine i of the pool (cache-line aligned: through void *). */
+static inline struct lb_mag *lb_mag_at(const struct lb_cache *c, uint32_t i)
+{
+    LB_DEBUG_CHECK(i < c->nmags);
+    return (struct lb_mag *)(void *)(c->mags + (size_t)i * c->mag_stride);
+}
+static inline uint32_t lb_mag_index(const struct lb_cache *c, const struct lb_mag *m)
+{
+    uint32_t i = (uint32_t)(((const char *)m - c->mags) / c->mag_stride);
+    LB_DEBUG_CHECK(i < c->nmags && lb_mag_at(c, i) == m);
+    return i;
+}
+/* The magazine after m in a chain (->next is index + 1), or NULL. */
+static inline struct lb_mag *lb_cache_mag_next(const struct lb_cache *c, const struct lb_mag *m)
+{
+    uint32_t next = lb_load_rlx_u32(&m->next);
+    return next ? lb_mag_at(c, next - 1) : NULL;
+}
+/* The thread cache level l belongs to. */
+static inline struct lb_tcache *lb_level_tcache(const struct lb_cache *c, const struct lb_level *l)
+{
+    LB_DEBUG_CHECK(l->id >= 1 && l->id <= c->ntcaches * LB_LEVELS);
+    return &c->tcaches[(l->id - 1) / LB_LEVELS];
+}
+/* The region and descriptor of a global page id (region.h's layout). */
+static inline struct lb_region *lb_cache_id_region(const struct lb_cache *c, uint32_t page_id)
+{
+    return lb_regmap_get(c->map, lb_page_id_region(page_id));
+}
+static inline lb_atomic_u64 *lb_id_desc(const struct lb_cache *c, uint32_t page_id)
+{
+    struct lb_region *r = lb_cache_id_region(c, page_id);
+    LB_DEBUG_CHECK(r != NULL && lb_page_id_index(page_id) < r->span);
+    return &r->desc[lb_page_id_index(page_id)];
+}
+/* The global page id of page p, which lies in a region of c. */
+static inline uint32_t lb_cache_page_id(const struct lb_cache *c, const void *p)
+{
+    const struct lb_region *r = lb_regmap_lookup(c->map, (uintptr_t)p);
+    LB_DEBUG_CHECK(r != NULL);
+    return lb_page_id(r, lb_region_index(r, p));
+}
+
 /* ---- set-up ----------------------------------------------------------------- */
 size_t lb_cache_meta_bytes(unsigned mag_size, uint32_t nmags, uint32_t ntcaches, uint32_t quarantine);
 /* meta is zeroed memory of lb_cache_meta_bytes.  Gives every tcache level
@@ -285,17 +287,13 @@ size_t lb_cache_meta_bytes(unsigned mag_size, uint32_t nmags, uint32_t ntcaches,
 void lb_cache_init(struct lb_cache *c, void *meta, unsigned mag_size, uint32_t nmags,
                    uint32_t ntcaches, uint32_t quarantine, unsigned page_shift, struct lb_regmap *map,
                    struct lb_buddy *buddy, uint64_t serial);
-/* Put a freed order-0 page (CACHED, ours) into level l's quarantine; the
- * page that leaves it, or NULL, is returned for the caller to cache. */
-void *lb_level_quarantine(struct lb_level *l, uint32_t cap, void *p);
-/* Take a TLS slot for c (normal context; false: none left). */
-bool lb_cache_tls_register(struct lb_cache *c);
-/* Forget c: threads exiting later leave its caches alone. */
-void lb_cache_tls_unregister(struct lb_cache *c);
 
-/* ---- depot --------------------------------------------------------------------- */
-struct lb_mag *lb_depot_pop(struct lb_cache *c, struct lb_stack *s);
-void lb_depot_push(struct lb_cache *c, struct lb_stack *s, struct lb_mag *m);
+/* ---- magazine stacks (stack.c) --------------------------------------------------------------------- */
+/* Magazine stacks serve the depot (full, empty) and the levels' inboxes. */
+struct lb_mag *lb_magstack_pop(struct lb_cache *c, struct lb_stack *s);
+void lb_magstack_push(struct lb_cache *c, struct lb_stack *s, struct lb_mag *m);
+/* Take a whole magazine stack at once (an inbox's consumer). */
+struct lb_mag *lb_magstack_take_all(struct lb_cache *c, struct lb_stack *s);
 
 /* ---- page stacks (reserve, pending) -------------------------------------------------- */
 /* Push a chain of blocks already linked through their descriptors (state
@@ -309,25 +307,14 @@ uint32_t lb_pstack_pop(struct lb_cache *c, struct lb_stack *s);
 /* Take the whole stack at once (id + 1 of the first, 0 if empty). */
 uint32_t lb_pstack_take_all(struct lb_cache *c, struct lb_stack *s);
 
-struct lb_region *lb_cache_id_region(const struct lb_cache *c, uint32_t id);
-
-/* ---- thread caches --------------------------------------------------------------- */
-/* Claim a cache for the calling thread (any context at depth 0; a bounded
- * scan).  NULL when none is free or the zone has no TLS slot. */
-struct lb_tcache *lb_cache_claim(struct lb_cache *c);
-/* Thread id of the caller, assigned on first use (any context). */
-uint32_t lb_cache_thread_id(void);
-/* Give every page of tc back to the buddy and free tc (normal context;
- * takes the buddy lock). */
-void lb_cache_release(struct lb_cache *c, struct lb_tcache *tc);
-/* Release the calling thread's cache of c, if any (normal context). */
-void lb_cache_release_self(struct lb_cache *c);
-
 /* ---- buddy hand-offs (buddy lock held) -------------------------------------------- */
 /* Fill m with up to want pages from the buddy (state CACHED). */
 uint32_t lb_cache_fill_from_buddy(struct lb_cache *c, struct lb_mag *m, uint32_t want);
 /* Give all of m's pages back to the buddy. */
 void lb_cache_mag_to_buddy(struct lb_cache *c, struct lb_mag *m);
+/* Give every page of a chain of magazines to the buddy and put the
+ * magazines back on the depot's empty stack.  Returns pages given. */
+uint64_t lb_chain_to_buddy(struct lb_cache *c, struct lb_mag *m);
 /* Give up to max pending blocks to the buddy; returns pages given. */
 uint64_t lb_cache_drain_pending(struct lb_cache *c, uint64_t max);
 /* Move up to n pages from the buddy into the reserve; returns pages moved. */
@@ -346,69 +333,7 @@ void *lb_cache_reserve_get(struct lb_cache *c, unsigned flags);
  * with state (RESERVED or PENDING), one CAS for the lot; m ends empty. */
 void lb_cache_mag_to_stack(struct lb_cache *c, struct lb_mag *m, struct lb_stack *s, unsigned state);
 
-/* ---- ownership: remote frees, inboxes ------------------------------------- */
-struct lb_level *lb_cache_level_by_id(const struct lb_cache *c, uint32_t id);
-/* A context at level l frees page p (global id pid) owned by another level
- * (descriptor w, read by the caller).  0: queued for the owner; -EALREADY:
- * the page is already queued in l's outbox (a double free); -ENOSPC: no
- * magazine to queue it in (the caller must fall back). */
-int lb_level_remote_free(struct lb_cache *c, struct lb_level *l, void *p, uint32_t pid, uint64_t w);
-/* Push outbox slot k of l to its owner's inbox. */
-void lb_level_flush_one(struct lb_cache *c, struct lb_level *l, unsigned k);
-/* Whether outbox magazine m holds the entry {pid, gen} (cold: called when
- * recent[] says the page may be in an outbox of ours). */
-bool lb_level_out_holds(const struct lb_mag *m, uint32_t pid, uint32_t gen);
-/* Append {pid, gen} to outbox magazine m (slot k) of l, known to be for
- * the page's owner: the inlined part of a remote free.  false: the page is
- * already in our outbox (a double free); nothing appended.
- *
- * recent[] only says the page was queued here; it is a double free only if
- * m holds the page's current generation.  An older entry means another
- * context's free of the page reached the owner first, the owner handed the
- * page out again and this is a new, legitimate free (the older entry is
- * the double free: the owner refuses it when it takes the batch). */
-static inline bool lb_level_out_append(struct lb_cache *c, struct lb_level *l, unsigned k, struct lb_mag *m,
-                                       uint32_t pid, uint32_t gen)
-{
-    lb_atomic_u32 *rec = &l->recent[lb_recent_slot(pid)];
-    if (LB_UNLIKELY(lb_load_rlx_u32(rec) == pid + 1) && lb_level_out_holds(m, pid, gen))
-        return false;
-    uint32_t n = lb_load_rlx_u32(&m->count);
-    m->slot[n] = (void *)lb_entry(pid, gen);
-    lb_store_rlx_u32(&m->count, n + 1);
-    lb_store_rlx_u32(rec, pid + 1);
-    lb_bump_1w_u64(&l->remote_frees, 1);
-    if (LB_UNLIKELY(n + 1 == c->mag_size))
-        lb_level_flush_one(c, l, k);
-    return true;
-}
-/* Push every outbox batch of l to its owner (l's own context). */
-void lb_level_flush_outboxes(struct lb_cache *c, struct lb_level *l);
-/* The same, unless l already did for this epoch (l's own context). */
-void lb_level_flush_once(struct lb_cache *c, struct lb_level *l, uint32_t epoch);
-/* Take l's inbox (l's own context, or the warden holding the tcache):
- * validate every entry (the descriptor still says: allocated by l, same
- * generation), turn valid ones into CACHED pages and call bad(ctx, page,
- * entry) for the others (late-detected double frees).  Returns a chain of
- * magazines holding only page pointers, linked by ->next (index + 1), or
- * NULL; *pages gets the pages kept. */
-struct lb_mag *lb_level_take_inbox(struct lb_cache *c, struct lb_level *l, uint64_t *pages);
-/* The same for at most max batches (the ATOMIC path's bound). */
-struct lb_mag *lb_level_take_inbox_bounded(struct lb_cache *c, struct lb_level *l, unsigned max,
-                                           uint64_t *pages);
-/* Warden: empty the inboxes of thread caches no thread holds (their pages
- * go to the buddy).  Normal context.  Returns pages reclaimed. */
-uint64_t lb_cache_reap(struct lb_cache *c);
-/* Any context (lock-free, one scan of the thread caches): take the queued
- * frees of one cache no thread holds, validated, as a chain of magazines
- * of CACHED pages for the caller to keep.  NULL if there are none. */
-struct lb_mag *lb_cache_adopt(struct lb_cache *c, uint64_t *pages);
-struct lb_mag *lb_cache_mag_next(const struct lb_cache *c, const struct lb_mag *m);
-
-/* ---- counters ---------------------------------------------------------------------- */
-/* Frees into level l so far (see struct lb_level). */
-uint64_t lb_level_frees(const struct lb_level *l);
-
+/* ---- counters (stats.c) ---------------------------------------------------------------------- */
 struct lb_cache_counts {
     uint64_t allocs[LB_MODE_SLOTS], frees; /* allocs by mode slot */
     uint64_t cached_pages, depot_pages, threads;
@@ -418,12 +343,14 @@ struct lb_cache_counts {
 void lb_cache_counts(const struct lb_cache *c, struct lb_cache_counts *out);
 void lb_cache_note_retries(struct lb_cache *c, unsigned retries);
 
-/* White-box check (quiescent): count violations among magazines and page
- * stacks; mark[] (one byte per page id, caller-zeroed) detects a page held
- * twice.  Adds pages seen to *cached, *reserved, *pending. */
+/* ---- invariant sweeps (check.c) ------------------------------------------------ */
 /* Mark (mark[region][page] = 1) the pages freed and queued back to their
  * owner: still ALLOC in their descriptors, but not in use.  Quiescent. */
 void lb_cache_mark_in_flight(const struct lb_cache *c, uint8_t *const *mark);
+/* White-box check (quiescent): count violations among magazines and page
+ * stacks; mark[] (one byte per page id, caller-zeroed) detects a page held
+ * twice.  Adds pages seen to *cached, *reserved, *pending, *in_flight, and
+ * queued frees the owner will refuse to *queued_invalid. */
 long lb_cache_check(const struct lb_cache *c, uint8_t *const *mark, uint64_t *cached,
                     uint64_t *reserved, uint64_t *pending, uint64_t *in_flight,
                     uint64_t *queued_invalid);

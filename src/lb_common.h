@@ -44,6 +44,18 @@ void lb_panic(const char *file, int line, const char *what) __attribute__((__col
     } while (0)
 #endif
 
+/* The debug tier: preconditions that comments used to state ("buddy lock
+ * held", "own level", "depth 0") checked at run time.  On in the asan,
+ * tsan and fuzz flavours (-DLB_DEBUG=1, set by CMake with
+ * LABYRINTH_SANITIZE or LABYRINTH_FUZZ, or by LABYRINTH_DEBUG=ON), off in
+ * the plain and bench builds, where it compiles to nothing (the argument
+ * is not evaluated).  A failure panics like LB_CHECK. */
+#if defined(LB_DEBUG) && LB_DEBUG
+#define LB_DEBUG_CHECK(cond) LB_CHECK(cond)
+#else
+#define LB_DEBUG_CHECK(cond) do { (void)sizeof(!(cond)); } while (0)
+#endif
+
 /* Compile-time limits, documented in docs/design.md ("Limits"). */
 #define LB_MAX_REGIONS     64u        /* regions per zone                      */
 #define LB_REGION_MAX_PAGES (1u << 24) /* pages per region (descriptor links)   */

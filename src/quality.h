@@ -1,7 +1,8 @@
 /*
  * quality.h - layer 6: what is applied around an allocation and a free:
  * zero, poison, the cache-line assertion, use-after-free verification
- * (ZONE_VERIFY), and the tracking records (owner, call site, time, tag).
+ * (ZONE_VERIFY) in quality.c, and the tracking records (owner, call site,
+ * time, tag) in track.c.
  */
 #ifndef LB_QUALITY_H
 #define LB_QUALITY_H
@@ -27,6 +28,10 @@ bool lb_verify_check(struct labyrinth_zone *z, void *p, unsigned order, const vo
 /* Tracking records. */
 void lb_track_write(struct labyrinth_zone *z, struct lb_region *r, uint32_t idx, const void *caller,
                     const struct labyrinth_site *site, uint32_t tag);
+/* Decode page idx's tracking record into out's site or caller, thread,
+ * tag and alloc_ns (fields left alone when the record was never written). */
+void lb_track_read(struct labyrinth_zone *z, const struct lb_region *r, uint32_t idx,
+                   struct labyrinth_page_info *out);
 /* What the zone knows of page idx of r (the block holding it). */
 void lb_page_info_fill(struct labyrinth_zone *z, struct lb_region *r, uint32_t idx,
                        struct labyrinth_page_info *out);

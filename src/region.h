@@ -109,11 +109,25 @@ static inline uintptr_t lb_region_addr(const struct lb_region *r, uint32_t idx)
 {
     return r->base + ((uintptr_t)idx << r->page_shift);
 }
-/* Global page id: region index in the top 8 bits, page index below. */
+/* Page index of address a, which lies in r's span (any context). */
+static inline uint32_t lb_region_index(const struct lb_region *r, const void *a)
+{
+    uintptr_t off = (uintptr_t)a - r->base;
+    LB_DEBUG_CHECK(off < ((uintptr_t)r->span << r->page_shift));
+    return (uint32_t)(off >> r->page_shift);
+}
+
+/* Global page id: region index in the top 8 bits, page index below (the
+ * links of the page stacks and the outbox entries hold it). */
+#define LB_PAGE_ID_INDEX_BITS 24u
+#define LB_PAGE_ID_INDEX_MASK ((1u << LB_PAGE_ID_INDEX_BITS) - 1)
 static inline uint32_t lb_page_id(const struct lb_region *r, uint32_t idx)
 {
-    return (uint32_t)r->index << 24 | idx;
+    LB_DEBUG_CHECK(idx <= LB_PAGE_ID_INDEX_MASK && r->index < LB_MAX_REGIONS);
+    return (uint32_t)r->index << LB_PAGE_ID_INDEX_BITS | idx;
 }
+static inline unsigned lb_page_id_region(uint32_t page_id) { return page_id >> LB_PAGE_ID_INDEX_BITS; }
+static inline uint32_t lb_page_id_index(uint32_t page_id) { return page_id & LB_PAGE_ID_INDEX_MASK; }
 
 /* Metadata bytes a region of span pages needs (descriptors, tracking,
  * physical table and its reverse index), rounded to a cache line. */

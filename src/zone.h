@@ -1,13 +1,21 @@
 /*
- * zone.h - layer 5: policy.  Configuration and defaults, watermarks, the
- * GFP modes, the warden, growth, statistics, invariant checks and misuse
- * reports.  The public entry points (api.c) sit on top of it.
+ * zone.h - layer 5: the zone and its policy.  The struct, configuration
+ * (zone.c), the GFP modes and the allocation and free paths (alloc.c,
+ * free.c), growth and regions (grow.c), the warden (warden.c), the live
+ * zones (registry.c), statistics (stats.c) and invariant sweeps (check.c).
+ * tcache.h, level.h, remote.h and report.h are this layer's other headers;
+ * the public entry points (api.c) sit on top of it.
+ *
+ * If you change the GFP bits or modes, also update: lb_gfp_valid and
+ * lb_gfp_slot below, enum lb_mode_slot (cache.h), lb_zone_stats
+ * (stats.c), the asserts in alloc.c, include/labyrinth.h's tables and
+ * docs/design.md ("Modes").
  */
 #ifndef LB_ZONE_H
 #define LB_ZONE_H
 
 #include "../include/labyrinth.h"
-#include "cache.h"
+#include "tcache.h"
 
 #define LB_ZONE_MAGIC 0x6c6162797a6f6e65ull /* "labyzone" */
 
@@ -98,19 +106,45 @@ uint64_t lb_zone_owner_of(uintptr_t a);
  * negative errno on failure (ETIMEDOUT after a KERNEL wait, ENOMEM). */
 void *lb_zone_alloc_err(struct labyrinth_zone *z, unsigned gfp, unsigned order, unsigned dflags,
                         uint32_t d, int *err);
-/* Order-0 page at (r, idx) whose descriptor this call turned CACHED: find
- * it a home (level magazines at depth d when possible). */
-void lb_zone_free0_slow(struct labyrinth_zone *z, void *p, struct lb_region *r, uint32_t idx, uint32_t d);
-/* An order-0 page owned by another level (descriptor w, still ALLOC):
- * queue it for its owner.  *rc: 0, or the refusal's negative errno. */
-void lb_zone_free_remote(struct labyrinth_zone *z, void *p, struct lb_region *r, uint32_t idx,
-                         uint64_t w, uint32_t d, int *rc);
-/* Quiescent zone: flush every outbox, take every inbox (pages to the
- * buddy).  Normal context. */
-void lb_zone_settle(struct labyrinth_zone *z);
 /* A block of any order whose descriptor this call turned PENDING: give it
  * to the buddy, or to the pending stack if the lock is busy. */
 void lb_zone_free_block(struct labyrinth_zone *z, struct lb_region *r, uint32_t idx, unsigned order);
+
+/* The buddy lock as mode gfp may take it: waits (SLEEP) or tries a bounded
+ * number of times (LB_TRYLOCK_TRIES).  Unlock drains a bounded batch of
+ * the pending stack first. */
+#define LB_TRYLOCK_TRIES 16u /* bounded: ATOMIC and NOWAIT never wait longer */
+bool lb_zone_buddy_lock(struct labyrinth_zone *z, unsigned gfp);
+void lb_zone_buddy_unlock(struct labyrinth_zone *z);
+
+/* Supplies are low: a hint the warden reads at its next tick (any context,
+ * no system call). */
+void lb_zone_kick(struct labyrinth_zone *z);
+/* KERNEL: wait for pages until deadline (0 = none); false when it has
+ * passed.  Normal context. */
+bool lb_zone_wait(struct labyrinth_zone *z, uint64_t deadline);
+/* Give every full magazine of the depot back to the buddy (normal
+ * context).  Returns pages given. */
+uint64_t lb_zone_drain_depot(struct labyrinth_zone *z);
+/* The warden thread's body (warden.c). */
+void *lb_warden_main(void *arg);
+
+/* Growth (normal context): a region of up to want pages, as large as the
+ * zone was created for lb_zone_grow.  Pages added, 0, or -errno. */
+long lb_zone_grow_by(struct labyrinth_zone *z, size_t want, bool event);
+long lb_zone_grow(struct labyrinth_zone *z);
+/* Map region index of npages from the OS into r / unmap it (grow.c). */
+int lb_zone_region_os(struct labyrinth_zone *z, unsigned index, size_t npages, struct lb_region *r);
+void lb_zone_region_unmap(struct lb_region *r);
+
+/* The registry of live zones and their address ranges (registry.c; normal
+ * context unless said).  add: 0 or -ENOSPC. */
+int lb_registry_add(struct labyrinth_zone *z);
+void lb_registry_remove(struct labyrinth_zone *z);
+uint64_t lb_registry_next_serial(void);
+/* A region added to / released from a live zone. */
+void lb_registry_range_add(uintptr_t lo, uintptr_t hi, uint64_t serial);
+void lb_registry_range_remove(uintptr_t lo);
 
 /* Regions (normal context). */
 int lb_zone_region_info(struct labyrinth_zone *z, unsigned index, struct labyrinth_region_info *out);
@@ -130,12 +164,6 @@ long lb_zone_check(struct labyrinth_zone *z);
  * (normal context; what the warden runs).  Returns pages moved. */
 uint64_t lb_zone_rebalance(struct labyrinth_zone *z);
 
-/* Reports: build one and hand it to the zone's handler (any context);
- * counts misuse kinds and aborts after the report in STRICT zones. */
-void lb_zone_report(struct labyrinth_zone *z, const struct labyrinth_report *rep);
-/* The default handler: one line on stderr (async-signal-safe). */
-void lb_report_default(const struct labyrinth_report *rep, void *arg);
-
 /* Descriptor of a page handed out from a magazine (any region). */
 lb_atomic_u64 *lb_zone_desc_slow(struct labyrinth_zone *z, const void *p);
 static inline lb_atomic_u64 *lb_zone_desc(struct labyrinth_zone *z, const void *p)
@@ -150,13 +178,20 @@ static inline lb_atomic_u64 *lb_zone_desc(struct labyrinth_zone *z, const void *
  * free (-EFAULT, -EXDEV, -EINVAL misaligned).  Any context. */
 int lb_zone_locate(struct labyrinth_zone *z, const void *addr, struct lb_region **rp, uint32_t *idxp);
 
-/* A tiny async-signal-safe formatter for report lines. */
-struct lb_fmt {
-    char  *buf;
-    size_t len, cap;
-};
-void lb_fmt_str(struct lb_fmt *f, const char *s);
-void lb_fmt_hex(struct lb_fmt *f, uint64_t v);
-void lb_fmt_dec(struct lb_fmt *f, uint64_t v);
+/* CAS attempts on a descriptor that keeps changing (a racing register)
+ * before a free or register gives up with -EBUSY. */
+#define LB_DESC_CAS_TRIES 64u
+/* Why freeing (or registering) page idx of r (descriptor w) at the given
+ * order is refused, or 0 (free.c). */
+int lb_refusal(struct labyrinth_zone *z, struct lb_region *r, uint32_t idx, uint64_t w, unsigned order);
+
+/* A handle the API may use: not NULL, and a zone's magic. */
+static inline bool lb_zone_ok(const struct labyrinth_zone *z)
+{
+    return z && z->magic == LB_ZONE_MAGIC;
+}
+
+#include "level.h"
+#include "report.h"
 
 #endif /* LB_ZONE_H */

@@ -80,7 +80,9 @@ int main(void)
         if (nheld < 4096 && (r % 8) < (filling ? 6u : 2u)) {
             unsigned order = (unsigned)((r >> 8) % (MAXO + 1));
             struct lb_region *reg;
+            lb_spin_lock(&b.lock);
             uint32_t idx = lb_buddy_take(&b, order, LB_S_ALLOC, 0, &reg);
+            lb_spin_unlock(&b.lock);
             if (idx == LB_NIL) {
                 nulls++;
                 /* Earned: no free block of order >= order anywhere. */
@@ -105,7 +107,9 @@ int main(void)
             held[k] = held[--nheld];
             for (uint32_t p = h.idx; p < h.idx + (1u << h.order); p++)
                 f[h.r->index].held[p] = 0;
+            lb_spin_lock(&b.lock);
             lb_buddy_give(&b, h.r, h.idx, h.order);
+            lb_spin_unlock(&b.lock);
             held_pages -= 1u << h.order;
         }
         CHECK_EQ(lb_load_rlx_u64(&b.free_pages) + held_pages, total);
@@ -115,7 +119,9 @@ int main(void)
     CHECK(nulls > 0);
     while (nheld) {
         struct blk h = held[--nheld];
+        lb_spin_lock(&b.lock);
         lb_buddy_give(&b, h.r, h.idx, h.order);
+        lb_spin_unlock(&b.lock);
     }
     CHECK_EQ(lb_buddy_check(&b, NULL), 0);
     /* Fully coalesced: exactly the maximal blocks of each region. */

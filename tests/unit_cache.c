@@ -46,14 +46,6 @@ static struct labyrinth_zone *make_zone(unsigned pages, unsigned mag, unsigned t
     return z;
 }
 
-static struct lb_mag *mag_at(const struct lb_cache *c, uint32_t i)
-{
-    return (struct lb_mag *)(void *)(c->mags + (size_t)i * c->mag_stride);
-}
-static uint32_t mag_index(const struct lb_cache *c, const struct lb_mag *m)
-{
-    return (uint32_t)(((const char *)m - c->mags) / c->mag_stride);
-}
 
 /* The descriptor of page p of z. */
 static lb_atomic_u64 *page_desc(struct labyrinth_zone *z, const void *p)
@@ -75,7 +67,7 @@ static long walk_mags(const struct lb_cache *c, const struct lb_stack *s, uint8_
         if (top - 1 >= c->nmags || n > (long)c->nmags)
             return -1;
         seen[top - 1]++;
-        top = lb_load_rlx_u32(&mag_at(c, top - 1)->next);
+        top = lb_load_rlx_u32(&lb_mag_at(c, top - 1)->next);
     }
     return n;
 }
@@ -89,11 +81,11 @@ static long walk_pages(const struct lb_cache *c, const struct lb_stack *s, unsig
     for (uint32_t top = stack_top(s); top; n++) {
         uint32_t id = top - 1;
         struct lb_region *r = lb_cache_id_region(c, id);
-        if (!r || (id & 0xffffffu) >= r->span || n > (long)r->span)
+        if (!r || lb_page_id_index(id) >= r->span || n > (long)r->span)
             return -1;
-        uint64_t w = lb_load_rlx_u64(&r->desc[id & 0xffffffu]);
+        uint64_t w = lb_load_rlx_u64(&r->desc[lb_page_id_index(id)]);
         *bad_state += lb_d_state(w) != state || lb_d_order(w) != 0;
-        seen[id & 0xffffffu]++;
+        seen[lb_page_id_index(id)]++;
         top = lb_d_link(w);
     }
     return n;
@@ -142,7 +134,7 @@ static void *depot_main(void *arg)
         struct lb_mag *got[3];
         unsigned want = 1 + (unsigned)(rng_next(&s) % 3), k = 0;
         for (unsigned j = 0; j < want; j++) {
-            struct lb_mag *m = lb_depot_pop(c, &c->empty);
+            struct lb_mag *m = lb_magstack_pop(c, &c->empty);
             if (!m) {
                 /* The retry cap (the stack is never empty here, unless it
                  * was corrupted: then give up rather than spin). */
@@ -155,7 +147,7 @@ static void *depot_main(void *arg)
             }
             t->pops++;
             k++;
-            if (__atomic_exchange_n(&h->held[mag_index(c, m)], 1, __ATOMIC_ACQ_REL)) {
+            if (__atomic_exchange_n(&h->held[lb_mag_index(c, m)], 1, __ATOMIC_ACQ_REL)) {
                 t->doubles++; /* popped while someone else holds it */
                 __atomic_store_n(&h->stop_early, 1, __ATOMIC_RELAXED);
             }
@@ -166,8 +158,8 @@ static void *depot_main(void *arg)
         bool rev = rng_next(&s) & 1;
         for (unsigned j = 0; j < k; j++) {
             struct lb_mag *m = got[rev ? k - 1 - j : j];
-            __atomic_store_n(&h->held[mag_index(c, m)], 0, __ATOMIC_RELEASE);
-            lb_depot_push(c, &c->empty, m);
+            __atomic_store_n(&h->held[lb_mag_index(c, m)], 0, __ATOMIC_RELEASE);
+            lb_magstack_push(c, &c->empty, m);
             t->pushes++;
         }
     }
@@ -355,7 +347,7 @@ static void test_mag_to_stack(void)
                                                                      {&c->pending, LB_S_PENDING}};
     for (int k = 0; k < 2; k++) {
         struct lb_stack *s = cases[k].s;
-        struct lb_mag *m = lb_depot_pop(c, &c->empty);
+        struct lb_mag *m = lb_magstack_pop(c, &c->empty);
         REQUIRE(m != NULL);
         CHECK_EQ(lb_load_rlx_u32(&m->count), 0);
         lb_spin_lock(&c->buddy->lock);
@@ -388,13 +380,13 @@ static void test_mag_to_stack(void)
                 bad++;
                 break;
             }
-            uint64_t w = lb_load_rlx_u64(&r0->desc[(top - 1) & 0xffffffu]);
+            uint64_t w = lb_load_rlx_u64(&r0->desc[lb_page_id_index(top - 1)]);
             bad += lb_d_state(w) != cases[k].state || lb_d_order(w) != 0;
             top = lb_d_link(w);
         }
         CHECK_EQ(bad, 0);
         CHECK_EQ(top, (uint32_t)head0);
-        lb_depot_push(c, &c->empty, m);
+        lb_magstack_push(c, &c->empty, m);
         CHECK_EQ(labyrinth_zone_check(z), 0);
     }
     /* The pending pages drain back into the buddy. */
@@ -406,12 +398,12 @@ static void test_mag_to_stack(void)
     CHECK_EQ(stack_top(&c->pending), 0);
     CHECK_EQ(labyrinth_zone_check(z), 0);
     /* Empty magazine: nothing moves, no CAS. */
-    struct lb_mag *m = lb_depot_pop(c, &c->empty);
+    struct lb_mag *m = lb_magstack_pop(c, &c->empty);
     REQUIRE(m != NULL);
     uint64_t h0 = lb_load_acq_u64(&c->reserve.head);
     lb_cache_mag_to_stack(c, m, &c->reserve, LB_S_RESERVED);
     CHECK_EQ(lb_load_acq_u64(&c->reserve.head), h0);
-    lb_depot_push(c, &c->empty, m);
+    lb_magstack_push(c, &c->empty, m);
     labyrinth_zone_destroy(z);
 }
 
@@ -548,7 +540,7 @@ static void test_claim_levels(void)
     CHECK(lb_tls_level(c, 1000) == NULL);
 
     /* A public call made at depth 2 uses level 2's magazines and counters. */
-    const unsigned slot = LABYRINTH_GFP_ATOMIC & (LB_MODE_SLOTS - 1);
+    const unsigned slot = lb_gfp_slot(LABYRINTH_GFP_ATOMIC);
     uint64_t a0 = lb_load_rlx_u64(&l0->allocs), a2 = lb_load_rlx_u64(&l2->allocs);
     uint64_t sh0 = lb_load_rlx_u64(&c->shared_allocs[slot]), shf0 = lb_load_rlx_u64(&c->shared_frees);
     void *p = labyrinth_alloc_pages(z, LABYRINTH_GFP_ATOMIC, 0, 0);
@@ -694,7 +686,7 @@ static void test_tls_slots(void)
     CHECK_EQ(c->tls_slot, LB_TLS_ZONES);
     CHECK(lb_cache_claim(c) == NULL);
     CHECK(lb_tls_level(c, 0) == NULL);
-    const unsigned slot3 = LABYRINTH_GFP_ATOMIC & (LB_MODE_SLOTS - 1);
+    const unsigned slot3 = lb_gfp_slot(LABYRINTH_GFP_ATOMIC);
     uint64_t sh = lb_load_rlx_u64(&c->shared_allocs[slot3]), shf = lb_load_rlx_u64(&c->shared_frees);
     void *p = labyrinth_alloc_pages(x, LABYRINTH_GFP_ATOMIC, 0, 0);
     REQUIRE(p != NULL);

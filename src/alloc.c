@@ -1,0 +1,353 @@
+/*
+ * alloc.c - layer 5: allocation.  The public entry points and their inlined
+ * order-0 fast path, the general path (argument checks, quality, tracking)
+ * and the zone's slow loop: level refill, buddy by mode, reserve, growth,
+ * KERNEL waits.
+ */
+#include "zone.h"
+#include "remote.h"
+#include "quality.h"
+#include "lb_annotate.h"
+
+_Static_assert(LB_ORDER_LIMIT == LABYRINTH_MAX_ORDER_LIMIT, "order limits differ");
+
+/* The named modes land in their own counter slots (enum lb_mode_slot). */
+_Static_assert((LABYRINTH_GFP_ATOMIC & (LB_MODE_SLOTS - 1)) == LB_SLOT_ATOMIC &&
+                   (LABYRINTH_GFP_NOWAIT & (LB_MODE_SLOTS - 1)) == LB_SLOT_NOWAIT &&
+                   (LABYRINTH_GFP_KERNEL & (LB_MODE_SLOTS - 1)) == LB_SLOT_KERNEL &&
+                   (LABYRINTH_GFP_BIT_RESERVE & (LB_MODE_SLOTS - 1)) == LB_SLOT_RESERVE,
+               "the named modes need their counter slots");
+/* The fast paths' test "a named mode" is gfp & ~LABYRINTH_GFP_BITS_ALL == 0
+ * and a bit of fast_gfp: every bit value must index fast_gfp. */
+_Static_assert(LABYRINTH_GFP_BITS_ALL < 32, "fast_gfp has a bit per gfp value");
+
+static LB_NOINLINE void *lb_alloc_general(struct labyrinth_zone *z, unsigned gfp, unsigned order,
+                                          unsigned quality, const void *caller,
+                                          const struct labyrinth_site *site, uint32_t tag)
+{
+    /* errno is set when the caller said it may sleep (the SLEEP bit), even
+     * in a combination refused as invalid: that caller is not in a context
+     * whose errno must be preserved. */
+    bool sleeps = gfp & LABYRINTH_GFP_BIT_SLEEP;
+    if (!lb_zone_ok(z)) {
+        lb_report_no_zone("alloc_pages", NULL, caller);
+        if (sleeps)
+            lb_set_errno(EBADF);
+        return NULL;
+    }
+    int bad = 0;
+    if (!lb_gfp_valid(gfp) || (quality & ~LABYRINTH_QUALITY_ALL) || order > z->max_order)
+        bad = -EINVAL;
+    unsigned q = quality | z->quality;
+    if (!bad && (q & LABYRINTH_QUALITY_TRACK) && (z->flags & LABYRINTH_ZONE_NO_TRACKING))
+        bad = -EOPNOTSUPP;
+    /* A kernel: a mode that may sleep, from a context that must not
+     * (interrupt, softirq, preemption or interrupts off).  User space:
+     * never (lb_os_can_sleep() is true). */
+    bool atomic_ctx = !bad && sleeps && !lb_os_can_sleep();
+    if (atomic_ctx)
+        bad = -EINVAL;
+    if (bad) {
+        char b[160];
+        struct lb_fmt f = {b, 0, sizeof b};
+        lb_fmt_str(&f, "alloc_pages(gfp ");
+        lb_fmt_hex(&f, gfp);
+        lb_fmt_str(&f, ", order ");
+        lb_fmt_dec(&f, order);
+        lb_fmt_str(&f, ", quality ");
+        lb_fmt_hex(&f, quality);
+        lb_fmt_str(&f, atomic_ctx ? ") refused: a mode that may sleep, from a context that cannot (EINVAL)"
+                       : bad == -EINVAL ? ") refused: unknown or contradictory flags, or order above max_order (EINVAL)"
+                                        : ") refused: TRACK in a zone without tracking (EOPNOTSUPP)");
+        struct labyrinth_report rep = {0};
+        rep.kind = LABYRINTH_REPORT_BAD_ARGS;
+        rep.err = bad;
+        rep.zone_name = z->name;
+        rep.order = order;
+        rep.caller = caller;
+        rep.message = b;
+        lb_zone_report(z, &rep);
+        if (sleeps)
+            lb_set_errno(-bad);
+        return NULL;
+    }
+    unsigned dflags = (q & LABYRINTH_QUALITY_TRACK) ? LB_D_TRACKED : 0;
+    int err = 0;
+    uint32_t d = lb_enter();
+    void *p = lb_zone_alloc_err(z, gfp, order, dflags, d, &err);
+    if (p) {
+        LB_TOOL_ALLOC(p, z->page_size << order,
+                      (z->flags & LABYRINTH_ZONE_VERIFY) || (q & (LABYRINTH_QUALITY_ZERO | LABYRINTH_QUALITY_POISON)));
+        if (z->flags & LABYRINTH_ZONE_VERIFY)
+            lb_verify_check(z, p, order, caller);
+        if (q)
+            lb_quality_apply(z, p, order, q, caller, site, tag);
+    }
+    lb_leave(d);
+    if (!p && lb_gfp_may_sleep(gfp))
+        lb_set_errno(-err);
+    return p;
+}
+
+/* Everything the inlined fast path of labyrinth_alloc_pages does not do. */
+static LB_NOINLINE void *lb_alloc_miss(struct labyrinth_zone *z, unsigned gfp, unsigned order,
+                                       unsigned quality, const void *caller)
+{
+    if (z != NULL && (order | quality | (gfp & ~LABYRINTH_GFP_BITS_ALL)) == 0 && ((z->fast_gfp >> gfp) & 1) &&
+        (!lb_gfp_may_sleep(gfp) || lb_os_can_sleep())) {
+        /* Order 0, a named mode, no quality: the magazines missed. */
+        int err = 0;
+        uint32_t d = lb_enter();
+        void *p = lb_zone_alloc_err(z, gfp, 0, 0, d, &err);
+        lb_leave(d);
+        if (p)
+            LB_TOOL_ALLOC(p, z->page_size, 0);
+        else if (lb_gfp_may_sleep(gfp))
+            lb_set_errno(-err);
+        return p;
+    }
+    return lb_alloc_general(z, gfp, order, quality, caller, NULL, 0);
+}
+
+/* The fast path popped p from level l (depth d) but p is not in region 0. */
+static LB_NOINLINE void *lb_alloc_finish(struct labyrinth_zone *z, void *p, struct lb_level *l,
+                                         uint32_t d, unsigned gfp)
+{
+    uint32_t gen = lb_level_count_alloc(l, lb_gfp_slot(gfp));
+    lb_store_rlx_u64(lb_zone_desc_slow(z, p), lb_d_owned(l->pattern, 0, gen));
+    lb_leave(d);
+    LB_TOOL_ALLOC(p, z->page_size, 0);
+    return p;
+}
+
+void *labyrinth_alloc_pages(struct labyrinth_zone *z, unsigned gfp, unsigned order, unsigned quality)
+{
+    /* The fast path: order 0, a named mode, no quality, a page in this
+     * thread's loaded magazine.  Anything else is a tail call. */
+    if (LB_LIKELY(z != NULL) && LB_LIKELY((order | quality | (gfp & ~LABYRINTH_GFP_BITS_ALL)) == 0) &&
+        LB_LIKELY((z->fast_gfp >> gfp) & 1) &&
+        (!LB_OS_CTX_PER_CPU || !lb_gfp_may_sleep(gfp) || lb_os_can_sleep())) {
+        uint32_t d = lb_enter();
+        struct lb_level *l = lb_tls_level_cur(z->serial, d);
+        if (LB_LIKELY(l != NULL)) {
+            struct lb_mag *m = lb_level_loaded(l);
+            uint32_t n = lb_load_rlx_u32(&m->count);
+            if (LB_LIKELY(n != 0)) {
+                void *p = m->slot[--n];
+                lb_store_rlx_u32(&m->count, n);
+                uintptr_t off = (uintptr_t)p - z->r0_lo;
+                if (LB_UNLIKELY(off >= z->r0_bytes))
+                    return lb_alloc_finish(z, p, l, d, gfp);
+                /* The page was CACHED in our own magazine: no one else
+                 * writes its descriptor (a racing bad free's CAS expects
+                 * ALLOC and fails). */
+                uint32_t gen = lb_level_count_alloc(l, lb_gfp_slot(gfp));
+                lb_store_rlx_u64(&z->r0_desc[off >> z->page_shift], lb_d_owned(l->pattern, 0, gen));
+                lb_leave(d);
+                LB_TOOL_ALLOC(p, z->page_size, 0);
+                return p;
+            }
+        }
+        lb_leave(d);
+    }
+    return lb_alloc_miss(z, gfp, order, quality, __builtin_return_address(0));
+}
+LB_EXPORT(labyrinth_alloc_pages);
+
+void *labyrinth_alloc_page_atomic_site(struct labyrinth_zone *z, unsigned quality,
+                                       const struct labyrinth_site *site)
+{
+    /* The macro registers the page; a zone without a tracking table still
+     * gets its page, unregistered (the header's promise). */
+    if (lb_zone_ok(z))
+        quality = (z->flags & LABYRINTH_ZONE_NO_TRACKING) ? quality & ~LABYRINTH_QUALITY_TRACK
+                                                          : quality | LABYRINTH_QUALITY_TRACK;
+    return lb_alloc_general(z, LABYRINTH_GFP_ATOMIC, 0, quality, __builtin_return_address(0), site, 0);
+}
+LB_EXPORT(labyrinth_alloc_page_atomic_site);
+
+bool lb_zone_buddy_lock(struct labyrinth_zone *z, unsigned gfp)
+{
+    if (lb_gfp_may_sleep(gfp)) {
+        lb_spin_lock(&z->buddy.lock);
+        return true;
+    }
+    return lb_spin_trylock_bounded(&z->buddy.lock, LB_TRYLOCK_TRIES);
+}
+
+void lb_zone_buddy_unlock(struct labyrinth_zone *z)
+{
+    /* Blocks freed while the lock was busy: a bounded batch per holder. */
+    if (lb_load_rlx_u64(&z->cache.pending.count))
+        lb_cache_drain_pending(&z->cache, 64);
+    lb_spin_unlock(&z->buddy.lock);
+}
+
+/* One attempt at the buddy and (order 0, RESERVE) the reserve. */
+static void *lb_zone_try_block(struct labyrinth_zone *z, unsigned gfp, unsigned order, unsigned dflags,
+                               bool reserve)
+{
+    if (reserve) {
+        void *p = lb_cache_reserve_get(&z->cache, dflags);
+        lb_zone_kick(z);
+        if (p)
+            lb_add_rlx_u64(&z->reserve_allocs, 1);
+        return p;
+    }
+    if (lb_zone_buddy_lock(z, gfp)) {
+        struct lb_region *r;
+        if (lb_load_rlx_u64(&z->cache.pending.count))
+            lb_cache_drain_pending(&z->cache, 64);
+        uint32_t idx = lb_buddy_take(&z->buddy, order, LB_S_ALLOC, dflags, &r);
+        bool low = lb_load_rlx_u64(&z->buddy.free_pages) < z->low;
+        lb_zone_buddy_unlock(z);
+        if (low)
+            lb_zone_kick(z);
+        if (idx != LB_NIL)
+            return (void *)lb_region_addr(r, idx);
+    }
+    if (order == 0) {
+        /* No magazines of our own (a thread past max_threads, deep
+         * nesting): a full magazine from the depot, one page from it, the
+         * rest onto the pending stack for the next buddy lock holder. */
+        struct lb_cache *c = &z->cache;
+        struct lb_mag *m = lb_magstack_pop(c, &c->full);
+        if (m) {
+            uint32_t n = lb_load_rlx_u32(&m->count);
+            void *p = m->slot[n - 1];
+            lb_store_rlx_u32(&m->count, n - 1);
+            lb_cache_mag_to_stack(c, m, &c->pending, LB_S_PENDING);
+            lb_magstack_push(c, &c->empty, m);
+            lb_store_rlx_u64(lb_zone_desc(z, p), lb_d_make(LB_S_ALLOC, 0, dflags));
+            lb_zone_kick(z);
+            return p;
+        }
+    }
+    return NULL;
+}
+
+/* The levels an allocation at depth d may use: *own, the caller's level
+ * (order 0, or an order with level caches), and *l, the level whose
+ * magazines serve it (order 0 only). */
+static void lb_zone_levels(struct labyrinth_zone *z, unsigned order, uint32_t d, struct lb_level **l,
+                           struct lb_level **own)
+{
+    *l = NULL;
+    if (order == 0 || order <= z->cache.oc_max_order) {
+        *l = lb_tls_level(&z->cache, d);
+        if (!*l && d == 0 && lb_cache_claim(&z->cache))
+            *l = lb_tls_level(&z->cache, 0);
+    }
+    *own = *l;
+    if (order > 0)
+        *l = NULL;
+}
+
+/* A KERNEL allocation is about to sleep (grow, wait).  In user space the
+ * thread keeps its levels across the sleep: nothing to do.  In a kernel
+ * the levels are the CPU's, which another task may use while this one
+ * sleeps: leave the call (the depth restored, preemption back on) and
+ * enter again afterwards, perhaps on another CPU, whose levels the caller
+ * then fetches again.  Only a context that may sleep gets here (api.c
+ * refuses the others), and such a context on a CPU is never nested in a
+ * labyrinth call there: it enters again at the same depth, 0. */
+static void lb_zone_sleep_begin(uint32_t d)
+{
+    if (LB_OS_CTX_PER_CPU)
+        lb_leave(d);
+}
+
+static void lb_zone_sleep_end(uint32_t d)
+{
+    if (LB_OS_CTX_PER_CPU) {
+        uint32_t again = lb_enter();
+        LB_CHECK(again == d);
+    }
+}
+
+/* The common slow loop: level refill (if l), buddy, higher-order level
+ * cache, reserve, depot drain, growth, wait. */
+static void *lb_zone_alloc_loop(struct labyrinth_zone *z, unsigned gfp, unsigned order, unsigned dflags,
+                                uint32_t d, struct lb_level *l, struct lb_level *own, int *err)
+{
+    uint64_t deadline = 0;
+    long grow_rc = 0;
+    for (;;) {
+        void *p = NULL;
+        if (l) {
+            p = lb_level_refill_pop(z, l, gfp);
+            if (p) {
+                uint32_t gen = lb_level_count_alloc(l, lb_gfp_slot(gfp));
+                lb_store_rlx_u64(lb_zone_desc(z, p), lb_d_owned(l->pattern, dflags, gen));
+                return p;
+            }
+        }
+        p = lb_zone_try_block(z, gfp, order, dflags, false);
+        if (p) {
+            /* Not from the level's magazines: counted apart (see struct lb_level). */
+            lb_add_rlx_u64(&z->cache.shared_allocs[lb_gfp_slot(gfp)], 1);
+            return p;
+        }
+        /* Our own cached higher-order blocks, before the reserve or a NULL. */
+        if (own && lb_level_oc_flush(z, own, gfp))
+            continue;
+        if (order == 0 && (gfp & LABYRINTH_GFP_BIT_RESERVE) &&
+            (p = lb_zone_try_block(z, gfp, order, dflags, true))) {
+            lb_add_rlx_u64(&z->cache.shared_allocs[lb_gfp_slot(gfp)], 1);
+            return p;
+        }
+        if (!lb_gfp_may_sleep(gfp))
+            break;
+        /* A higher order: free pages may sit in the depot's magazines,
+         * split; give them back to the buddy to coalesce (as Linux drains
+         * its per-CPU lists), then try again. */
+        if (order > 0 && lb_zone_drain_depot(z))
+            continue;
+        lb_zone_sleep_begin(d);
+        long g = 0;
+        if (gfp & LABYRINTH_GFP_BIT_GROW) {
+            g = lb_zone_grow(z);
+            if (g < 0)
+                grow_rc = g;
+        }
+        bool waited = true; /* a growth: try again at once */
+        if (g <= 0) {
+            if (!deadline && z->wait_timeout_ms != LABYRINTH_WAIT_FOREVER)
+                deadline = lb_os_clock_ns() + (uint64_t)z->wait_timeout_ms * 1000000u;
+            waited = lb_zone_wait(z, deadline);
+        }
+        lb_zone_sleep_end(d);
+        if (!waited) {
+            /* A growth the OS refused, whatever its errno: ENOMEM. */
+            *err = grow_rc ? -ENOMEM : -ETIMEDOUT;
+            break;
+        }
+        if (LB_OS_CTX_PER_CPU)
+            lb_zone_levels(z, order, d, &l, &own);
+    }
+    lb_add_rlx_u64(&z->fails[lb_gfp_slot(gfp)], 1);
+    if (!*err)
+        *err = -ENOMEM;
+    return NULL;
+}
+
+void *lb_zone_alloc_err(struct labyrinth_zone *z, unsigned gfp, unsigned order, unsigned dflags,
+                        uint32_t d, int *err)
+{
+    struct lb_level *l, *own;
+    lb_zone_levels(z, order, d, &l, &own);
+    if (order > 0 && own) {
+        /* A block of this order this level freed: ours alone, no lock. */
+        void *b = lb_load_rlx_ptr(&own->oc[order - 1]);
+        if (b) {
+            lb_store_rlx_ptr(&own->oc[order - 1], NULL);
+            lb_store_rlx_u64(lb_zone_desc(z, b), lb_d_make(LB_S_ALLOC, order, dflags));
+            /* Counted in the level: no shared counter line per block. */
+            lb_bump_1w_u64(&own->hi_allocs, 1);
+            if (lb_gfp_slot(gfp) != LB_SLOT_ATOMIC)
+                lb_bump_1w_u64(&own->mode_allocs[lb_gfp_slot(gfp)], 1);
+            return b;
+        }
+    }
+    return lb_zone_alloc_loop(z, gfp, order, dflags, d, l, own, err);
+}

@@ -1,0 +1,160 @@
+/*
+ * registry.c - layer 5: the process-wide registry of live zones and of
+ * their address ranges.
+ */
+#include "zone.h"
+
+/* Live zones, for handle validation (normal context, under the mutex). */
+static struct labyrinth_zone *lb_zone_list[LB_MAX_ZONES];
+
+static lb_os_mutex lb_registry_mutex = LB_OS_MUTEX_INITIALIZER(lb_registry_mutex);
+
+static lb_atomic_u64 lb_next_serial;
+
+/* Address ranges of every live region, for telling a page of another zone
+ * (-EXDEV) from a foreign pointer (-EFAULT) in any context: each entry is a
+ * seqlock, so a reader never blocks and never sees a torn range. */
+#define LB_RANGES 1024u
+
+struct lb_range {
+    lb_atomic_u64 seq; /* odd while being written */
+    lb_atomic_u64 lo, hi, serial;
+};
+
+static struct lb_range lb_ranges[LB_RANGES];
+
+static lb_atomic_u32 lb_ranges_used;
+
+static bool lb_ranges_touched;
+
+static void lb_range_write(struct lb_range *e, uint64_t lo, uint64_t hi, uint64_t serial)
+{
+    uint64_t s = lb_load_rlx_u64(&e->seq);
+    lb_store_rlx_u64(&e->seq, s + 1);
+    /* Release stores (no fence: TSan does not model fences): a reader whose
+     * acquire load sees a new field also sees the odd sequence above, so
+     * its second read of seq differs and it retries. */
+    lb_store_rel_u64(&e->lo, lo);
+    lb_store_rel_u64(&e->hi, hi);
+    lb_store_rel_u64(&e->serial, serial);
+    /* Release: the range is visible before the even sequence (pairs with
+     * the reader's first, acquire, load of seq). */
+    lb_store_rel_u64(&e->seq, s + 2);
+}
+
+/* Registry mutex held. */
+static void lb_range_add(uint64_t lo, uint64_t hi, uint64_t serial)
+{
+    if (!lb_ranges_touched) {
+        /* Fault the table in now, so the error path of a free in ATOMIC
+         * context never page-faults on it. */
+        for (unsigned i = 0; i < LB_RANGES; i++)
+            lb_store_rlx_u64(&lb_ranges[i].seq, lb_load_rlx_u64(&lb_ranges[i].seq));
+        lb_ranges_touched = true;
+    }
+    unsigned used = lb_load_rlx_u32(&lb_ranges_used);
+    for (unsigned i = 0; i < LB_RANGES; i++) {
+        if (lb_load_rlx_u64(&lb_ranges[i].serial) == 0) {
+            lb_range_write(&lb_ranges[i], lo, hi, serial);
+            if (i >= used)
+                lb_store_rel_u32(&lb_ranges_used, i + 1); /* pairs with owner_of's acquire */
+            return;
+        }
+    }
+    /* Table full: the zone still works; a page of it freed to another zone
+     * is then reported as foreign (-EFAULT) instead of -EXDEV. */
+}
+
+/* Registry mutex held. */
+static void lb_range_remove_addr(uint64_t lo)
+{
+    unsigned used = lb_load_rlx_u32(&lb_ranges_used);
+    for (unsigned i = 0; i < used; i++)
+        if (lb_load_rlx_u64(&lb_ranges[i].lo) == lo && lb_load_rlx_u64(&lb_ranges[i].serial))
+            lb_range_write(&lb_ranges[i], 0, 0, 0);
+}
+
+static void lb_range_remove_serial(uint64_t serial)
+{
+    unsigned used = lb_load_rlx_u32(&lb_ranges_used);
+    for (unsigned i = 0; i < used; i++)
+        if (lb_load_rlx_u64(&lb_ranges[i].serial) == serial)
+            lb_range_write(&lb_ranges[i], 0, 0, 0);
+}
+
+uint64_t lb_zone_owner_of(uintptr_t a)
+{
+    /* Acquire: pairs with the release store in lb_range_add (entries below
+     * `used` have been written at least once). */
+    unsigned used = lb_load_acq_u32(&lb_ranges_used);
+    for (unsigned i = 0; i < used; i++) {
+        struct lb_range *e = &lb_ranges[i];
+        for (unsigned tries = 0; tries < 4; tries++) {
+            /* Acquire: pairs with the writer's final release of seq. */
+            uint64_t s1 = lb_load_acq_u64(&e->seq);
+            if (s1 & 1) {
+                lb_cpu_relax();
+                continue;
+            }
+            /* Acquire loads: the second read of seq below cannot move
+             * before them (pairs with the writer's release stores). */
+            uint64_t lo = lb_load_acq_u64(&e->lo), hi = lb_load_acq_u64(&e->hi);
+            uint64_t serial = lb_load_acq_u64(&e->serial);
+            if (lb_load_rlx_u64(&e->seq) != s1)
+                continue;
+            if (serial && a >= lo && a < hi)
+                return serial;
+            break;
+        }
+    }
+    return 0;
+}
+
+int lb_registry_add(struct labyrinth_zone *z)
+{
+    int rc = -ENOSPC;
+    lb_os_mutex_lock(&lb_registry_mutex);
+    for (unsigned i = 0; i < LB_MAX_ZONES; i++) {
+        if (!lb_zone_list[i]) {
+            lb_zone_list[i] = z;
+            rc = 0;
+            break;
+        }
+    }
+    if (!rc) {
+        struct lb_region *r0 = z->map.r0;
+        lb_range_add(r0->lo, r0->lo + r0->bytes, z->serial);
+    }
+    lb_os_mutex_unlock(&lb_registry_mutex);
+    return rc;
+}
+
+void lb_registry_remove(struct labyrinth_zone *z)
+{
+    lb_os_mutex_lock(&lb_registry_mutex);
+    for (unsigned i = 0; i < LB_MAX_ZONES; i++)
+        if (lb_zone_list[i] == z)
+            lb_zone_list[i] = NULL;
+    lb_range_remove_serial(z->serial);
+    lb_os_mutex_unlock(&lb_registry_mutex);
+}
+
+uint64_t lb_registry_next_serial(void)
+{
+    /* Relaxed: serials only need to be unique. */
+    return lb_add_rlx_u64(&lb_next_serial, 1) + 1;
+}
+
+void lb_registry_range_add(uintptr_t lo, uintptr_t hi, uint64_t serial)
+{
+    lb_os_mutex_lock(&lb_registry_mutex);
+    lb_range_add(lo, hi, serial);
+    lb_os_mutex_unlock(&lb_registry_mutex);
+}
+
+void lb_registry_range_remove(uintptr_t lo)
+{
+    lb_os_mutex_lock(&lb_registry_mutex);
+    lb_range_remove_addr(lo);
+    lb_os_mutex_unlock(&lb_registry_mutex);
+}

@@ -1,0 +1,277 @@
+/*
+ * remote.c - layer 5: the ownership protocol of order-0 pages (remote.h).
+ */
+#include "zone.h"
+#include "remote.h"
+
+struct lb_level *lb_cache_level_by_id(const struct lb_cache *c, uint32_t id)
+{
+    if (id == 0 || id > c->ntcaches * LB_LEVELS)
+        return NULL;
+    return &c->tcaches[(id - 1) / LB_LEVELS].lvl[(id - 1) % LB_LEVELS];
+}
+
+void lb_level_flush_one(struct lb_cache *c, struct lb_level *l, unsigned k)
+{
+    LB_DEBUG_CHECK(lb_load_rlx_ptr(&l->out_mag[k]) != NULL);
+    struct lb_mag *m = lb_load_rlx_ptr(&l->out_mag[k]);
+    struct lb_level *dst = lb_cache_level_by_id(c, l->out_dest[k]);
+    uint32_t n = lb_load_rlx_u32(&m->count);
+    /* These pages leave our outbox: forget them (a later free of one of
+     * them, once its owner has handed it out again, is legitimate). */
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t page_id = (uint32_t)((uintptr_t)m->slot[i] >> 32);
+        lb_atomic_u32 *r = &l->recent[lb_recent_slot(page_id)];
+        if (lb_load_rlx_u32(r) == page_id + 1)
+            lb_store_rlx_u32(r, 0);
+    }
+    lb_store_rlx_ptr(&l->out_mag[k], NULL);
+    lb_add_rlx_u64(&dst->inbox_pages, n); /* a statistic: before the push, so it never underflows */
+    lb_magstack_push(c, &dst->inbox, m);     /* release: the entries reach the owner's acquire */
+}
+
+void lb_level_flush_outboxes(struct lb_cache *c, struct lb_level *l)
+{
+    for (unsigned k = 0; k < LB_OUTBOX_SLOTS; k++)
+        if (lb_load_rlx_ptr(&l->out_mag[k]))
+            lb_level_flush_one(c, l, k);
+}
+
+void lb_level_flush_once(struct lb_cache *c, struct lb_level *l, uint32_t epoch)
+{
+    uint32_t *last = &lb_level_tcache(c, l)->flushed_epoch[(l->id - 1) % LB_LEVELS];
+    if (*last != epoch) {
+        *last = epoch;
+        lb_level_flush_outboxes(c, l);
+    }
+}
+
+LB_NOINLINE bool lb_level_out_holds(const struct lb_mag *m, uint32_t page_id, uint32_t gen)
+{
+    const void *e = (const void *)lb_entry(page_id, gen);
+    /* Relaxed: m is our own outbox, we are its only writer (it is
+     * published to the owner only by the release push of a flush). */
+    uint32_t n = lb_load_rlx_u32(&m->count);
+    for (uint32_t i = 0; i < n; i++)
+        if (m->slot[i] == e)
+            return true;
+    return false;
+}
+
+int lb_level_remote_free(struct lb_cache *c, struct lb_level *l, void *p, uint32_t page_id, uint64_t w)
+{
+    (void)p;
+    uint32_t dest = lb_d_owner(w);
+    unsigned k, empty = LB_OUTBOX_SLOTS, fullest = 0;
+    uint32_t most = 0;
+    for (k = 0; k < LB_OUTBOX_SLOTS; k++) {
+        struct lb_mag *m = lb_load_rlx_ptr(&l->out_mag[k]);
+        if (!m) {
+            empty = k;
+            continue;
+        }
+        if (l->out_dest[k] == dest)
+            break;
+        if (lb_load_rlx_u32(&m->count) >= most) {
+            most = lb_load_rlx_u32(&m->count);
+            fullest = k;
+        }
+    }
+    if (k == LB_OUTBOX_SLOTS) {
+        /* A new destination: a free slot, or make one. */
+        if (empty == LB_OUTBOX_SLOTS) {
+            lb_level_flush_one(c, l, fullest);
+            empty = fullest;
+        }
+        struct lb_mag *m = lb_magstack_pop(c, &c->empty);
+        if (!m)
+            return -ENOSPC;
+        k = empty;
+        l->out_dest[k] = (uint16_t)dest;
+        lb_store_rlx_ptr(&l->out_mag[k], m);
+    }
+    l->out_last = k;
+    /* Still in our outbox for this owner, this generation: freed twice. */
+    return lb_level_out_append(c, l, k, lb_load_rlx_ptr(&l->out_mag[k]), page_id, lb_d_gen(w)) ? 0 : -EALREADY;
+}
+
+/* Validate the entries of inbox magazine m of level l in place. */
+static uint64_t lb_level_validate(struct lb_cache *c, struct lb_level *l, struct lb_mag *m)
+{
+    uint32_t n = lb_load_rlx_u32(&m->count), kept = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uintptr_t e = (uintptr_t)m->slot[i];
+        uint32_t page_id = (uint32_t)(e >> 32), gen = (uint32_t)e;
+        struct lb_region *r = lb_cache_id_region(c, page_id);
+        uint32_t idx = lb_page_id_index(page_id);
+        void *page = (void *)lb_region_addr(r, idx);
+        uint64_t w = lb_load_rlx_u64(&r->desc[idx]);
+        /* We are the only writer of our pages' descriptors: a plain
+         * check and store suffice. */
+        if ((w & LB_D_OWNED_MASK) == l->pattern && lb_d_gen(w) == gen) {
+            lb_store_rlx_u64(&r->desc[idx], lb_d_make(LB_S_CACHED, 0, 0));
+            m->slot[kept++] = page;
+        } else {
+            lb_add_rlx_u64(&c->late_refused, 1);
+            if (c->bad_entry)
+                c->bad_entry(c->bad_ctx, page, w);
+        }
+    }
+    lb_store_rlx_u32(&m->count, kept);
+    lb_sub_rlx_u64(&l->inbox_pages, n);
+    return kept;
+}
+
+struct lb_mag *lb_level_take_inbox(struct lb_cache *c, struct lb_level *l, uint64_t *pages)
+{
+    *pages = 0;
+    if (!(uint32_t)lb_load_rlx_u64(&l->inbox.head))
+        return NULL;
+    struct lb_mag *first = lb_magstack_take_all(c, &l->inbox);
+    for (struct lb_mag *m = first; m; m = lb_cache_mag_next(c, m))
+        *pages += lb_level_validate(c, l, m);
+    return first;
+}
+
+struct lb_mag *lb_level_take_inbox_bounded(struct lb_cache *c, struct lb_level *l, unsigned max,
+                                           uint64_t *pages)
+{
+    /* Only the level's owner (its thread, or whoever holds its tcache)
+     * validates: it is the only writer of its pages' descriptors.  (The
+     * unbounded take also serves lb_zone_settle on a quiescent zone.) */
+    LB_DEBUG_CHECK(lb_load_rlx_u32(&lb_level_tcache(c, l)->owner) != 0);
+    struct lb_mag *first = NULL, *last = NULL;
+    *pages = 0;
+    for (unsigned i = 0; i < max; i++) {
+        if (!(uint32_t)lb_load_rlx_u64(&l->inbox.head))
+            break;
+        /* Pop, not take-all: a bounded amount of validation per call.  The
+         * tagged head keeps the pop ABA-safe against concurrent pushes. */
+        struct lb_mag *m = lb_magstack_pop(c, &l->inbox);
+        if (!m)
+            break;
+        *pages += lb_level_validate(c, l, m);
+        lb_store_rlx_u32(&m->next, 0);
+        if (last)
+            lb_store_rlx_u32(&last->next, lb_mag_index(c, m) + 1);
+        else
+            first = m;
+        last = m;
+    }
+    return first;
+}
+
+struct lb_mag *lb_cache_adopt(struct lb_cache *c, uint64_t *pages)
+{
+    *pages = 0;
+    for (uint32_t t = 0; t < c->ntcaches; t++) {
+        struct lb_tcache *tc = &c->tcaches[t];
+        uint32_t zero = 0;
+        bool any = false;
+        for (unsigned d = 0; d < LB_LEVELS; d++)
+            any |= (uint32_t)lb_load_rlx_u64(&tc->lvl[d].inbox.head) != 0;
+        /* Acquire/release as a claim: while we hold the cache, we are its
+         * levels' owner and may validate their queued frees. */
+        if (!any || lb_load_rlx_u32(&tc->owner) || !lb_cas_acq_u32(&tc->owner, &zero, LB_OWNER_WARDEN))
+            continue;
+        struct lb_mag *chain = NULL;
+        for (unsigned d = 0; d < LB_LEVELS && !chain; d++)
+            chain = lb_level_take_inbox_bounded(c, &tc->lvl[d], 2, pages);
+        lb_store_rel_u32(&tc->owner, 0);
+        if (chain)
+            return chain;
+    }
+    return NULL;
+}
+
+uint64_t lb_cache_reap(struct lb_cache *c)
+{
+    uint64_t pages = 0;
+    for (uint32_t t = 0; t < c->ntcaches; t++) {
+        struct lb_tcache *tc = &c->tcaches[t];
+        bool any = false;
+        for (unsigned d = 0; d < LB_LEVELS; d++)
+            any |= (uint32_t)lb_load_rlx_u64(&tc->lvl[d].inbox.head) != 0;
+        uint32_t zero = 0;
+        /* Acquire/release as a claim (lb_cache_claim, lb_cache_release):
+         * while we hold the cache, we are its levels' owner. */
+        if (!any || lb_load_rlx_u32(&tc->owner) || !lb_cas_acq_u32(&tc->owner, &zero, LB_OWNER_WARDEN))
+            continue;
+        for (unsigned d = 0; d < LB_LEVELS; d++) {
+            uint64_t n;
+            struct lb_mag *chain = lb_level_take_inbox(c, &tc->lvl[d], &n);
+            if (!chain)
+                continue;
+            lb_spin_lock(&c->buddy->lock);
+            lb_chain_to_buddy(c, chain);
+            lb_spin_unlock(&c->buddy->lock);
+            pages += n;
+        }
+        /* Release: the reaped inboxes are visible to the next claimant
+         * (pairs with the acquire CAS of lb_cache_claim / lb_cache_adopt). */
+        lb_store_rel_u32(&tc->owner, 0);
+    }
+    return pages;
+}
+
+int lb_zone_free_remote(struct labyrinth_zone *z, void *p, struct lb_region *r, uint32_t idx,
+                        uint64_t w, uint32_t d)
+{
+    struct lb_cache *c = &z->cache;
+    struct lb_level *l = lb_tls_level(c, d);
+    if (!l && d == 0 && lb_cache_claim(c))
+        l = lb_tls_level(c, 0);
+    int rc = -ENOSPC;
+    if (l) {
+        rc = lb_level_remote_free(c, l, p, lb_page_id(r, idx), w);
+        if (rc == 0 && lb_load_rlx_u32(&z->kick)) {
+            /* Pages are short: hand our batches on now.  With a warden,
+             * once per warden run (a flush per free parked the shared
+             * magazine pool in the owner's inbox, a page or two per
+             * magazine, and sent later frees to the CAS fallback).  Without
+             * one nothing clears the kick or counts runs: every free while
+             * short is handed on at once.  Relaxed load of warden_runs: a
+             * run count (the warden's relaxed increment), no data hangs
+             * on it; a stale value costs one flush more or less. */
+            if (z->warden_running)
+                lb_level_flush_once(c, l, (uint32_t)lb_load_rlx_u64(&z->warden_runs));
+            else
+                lb_level_flush_outboxes(c, l);
+        }
+    }
+    if (rc != -ENOSPC)
+        return rc;
+    /* No level or no magazine to queue in: take the page back with a CAS
+     * (exact against any other CAS; see docs/design.md on the one race it
+     * cannot see: the owner's own plain free of the same page). */
+    lb_add_rlx_u64(&c->remote_fallbacks, 1);
+    if (!lb_cas_rlx_u64(&r->desc[idx], &w, lb_d_make(LB_S_CACHED, 0, 0))) {
+        int why = lb_d_refuse(w, 0);
+        return why == -ENXIO ? -EALREADY : why ? why : -EBUSY;
+    }
+    lb_zone_free0_slow(z, p, r, idx, d);
+    return 0;
+}
+
+void lb_zone_settle(struct labyrinth_zone *z)
+{
+    struct lb_cache *c = &z->cache;
+    for (uint32_t t = 0; t < c->ntcaches; t++)
+        for (unsigned d = 0; d < LB_LEVELS; d++)
+            lb_level_flush_outboxes(c, &c->tcaches[t].lvl[d]);
+    for (uint32_t t = 0; t < c->ntcaches; t++)
+        for (unsigned d = 0; d < LB_LEVELS; d++) {
+            uint64_t n;
+            struct lb_mag *m = lb_level_take_inbox(c, &c->tcaches[t].lvl[d], &n);
+            if (!m)
+                continue;
+            lb_spin_lock(&z->buddy.lock);
+            while (m) {
+                struct lb_mag *next = lb_cache_mag_next(c, m);
+                lb_cache_mag_to_buddy(c, m);
+                lb_magstack_push(c, &c->empty, m);
+                m = next;
+            }
+            lb_spin_unlock(&z->buddy.lock);
+        }
+}

@@ -1,0 +1,120 @@
+/*
+ * remote.h - layer 5: the ownership protocol of order-0 pages, end to end
+ * (remote.c): how a context frees a page another level owns, when its
+ * batches are handed on (the flush policy), how the owner validates them,
+ * how pages freed to caches no thread holds are adopted or reaped, and the
+ * fallback when no magazine is left to queue in.
+ *
+ * Ownership: an order-0 page handed out from a level's magazines records
+ * the level's id in its descriptor (with a generation), and from then on
+ * only that level writes the descriptor: its own frees are plain stores.
+ * Another context that frees the page does not touch the descriptor: it
+ * appends {page id, generation} to an outbox magazine for the owner and,
+ * when that is full, pushes it onto the owner's inbox (one CAS per batch).
+ * The owner validates each entry when it takes the batch.  So no locked
+ * instruction is spent per page, and two frees of one page can never both
+ * succeed: the owner sees the second.
+ *
+ * Who may call what concurrently:
+ *
+ *   call                          context                     concurrent with
+ *   ---------------------------   -------------------------   ---------------------------
+ *   lb_level_out_append,          the freeing level's own     the owner taking its inbox,
+ *   lb_level_remote_free,         context (entered)           other freers' pushes
+ *   lb_level_flush_*
+ *   lb_level_take_inbox(_bnd)     the owning level's own      pushes to that inbox
+ *                                 context, or whoever holds
+ *                                 the tcache (warden, adopt)
+ *   lb_cache_adopt                any context (claims an      claims, releases (CAS on
+ *                                 unowned tcache by CAS)      owner)
+ *   lb_cache_reap                 normal (warden, release)    the same
+ *   lb_zone_free_remote           a free, entered             all of the above
+ *   lb_zone_settle                quiescent zone (destroy)    nothing
+ *
+ * If you change the protocol, also update: model/labyrinth.pml (the spin
+ * model), fuzz/fuzz_model.c (its NULL and late-report rules),
+ * docs/design.md ("Ownership") and docs/memory-ordering.md.
+ */
+#ifndef LB_REMOTE_H
+#define LB_REMOTE_H
+
+#include "zone.h"
+
+struct lb_level *lb_cache_level_by_id(const struct lb_cache *c, uint32_t id);
+/* A context at level l frees page p (global id page_id) owned by another level
+ * (descriptor w, read by the caller).  0: queued for the owner; -EALREADY:
+ * the page is already queued in l's outbox (a double free); -ENOSPC: no
+ * magazine to queue it in (the caller must fall back). */
+int lb_level_remote_free(struct lb_cache *c, struct lb_level *l, void *p, uint32_t page_id, uint64_t w);
+/* Push outbox slot k of l to its owner's inbox. */
+void lb_level_flush_one(struct lb_cache *c, struct lb_level *l, unsigned k);
+/* Whether outbox magazine m holds the entry {page_id, gen} (cold: called when
+ * recent[] says the page may be in an outbox of ours). */
+bool lb_level_out_holds(const struct lb_mag *m, uint32_t page_id, uint32_t gen);
+/* Append {page_id, gen} to outbox magazine m (slot k) of l, known to be for
+ * the page's owner: the inlined part of a remote free.  false: the page is
+ * already in our outbox (a double free); nothing appended.
+ *
+ * recent[] only says the page was queued here; it is a double free only if
+ * m holds the page's current generation.  An older entry means another
+ * context's free of the page reached the owner first, the owner handed the
+ * page out again and this is a new, legitimate free (the older entry is
+ * the double free: the owner refuses it when it takes the batch). */
+static inline bool lb_level_out_append(struct lb_cache *c, struct lb_level *l, unsigned k, struct lb_mag *m,
+                                       uint32_t page_id, uint32_t gen)
+{
+    lb_atomic_u32 *rec = &l->recent[lb_recent_slot(page_id)];
+    if (LB_UNLIKELY(lb_load_rlx_u32(rec) == page_id + 1) && lb_level_out_holds(m, page_id, gen))
+        return false;
+    uint32_t n = lb_load_rlx_u32(&m->count);
+    m->slot[n] = (void *)lb_entry(page_id, gen);
+    lb_store_rlx_u32(&m->count, n + 1);
+    lb_store_rlx_u32(rec, page_id + 1);
+    lb_bump_1w_u64(&l->remote_frees, 1);
+    if (LB_UNLIKELY(n + 1 == c->mag_size))
+        lb_level_flush_one(c, l, k);
+    return true;
+}
+/* Push every outbox batch of l to its owner (l's own context). */
+void lb_level_flush_outboxes(struct lb_cache *c, struct lb_level *l);
+/* The same, unless l already did for this epoch (l's own context). */
+void lb_level_flush_once(struct lb_cache *c, struct lb_level *l, uint32_t epoch);
+/* Take l's inbox (l's own context, or the warden holding the tcache):
+ * validate every entry (the descriptor still says: allocated by l, same
+ * generation), turn valid ones into CACHED pages and call bad(ctx, page,
+ * entry) for the others (late-detected double frees).  Returns a chain of
+ * magazines holding only page pointers, linked by ->next (index + 1), or
+ * NULL; *pages gets the pages kept. */
+struct lb_mag *lb_level_take_inbox(struct lb_cache *c, struct lb_level *l, uint64_t *pages);
+/* The same for at most max batches (the ATOMIC path's bound). */
+struct lb_mag *lb_level_take_inbox_bounded(struct lb_cache *c, struct lb_level *l, unsigned max,
+                                           uint64_t *pages);
+/* Warden: empty the inboxes of thread caches no thread holds (their pages
+ * go to the buddy).  Normal context.  Returns pages reclaimed. */
+uint64_t lb_cache_reap(struct lb_cache *c);
+/* Any context (lock-free, one scan of the thread caches): take the queued
+ * frees of one cache no thread holds, validated, as a chain of magazines
+ * of CACHED pages for the caller to keep.  NULL if there are none. */
+struct lb_mag *lb_cache_adopt(struct lb_cache *c, uint64_t *pages);
+
+
+/* The free fast path's question to the policy: may a remote free of a page
+ * of region 0 be appended to the freer's last outbox without the general
+ * path?  Not while the zone is short of pages (kicked): then the general
+ * path applies the flush policy of lb_zone_free_remote.  Relaxed: a hint
+ * (lb_zone_kick's relaxed store); a stale value costs one slow free. */
+static inline bool lb_remote_fast_ok(const struct labyrinth_zone *z)
+{
+    return !lb_load_rlx_u32(&z->kick);
+}
+
+/* An order-0 page owned by another level (descriptor w, still ALLOC):
+ * queue it for its owner, flushing as the policy says.  Returns 0, or the
+ * refusal's negative errno. */
+int lb_zone_free_remote(struct labyrinth_zone *z, void *p, struct lb_region *r, uint32_t idx,
+                        uint64_t w, uint32_t d);
+/* Quiescent zone: flush every outbox, take every inbox (pages to the
+ * buddy).  Normal context. */
+void lb_zone_settle(struct labyrinth_zone *z);
+
+#endif /* LB_REMOTE_H */

@@ -1,0 +1,252 @@
+/*
+ * report.c - layer 5: reports (report.h), errno texts, the panic.
+ */
+#include "zone.h"
+
+void lb_panic(const char *file, int line, const char *what)
+{
+    char b[256];
+    struct lb_fmt f = {b, 0, sizeof b};
+    lb_fmt_str(&f, "labyrinth: internal invariant violated at ");
+    lb_fmt_str(&f, file);
+    lb_fmt_str(&f, ":");
+    lb_fmt_dec(&f, (uint64_t)line);
+    lb_fmt_str(&f, ": ");
+    lb_fmt_str(&f, what);
+    lb_fmt_str(&f, "\n");
+    lb_os_write_err(b, f.len);
+    lb_os_abort();
+}
+
+const char *labyrinth_strerror(int err)
+{
+    switch (err < 0 ? -err : err) {
+    case 0: return "success";
+    case EFAULT: return "the address belongs to no zone (foreign pointer)";
+    case EXDEV: return "the address belongs to another zone";
+    case EINVAL: return "invalid argument: a misaligned address, or bad flags, order or config";
+    case ENXIO: return "the address is inside a block, not at its start (interior pointer)";
+    case EALREADY: return "the block is not allocated (double free)";
+    case ERANGE: return "the order differs from the block's (wrong order)";
+    case EBADF: return "not a live zone";
+    case ENOENT: return "the block is not allocated";
+    case EOPNOTSUPP: return "not supported by this zone";
+    case ENOMEM: return "out of memory";
+    case ETIMEDOUT: return "timed out waiting for pages";
+    case EPERM: return "permission denied (physical addresses or memory locking)";
+    case EAGAIN: return "could not start the warden thread";
+    case ENOSPC: return "too many live zones";
+    case EBUSY: return "the block's descriptor kept changing (concurrent register)";
+    case EIO: return "could not read physical addresses (/proc/self/pagemap)";
+    default: return "unknown error";
+    }
+}
+LB_EXPORT(labyrinth_strerror);
+
+static const char *lb_errname(int err)
+{
+    switch (err < 0 ? -err : err) {
+    case EFAULT: return "EFAULT";
+    case EXDEV: return "EXDEV";
+    case EINVAL: return "EINVAL";
+    case ENXIO: return "ENXIO";
+    case EALREADY: return "EALREADY";
+    case ERANGE: return "ERANGE";
+    case EBADF: return "EBADF";
+    case ENOENT: return "ENOENT";
+    case EOPNOTSUPP: return "EOPNOTSUPP";
+    case EBUSY: return "EBUSY";
+    default: return "E?";
+    }
+}
+
+/* Why a free or register was refused, for the report line. */
+static const char *lb_misuse_reason(int err)
+{
+    switch (err < 0 ? -err : err) {
+    case EFAULT: return "foreign pointer, not a page of any zone";
+    case EXDEV: return "wrong zone, the page belongs to another zone";
+    case EINVAL: return "misaligned, not on a page boundary";
+    case ENXIO: return "interior pointer, inside a block but not its start";
+    case EALREADY: return "double free, the block is not allocated";
+    case ERANGE: return "wrong order, not the order the block was allocated with";
+    case ENOENT: return "the block is not allocated";
+    case EBUSY: return "the block's descriptor kept changing under a concurrent register";
+    default: return labyrinth_strerror(err);
+    }
+}
+
+/* A call refused before any zone could hear of it (NULL or dead zone). */
+void lb_report_no_zone(const char *what, const void *addr, const void *caller)
+{
+    char b[200];
+    struct lb_fmt f = {b, 0, sizeof b};
+    lb_fmt_str(&f, what);
+    lb_fmt_str(&f, "(");
+    lb_fmt_hex(&f, (uintptr_t)addr);
+    lb_fmt_str(&f, ") refused: not a live zone (EBADF)");
+    struct labyrinth_report rep = {0};
+    rep.kind = LABYRINTH_REPORT_BAD_ARGS;
+    rep.err = -EBADF;
+    rep.zone_name = "(none)";
+    rep.addr = addr;
+    rep.caller = caller;
+    rep.message = b;
+    lb_report_default(&rep, NULL);
+}
+
+int lb_refuse(struct labyrinth_zone *z, enum labyrinth_report_kind kind, const char *what,
+                     const void *addr, unsigned order, int err, const void *caller)
+{
+    char b[256];
+    struct lb_fmt f = {b, 0, sizeof b};
+    lb_fmt_str(&f, what);
+    lb_fmt_str(&f, "(");
+    lb_fmt_hex(&f, (uintptr_t)addr);
+    lb_fmt_str(&f, ", order ");
+    lb_fmt_dec(&f, order);
+    lb_fmt_str(&f, ") refused: ");
+    lb_fmt_str(&f, lb_misuse_reason(err));
+    lb_fmt_str(&f, " (");
+    lb_fmt_str(&f, lb_errname(err));
+    lb_fmt_str(&f, ")");
+    struct labyrinth_report rep = {0};
+    rep.kind = kind;
+    rep.err = err;
+    rep.zone_name = z->name;
+    rep.addr = addr;
+    rep.order = order;
+    rep.caller = caller;
+    rep.message = b;
+    lb_zone_report(z, &rep);
+    return err;
+}
+
+void lb_fmt_str(struct lb_fmt *f, const char *s)
+{
+    while (s && *s && f->len + 1 < f->cap)
+        f->buf[f->len++] = *s++;
+    f->buf[f->len] = 0;
+}
+
+void lb_fmt_hex(struct lb_fmt *f, uint64_t v)
+{
+    char t[19];
+    int n = 0;
+    do {
+        t[n++] = "0123456789abcdef"[v & 15];
+        v >>= 4;
+    } while (v);
+    lb_fmt_str(f, "0x");
+    while (n && f->len + 1 < f->cap)
+        f->buf[f->len++] = t[--n];
+    f->buf[f->len] = 0;
+}
+
+void lb_fmt_dec(struct lb_fmt *f, uint64_t v)
+{
+    char t[21];
+    int n = 0;
+    do {
+        t[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n && f->len + 1 < f->cap)
+        f->buf[f->len++] = t[--n];
+    f->buf[f->len] = 0;
+}
+
+#define LB_REPORT_LINES 100u /* the default handler's lines per zone */
+
+void lb_report_default(const struct labyrinth_report *rep, void *arg)
+{
+    struct labyrinth_zone *z = arg;
+    if (z) {
+        /* Misuse and leak lines have caps of their own. */
+        bool leak = rep->kind == LABYRINTH_REPORT_LEAK;
+        uint32_t n = lb_add_rlx_u32(leak ? &z->leaks_printed : &z->reports_printed, 1);
+        if (n > LB_REPORT_LINES)
+            return;
+        if (n == LB_REPORT_LINES) {
+            char b[160];
+            struct lb_fmt f = {b, 0, sizeof b};
+            lb_fmt_str(&f, "labyrinth: zone '");
+            lb_fmt_str(&f, rep->zone_name);
+            lb_fmt_str(&f, leak ? "': further leak lines suppressed\n"
+                                : "': further reports suppressed (counted in misuse_reports)\n");
+            lb_os_write_err(b, f.len);
+            return;
+        }
+    }
+    char b[512];
+    struct lb_fmt f = {b, 0, sizeof b};
+    lb_fmt_str(&f, "labyrinth: zone '");
+    lb_fmt_str(&f, rep->zone_name ? rep->zone_name : "?");
+    lb_fmt_str(&f, "': ");
+    lb_fmt_str(&f, rep->message);
+    if (rep->site) {
+        lb_fmt_str(&f, " at ");
+        lb_fmt_str(&f, rep->site->file);
+        lb_fmt_str(&f, ":");
+        lb_fmt_dec(&f, rep->site->line);
+        lb_fmt_str(&f, " (");
+        lb_fmt_str(&f, rep->site->func);
+        lb_fmt_str(&f, ")");
+    } else if (rep->caller) {
+        lb_fmt_str(&f, rep->kind == LABYRINTH_REPORT_LEAK ? " allocated by " : " caller ");
+        char sym[160];
+        /* Symbolize only at destroy (normal context): dladdr takes locks. */
+        if (rep->kind == LABYRINTH_REPORT_LEAK && lb_os_symbolize(rep->caller, sym, sizeof sym) == 0)
+            lb_fmt_str(&f, sym);
+        else
+            lb_fmt_hex(&f, (uintptr_t)rep->caller);
+    }
+    lb_fmt_str(&f, "\n");
+    lb_os_write_err(b, f.len);
+}
+
+void lb_zone_report(struct labyrinth_zone *z, const struct labyrinth_report *rep)
+{
+    bool misuse = rep->kind != LABYRINTH_REPORT_NOTICE && rep->kind != LABYRINTH_REPORT_LEAK;
+    if (misuse)
+        lb_add_rlx_u64(&z->misuse, 1);
+    /* Acquire: pairs with the release in labyrinth_zone_set_report_handler
+     * so the handler's argument is seen with the handler. */
+    labyrinth_report_fn *fn = lb_load_acq_ptr(&z->report_fn);
+    if (fn)
+        fn(rep, lb_load_rlx_ptr(&z->report_arg));
+    else
+        lb_report_default(rep, z);
+    if (misuse && (z->flags & LABYRINTH_ZONE_STRICT))
+        lb_os_abort();
+}
+
+void lb_zone_notice(struct labyrinth_zone *z, const char *msg)
+{
+    struct labyrinth_report rep = {0};
+    rep.kind = LABYRINTH_REPORT_NOTICE;
+    rep.zone_name = z->name;
+    rep.message = msg;
+    lb_zone_report(z, &rep);
+}
+
+
+/* A queued free found invalid by the page's owner: the page was freed
+ * twice (the other free got there first), or not by this generation. */
+void lb_zone_bad_entry(void *ctx, void *page, uint64_t w)
+{
+    struct labyrinth_zone *z = ctx;
+    char b[200];
+    struct lb_fmt f = {b, 0, sizeof b};
+    lb_fmt_str(&f, "free_pages(");
+    lb_fmt_hex(&f, (uintptr_t)page);
+    lb_fmt_str(&f, ", order 0) refused when its owner took the batch: double free, the block is ");
+    lb_fmt_str(&f, lb_d_state(w) == LB_S_ALLOC ? "allocated again (EALREADY)" : "not allocated (EALREADY)");
+    struct labyrinth_report rep = {0};
+    rep.kind = LABYRINTH_REPORT_BAD_FREE;
+    rep.err = -EALREADY;
+    rep.zone_name = z->name;
+    rep.addr = page;
+    rep.message = b;
+    lb_zone_report(z, &rep);
+}

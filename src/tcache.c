@@ -1,0 +1,194 @@
+/*
+ * tcache.c - layer 5: thread caches (tcache.h): TLS slots, the thread-exit
+ * hook, thread ids, claim and release.
+ */
+#include "zone.h"
+#include "remote.h"
+
+LB_OS_CTX_DEFINE(struct lb_tls, lb_tls);
+
+/* Which cache owns each TLS slot; guarded by lb_tls_mutex (normal context:
+ * zone creation and destruction, thread exit). */
+static struct {
+    uint64_t         serial;
+    struct lb_cache *cache;
+} lb_tls_owner[LB_TLS_ZONES];
+
+static lb_os_mutex lb_tls_mutex;
+
+static lb_atomic_u32 lb_tls_mutex_ready;
+
+static lb_atomic_u32 lb_next_thread_id;
+
+static void lb_tls_exit(void *arg);
+
+static void lb_tls_mutex_once(void)
+{
+    /* Zone creation is normal context; the first creations may race. */
+    static lb_atomic_u32 init_lock;
+    if (lb_load_acq_u32(&lb_tls_mutex_ready))
+        return;
+    uint32_t z = 0;
+    while (!lb_cas_acq_u32(&init_lock, &z, 1)) {
+        z = 0;
+        lb_os_yield();
+    }
+    if (!lb_load_rlx_u32(&lb_tls_mutex_ready)) {
+        lb_os_mutex_init(&lb_tls_mutex);
+        lb_os_thread_exit_hook_init(lb_tls_exit);
+        /* Release: the mutex is initialised before anyone sees ready. */
+        lb_store_rel_u32(&lb_tls_mutex_ready, 1);
+    }
+    lb_store_rel_u32(&init_lock, 0);
+}
+
+bool lb_cache_tls_register(struct lb_cache *c)
+{
+    lb_tls_mutex_once();
+    lb_os_mutex_lock(&lb_tls_mutex);
+    c->tls_slot = LB_TLS_ZONES;
+    for (unsigned i = 0; i < LB_TLS_ZONES; i++) {
+        if (!lb_tls_owner[i].cache) {
+            lb_tls_owner[i].cache = c;
+            lb_tls_owner[i].serial = c->serial;
+            c->tls_slot = i;
+            break;
+        }
+    }
+    lb_os_mutex_unlock(&lb_tls_mutex);
+    return c->tls_slot < LB_TLS_ZONES;
+}
+
+void lb_cache_tls_unregister(struct lb_cache *c)
+{
+    if (c->tls_slot >= LB_TLS_ZONES)
+        return;
+    lb_os_mutex_lock(&lb_tls_mutex);
+    lb_tls_owner[c->tls_slot].cache = NULL;
+    lb_tls_owner[c->tls_slot].serial = 0;
+    lb_os_mutex_unlock(&lb_tls_mutex);
+}
+
+/* Runs in an exiting thread that used a zone: give its caches back. */
+static void lb_tls_exit(void *arg)
+{
+    (void)arg;
+    lb_os_mutex_lock(&lb_tls_mutex);
+    for (unsigned i = 0; i < LB_TLS_ZONES; i++) {
+        struct lb_tls_zone *e = &lb_ctx()->z[i];
+        if (e->serial && lb_tls_owner[i].serial == e->serial && lb_tls_owner[i].cache)
+            lb_cache_release(lb_tls_owner[i].cache, e->tc);
+        e->serial = 0;
+        e->tc = NULL;
+    }
+    lb_ctx()->cur_serial = 0;
+    lb_os_mutex_unlock(&lb_tls_mutex);
+}
+
+struct lb_level *lb_tls_level_slow(const struct lb_cache *c, uint32_t d)
+{
+    if (d >= LB_LEVELS || c->tls_slot >= LB_TLS_ZONES)
+        return NULL;
+    const struct lb_tls_zone *e = &lb_ctx()->z[c->tls_slot];
+    if (e->serial != c->serial)
+        return NULL;
+    if (d == 0) {
+        /* Entered at depth 0: no labyrinth call of this thread is under
+         * way, so the current-zone entry can change. */
+        lb_ctx()->cur_serial = 0;
+        lb_signal_fence();
+        lb_ctx()->cur_lvl = e->tc->lvl;
+        lb_signal_fence();
+        lb_ctx()->cur_serial = c->serial;
+    }
+    return &e->tc->lvl[d];
+}
+
+uint32_t lb_cache_thread_id(void)
+{
+    /* A kernel names contexts by CPU (any context, no state). */
+    uint32_t id = lb_os_ctx_id();
+    if (id)
+        return id;
+    id = lb_ctx()->thread_id;
+    if (LB_UNLIKELY(!id)) {
+        /* Relaxed: ids only need to be unique.  A handler interrupting this
+         * takes its own id and the thread keeps whichever is stored last;
+         * both are unique, which is all a tracking record needs. */
+        id = lb_add_rlx_u32(&lb_next_thread_id, 1) + 1;
+        lb_ctx()->thread_id = id;
+    }
+    return id;
+}
+
+struct lb_tcache *lb_cache_claim(struct lb_cache *c)
+{
+    if (c->tls_slot >= LB_TLS_ZONES)
+        return NULL;
+    uint32_t me = lb_cache_thread_id();
+    for (uint32_t i = 0; i < c->ntcaches; i++) {
+        struct lb_tcache *tc = &c->tcaches[i];
+        uint32_t zero = 0;
+        if (lb_load_rlx_u32(&tc->owner))
+            continue;
+        /* Acquire: pairs with the release in lb_cache_release, so the
+         * magazines the last owner left are seen as it left them. */
+        if (!lb_cas_acq_u32(&tc->owner, &zero, me))
+            continue;
+        lb_add_rlx_u32(&c->threads, 1);
+        struct lb_tls_zone *e = &lb_ctx()->z[c->tls_slot];
+        e->tc = tc;
+        lb_signal_fence(); /* tc is in place before the serial says so */
+        e->serial = c->serial;
+        lb_ctx()->cur_lvl = tc->lvl; /* claims run at depth 0: see lb_tls_level_cur */
+        lb_signal_fence();
+        lb_ctx()->cur_serial = c->serial;
+        if (!lb_ctx()->armed) {
+            lb_ctx()->armed = 1;
+            lb_os_thread_exit_arm(lb_ctx());
+        }
+        return tc;
+    }
+    return NULL;
+}
+
+void lb_cache_release(struct lb_cache *c, struct lb_tcache *tc)
+{
+    LB_DEBUG_CHECK(lb_load_rlx_u32(&tc->owner) != 0); /* the caller holds tc */
+    for (unsigned d = 0; d < LB_LEVELS; d++)
+        lb_level_flush_outboxes(c, &tc->lvl[d]);
+    /* Some of those batches may have gone to caches no thread holds: give
+     * their pages back now rather than at the warden's next tick. */
+    lb_cache_reap(c);
+    struct lb_mag *chains[LB_LEVELS];
+    uint64_t dummy;
+    for (unsigned d = 0; d < LB_LEVELS; d++)
+        chains[d] = lb_level_take_inbox(c, &tc->lvl[d], &dummy);
+    lb_spin_lock(&c->buddy->lock);
+    for (unsigned d = 0; d < LB_LEVELS; d++) {
+        lb_chain_to_buddy(c, chains[d]);
+        lb_level_empty(c, &tc->lvl[d]);
+        lb_level_retire(c, &tc->lvl[d]);
+    }
+    lb_spin_unlock(&c->buddy->lock);
+    lb_add_rlx_u32(&c->threads, (uint32_t)-1);
+    /* Release: the emptied magazines and zeroed counters are visible to
+     * the next owner (pairs with the acquire CAS in lb_cache_claim). */
+    lb_store_rel_u32(&tc->owner, 0);
+}
+
+void lb_cache_release_self(struct lb_cache *c)
+{
+    if (c->tls_slot >= LB_TLS_ZONES)
+        return;
+    struct lb_tls_zone *e = &lb_ctx()->z[c->tls_slot];
+    if (e->serial != c->serial)
+        return;
+    struct lb_tcache *tc = e->tc;
+    e->serial = 0;
+    if (lb_ctx()->cur_serial == c->serial)
+        lb_ctx()->cur_serial = 0;
+    lb_signal_fence();
+    e->tc = NULL;
+    lb_cache_release(c, tc);
+}

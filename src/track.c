@@ -1,0 +1,191 @@
+/*
+ * track.c - layer 6: the tracking records (who allocated a page, where,
+ * when, with which tag), labyrinth_register_page, labyrinth_page_info and
+ * the walk of blocks in use.  It stands apart from allocation as Linux's
+ * mm/page_owner.c stands apart from page_alloc.c.
+ */
+#include "quality.h"
+
+static int lb_register(struct labyrinth_zone *z, void *page, uint32_t tag, const void *caller)
+{
+    if (!lb_zone_ok(z)) {
+        lb_report_no_zone("register_page", page, caller);
+        return -EBADF;
+    }
+    if (z->flags & LABYRINTH_ZONE_NO_TRACKING)
+        return -EOPNOTSUPP;
+    struct lb_region *r;
+    uint32_t idx;
+    int rc = lb_zone_locate(z, page, &r, &idx);
+    if (rc)
+        return lb_refuse(z, LABYRINTH_REPORT_BAD_ARGS, "register_page", page, 0, rc, caller);
+    lb_atomic_u64 *dp = &r->desc[idx];
+    uint64_t w = lb_load_rlx_u64(dp);
+    for (unsigned tries = 0;; tries++) {
+        unsigned s = lb_d_state(w);
+        if (s != LB_S_ALLOC) {
+            rc = s == LB_S_HOLE ? -EFAULT : lb_refusal(z, r, idx, w, lb_d_order(w)) == -ENXIO ? -ENXIO : -ENOENT;
+            return lb_refuse(z, LABYRINTH_REPORT_BAD_ARGS, "register_page", page, 0, rc, caller);
+        }
+        if (tries == 0)
+            lb_track_write(z, r, idx, caller, NULL, tag);
+        if (lb_d_flags(w) & LB_D_TRACKED)
+            return 0;
+        if (tries == LB_DESC_CAS_TRIES)
+            return lb_refuse(z, LABYRINTH_REPORT_BAD_ARGS, "register_page", page, 0, -EBUSY, caller);
+        /* Relaxed CAS: sets the flag only while the block stays allocated
+         * (a racing free wins or loses as a whole). */
+        if (lb_cas_rlx_u64(dp, &w, w | (uint64_t)LB_D_TRACKED << 8))
+            return 0;
+    }
+}
+
+int labyrinth_register_page(struct labyrinth_zone *z, void *page)
+{
+    return lb_register(z, page, 0, __builtin_return_address(0));
+}
+LB_EXPORT(labyrinth_register_page);
+
+int labyrinth_register_page_tag(struct labyrinth_zone *z, void *page, uint32_t tag)
+{
+    return lb_register(z, page, tag, __builtin_return_address(0));
+}
+LB_EXPORT(labyrinth_register_page_tag);
+
+int labyrinth_page_info(struct labyrinth_zone *z, const void *addr, struct labyrinth_page_info *out)
+{
+    if (!lb_zone_ok(z))
+        return -EBADF;
+    if (!out)
+        return -EINVAL;
+    uintptr_t a = (uintptr_t)addr;
+    struct lb_region *r = lb_regmap_lookup(&z->map, a);
+    if (!r) {
+        uint64_t owner = lb_zone_owner_of(a);
+        return owner && owner != z->serial ? -EXDEV : -EFAULT;
+    }
+    lb_page_info_fill(z, r, lb_region_index(r, (const void *)a), out);
+    return 0;
+}
+LB_EXPORT(labyrinth_page_info);
+
+long labyrinth_zone_for_each_in_use(struct labyrinth_zone *z,
+                                    int (*fn)(const struct labyrinth_page_info *info, void *arg), void *arg)
+{
+    if (!lb_zone_ok(z))
+        return -EBADF;
+    unsigned n = lb_regmap_count(&z->map);
+    /* Pages freed by one thread and still queued back to the thread that
+     * allocated them are not in use: mark them first. */
+    uint8_t *mark[LB_MAX_REGIONS] = {0};
+    long visited = 0;
+    if (lb_zone_marks_map(z, n, mark))
+        return -ENOMEM;
+    lb_cache_mark_in_flight(&z->cache, mark);
+    for (unsigned i = 0; i < n; i++) {
+        struct lb_region *r = lb_regmap_get(&z->map, i);
+        if (r->released)
+            continue;
+        for (uint32_t idx = r->first; idx < r->end;) {
+            uint64_t w = lb_load_rlx_u64(&r->desc[idx]);
+            unsigned s = lb_d_state(w);
+            if (s == LB_S_ALLOC && !mark[i][idx]) {
+                struct labyrinth_page_info info;
+                lb_page_info_fill(z, r, idx, &info);
+                visited++;
+                if (fn && fn(&info, arg))
+                    goto out;
+            }
+            idx += (s == LB_S_TAIL || s == LB_S_HOLE) ? 1u : 1u << lb_d_order(w);
+        }
+    }
+out:
+    lb_zone_marks_unmap(n, mark);
+    return visited;
+}
+LB_EXPORT(labyrinth_zone_for_each_in_use);
+
+/* Tracking record layout (16 bytes, struct lb_track_rec):
+ *   who:  bits 0..47  code address of the caller, or a struct labyrinth_site *
+ *         bits 48..63 thread id (low 16 bits)
+ *   when: bits 0..38  (cycles since the zone's creation) >> 10
+ *         bit  39     who holds a site pointer
+ *         bits 40..63 tag (24 bits)
+ * Written by the block's owner with relaxed stores; readers (page_info, the
+ * leak report) may see a record being rewritten by its owner: they get one
+ * field old and one new, never a wild pointer (both fields always hold
+ * values some writer stored). */
+#define LB_TRACK_ADDR_MASK ((1ull << 48) - 1)
+
+#define LB_TRACK_TIME_MASK ((1ull << 39) - 1)
+
+#define LB_TRACK_SITE_BIT  (1ull << 39)
+
+#define LB_TRACK_UNIT_SHIFT 10u
+
+/* The 48-bit address in a record, as a pointer: sign-extended from bit 47,
+ * so a kernel's upper-half addresses come back whole (user addresses have
+ * bit 47 clear: unchanged). */
+static inline uintptr_t lb_track_addr(uint64_t who)
+{
+    return (uintptr_t)((int64_t)(who << 16) >> 16);
+}
+
+void lb_track_write(struct labyrinth_zone *z, struct lb_region *r, uint32_t idx, const void *caller,
+                    const struct labyrinth_site *site, uint32_t tag)
+{
+    struct lb_track_rec *t = &r->track[idx];
+    uint64_t who = ((uintptr_t)(site ? (const void *)site : caller) & LB_TRACK_ADDR_MASK) |
+                   (uint64_t)(lb_cache_thread_id() & 0xffffu) << 48;
+    uint64_t units = (lb_os_cycles() - z->epoch_cycles) >> LB_TRACK_UNIT_SHIFT;
+    uint64_t when = (units & LB_TRACK_TIME_MASK) | (site ? LB_TRACK_SITE_BIT : 0) |
+                    (uint64_t)(tag & 0xffffffu) << 40;
+    lb_store_rlx_u64(&t->who, who);
+    lb_store_rlx_u64(&t->when, when);
+}
+
+void lb_track_read(struct labyrinth_zone *z, const struct lb_region *r, uint32_t idx,
+                   struct labyrinth_page_info *out)
+{
+    if (!r->track)
+        return;
+    uint64_t who = lb_load_rlx_u64(&r->track[idx].who), when = lb_load_rlx_u64(&r->track[idx].when);
+    if (!(who & LB_TRACK_ADDR_MASK))
+        return; /* never written */
+    if (when & LB_TRACK_SITE_BIT)
+        out->site = (const struct labyrinth_site *)lb_track_addr(who);
+    else
+        out->caller = (const void *)lb_track_addr(who);
+    out->thread = (uint32_t)(who >> 48);
+    out->tag = (uint32_t)(when >> 40);
+    if (z->cycles_per_us)
+        out->alloc_ns = ((when & LB_TRACK_TIME_MASK) << LB_TRACK_UNIT_SHIFT) * 1000u / z->cycles_per_us;
+}
+
+void lb_page_info_fill(struct labyrinth_zone *z, struct lb_region *r, uint32_t idx,
+                       struct labyrinth_page_info *out)
+{
+    memset(out, 0, sizeof *out);
+    out->region = r->index;
+    uint32_t head = lb_region_block_head(r, idx, z->max_order);
+    if (head == LB_NIL) {
+        out->state = LABYRINTH_PAGE_NOT_A_BLOCK;
+        out->block = (void *)lb_region_addr(r, idx);
+        return;
+    }
+    uint64_t w = lb_load_rlx_u64(&r->desc[head]);
+    out->block = (void *)lb_region_addr(r, head);
+    out->order = lb_d_order(w);
+    switch (lb_d_state(w)) {
+    case LB_S_FREE: out->state = LABYRINTH_PAGE_FREE; break;
+    case LB_S_PENDING: out->state = LABYRINTH_PAGE_FREE; break;
+    case LB_S_ALLOC: out->state = LABYRINTH_PAGE_IN_USE; break;
+    case LB_S_CACHED: out->state = LABYRINTH_PAGE_CACHED; break;
+    case LB_S_RESERVED: out->state = LABYRINTH_PAGE_RESERVED; break;
+    default: out->state = LABYRINTH_PAGE_NOT_A_BLOCK; break;
+    }
+    if (lb_d_state(w) == LB_S_ALLOC && (lb_d_flags(w) & LB_D_TRACKED) && r->track) {
+        out->tracked = 1;
+        lb_track_read(z, r, head, out);
+    }
+}
