@@ -89,7 +89,7 @@ inline cas_head(top, tag, otop, otag, ntop, ok)
     }
 }
 
-/* lb_depot_pop: capped at CAP failed CAS. */
+/* lb_magstack_pop: capped at CAP failed CAS. */
 inline mag_pop(top, tag, m)
 {
     m = NIL; tries = 0;
@@ -129,7 +129,7 @@ inline mag_pop_nocap(top, tag, m)
     od
 }
 
-/* lb_depot_push: not capped (lock-free; must not lose the magazine). */
+/* lb_magstack_push: not capped (lock-free; must not lose the magazine). */
 inline mag_push(top, tag, m)
 {
     atomic { otop = top; otag = tag };
@@ -288,7 +288,7 @@ inline free_page(c, p, a)
     atomic { ws = dstate[p]; wo = downer[p]; wg = dgen[p] };   /* one load of the word */
     if
     :: ws == S_ALLOC && wo == c ->
-        /* our own page: plain store (api.c fast path) */
+        /* our own page: plain store (free.c fast path) */
         atomic { commit(p, a); dstate[p] = S_CACHED };
         put_own(c, p)
     :: ws == S_ALLOC && wo != c && wo != NOOWNER ->

@@ -226,11 +226,10 @@ int lb_zone_free_remote(struct labyrinth_zone *z, void *p, struct lb_region *r, 
         rc = lb_level_remote_free(c, l, p, lb_page_id(r, idx), w);
         if (rc == 0 && lb_load_rlx_u32(&z->kick)) {
             /* Pages are short: hand our batches on now.  With a warden,
-             * once per warden run (a flush per free parked the shared
-             * magazine pool in the owner's inbox, a page or two per
-             * magazine, and sent later frees to the CAS fallback).  Without
-             * one nothing clears the kick or counts runs: every free while
-             * short is handed on at once.  Relaxed load of warden_runs: a
+             * once per warden run (docs/reliability.md: a flush per free
+             * parks the shared magazine pool in the owner's inbox).
+             * Without one nothing clears the kick or counts runs: every
+             * free while short is handed on at once.  Relaxed load of warden_runs: a
              * run count (the warden's relaxed increment), no data hangs
              * on it; a stale value costs one flush more or less. */
             if (z->warden_running)
