@@ -41,31 +41,45 @@ static LB_NOINLINE int lb_free_general(struct labyrinth_zone *z, void *addr, uns
     if (order > z->max_order)
         return lb_refuse(z, LABYRINTH_REPORT_BAD_FREE, "free_pages", addr, order, -ERANGE, caller);
     lb_atomic_u64 *dp = &r->desc[idx];
-    uint64_t w = lb_load_rlx_u64(dp);
-    if (order == 0 && lb_d_state(w) == LB_S_ALLOC && lb_d_order(w) == 0 && lb_d_owner(w) &&
-        !(z->flags & LABYRINTH_ZONE_VERIFY)) {
-        /* A page some level owns: its owner takes it back, with a plain
-         * store if that is us, else through our outbox. */
+    uint64_t w;
+    unsigned reroutes = 0;
+    bool owned_path = order == 0 && !(z->flags & LABYRINTH_ZONE_VERIFY);
+again:
+    if (owned_path) {
+        /* Entered before the descriptor is read: a handler (an interrupt,
+         * or in a kernel another task after preemption) that frees the
+         * page between the read and the decision would otherwise leave us
+         * acting on a stale word, and a second free could push the page
+         * twice (KB7).  From here no other context writes the descriptor
+         * of a page this level owns. */
         uint32_t d = lb_enter();
-        struct lb_level *l = lb_tls_level(&z->cache, d);
-        if (!l && d == 0 && lb_cache_claim(&z->cache))
-            l = lb_tls_level(&z->cache, 0);
-        if (l && (w & LB_D_OWNED_MASK) == l->pattern) {
-            lb_store_rlx_u64(dp, lb_d_make(LB_S_CACHED, 0, 0));
-            LB_TOOL_FREE(addr, z->page_size);
-            lb_zone_free0_slow(z, addr, r, idx, d);
-            rc = 0;
-        } else {
-            /* Poisoned before it is queued: once queued, its owner may
-             * hand it out again (and unpoison it) at any moment.  A
-             * refused free that is not a double free undoes it. */
-            LB_TOOL_FREE(addr, z->page_size);
-            rc = lb_zone_free_remote(z, addr, r, idx, w, d);
-            if (rc && rc != -EALREADY)
-                LB_TOOL_ALLOC(addr, z->page_size, 1);
+        w = lb_load_rlx_u64(dp);
+        if (lb_d_state(w) == LB_S_ALLOC && lb_d_order(w) == 0 && lb_d_owner(w)) {
+            /* A page some level owns: its owner takes it back, with a plain
+             * store if that is us, else through our outbox. */
+            struct lb_level *l = lb_tls_level(&z->cache, d);
+            if (!l && d == 0 && lb_cache_claim(&z->cache))
+                l = lb_tls_level(&z->cache, 0);
+            if (l && (w & LB_D_OWNED_MASK) == l->pattern) {
+                lb_store_rlx_u64(dp, lb_d_make(LB_S_CACHED, 0, 0));
+                LB_TOOL_FREE(addr, z->page_size);
+                lb_zone_free0_slow(z, addr, r, idx, d);
+                rc = 0;
+            } else {
+                /* Poisoned before it is queued: once queued, its owner may
+                 * hand it out again (and unpoison it) at any moment.  A
+                 * refused free that is not a double free undoes it. */
+                LB_TOOL_FREE(addr, z->page_size);
+                rc = lb_zone_free_remote(z, addr, r, idx, w, d);
+                if (rc && rc != -EALREADY)
+                    LB_TOOL_ALLOC(addr, z->page_size, 1);
+            }
+            lb_leave(d);
+            return rc ? lb_refuse(z, LABYRINTH_REPORT_BAD_FREE, "free_pages", addr, order, rc, caller) : 0;
         }
         lb_leave(d);
-        return rc ? lb_refuse(z, LABYRINTH_REPORT_BAD_FREE, "free_pages", addr, order, rc, caller) : 0;
+    } else {
+        w = lb_load_rlx_u64(dp);
     }
     /* Anything else: a CAS decides (exact against any other CAS; owned
      * pages in VERIFY zones are freed only this way, by every context). */
@@ -76,6 +90,15 @@ static LB_NOINLINE int lb_free_general(struct labyrinth_zone *z, void *addr, uns
             return lb_refuse(z, LABYRINTH_REPORT_BAD_FREE, "free_pages", addr, order, rc, caller);
         if (tries == LB_DESC_CAS_TRIES)
             return lb_refuse(z, LABYRINTH_REPORT_BAD_FREE, "free_pages", addr, order, -EBUSY, caller);
+        /* A page a level owns is written by that level with plain stores:
+         * a CAS would race with them (the page freed, cached and handed
+         * out by its owner since we read it).  Only the ownership protocol
+         * may free it.  (VERIFY zones free every page by CAS, owners too.) */
+        if (owned_path && lb_d_owner(w)) {
+            if (++reroutes == LB_DESC_CAS_TRIES)
+                return lb_refuse(z, LABYRINTH_REPORT_BAD_FREE, "free_pages", addr, order, -EBUSY, caller);
+            goto again;
+        }
         /* Relaxed CAS: it decides which of two racing frees wins (the other
          * sees a free state and is refused); the page's contents travel to
          * the next owner through the magazine/depot/stack hand-offs, which

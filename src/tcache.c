@@ -73,16 +73,32 @@ void lb_cache_tls_unregister(struct lb_cache *c)
 static void lb_tls_exit(void *arg)
 {
     (void)arg;
-    lb_os_mutex_lock(&lb_tls_mutex);
-    for (unsigned i = 0; i < LB_TLS_ZONES; i++) {
-        struct lb_tls_zone *e = &lb_ctx()->z[i];
-        if (e->serial && lb_tls_owner[i].serial == e->serial && lb_tls_owner[i].cache)
-            lb_cache_release(lb_tls_owner[i].cache, e->tc);
-        e->serial = 0;
-        e->tc = NULL;
-    }
+    /* Entered: a signal arriving from here on runs at depth 1 or more, so
+     * it cannot claim (claims run at depth 0) and cannot use level 0, the
+     * level the thread's own code left (KB6). */
+    uint32_t d = lb_enter();
+    /* No claim after this hook: a labyrinth call from a pthread-key
+     * destructor that runs after this one, or from a signal, takes the
+     * shared path instead of claiming a cache no hook would release. */
+    lb_ctx()->armed = LB_EXIT_HOOK_RAN;
+    /* Detach every entry before releasing, as lb_cache_release_self does:
+     * a handler then finds no cache of ours, never one being emptied or
+     * already given to another thread. */
+    struct lb_tls_zone held[LB_TLS_ZONES];
     lb_ctx()->cur_serial = 0;
+    lb_signal_fence();
+    for (unsigned i = 0; i < LB_TLS_ZONES; i++) {
+        held[i] = lb_ctx()->z[i];
+        lb_ctx()->z[i].serial = 0;
+        lb_signal_fence(); /* the serial is gone before the pointer */
+        lb_ctx()->z[i].tc = NULL;
+    }
+    lb_os_mutex_lock(&lb_tls_mutex);
+    for (unsigned i = 0; i < LB_TLS_ZONES; i++)
+        if (held[i].serial && lb_tls_owner[i].serial == held[i].serial && lb_tls_owner[i].cache)
+            lb_cache_release(lb_tls_owner[i].cache, held[i].tc);
     lb_os_mutex_unlock(&lb_tls_mutex);
+    lb_leave(d);
 }
 
 struct lb_level *lb_tls_level_slow(const struct lb_cache *c, uint32_t d)
@@ -123,7 +139,7 @@ uint32_t lb_cache_thread_id(void)
 
 struct lb_tcache *lb_cache_claim(struct lb_cache *c)
 {
-    if (c->tls_slot >= LB_TLS_ZONES)
+    if (c->tls_slot >= LB_TLS_ZONES || lb_ctx()->armed == LB_EXIT_HOOK_RAN)
         return NULL;
     uint32_t me = lb_cache_thread_id();
     for (uint32_t i = 0; i < c->ntcaches; i++) {

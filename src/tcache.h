@@ -45,9 +45,12 @@ struct lb_tls {
     uint32_t thread_id;          /* 0 until first needed                   */
     uint64_t cur_serial;         /* the zone this thread used last ...     */
     struct lb_level *cur_lvl;    /* ... and its level 0 (fast check)       */
-    uint32_t armed;              /* exit hook armed                        */
+    uint32_t armed;              /* exit hook: 0 not armed, 1 armed,
+                                    LB_EXIT_HOOK_RAN after it ran (no
+                                    claim from then on)                   */
     struct lb_tls_zone z[LB_TLS_ZONES];
 };
+#define LB_EXIT_HOOK_RAN 2u
 LB_OS_CTX_DECLARE(struct lb_tls, lb_tls);
 /* The calling context's struct: user space, this thread's; a kernel, this
  * CPU's, valid between lb_enter() and lb_leave(). */

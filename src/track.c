@@ -107,38 +107,49 @@ LB_EXPORT(labyrinth_zone_for_each_in_use);
 
 /* Tracking record layout (16 bytes, struct lb_track_rec):
  *   who:  bits 0..47  code address of the caller, or a struct labyrinth_site *
- *         bits 48..63 thread id (low 16 bits)
+ *         bits 48..62 thread id, bits 0..14
+ *         bit  63     the address is a site pointer
  *   when: bits 0..38  (cycles since the zone's creation) >> 10
- *         bit  39     who holds a site pointer
+ *         bit  39     thread id, bit 15
  *         bits 40..63 tag (24 bits)
  * Written by the block's owner with relaxed stores; readers (page_info, the
- * leak report) may see a record being rewritten by its owner: they get one
- * field old and one new, never a wild pointer (both fields always hold
- * values some writer stored). */
+ * leak report, VERIFY's last-owner line) may see a record being rewritten
+ * by its owner and get one word old and one new.  The site flag shares the
+ * pointer's word, so the pointer is always read as what it was written as:
+ * never a caller's code address taken for a site (KB8: the flag used to sit
+ * in `when`).  A torn read can only mix the thread, time and tag of two
+ * writes. */
 #define LB_TRACK_ADDR_MASK ((1ull << 48) - 1)
-
+#define LB_TRACK_SITE_BIT  (1ull << 63)
+#define LB_TRACK_THREAD_LO_SHIFT 48u
+#define LB_TRACK_THREAD_LO_MASK  0x7fffu
+#define LB_TRACK_THREAD_HI_BIT   (1ull << 39)
 #define LB_TRACK_TIME_MASK ((1ull << 39) - 1)
-
-#define LB_TRACK_SITE_BIT  (1ull << 39)
-
 #define LB_TRACK_UNIT_SHIFT 10u
 
-/* The 48-bit address in a record, as a pointer: sign-extended from bit 47,
- * so a kernel's upper-half addresses come back whole (user addresses have
- * bit 47 clear: unchanged). */
+/* The 48-bit address in a record, as a pointer.  A kernel's addresses
+ * (code, module data) are in the upper half: sign-extended from bit 47.
+ * User-space addresses fit 48 bits (x86-64, and aarch64's 48-bit VA, whose
+ * libraries may sit above 2^47): zero-extended. */
 static inline uintptr_t lb_track_addr(uint64_t who)
 {
+#ifdef __KERNEL__
     return (uintptr_t)((int64_t)(who << 16) >> 16);
+#else
+    return (uintptr_t)(who & LB_TRACK_ADDR_MASK);
+#endif
 }
 
 void lb_track_write(struct labyrinth_zone *z, struct lb_region *r, uint32_t idx, const void *caller,
                     const struct labyrinth_site *site, uint32_t tag)
 {
     struct lb_track_rec *t = &r->track[idx];
+    uint32_t tid = lb_cache_thread_id();
     uint64_t who = ((uintptr_t)(site ? (const void *)site : caller) & LB_TRACK_ADDR_MASK) |
-                   (uint64_t)(lb_cache_thread_id() & 0xffffu) << 48;
+                   (uint64_t)(tid & LB_TRACK_THREAD_LO_MASK) << LB_TRACK_THREAD_LO_SHIFT |
+                   (site ? LB_TRACK_SITE_BIT : 0);
     uint64_t units = (lb_os_cycles() - z->epoch_cycles) >> LB_TRACK_UNIT_SHIFT;
-    uint64_t when = (units & LB_TRACK_TIME_MASK) | (site ? LB_TRACK_SITE_BIT : 0) |
+    uint64_t when = (units & LB_TRACK_TIME_MASK) | ((tid & 0x8000u) ? LB_TRACK_THREAD_HI_BIT : 0) |
                     (uint64_t)(tag & 0xffffffu) << 40;
     lb_store_rlx_u64(&t->who, who);
     lb_store_rlx_u64(&t->when, when);
@@ -152,11 +163,12 @@ void lb_track_read(struct labyrinth_zone *z, const struct lb_region *r, uint32_t
     uint64_t who = lb_load_rlx_u64(&r->track[idx].who), when = lb_load_rlx_u64(&r->track[idx].when);
     if (!(who & LB_TRACK_ADDR_MASK))
         return; /* never written */
-    if (when & LB_TRACK_SITE_BIT)
+    if (who & LB_TRACK_SITE_BIT)
         out->site = (const struct labyrinth_site *)lb_track_addr(who);
     else
         out->caller = (const void *)lb_track_addr(who);
-    out->thread = (uint32_t)(who >> 48);
+    out->thread = (uint32_t)((who >> LB_TRACK_THREAD_LO_SHIFT) & LB_TRACK_THREAD_LO_MASK) |
+                  ((when & LB_TRACK_THREAD_HI_BIT) ? 0x8000u : 0);
     out->tag = (uint32_t)(when >> 40);
     if (z->cycles_per_us)
         out->alloc_ns = ((when & LB_TRACK_TIME_MASK) << LB_TRACK_UNIT_SHIFT) * 1000u / z->cycles_per_us;

@@ -405,14 +405,36 @@ static pthread_once_t lb_os_exit_once = PTHREAD_ONCE_INIT;
 static void (*lb_os_exit_fn)(void *);
 static int lb_os_exit_rc;
 
+/* The key's destructor: the hook, once one is set (a thread that armed
+ * the key did so after lb_os_thread_exit_hook_init stored it). */
+static void lb_os_exit_tramp(void *arg)
+{
+    /* Acquire: pairs with the release store in lb_os_thread_exit_hook_init. */
+    void (*fn)(void *) = __atomic_load_n(&lb_os_exit_fn, __ATOMIC_ACQUIRE);
+    if (fn)
+        fn(arg);
+}
+
 static void lb_os_exit_key_make(void)
 {
-    lb_os_exit_rc = -pthread_key_create(&lb_os_exit_key, lb_os_exit_fn);
+    lb_os_exit_rc = -pthread_key_create(&lb_os_exit_key, lb_os_exit_tramp);
+}
+
+/* The key is made when the library is loaded, so that it is among the
+ * process's first keys: glibc keeps the values of the first 32 inside the
+ * thread descriptor, and pthread_setspecific on them is a plain store (no
+ * allocation), which a first claim from a signal handler relies on.  A
+ * process that made 32 keys before loading labyrinth gets a key whose
+ * first setspecific in a thread may allocate (docs/design.md, "Limits"). */
+__attribute__((__constructor__)) static void lb_os_exit_key_early(void)
+{
+    pthread_once(&lb_os_exit_once, lb_os_exit_key_make);
 }
 
 int lb_os_thread_exit_hook_init(void (*fn)(void *))
 {
-    lb_os_exit_fn = fn;
+    /* Release: the hook is visible to every destructor that runs later. */
+    __atomic_store_n(&lb_os_exit_fn, fn, __ATOMIC_RELEASE);
     pthread_once(&lb_os_exit_once, lb_os_exit_key_make);
     return lb_os_exit_rc;
 }
