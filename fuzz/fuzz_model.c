@@ -169,10 +169,10 @@ static void on_report(const struct labyrinth_report *r, void *arg)
 /* Refresh the zone's regions (a KERNEL allocation may have added one). */
 static void sync_regions(struct fzone *f)
 {
-    unsigned n = lb_regmap_count(&f->z->map);
+    unsigned n = lb_regmap_count(&lb_zone_of(f->z)->map);
     EXPECT(n <= MAXREG, "%u regions", n);
     for (unsigned i = f->nreg; i < n; i++) {
-        struct lb_region *r = lb_regmap_get(&f->z->map, i);
+        struct lb_region *r = lb_regmap_get(&lb_zone_of(f->z)->map, i);
         f->rlo[i] = r->lo;
         f->rpages[i] = r->bytes / PG;
         EXPECT(f->rpages[i] <= MAXPG, "region of %zu pages", f->rpages[i]);
@@ -281,7 +281,7 @@ static int blk_of(uintptr_t a)
 
 static lb_atomic_u64 *desc_of(struct fzone *f, uintptr_t a)
 {
-    struct lb_region *r = lb_regmap_lookup(&f->z->map, a);
+    struct lb_region *r = lb_regmap_lookup(&lb_zone_of(f->z)->map, a);
     EXPECT(r, "no region for %p", (void *)a);
     return &r->desc[(a - r->base) >> f->z->page_shift];
 }
@@ -296,7 +296,7 @@ static bool in_flight(struct fzone *f, uintptr_t a)
 /* The level a call at depth d of this thread uses in zone f, or NULL. */
 static struct lb_level *my_level(struct fzone *f, unsigned d)
 {
-    const struct lb_cache *c = &f->z->cache;
+    const struct lb_cache *c = &lb_zone_of(f->z)->cache;
     if (d >= LB_LEVELS || c->tls_slot >= LB_TLS_ZONES)
         return NULL;
     const struct lb_tls_zone *e = &lb_tls.z[c->tls_slot];
@@ -349,8 +349,8 @@ static void dump_entries(const struct lb_cache *c, const struct lb_mag *m, uint3
 
 static void dump_page(struct fzone *f, uintptr_t a)
 {
-    const struct lb_cache *c = &f->z->cache;
-    struct lb_region *r = lb_regmap_lookup(&f->z->map, a);
+    const struct lb_cache *c = &lb_zone_of(f->z)->cache;
+    struct lb_region *r = lb_regmap_lookup(&lb_zone_of(f->z)->map, a);
     uint32_t idx = (uint32_t)((a - r->base) >> f->z->page_shift), pid = lb_page_id(r, idx);
     uint64_t w = lb_load_rlx_u64(&r->desc[idx]);
     fprintf(stderr, "  page %p: state %u order %u flags %#x owner %u gen %#x\n", (void *)a, lb_d_state(w),
@@ -545,7 +545,7 @@ static void null_earned(struct op *o, const uint64_t *heads_before)
 {
     struct fzone *f = &Z[o->zi];
     struct labyrinth_zone *z = f->z;
-    struct lb_cache *c = &z->cache;
+    struct lb_cache *c = &lb_zone_of(z)->cache;
     struct labyrinth_zone_stats st;
     labyrinth_zone_stats(z, &st);
     const char *mode = o->gfp == LABYRINTH_GFP_ATOMIC ? "ATOMIC" : o->gfp == LABYRINTH_GFP_NOWAIT ? "NOWAIT"
@@ -629,7 +629,7 @@ static void op_alloc(struct op *o)
     uint64_t heads[MAXLV] = {0};
     unsigned long long fails0 = 0;
     if (f->live) {
-        inbox_heads(&z->cache, heads);
+        inbox_heads(&lb_zone_of(z)->cache, heads);
         struct labyrinth_zone_stats st;
         labyrinth_zone_stats(z, &st);
         fails0 = st.atomic_failures + st.nowait_failures + st.kernel_failures;
@@ -1017,7 +1017,7 @@ static void check_zone(unsigned zi)
         /* KB1's check half (fixed in 68a148f): a queued double free is no
          * longer counted against the check. */
         struct lb_cache_counts cc;
-        lb_cache_counts(&f->z->cache, &cc);
+        lb_cache_counts(&lb_zone_of(f->z)->cache, &cc);
         uint64_t allocs = cc.allocs[0] + cc.allocs[1] + cc.allocs[2] + cc.allocs[3];
         FAIL("labyrinth_zone_check(zone %u) = %ld (allocs %llu - frees %llu = %lld; model holds %u blocks, "
              "%zu late double-free reports owed)",

@@ -30,16 +30,16 @@ static unsigned int lb_dbg_seq;
 
 struct lb_dbg_zone {
 	struct list_head link;
-	struct labyrinth_zone *z;
+	struct lb_zone *z;
 	struct dentry *dir;
 };
 
 static int lb_dbg_stats_show(struct seq_file *m, void *unused)
 {
-	struct labyrinth_zone *z = m->private;
+	struct lb_zone *z = m->private;
 	struct labyrinth_zone_stats s;
 
-	if (labyrinth_zone_stats(z, &s))
+	if (labyrinth_zone_stats(z->handle, &s))
 		return -ENODEV;
 #define LB_SHOW(f) seq_printf(m, "%-22s %llu\n", #f, (unsigned long long)s.f)
 	LB_SHOW(total_pages);
@@ -87,7 +87,7 @@ DEFINE_SHOW_ATTRIBUTE(lb_dbg_stats);
  * of its regions (a region is one physically contiguous allocation). */
 static int lb_dbg_buddyinfo_show(struct seq_file *m, void *unused)
 {
-	struct labyrinth_zone *z = m->private;
+	struct lb_zone *z = m->private;
 	unsigned int n = lb_regmap_count(&z->map), i, o;
 
 	seq_printf(m, "zone %-16s", z->name);
@@ -118,7 +118,7 @@ DEFINE_SHOW_ATTRIBUTE(lb_dbg_buddyinfo);
  * quiescent zone). */
 static int lb_dbg_tracking_show(struct seq_file *m, void *unused)
 {
-	struct labyrinth_zone *z = m->private;
+	struct lb_zone *z = m->private;
 	unsigned int n = lb_regmap_count(&z->map), i;
 	unsigned long shown = 0;
 
@@ -175,7 +175,7 @@ EXPORT_SYMBOL_GPL(labyrinth_kmod_depth);
  * it goes (debugfs_remove waits for readers still in a file). */
 void lb_os_zone_event(void *zone, const char *name, bool created)
 {
-	struct labyrinth_zone *z = zone;
+	struct lb_zone *z = zone;
 	struct lb_dbg_zone *e, *tmp;
 	char dname[64];
 

@@ -21,7 +21,7 @@ _Static_assert((LABYRINTH_GFP_ATOMIC & (LB_MODE_SLOTS - 1)) == LB_SLOT_ATOMIC &&
  * and a bit of fast_gfp: every bit value must index fast_gfp. */
 _Static_assert(LABYRINTH_GFP_BITS_ALL < 32, "fast_gfp has a bit per gfp value");
 
-static LB_NOINLINE void *lb_alloc_general(struct labyrinth_zone *z, unsigned gfp, unsigned order,
+static LB_NOINLINE void *lb_alloc_general(struct lb_zone *z, unsigned gfp, unsigned order,
                                           unsigned quality, const void *caller,
                                           const struct labyrinth_site *site, uint32_t tag)
 {
@@ -29,7 +29,7 @@ static LB_NOINLINE void *lb_alloc_general(struct labyrinth_zone *z, unsigned gfp
      * in a combination refused as invalid: that caller is not in a context
      * whose errno must be preserved. */
     bool sleeps = gfp & LABYRINTH_GFP_BIT_SLEEP;
-    if (!lb_zone_ok(z)) {
+    if (!z) {
         lb_report_no_zone("alloc_pages", NULL, caller);
         if (sleeps)
             lb_set_errno(EBADF);
@@ -90,9 +90,10 @@ static LB_NOINLINE void *lb_alloc_general(struct labyrinth_zone *z, unsigned gfp
 }
 
 /* Everything the inlined fast path of labyrinth_alloc_pages does not do. */
-static LB_NOINLINE void *lb_alloc_miss(struct labyrinth_zone *z, unsigned gfp, unsigned order,
+static LB_NOINLINE void *lb_alloc_miss(struct labyrinth_zone *h, unsigned gfp, unsigned order,
                                        unsigned quality, const void *caller)
 {
+    struct lb_zone *z = lb_zone_get(h);
     if (z != NULL && (order | quality | (gfp & ~LABYRINTH_GFP_BITS_ALL)) == 0 && ((z->fast_gfp >> gfp) & 1) &&
         (!lb_gfp_may_sleep(gfp) || lb_os_can_sleep())) {
         /* Order 0, a named mode, no quality: the magazines missed. */
@@ -110,9 +111,10 @@ static LB_NOINLINE void *lb_alloc_miss(struct labyrinth_zone *z, unsigned gfp, u
 }
 
 /* The fast path popped p from level l (depth d) but p is not in region 0. */
-static LB_NOINLINE void *lb_alloc_finish(struct labyrinth_zone *z, void *p, struct lb_level *l,
+static LB_NOINLINE void *lb_alloc_finish(struct labyrinth_zone *h, void *p, struct lb_level *l,
                                          uint32_t d, unsigned gfp)
 {
+    struct lb_zone *z = lb_zone_of_live(h);
     uint32_t gen = lb_level_count_alloc(l, lb_gfp_slot(gfp));
     lb_store_rlx_u64(lb_zone_desc_slow(z, p), lb_d_owned(l->pattern, 0, gen));
     lb_leave(d);
@@ -144,7 +146,7 @@ void *labyrinth_alloc_pages(struct labyrinth_zone *z, unsigned gfp, unsigned ord
                 uint32_t gen = lb_level_count_alloc(l, lb_gfp_slot(gfp));
                 lb_store_rlx_u64(&z->r0_desc[off >> z->page_shift], lb_d_owned(l->pattern, 0, gen));
                 lb_leave(d);
-                LB_TOOL_ALLOC(p, z->page_size, 0);
+                LB_TOOL_ALLOC(p, z->page_mask + 1, 0);
                 return p;
             }
         }
@@ -154,19 +156,20 @@ void *labyrinth_alloc_pages(struct labyrinth_zone *z, unsigned gfp, unsigned ord
 }
 LB_EXPORT(labyrinth_alloc_pages);
 
-void *labyrinth_alloc_page_atomic_site(struct labyrinth_zone *z, unsigned quality,
+void *labyrinth_alloc_page_atomic_site(struct labyrinth_zone *h, unsigned quality,
                                        const struct labyrinth_site *site)
 {
+    struct lb_zone *z = lb_zone_get(h);
     /* The macro registers the page; a zone without a tracking table still
      * gets its page, unregistered (the header's promise). */
-    if (lb_zone_ok(z))
+    if (z)
         quality = (z->flags & LABYRINTH_ZONE_NO_TRACKING) ? quality & ~LABYRINTH_QUALITY_TRACK
                                                           : quality | LABYRINTH_QUALITY_TRACK;
     return lb_alloc_general(z, LABYRINTH_GFP_ATOMIC, 0, quality, __builtin_return_address(0), site, 0);
 }
 LB_EXPORT(labyrinth_alloc_page_atomic_site);
 
-bool lb_zone_buddy_lock(struct labyrinth_zone *z, unsigned gfp)
+bool lb_zone_buddy_lock(struct lb_zone *z, unsigned gfp)
 {
     if (lb_gfp_may_sleep(gfp)) {
         lb_spin_lock(&z->buddy.lock);
@@ -175,7 +178,7 @@ bool lb_zone_buddy_lock(struct labyrinth_zone *z, unsigned gfp)
     return lb_spin_trylock_bounded(&z->buddy.lock, LB_TRYLOCK_TRIES);
 }
 
-void lb_zone_buddy_unlock(struct labyrinth_zone *z)
+void lb_zone_buddy_unlock(struct lb_zone *z)
 {
     /* Blocks freed while the lock was busy: a bounded batch per holder. */
     if (lb_load_rlx_u64(&z->cache.pending.count))
@@ -184,7 +187,7 @@ void lb_zone_buddy_unlock(struct labyrinth_zone *z)
 }
 
 /* One attempt at the buddy and (order 0, RESERVE) the reserve. */
-static void *lb_zone_try_block(struct labyrinth_zone *z, unsigned gfp, unsigned order, unsigned dflags,
+static void *lb_zone_try_block(struct lb_zone *z, unsigned gfp, unsigned order, unsigned dflags,
                                bool reserve)
 {
     if (reserve) {
@@ -229,7 +232,7 @@ static void *lb_zone_try_block(struct labyrinth_zone *z, unsigned gfp, unsigned 
 /* The levels an allocation at depth d may use: *own, the caller's level
  * (order 0, or an order with level caches), and *l, the level whose
  * magazines serve it (order 0 only). */
-static void lb_zone_levels(struct labyrinth_zone *z, unsigned order, uint32_t d, struct lb_level **l,
+static void lb_zone_levels(struct lb_zone *z, unsigned order, uint32_t d, struct lb_level **l,
                            struct lb_level **own)
 {
     *l = NULL;
@@ -267,7 +270,7 @@ static void lb_zone_sleep_end(uint32_t d)
 
 /* The common slow loop: level refill (if l), buddy, higher-order level
  * cache, reserve, depot drain, growth, wait. */
-static void *lb_zone_alloc_loop(struct labyrinth_zone *z, unsigned gfp, unsigned order, unsigned dflags,
+static void *lb_zone_alloc_loop(struct lb_zone *z, unsigned gfp, unsigned order, unsigned dflags,
                                 uint32_t d, struct lb_level *l, struct lb_level *own, int *err)
 {
     uint64_t deadline = 0;
@@ -331,7 +334,7 @@ static void *lb_zone_alloc_loop(struct labyrinth_zone *z, unsigned gfp, unsigned
     return NULL;
 }
 
-void *lb_zone_alloc_err(struct labyrinth_zone *z, unsigned gfp, unsigned order, unsigned dflags,
+void *lb_zone_alloc_err(struct lb_zone *z, unsigned gfp, unsigned order, unsigned dflags,
                         uint32_t d, int *err)
 {
     struct lb_level *l, *own;

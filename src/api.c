@@ -9,18 +9,18 @@
 
 struct labyrinth_zone *labyrinth_zone_create(const struct labyrinth_zone_config *cfg)
 {
-    struct labyrinth_zone *z;
+    struct lb_zone *z;
     int rc = lb_zone_create(cfg, &z);
     if (rc) {
         lb_set_errno(-rc);
         return NULL;
     }
-    return z;
+    return z->handle;
 }
 LB_EXPORT(labyrinth_zone_create);
 
 struct lb_leaks {
-    struct labyrinth_zone *z;
+    struct lb_zone *z;
     size_t blocks, pages;
 };
 
@@ -51,17 +51,18 @@ static int lb_leak_one(const struct labyrinth_page_info *info, void *arg)
     return 0;
 }
 
-void labyrinth_zone_destroy(struct labyrinth_zone *z)
+void labyrinth_zone_destroy(struct labyrinth_zone *h)
 {
-    if (!z)
+    if (!h)
         return;
-    if (!lb_zone_ok(z)) {
-        lb_report_no_zone("zone_destroy", z, __builtin_return_address(0));
+    struct lb_zone *z = lb_zone_get(h);
+    if (!z) {
+        lb_report_no_zone("zone_destroy", h, __builtin_return_address(0));
         return;
     }
     struct lb_leaks lk = {z, 0, 0};
     lb_zone_settle(z); /* frees still queued for their owners are not leaks */
-    labyrinth_zone_for_each_in_use(z, lb_leak_one, &lk);
+    lb_zone_for_each_in_use(z, lb_leak_one, &lk);
     if (lk.blocks) {
         char b[160];
         struct lb_fmt f = {b, 0, sizeof b};
@@ -79,9 +80,10 @@ void labyrinth_zone_destroy(struct labyrinth_zone *z)
 }
 LB_EXPORT(labyrinth_zone_destroy);
 
-int labyrinth_zone_stats(struct labyrinth_zone *z, struct labyrinth_zone_stats *out)
+int labyrinth_zone_stats(struct labyrinth_zone *h, struct labyrinth_zone_stats *out)
 {
-    if (!lb_zone_ok(z))
+    struct lb_zone *z = lb_zone_get(h);
+    if (!z)
         return -EBADF;
     if (!out)
         return -EINVAL;
@@ -90,17 +92,19 @@ int labyrinth_zone_stats(struct labyrinth_zone *z, struct labyrinth_zone_stats *
 }
 LB_EXPORT(labyrinth_zone_stats);
 
-long labyrinth_zone_check(struct labyrinth_zone *z)
+long labyrinth_zone_check(struct labyrinth_zone *h)
 {
-    if (!lb_zone_ok(z))
+    struct lb_zone *z = lb_zone_get(h);
+    if (!z)
         return -EBADF;
     return lb_zone_check(z);
 }
 LB_EXPORT(labyrinth_zone_check);
 
-int labyrinth_virt_to_phys(struct labyrinth_zone *z, const void *addr, uint64_t *phys)
+int labyrinth_virt_to_phys(struct labyrinth_zone *h, const void *addr, uint64_t *phys)
 {
-    if (!lb_zone_ok(z))
+    struct lb_zone *z = lb_zone_get(h);
+    if (!z)
         return -EBADF;
     if (!phys)
         return -EINVAL;
@@ -118,9 +122,10 @@ int labyrinth_virt_to_phys(struct labyrinth_zone *z, const void *addr, uint64_t 
 }
 LB_EXPORT(labyrinth_virt_to_phys);
 
-int labyrinth_zone_region_info(struct labyrinth_zone *z, unsigned index, struct labyrinth_region_info *out)
+int labyrinth_zone_region_info(struct labyrinth_zone *h, unsigned index, struct labyrinth_region_info *out)
 {
-    if (!lb_zone_ok(z))
+    struct lb_zone *z = lb_zone_get(h);
+    if (!z)
         return -EBADF;
     if (!out)
         return -EINVAL;
@@ -128,17 +133,19 @@ int labyrinth_zone_region_info(struct labyrinth_zone *z, unsigned index, struct 
 }
 LB_EXPORT(labyrinth_zone_region_info);
 
-long labyrinth_zone_shrink(struct labyrinth_zone *z)
+long labyrinth_zone_shrink(struct labyrinth_zone *h)
 {
-    if (!lb_zone_ok(z))
+    struct lb_zone *z = lb_zone_get(h);
+    if (!z)
         return -EBADF;
     return lb_zone_shrink(z);
 }
 LB_EXPORT(labyrinth_zone_shrink);
 
-int labyrinth_phys_to_virt(struct labyrinth_zone *z, uint64_t phys, void **addr)
+int labyrinth_phys_to_virt(struct labyrinth_zone *h, uint64_t phys, void **addr)
 {
-    if (!lb_zone_ok(z))
+    struct lb_zone *z = lb_zone_get(h);
+    if (!z)
         return -EBADF;
     if (!addr)
         return -EINVAL;
@@ -159,9 +166,10 @@ int labyrinth_phys_to_virt(struct labyrinth_zone *z, uint64_t phys, void **addr)
 }
 LB_EXPORT(labyrinth_phys_to_virt);
 
-int labyrinth_phys_contiguous(struct labyrinth_zone *z, const void *block, unsigned order)
+int labyrinth_phys_contiguous(struct labyrinth_zone *h, const void *block, unsigned order)
 {
-    if (!lb_zone_ok(z))
+    struct lb_zone *z = lb_zone_get(h);
+    if (!z)
         return -EBADF;
     if (!(z->flags & LABYRINTH_ZONE_DMA))
         return -EOPNOTSUPP;
@@ -179,21 +187,34 @@ int labyrinth_phys_contiguous(struct labyrinth_zone *z, const void *block, unsig
 }
 LB_EXPORT(labyrinth_phys_contiguous);
 
-int labyrinth_zone_set_report_handler(struct labyrinth_zone *z, labyrinth_report_fn *fn, void *arg)
+int labyrinth_zone_set_report_handler(struct labyrinth_zone *h, labyrinth_report_fn *fn, void *arg)
 {
-    if (!lb_zone_ok(z))
+    struct lb_zone *z = lb_zone_get(h);
+    if (!z)
         return -EBADF;
-    lb_store_rlx_ptr(&z->report_arg, arg);
-    /* Release: the argument is visible with the handler (pairs with the
-     * acquire in lb_zone_report). */
+    /* Writers take the sequence from even to odd (acquire CAS: one
+     * writer at a time), store the pair, and make it even again. */
+    uint32_t seq = lb_load_rlx_u32(&z->report_seq);
+    while ((seq & 1) || !lb_cas_acq_u32(&z->report_seq, &seq, seq + 1)) {
+        lb_cpu_relax();
+        seq = lb_load_rlx_u32(&z->report_seq);
+    }
+    /* Release stores: a reader whose acquire load sees a new word also
+     * sees the odd sequence stored before it, so its second read of the
+     * sequence differs and it retries (lb_zone_report). */
     lb_store_rel_ptr(&z->report_fn, (void *)fn);
+    lb_store_rel_ptr(&z->report_arg, arg);
+    /* Release: the pair is complete before the sequence is even again
+     * (pairs with the reader's first, acquire, load). */
+    lb_store_rel_u32(&z->report_seq, seq + 2);
     return 0;
 }
 LB_EXPORT(labyrinth_zone_set_report_handler);
 
-int labyrinth_thread_release(struct labyrinth_zone *z)
+int labyrinth_thread_release(struct labyrinth_zone *h)
 {
-    if (!lb_zone_ok(z))
+    struct lb_zone *z = lb_zone_get(h);
+    if (!z)
         return -EBADF;
     /* Entered, so that a kernel stays on the CPU whose cache it releases;
      * a call nested in another labyrinth call (a handler) must not take
@@ -206,9 +227,10 @@ int labyrinth_thread_release(struct labyrinth_zone *z)
 }
 LB_EXPORT(labyrinth_thread_release);
 
-const char *labyrinth_zone_name(const struct labyrinth_zone *z)
+const char *labyrinth_zone_name(const struct labyrinth_zone *h)
 {
-    return lb_zone_ok(z) ? z->name : NULL;
+    struct lb_zone *z = lb_zone_get(h);
+    return z ? z->name : NULL;
 }
 LB_EXPORT(labyrinth_zone_name);
 

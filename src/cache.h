@@ -71,7 +71,7 @@ enum lb_mode_slot {
 };
 
 #define LB_OUTBOX_SLOTS 4u  /* destinations a level batches frees for  */
-#define LB_RECENT       32u  /* recent remote frees remembered per level */
+#define LB_BLOOM_WORDS  4u   /* 256-bit filter per outbox slot          */
 #define LB_OC_ORDERS    10u  /* higher orders with a one-block level cache */
 _Static_assert(LB_OUTBOX_SLOTS == 4, "out_dest is 8 bytes of line 2");
 
@@ -122,9 +122,12 @@ struct lb_level {
     /* Its own line: written by other threads. */
     struct lb_stack inbox;       /* batches freed to us (magazines)         */
     lb_atomic_u64  inbox_pages;  /* entries in them                         */
-    /* Last two lines: remote frees still in our outboxes (page id + 1), so a
-     * duplicate is refused at once. */
-    lb_atomic_u32  recent[LB_RECENT] LB_ALIGNED_CL;
+    /* Last two lines: for each outbox slot, a Bloom filter of the page ids
+     * in its magazine (two bits per id, cleared when the slot is flushed):
+     * no false negatives, so a second free of a page still in our outbox
+     * is always found at once (a hit is confirmed by scanning the batch,
+     * lb_level_out_holds).  Written and read only by the level itself. */
+    uint64_t       out_bloom[LB_OUTBOX_SLOTS][LB_BLOOM_WORDS] LB_ALIGNED_CL;
 } __attribute__((__aligned__(512)));
 _Static_assert(sizeof(struct lb_level) == 512, "a level is 512 bytes: found by a shift");
 
@@ -157,7 +160,9 @@ static inline uint32_t lb_level_count_alloc(struct lb_level *l, unsigned s)
         lb_bump_1w_u64(&l->mode_allocs[s], 1);
     return (uint32_t)n;
 }
-static inline unsigned lb_recent_slot(uint32_t page_id) { return (page_id ^ (page_id >> 5)) & (LB_RECENT - 1); }
+/* The two filter bits of a page id (0..255 each). */
+static inline unsigned lb_bloom_h1(uint32_t page_id) { return page_id & 255u; }
+static inline unsigned lb_bloom_h2(uint32_t page_id) { return (page_id * 0x9e3779b1u) >> 24; }
 /* An outbox entry: {global page id, generation}. */
 static inline uintptr_t lb_entry(uint32_t page_id, uint32_t gen)
 {

@@ -212,7 +212,7 @@ long lb_cache_check(const struct lb_cache *c, uint8_t *const *mark, uint64_t *ca
 /* One mapping per region (the first n), each holding its own description
  * in its first cache line and then one mark byte per page: the callers
  * keep only mark[] on the stack (a kernel's stack is small). */
-int lb_zone_marks_map(struct labyrinth_zone *z, unsigned n, uint8_t **mark)
+int lb_zone_marks_map(struct lb_zone *z, unsigned n, uint8_t **mark)
 {
     _Static_assert(sizeof(struct lb_os_mapping) <= LB_CACHELINE, "a mapping fits its header");
     for (unsigned i = 0; i < n; i++) {
@@ -242,7 +242,7 @@ void lb_zone_marks_unmap(unsigned n, uint8_t **mark)
 
 /* LABYRINTH_CHECK_VERBOSE set in the environment: name every violation
  * on stderr (normal context: the check is). */
-static void lb_check_say(struct labyrinth_zone *z, long n, const char *what)
+static void lb_check_say(struct lb_zone *z, long n, const char *what)
 {
     if (!n || !lb_os_getenv("LABYRINTH_CHECK_VERBOSE"))
         return;
@@ -265,7 +265,7 @@ static void lb_check_say(struct labyrinth_zone *z, long n, const char *what)
         lb_check_say(z, lb_n_, what);                                                         \
     } while (0)
 
-long lb_zone_check(struct labyrinth_zone *z)
+long lb_zone_check(struct lb_zone *z)
 {
     long bad = 0;
     struct lb_cache *c = &z->cache;

@@ -13,7 +13,7 @@
  * refused, or 0.  A page inside a block is an interior pointer only if
  * that block is allocated; inside a free block it was freed already (it
  * merged into its buddy's block since). */
-int lb_refusal(struct labyrinth_zone *z, struct lb_region *r, uint32_t idx, uint64_t w, unsigned order)
+int lb_refusal(struct lb_zone *z, struct lb_region *r, uint32_t idx, uint64_t w, unsigned order)
 {
     int rc = lb_d_refuse(w, order);
     if (rc == -ENXIO) {
@@ -24,12 +24,13 @@ int lb_refusal(struct labyrinth_zone *z, struct lb_region *r, uint32_t idx, uint
     return rc;
 }
 
-static LB_NOINLINE int lb_free_general(struct labyrinth_zone *z, void *addr, unsigned order,
+static LB_NOINLINE int lb_free_general(struct labyrinth_zone *h, void *addr, unsigned order,
                                        const void *caller)
 {
     if (!addr)
         return 0;
-    if (!lb_zone_ok(z)) {
+    struct lb_zone *z = lb_zone_get(h);
+    if (!z) {
         lb_report_no_zone("free_pages", addr, caller);
         return -EBADF;
     }
@@ -120,13 +121,14 @@ again:
     return 0;
 }
 
-static LB_NOINLINE int lb_free_general(struct labyrinth_zone *z, void *addr, unsigned order,
+static LB_NOINLINE int lb_free_general(struct labyrinth_zone *h, void *addr, unsigned order,
                                        const void *caller);
 
 /* The fast path of labyrinth_free_pages turned addr's descriptor CACHED
  * but could not push it onto its loaded magazine. */
-static LB_NOINLINE int lb_free_won(struct labyrinth_zone *z, void *addr)
+static LB_NOINLINE int lb_free_won(struct labyrinth_zone *h, void *addr)
 {
+    struct lb_zone *z = lb_zone_of_live(h);
     struct lb_region *r = lb_regmap_lookup(&z->map, (uintptr_t)addr);
     uint32_t d = lb_enter();
     lb_zone_free0_slow(z, addr, r, lb_region_index(r, addr), d);
@@ -138,14 +140,15 @@ static LB_NOINLINE int lb_free_won(struct labyrinth_zone *z, void *addr)
  * another level (descriptor w): if our last outbox batch goes to that
  * level, queue it there (no descriptor write); else the general path.
  * Entered at depth d + 1 with level l; leaves the depth itself. */
-static LB_NOINLINE int lb_free_remote_fast(struct labyrinth_zone *z, void *addr, struct lb_level *l,
+static LB_NOINLINE int lb_free_remote_fast(struct labyrinth_zone *h, void *addr, struct lb_level *l,
                                            uint32_t d, uint64_t w, uintptr_t off)
 {
+    struct lb_zone *z = lb_zone_of_live(h);
     unsigned k = l->out_last;
     struct lb_mag *m = lb_load_rlx_ptr(&l->out_mag[k]);
     if (LB_LIKELY((w & 0xffu) == lb_d_make(LB_S_ALLOC, 0, 0)) && m != NULL &&
         LB_LIKELY(lb_d_owner(w) == l->out_dest[k]) && LB_LIKELY(lb_d_owner(w) != 0) &&
-        LB_LIKELY(!lb_load_rlx_u32(&z->kick))) {
+        LB_LIKELY(lb_remote_fast_ok(z))) {
         uint32_t page_id = z->r0_first + (uint32_t)(off >> z->page_shift);
         /* Poisoned before it is queued (see lb_free_general). */
         LB_TOOL_FREE(addr, z->page_size);
@@ -156,7 +159,7 @@ static LB_NOINLINE int lb_free_remote_fast(struct labyrinth_zone *z, void *addr,
         LB_TOOL_ALLOC(addr, z->page_size, 1);
     }
     lb_leave(d);
-    return lb_free_general(z, addr, 0, __builtin_return_address(0));
+    return lb_free_general(h, addr, 0, __builtin_return_address(0));
 }
 
 int labyrinth_free_pages(struct labyrinth_zone *z, void *addr, unsigned order)
@@ -178,7 +181,7 @@ int labyrinth_free_pages(struct labyrinth_zone *z, void *addr, unsigned order)
                  * plain store takes it back; a second free sees CACHED. */
                 if (LB_LIKELY((w & LB_D_OWNED_MASK) == l->pattern)) {
                     lb_store_rlx_u64(dp, lb_d_make(LB_S_CACHED, 0, 0));
-                    LB_TOOL_FREE(addr, z->page_size);
+                    LB_TOOL_FREE(addr, z->page_mask + 1);
                     struct lb_mag *m = lb_level_loaded(l);
                     uint32_t n = lb_load_rlx_u32(&m->count);
                     if (LB_LIKELY(n < z->mag_size)) {
@@ -200,7 +203,7 @@ int labyrinth_free_pages(struct labyrinth_zone *z, void *addr, unsigned order)
 }
 LB_EXPORT(labyrinth_free_pages);
 
-void lb_zone_free_block(struct labyrinth_zone *z, struct lb_region *r, uint32_t idx, unsigned order)
+void lb_zone_free_block(struct lb_zone *z, struct lb_region *r, uint32_t idx, unsigned order)
 {
     if (order > 0 && order <= z->cache.oc_max_order) {
         uint32_t d = lb_enter();

@@ -4,7 +4,7 @@
 #include "zone.h"
 #include "lb_annotate.h"
 
-int lb_zone_region_os(struct labyrinth_zone *z, unsigned index, size_t npages, struct lb_region *r)
+int lb_zone_region_os(struct lb_zone *z, unsigned index, size_t npages, struct lb_region *r)
 {
     size_t pg = z->page_size;
     /* Every region starts on a 2 MiB boundary (the address map's granule),
@@ -88,7 +88,7 @@ void lb_zone_region_unmap(struct lb_region *r)
  * and by the OS's largest region).  Returns pages added (0: at max_pages
  * or out of region slots), or a negative errno from the OS.  A growth
  * event unless this is the creation of a zone larger than one region. */
-long lb_zone_grow_by(struct labyrinth_zone *z, size_t want, bool event)
+long lb_zone_grow_by(struct lb_zone *z, size_t want, bool event)
 {
     if (z->caller_memory)
         return 0;
@@ -126,13 +126,13 @@ long lb_zone_grow_by(struct labyrinth_zone *z, size_t want, bool event)
 
 /* Grow by one region (KERNEL context, the warden): as large as the zone
  * was created, or one block of max_order. */
-long lb_zone_grow(struct labyrinth_zone *z)
+long lb_zone_grow(struct lb_zone *z)
 {
     return lb_zone_grow_by(z, LB_MAX(z->pages, (size_t)1 << z->max_order), true);
 }
 
 
-int lb_zone_region_info(struct labyrinth_zone *z, unsigned index, struct labyrinth_region_info *o)
+int lb_zone_region_info(struct lb_zone *z, unsigned index, struct labyrinth_region_info *o)
 {
     if (index >= lb_regmap_count(&z->map))
         return -ENOENT;
@@ -159,7 +159,7 @@ int lb_zone_region_info(struct labyrinth_zone *z, unsigned index, struct labyrin
     return 0;
 }
 
-long lb_zone_shrink(struct labyrinth_zone *z)
+long lb_zone_shrink(struct lb_zone *z)
 {
     long released = 0;
     bool gone[LB_MAX_REGIONS] = {0};

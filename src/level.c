@@ -58,7 +58,7 @@ void *lb_level_quarantine(struct lb_level *l, uint32_t cap, void *p)
  * context), so that they can be split or coalesced for a request that
  * would otherwise fail.  Returns pages given, 0 if none or the lock was
  * busy (try-lock for TRYLOCK modes). */
-uint64_t lb_level_oc_flush(struct labyrinth_zone *z, struct lb_level *l, unsigned gfp)
+uint64_t lb_level_oc_flush(struct lb_zone *z, struct lb_level *l, unsigned gfp)
 {
     uint64_t pages = 0;
     bool any = false;
@@ -83,7 +83,7 @@ uint64_t lb_level_oc_flush(struct labyrinth_zone *z, struct lb_level *l, unsigne
  * batch becomes l's loaded or spare magazine if that one is empty, else
  * goes to the depot if full, else (a partial batch with nowhere to go
  * whole) its pages go to the buddy or the pending stack. */
-static void lb_level_absorb(struct labyrinth_zone *z, struct lb_level *l, struct lb_mag *m)
+static void lb_level_absorb(struct lb_zone *z, struct lb_level *l, struct lb_mag *m)
 {
     struct lb_cache *c = &z->cache;
     while (m) {
@@ -120,7 +120,7 @@ static void lb_level_absorb(struct labyrinth_zone *z, struct lb_level *l, struct
 /* Take up to two batches other contexts freed to level l (l's own
  * context), validated, and keep them (lb_level_absorb).  Returns the
  * pages kept. */
-static uint64_t lb_level_absorb_inbox(struct labyrinth_zone *z, struct lb_level *l)
+static uint64_t lb_level_absorb_inbox(struct lb_zone *z, struct lb_level *l)
 {
     uint64_t pages;
     struct lb_mag *m = lb_level_take_inbox_bounded(&z->cache, l, 2, &pages);
@@ -128,7 +128,7 @@ static uint64_t lb_level_absorb_inbox(struct labyrinth_zone *z, struct lb_level 
     return pages;
 }
 
-void *lb_level_refill_pop(struct labyrinth_zone *z, struct lb_level *l, unsigned gfp)
+void *lb_level_refill_pop(struct lb_zone *z, struct lb_level *l, unsigned gfp)
 {
     LB_DEBUG_CHECK(lb_ctx()->depth > 0); /* own context: entered */
     struct lb_cache *c = &z->cache;
@@ -170,7 +170,7 @@ void *lb_level_refill_pop(struct labyrinth_zone *z, struct lb_level *l, unsigned
     return NULL;
 }
 
-void lb_zone_free0_slow(struct labyrinth_zone *z, void *p, struct lb_region *r, uint32_t idx, uint32_t d)
+void lb_zone_free0_slow(struct lb_zone *z, void *p, struct lb_region *r, uint32_t idx, uint32_t d)
 {
     struct lb_cache *c = &z->cache;
     struct lb_level *l = lb_tls_level(c, d);

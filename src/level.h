@@ -21,15 +21,15 @@
 
 /* Refill level l's loaded magazine and pop a page (own context), or NULL:
  * spare, inbox, depot, buddy (as gfp may lock it), ownerless inboxes. */
-void *lb_level_refill_pop(struct labyrinth_zone *z, struct lb_level *l, unsigned gfp);
+void *lb_level_refill_pop(struct lb_zone *z, struct lb_level *l, unsigned gfp);
 /* Give level l's cached higher-order blocks back to the buddy, so that
  * they can be split or coalesced.  Pages given, 0 if none or the lock was
  * busy (try-lock for TRYLOCK modes). */
-uint64_t lb_level_oc_flush(struct labyrinth_zone *z, struct lb_level *l, unsigned gfp);
+uint64_t lb_level_oc_flush(struct lb_zone *z, struct lb_level *l, unsigned gfp);
 /* Order-0 page at (r, idx) whose descriptor this call turned CACHED: find
  * it a home, in level l's magazines when l (the level at depth d) exists,
  * else the shared supplies. */
-void lb_zone_free0_slow(struct labyrinth_zone *z, void *p, struct lb_region *r, uint32_t idx, uint32_t d);
+void lb_zone_free0_slow(struct lb_zone *z, void *p, struct lb_region *r, uint32_t idx, uint32_t d);
 /* Put a freed order-0 page (CACHED, ours) into level l's quarantine; the
  * page that leaves it, or NULL, is returned for the caller to cache. */
 void *lb_level_quarantine(struct lb_level *l, uint32_t cap, void *p);

@@ -3,7 +3,7 @@
  */
 #include "quality.h"
 
-bool lb_quality_assert_cl_align(struct labyrinth_zone *z, const void *p, unsigned order,
+bool lb_quality_assert_cl_align(struct lb_zone *z, const void *p, unsigned order,
                                 const void *caller)
 {
     if (LB_LIKELY(((uintptr_t)p & (LB_CACHELINE - 1)) == 0))
@@ -24,7 +24,7 @@ bool lb_quality_assert_cl_align(struct labyrinth_zone *z, const void *p, unsigne
     return false;
 }
 
-void lb_quality_apply(struct labyrinth_zone *z, void *p, unsigned order, unsigned q,
+void lb_quality_apply(struct lb_zone *z, void *p, unsigned order, unsigned q,
                       const void *caller, const struct labyrinth_site *site, uint32_t tag)
 {
     size_t bytes = z->page_size << order;
@@ -41,12 +41,12 @@ void lb_quality_apply(struct labyrinth_zone *z, void *p, unsigned order, unsigne
     }
 }
 
-void lb_verify_poison(struct labyrinth_zone *z, void *p, unsigned order)
+void lb_verify_poison(struct lb_zone *z, void *p, unsigned order)
 {
     memset(p, z->poison, z->page_size << order);
 }
 
-bool lb_verify_check(struct labyrinth_zone *z, void *p, unsigned order, const void *caller)
+bool lb_verify_check(struct lb_zone *z, void *p, unsigned order, const void *caller)
 {
     size_t bytes = z->page_size << order;
     const uint64_t pat = 0x0101010101010101ull * z->poison;

@@ -5,7 +5,12 @@
 #include "zone.h"
 
 /* Live zones, for handle validation (normal context, under the mutex). */
-static struct labyrinth_zone *lb_zone_list[LB_MAX_ZONES];
+/* The handle table (zone.h): never unmapped, so any pointer can be checked
+ * against it.  Slots are taken and freed under the registry mutex; readers
+ * (lb_zone_get) take no lock. */
+static struct labyrinth_zone lb_handles[LB_HANDLES];
+static unsigned lb_handle_next; /* round robin: the slot to try first  */
+static unsigned lb_live_zones;
 
 static lb_os_mutex lb_registry_mutex = LB_OS_MUTEX_INITIALIZER(lb_registry_mutex);
 
@@ -110,16 +115,44 @@ uint64_t lb_zone_owner_of(uintptr_t a)
     return 0;
 }
 
-int lb_registry_add(struct labyrinth_zone *z)
+struct lb_zone *lb_zone_get(const struct labyrinth_zone *h)
+{
+    uintptr_t off = (uintptr_t)h - (uintptr_t)lb_handles;
+    if (off >= sizeof lb_handles || off % sizeof *h)
+        return NULL; /* not a slot: never dereferenced */
+    /* Acquire: pairs with the release store in lb_registry_add, so the
+     * zone's fields are visible to whoever finds it here. */
+    return (struct lb_zone *)lb_load_acq_ptr(&lb_handles[off / sizeof *h].zone);
+}
+
+int lb_registry_add(struct lb_zone *z)
 {
     int rc = -ENOSPC;
     lb_os_mutex_lock(&lb_registry_mutex);
-    for (unsigned i = 0; i < LB_MAX_ZONES; i++) {
-        if (!lb_zone_list[i]) {
-            lb_zone_list[i] = z;
-            rc = 0;
-            break;
-        }
+    for (unsigned n = 0; n < LB_HANDLES && lb_live_zones < LB_MAX_ZONES; n++) {
+        unsigned i = (lb_handle_next + n) % LB_HANDLES;
+        struct labyrinth_zone *h = &lb_handles[i];
+        if (lb_load_rlx_ptr(&h->zone) || lb_load_rlx_u64(&h->live_serial))
+            continue;
+        h->serial = z->serial;
+        h->r0_lo = z->r0_lo;
+        h->r0_bytes = z->r0_bytes;
+        h->r0_desc = z->r0_desc;
+        h->fast_gfp = z->fast_gfp;
+        h->mag_size = z->mag_size;
+        h->page_shift = z->page_shift;
+        h->free_slow = z->free_slow;
+        h->page_mask = z->page_mask;
+        h->r0_first = z->r0_first;
+        z->handle = h;
+        lb_store_rlx_u64(&h->live_serial, z->serial);
+        /* Release: the handle's hot line and the zone are complete before
+         * the handle validates (pairs with lb_zone_get's acquire). */
+        lb_store_rel_ptr(&h->zone, z);
+        lb_handle_next = (i + 1) % LB_HANDLES;
+        lb_live_zones++;
+        rc = 0;
+        break;
     }
     if (!rc) {
         struct lb_region *r0 = z->map.r0;
@@ -129,12 +162,31 @@ int lb_registry_add(struct labyrinth_zone *z)
     return rc;
 }
 
-void lb_registry_remove(struct labyrinth_zone *z)
+void lb_registry_kill_handle(struct lb_zone *z)
+{
+    struct labyrinth_zone *h = z->handle;
+    if (!h)
+        return;
+    /* Every fast path misses from now on (a serial no thread's current
+     * zone has, no region 0, no fast mode), and the slow paths' lb_zone_get
+     * says NULL.  Plain stores: a call racing the destruction of its zone
+     * breaks the contract (include/labyrinth.h); this only makes later
+     * calls safe. */
+    h->serial = LB_SERIAL_DEAD;
+    h->r0_bytes = 0;
+    h->fast_gfp = 0;
+    lb_store_rel_ptr(&h->zone, NULL);
+}
+
+void lb_registry_remove(struct lb_zone *z)
 {
     lb_os_mutex_lock(&lb_registry_mutex);
-    for (unsigned i = 0; i < LB_MAX_ZONES; i++)
-        if (lb_zone_list[i] == z)
-            lb_zone_list[i] = NULL;
+    struct labyrinth_zone *h = z->handle;
+    if (h && lb_load_rlx_u64(&h->live_serial) == z->serial) {
+        lb_registry_kill_handle(z);
+        lb_store_rlx_u64(&h->live_serial, 0); /* the slot is free again */
+        lb_live_zones--;
+    }
     lb_range_remove_serial(z->serial);
     lb_os_mutex_unlock(&lb_registry_mutex);
 }

@@ -19,12 +19,8 @@ void lb_level_flush_one(struct lb_cache *c, struct lb_level *l, unsigned k)
     uint32_t n = lb_load_rlx_u32(&m->count);
     /* These pages leave our outbox: forget them (a later free of one of
      * them, once its owner has handed it out again, is legitimate). */
-    for (uint32_t i = 0; i < n; i++) {
-        uint32_t page_id = (uint32_t)((uintptr_t)m->slot[i] >> 32);
-        lb_atomic_u32 *r = &l->recent[lb_recent_slot(page_id)];
-        if (lb_load_rlx_u32(r) == page_id + 1)
-            lb_store_rlx_u32(r, 0);
-    }
+    for (unsigned i = 0; i < LB_BLOOM_WORDS; i++)
+        l->out_bloom[k][i] = 0;
     lb_store_rlx_ptr(&l->out_mag[k], NULL);
     lb_add_rlx_u64(&dst->inbox_pages, n); /* a statistic: before the push, so it never underflows */
     lb_magstack_push(c, &dst->inbox, m);     /* release: the entries reach the owner's acquire */
@@ -214,7 +210,7 @@ uint64_t lb_cache_reap(struct lb_cache *c)
     return pages;
 }
 
-int lb_zone_free_remote(struct labyrinth_zone *z, void *p, struct lb_region *r, uint32_t idx,
+int lb_zone_free_remote(struct lb_zone *z, void *p, struct lb_region *r, uint32_t idx,
                         uint64_t w, uint32_t d)
 {
     struct lb_cache *c = &z->cache;
@@ -252,7 +248,7 @@ int lb_zone_free_remote(struct labyrinth_zone *z, void *p, struct lb_region *r, 
     return 0;
 }
 
-void lb_zone_settle(struct labyrinth_zone *z)
+void lb_zone_settle(struct lb_zone *z)
 {
     struct lb_cache *c = &z->cache;
     for (uint32_t t = 0; t < c->ntcaches; t++)

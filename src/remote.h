@@ -49,13 +49,14 @@ int lb_level_remote_free(struct lb_cache *c, struct lb_level *l, void *p, uint32
 /* Push outbox slot k of l to its owner's inbox. */
 void lb_level_flush_one(struct lb_cache *c, struct lb_level *l, unsigned k);
 /* Whether outbox magazine m holds the entry {page_id, gen} (cold: called when
- * recent[] says the page may be in an outbox of ours). */
+ * the slot's filter says the page may be in it). */
 bool lb_level_out_holds(const struct lb_mag *m, uint32_t page_id, uint32_t gen);
 /* Append {page_id, gen} to outbox magazine m (slot k) of l, known to be for
  * the page's owner: the inlined part of a remote free.  false: the page is
  * already in our outbox (a double free); nothing appended.
  *
- * recent[] only says the page was queued here; it is a double free only if
+ * The slot's filter only says the page may be queued here (it has no
+ * false negatives: a page in m always hits); it is a double free only if
  * m holds the page's current generation.  An older entry means another
  * context's free of the page reached the owner first, the owner handed the
  * page out again and this is a new, legitimate free (the older entry is
@@ -63,13 +64,16 @@ bool lb_level_out_holds(const struct lb_mag *m, uint32_t page_id, uint32_t gen);
 static inline bool lb_level_out_append(struct lb_cache *c, struct lb_level *l, unsigned k, struct lb_mag *m,
                                        uint32_t page_id, uint32_t gen)
 {
-    lb_atomic_u32 *rec = &l->recent[lb_recent_slot(page_id)];
-    if (LB_UNLIKELY(lb_load_rlx_u32(rec) == page_id + 1) && lb_level_out_holds(m, page_id, gen))
+    uint64_t *bloom = l->out_bloom[k];
+    unsigned h1 = lb_bloom_h1(page_id), h2 = lb_bloom_h2(page_id);
+    uint64_t b1 = 1ull << (h1 & 63), b2 = 1ull << (h2 & 63);
+    if (LB_UNLIKELY((bloom[h1 >> 6] & b1) && (bloom[h2 >> 6] & b2)) && lb_level_out_holds(m, page_id, gen))
         return false;
     uint32_t n = lb_load_rlx_u32(&m->count);
     m->slot[n] = (void *)lb_entry(page_id, gen);
     lb_store_rlx_u32(&m->count, n + 1);
-    lb_store_rlx_u32(rec, page_id + 1);
+    bloom[h1 >> 6] |= b1;
+    bloom[h2 >> 6] |= b2;
     lb_bump_1w_u64(&l->remote_frees, 1);
     if (LB_UNLIKELY(n + 1 == c->mag_size))
         lb_level_flush_one(c, l, k);
@@ -103,7 +107,7 @@ struct lb_mag *lb_cache_adopt(struct lb_cache *c, uint64_t *pages);
  * path?  Not while the zone is short of pages (kicked): then the general
  * path applies the flush policy of lb_zone_free_remote.  Relaxed: a hint
  * (lb_zone_kick's relaxed store); a stale value costs one slow free. */
-static inline bool lb_remote_fast_ok(const struct labyrinth_zone *z)
+static inline bool lb_remote_fast_ok(const struct lb_zone *z)
 {
     return !lb_load_rlx_u32(&z->kick);
 }
@@ -111,10 +115,10 @@ static inline bool lb_remote_fast_ok(const struct labyrinth_zone *z)
 /* An order-0 page owned by another level (descriptor w, still ALLOC):
  * queue it for its owner, flushing as the policy says.  Returns 0, or the
  * refusal's negative errno. */
-int lb_zone_free_remote(struct labyrinth_zone *z, void *p, struct lb_region *r, uint32_t idx,
+int lb_zone_free_remote(struct lb_zone *z, void *p, struct lb_region *r, uint32_t idx,
                         uint64_t w, uint32_t d);
 /* Quiescent zone: flush every outbox, take every inbox (pages to the
  * buddy).  Normal context. */
-void lb_zone_settle(struct labyrinth_zone *z);
+void lb_zone_settle(struct lb_zone *z);
 
 #endif /* LB_REMOTE_H */

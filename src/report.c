@@ -95,7 +95,7 @@ void lb_report_no_zone(const char *what, const void *addr, const void *caller)
     lb_report_default(&rep, NULL);
 }
 
-int lb_refuse(struct labyrinth_zone *z, enum labyrinth_report_kind kind, const char *what,
+int lb_refuse(struct lb_zone *z, enum labyrinth_report_kind kind, const char *what,
                      const void *addr, unsigned order, int err, const void *caller)
 {
     char b[256];
@@ -160,7 +160,7 @@ void lb_fmt_dec(struct lb_fmt *f, uint64_t v)
 
 void lb_report_default(const struct labyrinth_report *rep, void *arg)
 {
-    struct labyrinth_zone *z = arg;
+    struct lb_zone *z = arg;
     if (z) {
         /* Misuse and leak lines have caps of their own. */
         bool leak = rep->kind == LABYRINTH_REPORT_LEAK;
@@ -205,23 +205,44 @@ void lb_report_default(const struct labyrinth_report *rep, void *arg)
     lb_os_write_err(b, f.len);
 }
 
-void lb_zone_report(struct labyrinth_zone *z, const struct labyrinth_report *rep)
+void lb_zone_report(struct lb_zone *z, const struct labyrinth_report *rep)
 {
     bool misuse = rep->kind != LABYRINTH_REPORT_NOTICE && rep->kind != LABYRINTH_REPORT_LEAK;
     if (misuse)
         lb_add_rlx_u64(&z->misuse, 1);
     /* Acquire: pairs with the release in labyrinth_zone_set_report_handler
      * so the handler's argument is seen with the handler. */
-    labyrinth_report_fn *fn = lb_load_acq_ptr(&z->report_fn);
+    labyrinth_report_fn *fn = NULL;
+    void *arg = NULL;
+    /* Bounded: a report from a signal handler that interrupted a handler
+     * change on the same thread would wait for ever; after a few tries it
+     * goes to the default handler instead. */
+    for (unsigned tries = 0; tries < 64; tries++) {
+        /* Acquire: pairs with the writer's final release of the sequence. */
+        uint32_t s1 = lb_load_acq_u32(&z->report_seq);
+        if (s1 & 1) {
+            lb_cpu_relax();
+            continue;
+        }
+        /* Acquire loads: the second read of the sequence cannot move
+         * before them (pairs with the writer's release stores). */
+        labyrinth_report_fn *f = lb_load_acq_ptr(&z->report_fn);
+        void *a = lb_load_acq_ptr(&z->report_arg);
+        if (lb_load_rlx_u32(&z->report_seq) == s1) {
+            fn = f;
+            arg = a;
+            break;
+        }
+    }
     if (fn)
-        fn(rep, lb_load_rlx_ptr(&z->report_arg));
+        fn(rep, arg);
     else
         lb_report_default(rep, z);
     if (misuse && (z->flags & LABYRINTH_ZONE_STRICT))
         lb_os_abort();
 }
 
-void lb_zone_notice(struct labyrinth_zone *z, const char *msg)
+void lb_zone_notice(struct lb_zone *z, const char *msg)
 {
     struct labyrinth_report rep = {0};
     rep.kind = LABYRINTH_REPORT_NOTICE;
@@ -235,7 +256,7 @@ void lb_zone_notice(struct labyrinth_zone *z, const char *msg)
  * twice (the other free got there first), or not by this generation. */
 void lb_zone_bad_entry(void *ctx, void *page, uint64_t w)
 {
-    struct labyrinth_zone *z = ctx;
+    struct lb_zone *z = ctx;
     char b[200];
     struct lb_fmt f = {b, 0, sizeof b};
     lb_fmt_str(&f, "free_pages(");

@@ -25,7 +25,7 @@ void lb_fmt_dec(struct lb_fmt *f, uint64_t v);
 /* The one constructor: a report of kind in zone z (NULL: no zone) with
  * its message; the caller sets the other fields it knows. */
 static inline struct labyrinth_report lb_report_make(enum labyrinth_report_kind kind,
-                                                     const struct labyrinth_zone *z, int err,
+                                                     const struct lb_zone *z, int err,
                                                      const char *message)
 {
     struct labyrinth_report rep;
@@ -39,16 +39,16 @@ static inline struct labyrinth_report lb_report_make(enum labyrinth_report_kind 
 
 /* Hand a report to the zone's handler; counts misuse kinds and aborts
  * after the report in STRICT zones. */
-void lb_zone_report(struct labyrinth_zone *z, const struct labyrinth_report *rep);
+void lb_zone_report(struct lb_zone *z, const struct labyrinth_report *rep);
 /* The default handler: one line on stderr (async-signal-safe). */
 void lb_report_default(const struct labyrinth_report *rep, void *arg);
 /* A NOTICE with message msg. */
-void lb_zone_notice(struct labyrinth_zone *z, const char *msg);
+void lb_zone_notice(struct lb_zone *z, const char *msg);
 /* A call refused before any zone could hear of it (NULL or dead zone):
  * reported by the default handler. */
 void lb_report_no_zone(const char *what, const void *addr, const void *caller);
 /* Report a refused free or register of addr (order) with err; returns err. */
-int lb_refuse(struct labyrinth_zone *z, enum labyrinth_report_kind kind, const char *what,
+int lb_refuse(struct lb_zone *z, enum labyrinth_report_kind kind, const char *what,
               const void *addr, unsigned order, int err, const void *caller);
 /* A queued free found invalid by the page's owner (lb_cache.bad_entry). */
 void lb_zone_bad_entry(void *ctx, void *page, uint64_t w);

@@ -47,7 +47,7 @@ void lb_cache_counts(const struct lb_cache *c, struct lb_cache_counts *out)
     out->threads = lb_load_rlx_u32(&c->threads);
 }
 
-void lb_zone_stats(struct labyrinth_zone *z, struct labyrinth_zone_stats *o)
+void lb_zone_stats(struct lb_zone *z, struct labyrinth_zone_stats *o)
 {
     struct lb_cache *c = &z->cache;
     struct lb_cache_counts cc;

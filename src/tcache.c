@@ -156,7 +156,14 @@ struct lb_tcache *lb_cache_claim(struct lb_cache *c)
         e->tc = tc;
         lb_signal_fence(); /* tc is in place before the serial says so */
         e->serial = c->serial;
-        lb_ctx()->cur_lvl = tc->lvl; /* claims run at depth 0: see lb_tls_level_cur */
+        /* The current-zone entry changes in three steps, each ordered
+         * against a handler by a compiler fence: no zone, then the level,
+         * then the zone.  A handler in between never pairs the previous
+         * zone's serial with this cache's levels (KB10).  Claims run at
+         * depth 0: see lb_tls_level_cur. */
+        lb_ctx()->cur_serial = 0;
+        lb_signal_fence();
+        lb_ctx()->cur_lvl = tc->lvl;
         lb_signal_fence();
         lb_ctx()->cur_serial = c->serial;
         if (!lb_ctx()->armed) {

@@ -6,9 +6,9 @@
  */
 #include "quality.h"
 
-static int lb_register(struct labyrinth_zone *z, void *page, uint32_t tag, const void *caller)
+static int lb_register(struct lb_zone *z, void *page, uint32_t tag, const void *caller)
 {
-    if (!lb_zone_ok(z)) {
+    if (!z) {
         lb_report_no_zone("register_page", page, caller);
         return -EBADF;
     }
@@ -40,21 +40,24 @@ static int lb_register(struct labyrinth_zone *z, void *page, uint32_t tag, const
     }
 }
 
-int labyrinth_register_page(struct labyrinth_zone *z, void *page)
+int labyrinth_register_page(struct labyrinth_zone *h, void *page)
 {
+    struct lb_zone *z = lb_zone_get(h);
     return lb_register(z, page, 0, __builtin_return_address(0));
 }
 LB_EXPORT(labyrinth_register_page);
 
-int labyrinth_register_page_tag(struct labyrinth_zone *z, void *page, uint32_t tag)
+int labyrinth_register_page_tag(struct labyrinth_zone *h, void *page, uint32_t tag)
 {
+    struct lb_zone *z = lb_zone_get(h);
     return lb_register(z, page, tag, __builtin_return_address(0));
 }
 LB_EXPORT(labyrinth_register_page_tag);
 
-int labyrinth_page_info(struct labyrinth_zone *z, const void *addr, struct labyrinth_page_info *out)
+int labyrinth_page_info(struct labyrinth_zone *h, const void *addr, struct labyrinth_page_info *out)
 {
-    if (!lb_zone_ok(z))
+    struct lb_zone *z = lb_zone_get(h);
+    if (!z)
         return -EBADF;
     if (!out)
         return -EINVAL;
@@ -69,11 +72,8 @@ int labyrinth_page_info(struct labyrinth_zone *z, const void *addr, struct labyr
 }
 LB_EXPORT(labyrinth_page_info);
 
-long labyrinth_zone_for_each_in_use(struct labyrinth_zone *z,
-                                    int (*fn)(const struct labyrinth_page_info *info, void *arg), void *arg)
+long lb_zone_for_each_in_use(struct lb_zone *z, int (*fn)(const struct labyrinth_page_info *info, void *arg), void *arg)
 {
-    if (!lb_zone_ok(z))
-        return -EBADF;
     unsigned n = lb_regmap_count(&z->map);
     /* Pages freed by one thread and still queued back to the thread that
      * allocated them are not in use: mark them first. */
@@ -102,6 +102,15 @@ long labyrinth_zone_for_each_in_use(struct labyrinth_zone *z,
 out:
     lb_zone_marks_unmap(n, mark);
     return visited;
+}
+
+long labyrinth_zone_for_each_in_use(struct labyrinth_zone *h,
+                                    int (*fn)(const struct labyrinth_page_info *info, void *arg), void *arg)
+{
+    struct lb_zone *z = lb_zone_get(h);
+    if (!z)
+        return -EBADF;
+    return lb_zone_for_each_in_use(z, fn, arg);
 }
 LB_EXPORT(labyrinth_zone_for_each_in_use);
 
@@ -140,7 +149,7 @@ static inline uintptr_t lb_track_addr(uint64_t who)
 #endif
 }
 
-void lb_track_write(struct labyrinth_zone *z, struct lb_region *r, uint32_t idx, const void *caller,
+void lb_track_write(struct lb_zone *z, struct lb_region *r, uint32_t idx, const void *caller,
                     const struct labyrinth_site *site, uint32_t tag)
 {
     struct lb_track_rec *t = &r->track[idx];
@@ -155,7 +164,7 @@ void lb_track_write(struct labyrinth_zone *z, struct lb_region *r, uint32_t idx,
     lb_store_rlx_u64(&t->when, when);
 }
 
-void lb_track_read(struct labyrinth_zone *z, const struct lb_region *r, uint32_t idx,
+void lb_track_read(struct lb_zone *z, const struct lb_region *r, uint32_t idx,
                    struct labyrinth_page_info *out)
 {
     if (!r->track)
@@ -174,7 +183,7 @@ void lb_track_read(struct labyrinth_zone *z, const struct lb_region *r, uint32_t
         out->alloc_ns = ((when & LB_TRACK_TIME_MASK) << LB_TRACK_UNIT_SHIFT) * 1000u / z->cycles_per_us;
 }
 
-void lb_page_info_fill(struct labyrinth_zone *z, struct lb_region *r, uint32_t idx,
+void lb_page_info_fill(struct lb_zone *z, struct lb_region *r, uint32_t idx,
                        struct labyrinth_page_info *out)
 {
     memset(out, 0, sizeof *out);

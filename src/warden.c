@@ -6,14 +6,14 @@
 #include "remote.h"
 
 
-void lb_zone_kick(struct labyrinth_zone *z)
+void lb_zone_kick(struct lb_zone *z)
 {
     /* Relaxed: a hint the warden reads at its next tick; no system call. */
     if (!lb_load_rlx_u32(&z->kick))
         lb_store_rlx_u32(&z->kick, 1);
 }
 
-static void lb_zone_wake_warden(struct labyrinth_zone *z)
+static void lb_zone_wake_warden(struct lb_zone *z)
 {
     if (!z->warden_running)
         return;
@@ -22,7 +22,7 @@ static void lb_zone_wake_warden(struct labyrinth_zone *z)
 }
 
 /* KERNEL: wait for pages until deadline; false when it has passed. */
-bool lb_zone_wait(struct labyrinth_zone *z, uint64_t deadline)
+bool lb_zone_wait(struct lb_zone *z, uint64_t deadline)
 {
     uint64_t now = lb_os_clock_ns();
     if (deadline && now >= deadline)
@@ -43,7 +43,7 @@ bool lb_zone_wait(struct labyrinth_zone *z, uint64_t deadline)
 
 /* Give every full magazine of the depot back to the buddy (normal
  * context).  Returns pages given. */
-uint64_t lb_zone_drain_depot(struct labyrinth_zone *z)
+uint64_t lb_zone_drain_depot(struct lb_zone *z)
 {
     struct lb_cache *c = &z->cache;
     uint64_t pages = 0;
@@ -58,9 +58,9 @@ uint64_t lb_zone_drain_depot(struct labyrinth_zone *z)
     return pages;
 }
 
-static uint64_t lb_zone_rebalance_locked(struct labyrinth_zone *z);
+static uint64_t lb_zone_rebalance_locked(struct lb_zone *z);
 
-uint64_t lb_zone_rebalance(struct labyrinth_zone *z)
+uint64_t lb_zone_rebalance(struct lb_zone *z)
 {
     lb_os_mutex_lock(&z->rebalance_mutex);
     uint64_t moved = lb_cache_reap(&z->cache) + lb_zone_rebalance_locked(z);
@@ -68,7 +68,7 @@ uint64_t lb_zone_rebalance(struct labyrinth_zone *z)
     return moved;
 }
 
-static uint64_t lb_zone_rebalance_locked(struct labyrinth_zone *z)
+static uint64_t lb_zone_rebalance_locked(struct lb_zone *z)
 {
     struct lb_cache *c = &z->cache;
     uint64_t moved = 0;
@@ -135,7 +135,7 @@ static uint64_t lb_zone_rebalance_locked(struct labyrinth_zone *z)
 
 void *lb_warden_main(void *arg)
 {
-    struct labyrinth_zone *z = arg;
+    struct lb_zone *z = arg;
     const uint64_t min_ns = 100000, max_ns = (uint64_t)z->warden_interval_us * 1000u;
     uint64_t interval = min_ns;
     for (;;) {

@@ -59,11 +59,11 @@ static int lb_plan_make(const struct labyrinth_zone_config *cfg, size_t pages, s
 
 static size_t lb_zone_fixed_meta(const struct lb_plan *p)
 {
-    return lb_align_up(sizeof(struct labyrinth_zone), LB_CACHELINE) +
+    return lb_align_up(sizeof(struct lb_zone), LB_CACHELINE) +
            lb_cache_meta_bytes(p->mag_size, p->nmags, p->ntcaches, p->quarantine);
 }
 
-static void lb_zone_fill_common(struct labyrinth_zone *z, const struct labyrinth_zone_config *cfg,
+static void lb_zone_fill_common(struct lb_zone *z, const struct labyrinth_zone_config *cfg,
                                 const struct lb_plan *p)
 {
     z->magic = LB_ZONE_MAGIC;
@@ -94,7 +94,7 @@ static void lb_zone_fill_common(struct labyrinth_zone *z, const struct labyrinth
     lb_buddy_init(&z->buddy, p->max_order);
 }
 
-int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct labyrinth_zone **out)
+int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct lb_zone **out)
 {
     static const struct labyrinth_zone_config zero_cfg;
     const struct labyrinth_zone_config *cfg = cfg_in ? cfg_in : &zero_cfg;
@@ -106,7 +106,7 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct labyrinth_
     if ((cfg->flags & LABYRINTH_ZONE_NO_TRACKING) && (cfg->quality & LABYRINTH_QUALITY_TRACK))
         return -EINVAL;
     size_t pg = lb_os_page_size();
-    struct labyrinth_zone *z;
+    struct lb_zone *z;
     void *meta;
 
     if (cfg->memory) {
@@ -148,7 +148,7 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct labyrinth_
         c2.max_pages = 0;
         if ((rc = lb_plan_make(&c2, n, &plan)))
             return rc;
-        z = (struct labyrinth_zone *)start;
+        z = (struct lb_zone *)start;
         memset(z, 0, lb_zone_fixed_meta(&plan));
         lb_zone_fill_common(z, cfg, &plan);
         z->caller_memory = true;
@@ -257,8 +257,10 @@ fail:
     return rc;
 }
 
-void lb_zone_destroy(struct labyrinth_zone *z)
+void lb_zone_destroy(struct lb_zone *z)
 {
+    /* First the handle: from here every call on it is refused (EBADF). */
+    lb_registry_kill_handle(z);
     lb_os_zone_event(z, z->name, false);
     if (z->warden_running) {
         lb_store_rlx_u32(&z->warden_stop, 1);
@@ -269,9 +271,8 @@ void lb_zone_destroy(struct labyrinth_zone *z)
     }
     lb_registry_remove(z);
     lb_cache_tls_unregister(&z->cache);
-    /* A zone over caller memory stays readable: make every fast path miss
-     * (threads may still name it as their current zone) so that calls on
-     * the dead handle reach the checks that refuse them with EBADF. */
+    /* The handle is dead already (lb_registry_kill_handle); the zone
+     * itself may stay readable (caller memory): mark it dead too. */
     z->magic = 0;
     z->fast_gfp = 0;
     z->r0_bytes = 0;
@@ -290,7 +291,7 @@ void lb_zone_destroy(struct labyrinth_zone *z)
     lb_os_unmap(&mm);
 }
 
-int lb_zone_locate(struct labyrinth_zone *z, const void *addr, struct lb_region **rp, uint32_t *idxp)
+int lb_zone_locate(struct lb_zone *z, const void *addr, struct lb_region **rp, uint32_t *idxp)
 {
     uintptr_t a = (uintptr_t)addr;
     struct lb_region *r = lb_regmap_lookup(&z->map, a);
@@ -305,7 +306,7 @@ int lb_zone_locate(struct labyrinth_zone *z, const void *addr, struct lb_region 
     return 0;
 }
 
-lb_atomic_u64 *lb_zone_desc_slow(struct labyrinth_zone *z, const void *p)
+lb_atomic_u64 *lb_zone_desc_slow(struct lb_zone *z, const void *p)
 {
     struct lb_region *r = lb_regmap_lookup(&z->map, (uintptr_t)p);
     LB_CHECK(r != NULL); /* a page from a magazine is always in a region */

@@ -35,8 +35,36 @@ static inline bool lb_gfp_valid(unsigned gfp)
 static inline bool lb_gfp_may_sleep(unsigned gfp) { return gfp & LABYRINTH_GFP_BIT_SLEEP; }
 static inline unsigned lb_gfp_slot(unsigned gfp) { return gfp & (LB_MODE_SLOTS - 1); }
 
+/* The public handle, struct labyrinth_zone: a slot of a process-wide table
+ * that is never unmapped (registry.c), so that a call on a destroyed zone,
+ * or on a pointer that was never a zone, is refused with EBADF without
+ * touching freed memory (KB9).  Its first line is what the order-0 fast
+ * paths read, copied from the zone at creation (immutable while it lives);
+ * destruction makes every fast path miss (serial, fast_gfp, r0_bytes)
+ * before anything of the zone goes.  A freed slot is taken again only after
+ * every other free slot (round robin): a dead handle is recognised until
+ * LB_HANDLES - (live zones) further zones have been created. */
+#define LB_HANDLES (2u * LB_MAX_ZONES)
 struct labyrinth_zone {
-    /* Hot: everything the order-0 fast paths read, in one cache line. */
+    uint64_t      serial;       /* the zone's; LB_SERIAL_DEAD once destroyed */
+    uintptr_t     r0_lo;
+    size_t        r0_bytes;     /* 0 once destroyed                         */
+    lb_atomic_u64 *r0_desc;
+    uint32_t      fast_gfp;     /* 0 once destroyed                         */
+    uint32_t      mag_size;
+    unsigned      page_shift;
+    bool          free_slow;
+    uintptr_t     page_mask;
+    uint32_t      r0_first;
+    /* Second line: validation. */
+    lb_atomic_ptr zone LB_ALIGNED_CL; /* struct lb_zone *, NULL when free or dead */
+    lb_atomic_u64 live_serial;  /* the zone's serial while it lives, else 0 */
+} LB_ALIGNED_CL;
+#define LB_SERIAL_DEAD UINT64_MAX
+
+struct lb_zone {
+    /* Hot: everything the order-0 fast paths read, in one cache line (the
+     * same fields as the handle's first line). */
     uint64_t      serial;       /* unique per process; = cache.serial      */
     uintptr_t     r0_lo;        /* region 0's usable pages ...              */
     size_t        r0_bytes;
@@ -51,6 +79,7 @@ struct labyrinth_zone {
                                    global page id: region 0's ids are bare) */
 
     uint64_t      magic;
+    struct labyrinth_zone *handle; /* this zone's slot of the handle table */
     char          name[48];
     unsigned      flags, quality, max_order;
     size_t        page_size;
@@ -89,6 +118,10 @@ struct labyrinth_zone {
     lb_atomic_u64 shrink_events;
 
     /* Reports. */
+    /* The handler and its argument, a pair: written under report_seq, a
+     * seqlock (odd while a change is under way), so a report never pairs
+     * one handler with the other's argument (KB11). */
+    lb_atomic_u32 report_seq;
     lb_atomic_ptr report_fn;
     lb_atomic_ptr report_arg;
     lb_atomic_u32 reports_printed;
@@ -97,76 +130,80 @@ struct labyrinth_zone {
 
 /* Create / destroy (normal context).  Create returns 0 and *out, or a
  * negative errno. */
-int lb_zone_create(const struct labyrinth_zone_config *cfg, struct labyrinth_zone **out);
-void lb_zone_destroy(struct labyrinth_zone *z);
+int lb_zone_create(const struct labyrinth_zone_config *cfg, struct lb_zone **out);
+void lb_zone_destroy(struct lb_zone *z);
 /* Which live zone holds address a, by serial (0 = none).  Any context. */
 uint64_t lb_zone_owner_of(uintptr_t a);
 
 /* Any order for the public API (depth d already entered): sets *err to a
  * negative errno on failure (ETIMEDOUT after a KERNEL wait, ENOMEM). */
-void *lb_zone_alloc_err(struct labyrinth_zone *z, unsigned gfp, unsigned order, unsigned dflags,
+void *lb_zone_alloc_err(struct lb_zone *z, unsigned gfp, unsigned order, unsigned dflags,
                         uint32_t d, int *err);
 /* A block of any order whose descriptor this call turned PENDING: give it
  * to the buddy, or to the pending stack if the lock is busy. */
-void lb_zone_free_block(struct labyrinth_zone *z, struct lb_region *r, uint32_t idx, unsigned order);
+void lb_zone_free_block(struct lb_zone *z, struct lb_region *r, uint32_t idx, unsigned order);
 
 /* The buddy lock as mode gfp may take it: waits (SLEEP) or tries a bounded
  * number of times (LB_TRYLOCK_TRIES).  Unlock drains a bounded batch of
  * the pending stack first. */
 #define LB_TRYLOCK_TRIES 16u /* bounded: ATOMIC and NOWAIT never wait longer */
-bool lb_zone_buddy_lock(struct labyrinth_zone *z, unsigned gfp);
-void lb_zone_buddy_unlock(struct labyrinth_zone *z);
+bool lb_zone_buddy_lock(struct lb_zone *z, unsigned gfp);
+void lb_zone_buddy_unlock(struct lb_zone *z);
 
 /* Supplies are low: a hint the warden reads at its next tick (any context,
  * no system call). */
-void lb_zone_kick(struct labyrinth_zone *z);
+void lb_zone_kick(struct lb_zone *z);
 /* KERNEL: wait for pages until deadline (0 = none); false when it has
  * passed.  Normal context. */
-bool lb_zone_wait(struct labyrinth_zone *z, uint64_t deadline);
+bool lb_zone_wait(struct lb_zone *z, uint64_t deadline);
 /* Give every full magazine of the depot back to the buddy (normal
  * context).  Returns pages given. */
-uint64_t lb_zone_drain_depot(struct labyrinth_zone *z);
+uint64_t lb_zone_drain_depot(struct lb_zone *z);
 /* The warden thread's body (warden.c). */
 void *lb_warden_main(void *arg);
 
 /* Growth (normal context): a region of up to want pages, as large as the
  * zone was created for lb_zone_grow.  Pages added, 0, or -errno. */
-long lb_zone_grow_by(struct labyrinth_zone *z, size_t want, bool event);
-long lb_zone_grow(struct labyrinth_zone *z);
+long lb_zone_grow_by(struct lb_zone *z, size_t want, bool event);
+long lb_zone_grow(struct lb_zone *z);
 /* Map region index of npages from the OS into r / unmap it (grow.c). */
-int lb_zone_region_os(struct labyrinth_zone *z, unsigned index, size_t npages, struct lb_region *r);
+int lb_zone_region_os(struct lb_zone *z, unsigned index, size_t npages, struct lb_region *r);
 void lb_zone_region_unmap(struct lb_region *r);
 
 /* The registry of live zones and their address ranges (registry.c; normal
  * context unless said).  add: 0 or -ENOSPC. */
-int lb_registry_add(struct labyrinth_zone *z);
-void lb_registry_remove(struct labyrinth_zone *z);
+int lb_registry_add(struct lb_zone *z);
+/* The first step of destruction: the handle stops working (every fast
+ * path misses, lb_zone_get says NULL); the slot is freed by
+ * lb_registry_remove. */
+void lb_registry_kill_handle(struct lb_zone *z);
+void lb_registry_remove(struct lb_zone *z);
 uint64_t lb_registry_next_serial(void);
 /* A region added to / released from a live zone. */
 void lb_registry_range_add(uintptr_t lo, uintptr_t hi, uint64_t serial);
 void lb_registry_range_remove(uintptr_t lo);
 
 /* Regions (normal context). */
-int lb_zone_region_info(struct labyrinth_zone *z, unsigned index, struct labyrinth_region_info *out);
-long lb_zone_shrink(struct labyrinth_zone *z);
+int lb_zone_region_info(struct lb_zone *z, unsigned index, struct labyrinth_region_info *out);
+long lb_zone_shrink(struct lb_zone *z);
 
 /* Check and for_each: one zeroed mark byte per page of each of the first
  * n regions, mark[i] for region i (normal context).  0 or -ENOMEM (then
  * nothing is left mapped). */
-int lb_zone_marks_map(struct labyrinth_zone *z, unsigned n, uint8_t **mark);
+int lb_zone_marks_map(struct lb_zone *z, unsigned n, uint8_t **mark);
 void lb_zone_marks_unmap(unsigned n, uint8_t **mark);
 
 /* Stats and check (normal context). */
-void lb_zone_stats(struct labyrinth_zone *z, struct labyrinth_zone_stats *out);
-long lb_zone_check(struct labyrinth_zone *z);
+void lb_zone_stats(struct lb_zone *z, struct labyrinth_zone_stats *out);
+long lb_zone_check(struct lb_zone *z);
 
 /* Move pages between buddy, reserve and depot to meet the watermarks
  * (normal context; what the warden runs).  Returns pages moved. */
-uint64_t lb_zone_rebalance(struct labyrinth_zone *z);
+uint64_t lb_zone_rebalance(struct lb_zone *z);
 
 /* Descriptor of a page handed out from a magazine (any region). */
-lb_atomic_u64 *lb_zone_desc_slow(struct labyrinth_zone *z, const void *p);
-static inline lb_atomic_u64 *lb_zone_desc(struct labyrinth_zone *z, const void *p)
+lb_atomic_u64 *lb_zone_desc_slow(struct lb_zone *z, const void *p);
+static inline lb_atomic_u64 *lb_zone_desc(struct lb_zone *z, const void *p)
 {
     uintptr_t off = (uintptr_t)p - z->r0_lo;
     if (LB_LIKELY(off < z->r0_bytes))
@@ -176,19 +213,31 @@ static inline lb_atomic_u64 *lb_zone_desc(struct labyrinth_zone *z, const void *
 
 /* Region and page index of address a in z: 0, or the negative errno of a
  * free (-EFAULT, -EXDEV, -EINVAL misaligned).  Any context. */
-int lb_zone_locate(struct labyrinth_zone *z, const void *addr, struct lb_region **rp, uint32_t *idxp);
+int lb_zone_locate(struct lb_zone *z, const void *addr, struct lb_region **rp, uint32_t *idxp);
 
 /* CAS attempts on a descriptor that keeps changing (a racing register)
  * before a free or register gives up with -EBUSY. */
 #define LB_DESC_CAS_TRIES 64u
 /* Why freeing (or registering) page idx of r (descriptor w) at the given
  * order is refused, or 0 (free.c). */
-int lb_refusal(struct labyrinth_zone *z, struct lb_region *r, uint32_t idx, uint64_t w, unsigned order);
+int lb_refusal(struct lb_zone *z, struct lb_region *r, uint32_t idx, uint64_t w, unsigned order);
 
-/* A handle the API may use: not NULL, and a zone's magic. */
-static inline bool lb_zone_ok(const struct labyrinth_zone *z)
+/* The live zone of handle h, or NULL: h not a slot of the handle table (a
+ * foreign or NULL pointer: never dereferenced), a free slot, or a
+ * destroyed zone's (registry.c).  Any context, no lock. */
+struct lb_zone *lb_zone_get(const struct labyrinth_zone *h);
+/* White-box tests and the fuzzer: the zone behind a live handle. */
+static inline struct lb_zone *lb_zone_of(const struct labyrinth_zone *h)
 {
-    return z && z->magic == LB_ZONE_MAGIC;
+    struct lb_zone *z = lb_zone_get(h);
+    LB_CHECK(z != NULL);
+    return z;
+}
+/* The zone of a handle the fast path has just used (its serial matched
+ * this thread's current zone, so it was live): no validation. */
+static inline struct lb_zone *lb_zone_of_live(const struct labyrinth_zone *h)
+{
+    return (struct lb_zone *)lb_load_acq_ptr(&h->zone);
 }
 
 #include "level.h"

@@ -487,7 +487,8 @@ static void step_release(void *arg)
  * and C's batch reaches A first, so A takes P back and hands it out again.
  * B's next free of P is legitimate and must succeed; B's first entry is the
  * double free, refused with one report when A takes B's batch.  (B used to
- * refuse the new free at once, -EALREADY, from its recent-free table: the
+ * refuse the new free at once, -EALREADY, from its recent-free table (now
+ * the outbox filters): the
  * page was lost to the model and a held block could not be freed.) */
 static void test_stale_outbox_entry(void)
 {

@@ -262,7 +262,7 @@ int main(void)
     REQUIRE(Z);
     labyrinth_zone_set_report_handler(Z, on_report, NULL);
     PG = labyrinth_page_size();
-    struct lb_region *r0 = Z->map.r0;
+    struct lb_region *r0 = lb_zone_of(Z)->map.r0;
     zlo = r0->lo;
     zhi = r0->lo + r0->bytes;
     owner = calloc((zhi - zlo) / PG, 1);

@@ -50,7 +50,7 @@ static struct labyrinth_zone *make_zone(unsigned pages, unsigned mag, unsigned t
 /* The descriptor of page p of z. */
 static lb_atomic_u64 *page_desc(struct labyrinth_zone *z, const void *p)
 {
-    struct lb_region *r = lb_regmap_lookup(&z->map, (uintptr_t)p);
+    struct lb_region *r = lb_regmap_lookup(&lb_zone_of(z)->map, (uintptr_t)p);
     REQUIRE(r != NULL);
     return &r->desc[((uintptr_t)p - r->base) >> z->page_shift];
 }
@@ -127,7 +127,7 @@ static void *depot_main(void *arg)
 {
     struct hammer_thread *t = arg;
     struct hammer *h = t->h;
-    struct lb_cache *c = &h->z->cache;
+    struct lb_cache *c = &lb_zone_of(h->z)->cache;
     uint64_t s = 0x2545f4914f6cdd1dull * (t->seed + 1);
     wait_start(h);
     for (int i = 0; i < h->cycles && !__atomic_load_n(&h->stop_early, __ATOMIC_RELAXED); i++) {
@@ -184,7 +184,7 @@ static void run_threads(struct hammer *h, void *(*fn)(void *), struct hammer_thr
 static void test_depot_aba(void)
 {
     struct labyrinth_zone *z = make_zone(4096, 8, 8);
-    struct lb_cache *c = &z->cache;
+    struct lb_cache *c = &lb_zone_of(z)->cache;
     uint8_t *before = calloc(c->nmags, 1), *after = calloc(c->nmags, 1);
     struct hammer h = {.z = z, .held = calloc(c->nmags, 1), .cycles = CYCLES};
     REQUIRE(before && after && h.held);
@@ -239,7 +239,7 @@ static void *reserve_main(void *arg)
     struct hammer_thread *t = arg;
     struct hammer *h = t->h;
     struct labyrinth_zone *z = h->z;
-    struct lb_cache *c = &z->cache;
+    struct lb_cache *c = &lb_zone_of(z)->cache;
     uint64_t s = 0x9e3779b97f4a7c15ull * (t->seed + 1);
     wait_start(h);
     for (int i = 0; i < h->cycles && !__atomic_load_n(&h->stop_early, __ATOMIC_RELAXED); i++) {
@@ -257,7 +257,7 @@ static void *reserve_main(void *arg)
             }
             t->pops++;
             k++;
-            struct lb_region *r = lb_regmap_lookup(&z->map, (uintptr_t)p);
+            struct lb_region *r = lb_regmap_lookup(&lb_zone_of(z)->map, (uintptr_t)p);
             uint32_t idx = (uint32_t)(((uintptr_t)p - r->base) >> z->page_shift);
             if (__atomic_exchange_n(&h->held[idx], 1, __ATOMIC_ACQ_REL)) {
                 t->doubles++;
@@ -270,7 +270,7 @@ static void *reserve_main(void *arg)
         bool rev = rng_next(&s) & 1;
         for (unsigned j = 0; j < k; j++) {
             void *p = got[rev ? k - 1 - j : j];
-            struct lb_region *r = lb_regmap_lookup(&z->map, (uintptr_t)p);
+            struct lb_region *r = lb_regmap_lookup(&lb_zone_of(z)->map, (uintptr_t)p);
             uint32_t idx = (uint32_t)(((uintptr_t)p - r->base) >> z->page_shift);
             __atomic_store_n(&h->held[idx], 0, __ATOMIC_RELEASE);
             lb_cache_reserve_put(c, r, idx);
@@ -283,8 +283,8 @@ static void *reserve_main(void *arg)
 static void test_reserve_aba(void)
 {
     struct labyrinth_zone *z = make_zone(4096, 8, 8);
-    struct lb_cache *c = &z->cache;
-    struct lb_region *r0 = lb_regmap_get(&z->map, 0);
+    struct lb_cache *c = &lb_zone_of(z)->cache;
+    struct lb_region *r0 = lb_regmap_get(&lb_zone_of(z)->map, 0);
     uint8_t *before = calloc(r0->span, 1), *after = calloc(r0->span, 1);
     struct hammer h = {.z = z, .held = calloc(r0->span, 1), .cycles = CYCLES};
     REQUIRE(before && after && h.held);
@@ -292,7 +292,7 @@ static void test_reserve_aba(void)
     long n0 = walk_pages(c, &c->reserve, LB_S_RESERVED, before, &bad_state);
     REQUIRE(n0 >= 3 * NTHREADS + 1);
     CHECK_EQ(bad_state, 0);
-    CHECK_EQ(n0, z->reserve_target);
+    CHECK_EQ(n0, lb_zone_of(z)->reserve_target);
     CHECK_EQ(lb_load_rlx_u64(&c->reserve.count), (uint64_t)n0);
     uint32_t tag0 = stack_tag(&c->reserve);
 
@@ -342,7 +342,7 @@ static void test_reserve_aba(void)
 static void test_mag_to_stack(void)
 {
     struct labyrinth_zone *z = make_zone(1024, 16, 4);
-    struct lb_cache *c = &z->cache;
+    struct lb_cache *c = &lb_zone_of(z)->cache;
     const struct { struct lb_stack *s; unsigned state; } cases[2] = {{&c->reserve, LB_S_RESERVED},
                                                                      {&c->pending, LB_S_PENDING}};
     for (int k = 0; k < 2; k++) {
@@ -371,7 +371,7 @@ static void test_mag_to_stack(void)
         CHECK_EQ((uint32_t)((head1 >> 32) - (head0 >> 32)), 1);
         CHECK_EQ(lb_load_rlx_u64(&c->pending_pages), pend0 + (k == 1 ? n : 0));
         /* The chain: slot order, each with the state, then the old top. */
-        struct lb_region *r0 = lb_regmap_get(&z->map, 0);
+        struct lb_region *r0 = lb_regmap_get(&lb_zone_of(z)->map, 0);
         uint32_t top = (uint32_t)head1;
         bad = 0;
         for (uint32_t i = 0; i < n; i++) {
@@ -435,7 +435,7 @@ static void *exiter_main(void *arg)
         e->errors += !(p[i] = labyrinth_alloc_pages(e->z, LABYRINTH_GFP_ATOMIC, 0, 0));
     for (unsigned i = 0; i < e->n; i++)
         e->errors += p[i] && labyrinth_free_pages(e->z, p[i], 0) != 0;
-    struct lb_cache *c = &e->z->cache;
+    struct lb_cache *c = &lb_zone_of(e->z)->cache;
     const struct lb_tls_zone *tz = &lb_tls.z[c->tls_slot & (LB_TLS_ZONES - 1)];
     e->tc = tz->serial == c->serial ? tz->tc : NULL;
     e->id = lb_cache_thread_id();
@@ -448,7 +448,7 @@ static void *exiter_main(void *arg)
 static void test_thread_exit(void)
 {
     struct labyrinth_zone *z = make_zone(1024, 8, 4);
-    struct lb_cache *c = &z->cache;
+    struct lb_cache *c = &lb_zone_of(z)->cache;
     CHECK_EQ(lb_load_rlx_u32(&c->threads), 0);
     struct exiter e = {.z = z, .n = 3 * 8 + 1};
     pthread_t th;
@@ -505,7 +505,7 @@ struct uncached {
 static void *uncached_main(void *arg)
 {
     struct uncached *u = arg;
-    u->claimed = lb_cache_claim(&u->z->cache);
+    u->claimed = lb_cache_claim(&lb_zone_of(u->z)->cache);
     u->page = labyrinth_alloc_pages(u->z, LABYRINTH_GFP_ATOMIC, 0, 0);
     u->freed = u->page ? labyrinth_free_pages(u->z, u->page, 0) : -1;
     return NULL;
@@ -514,7 +514,7 @@ static void *uncached_main(void *arg)
 static void test_claim_levels(void)
 {
     struct labyrinth_zone *z = make_zone(1024, 8, 1);
-    struct lb_cache *c = &z->cache;
+    struct lb_cache *c = &lb_zone_of(z)->cache;
     CHECK(lb_tls_level(c, 0) == NULL); /* nothing claimed yet */
     struct lb_tcache *tc = lb_cache_claim(c);
     REQUIRE(tc != NULL);
@@ -647,15 +647,15 @@ static void test_two_zones_exit(void)
     while (!__atomic_load_n(&t.parked, __ATOMIC_ACQUIRE))
         sched_yield();
     CHECK_EQ(t.errors, 0);
-    CHECK_EQ(lb_load_rlx_u32(&a->cache.threads), 1);
-    CHECK_EQ(lb_load_rlx_u32(&b->cache.threads), 1);
+    CHECK_EQ(lb_load_rlx_u32(&lb_zone_of(a)->cache.threads), 1);
+    CHECK_EQ(lb_load_rlx_u32(&lb_zone_of(b)->cache.threads), 1);
     __atomic_store_n(&t.go, 1, __ATOMIC_RELEASE);
     pthread_join(th, NULL);
     struct labyrinth_zone *zs[2] = {a, b};
     for (int i = 0; i < 2; i++) {
         struct labyrinth_zone_stats st;
         labyrinth_zone_stats(zs[i], &st);
-        CHECK_EQ(lb_load_rlx_u32(&zs[i]->cache.threads), 0);
+        CHECK_EQ(lb_load_rlx_u32(&lb_zone_of(zs[i])->cache.threads), 0);
         CHECK_EQ(st.in_use_pages, 0);
         CHECK_EQ(st.cached_pages, st.depot_pages); /* no thread holds any */
         CHECK_EQ(st.frees, i == 0 ? 2 : 1);
@@ -674,7 +674,7 @@ static void test_tls_slots(void)
     unsigned used = 0;
     for (unsigned i = 0; i < LB_TLS_ZONES; i++) {
         zs[i] = make_zone(64, 2, 2);
-        unsigned slot = zs[i]->cache.tls_slot;
+        unsigned slot = lb_zone_of(zs[i])->cache.tls_slot;
         CHECK(slot < LB_TLS_ZONES);
         if (slot < LB_TLS_ZONES) {
             CHECK(!(used & (1u << slot)));
@@ -682,7 +682,7 @@ static void test_tls_slots(void)
         }
     }
     struct labyrinth_zone *x = zs[LB_TLS_ZONES] = make_zone(64, 2, 2);
-    struct lb_cache *c = &x->cache;
+    struct lb_cache *c = &lb_zone_of(x)->cache;
     CHECK_EQ(c->tls_slot, LB_TLS_ZONES);
     CHECK(lb_cache_claim(c) == NULL);
     CHECK(lb_tls_level(c, 0) == NULL);
@@ -700,13 +700,13 @@ static void test_tls_slots(void)
     p = labyrinth_alloc_pages(zs[3], LABYRINTH_GFP_ATOMIC, 0, 0);
     REQUIRE(p != NULL);
     CHECK_EQ(labyrinth_free_pages(zs[3], p, 0), 0);
-    CHECK_EQ(lb_load_rlx_u32(&zs[3]->cache.threads), 1);
-    unsigned freed_slot = zs[3]->cache.tls_slot;
+    CHECK_EQ(lb_load_rlx_u32(&lb_zone_of(zs[3])->cache.threads), 1);
+    unsigned freed_slot = lb_zone_of(zs[3])->cache.tls_slot;
     uint64_t old_serial = zs[3]->serial;
     labyrinth_zone_destroy(zs[3]);
     CHECK_EQ(lb_tls.z[freed_slot & (LB_TLS_ZONES - 1)].serial, old_serial); /* stale, harmless */
     zs[3] = make_zone(64, 2, 2);
-    struct lb_cache *n = &zs[3]->cache;
+    struct lb_cache *n = &lb_zone_of(zs[3])->cache;
     CHECK_EQ(n->tls_slot, freed_slot);
     CHECK(zs[3]->serial != old_serial);
     CHECK(lb_tls_level(n, 0) == NULL); /* the old zone's cache is not this one's */
@@ -726,7 +726,7 @@ static void test_tls_slots(void)
 static void test_lifo(void)
 {
     struct labyrinth_zone *z = make_zone(4096, 8, 4);
-    struct lb_cache *c = &z->cache;
+    struct lb_cache *c = &lb_zone_of(z)->cache;
     const unsigned M = c->mag_size, n = 2 * M + 5;
     CHECK_EQ(M, 8);
     void *p[2 * LB_MAG_MAX + 5];
@@ -776,7 +776,7 @@ static void test_lifo(void)
     for (uint64_t i = 0; i < M; i++) {
         q = lb_cache_reserve_get(c, 0);
         REQUIRE(q != NULL);
-        struct lb_region *r = lb_regmap_lookup(&z->map, (uintptr_t)q);
+        struct lb_region *r = lb_regmap_lookup(&lb_zone_of(z)->map, (uintptr_t)q);
         /* Give it to the buddy, as an allocated page freed there would be. */
         lb_spin_lock(&c->buddy->lock);
         lb_buddy_give(c->buddy, r, (uint32_t)(((uintptr_t)q - r->base) >> z->page_shift), 0);

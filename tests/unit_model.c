@@ -185,7 +185,7 @@ static void run(uint64_t seed, unsigned steps)
     REQUIRE(Z);
     labyrinth_zone_set_report_handler(Z, on_report, NULL);
     PG = labyrinth_page_size();
-    lo = Z->map.r0->lo;
+    lo = lb_zone_of(Z)->map.r0->lo;
     memset(map, 0, sizeof map);
     nheld = 0;
     held_pages = 0;

@@ -83,14 +83,14 @@ static void test_cl_align(void)
     const void *caller = (const void *)(uintptr_t)0x5a5a1230;
 
     /* Aligned: true, silent. */
-    CHECK(lb_quality_assert_cl_align(z, p, 0, caller));
-    CHECK(lb_quality_assert_cl_align(z, p + 64, 0, caller));
-    CHECK(lb_quality_assert_cl_align(z, p + PG - 64, 0, caller));
+    CHECK(lb_quality_assert_cl_align(lb_zone_of(z), p, 0, caller));
+    CHECK(lb_quality_assert_cl_align(lb_zone_of(z), p + 64, 0, caller));
+    CHECK(lb_quality_assert_cl_align(lb_zone_of(z), p + PG - 64, 0, caller));
     CHECK_EQ(rec.n, 0);
     CHECK_EQ(misuse(z), 0);
 
     /* A zone page + 8: false, exactly one CL_ALIGN report. */
-    CHECK(!lb_quality_assert_cl_align(z, p + 8, 0, caller));
+    CHECK(!lb_quality_assert_cl_align(lb_zone_of(z), p + 8, 0, caller));
     CHECK_EQ(rec.n, 1);
     CHECK_EQ(rec.by_kind[LABYRINTH_REPORT_CL_ALIGN], 1);
     CHECK_EQ(rec.last.kind, LABYRINTH_REPORT_CL_ALIGN);
@@ -105,7 +105,7 @@ static void test_cl_align(void)
     /* Every misalignment within a line, and the order passed through. */
     int bad = 0;
     for (unsigned off = 1; off < 64; off++)
-        bad += lb_quality_assert_cl_align(z, p + 128 + off, 3, caller);
+        bad += lb_quality_assert_cl_align(lb_zone_of(z), p + 128 + off, 3, caller);
     CHECK_EQ(bad, 0);
     CHECK_EQ(rec.n, 64);
     CHECK_EQ(rec.last.order, 3);
@@ -113,10 +113,10 @@ static void test_cl_align(void)
     CHECK_EQ(misuse(z), 64);
 
     /* Through lb_quality_apply: CL_ALIGN asks the same question. */
-    lb_quality_apply(z, p + 16, 0, LABYRINTH_QUALITY_CL_ALIGN, caller, NULL, 0);
+    lb_quality_apply(lb_zone_of(z), p + 16, 0, LABYRINTH_QUALITY_CL_ALIGN, caller, NULL, 0);
     CHECK_EQ(rec.n, 65);
     CHECK(rec.last.addr == p + 16);
-    lb_quality_apply(z, p, 0, LABYRINTH_QUALITY_CL_ALIGN, caller, NULL, 0);
+    lb_quality_apply(lb_zone_of(z), p, 0, LABYRINTH_QUALITY_CL_ALIGN, caller, NULL, 0);
     CHECK_EQ(rec.n, 65);
     CHECK_EQ(rec.by_kind[LABYRINTH_REPORT_CL_ALIGN], 65);
 
@@ -154,7 +154,7 @@ static int strict_child(struct labyrinth_zone *z, struct rec *rec, const void *a
         close(pfd[0]);
         default_signal(SIGABRT);
         rec->fd = pfd[1];
-        bool ok = lb_quality_assert_cl_align(z, addr, 0, NULL);
+        bool ok = lb_quality_assert_cl_align(lb_zone_of(z), addr, 0, NULL);
         _exit(ok ? 0 : 2); /* 2: returned false instead of aborting */
     }
     close(pfd[1]);
@@ -205,22 +205,22 @@ static void test_verify(void)
 {
     struct rec rec;
     struct labyrinth_zone *z = make_zone("verify", LABYRINTH_ZONE_VERIFY, 0, &rec);
-    CHECK_EQ(z->poison, 0x6b);
+    CHECK_EQ(lb_zone_of(z)->poison, 0x6b);
     unsigned char *p = labyrinth_alloc_pages(z, LABYRINTH_GFP_KERNEL, 0, 0);
     REQUIRE(p != NULL);
     CHECK_EQ(rec.n, 0); /* handed out poisoned, as created */
     CHECK_EQ(labyrinth_register_page(z, p), 0);
     const void *caller = (const void *)(uintptr_t)0x1234560;
 
-    lb_verify_poison(z, p, 0);
+    lb_verify_poison(lb_zone_of(z), p, 0);
     CHECK(all_bytes(p, PG, 0x6b));
-    CHECK(lb_verify_check(z, p, 0, caller));
+    CHECK(lb_verify_check(lb_zone_of(z), p, 0, caller));
     CHECK_EQ(rec.n, 0);
 
     /* One byte written at 1234: false, one USE_AFTER_FREE at offset 1234,
      * naming the page's last owner (this thread, by its record). */
     p[1234] = 0;
-    CHECK(!lb_verify_check(z, p, 0, caller));
+    CHECK(!lb_verify_check(lb_zone_of(z), p, 0, caller));
     CHECK_EQ(rec.n, 1);
     CHECK_EQ(rec.by_kind[LABYRINTH_REPORT_USE_AFTER_FREE], 1);
     CHECK_EQ(rec.last.kind, LABYRINTH_REPORT_USE_AFTER_FREE);
@@ -234,21 +234,21 @@ static void test_verify(void)
     CHECK_EQ(misuse(z), 1);
     /* The first bad byte is the one reported. */
     p[1240] = 1;
-    CHECK(!lb_verify_check(z, p, 0, caller));
+    CHECK(!lb_verify_check(lb_zone_of(z), p, 0, caller));
     CHECK_EQ(rec.last.offset, 1234);
     p[1234] = 0x6b;
-    CHECK(!lb_verify_check(z, p, 0, caller));
+    CHECK(!lb_verify_check(lb_zone_of(z), p, 0, caller));
     CHECK_EQ(rec.last.offset, 1240);
     p[1240] = 0x6b;
-    CHECK(lb_verify_check(z, p, 0, caller));
+    CHECK(lb_verify_check(lb_zone_of(z), p, 0, caller));
     CHECK_EQ(rec.n, 3);
     /* First and last byte. */
     p[0] = 0x6a;
-    CHECK(!lb_verify_check(z, p, 0, caller));
+    CHECK(!lb_verify_check(lb_zone_of(z), p, 0, caller));
     CHECK_EQ(rec.last.offset, 0);
     p[0] = 0x6b;
     p[PG - 1] = 0;
-    CHECK(!lb_verify_check(z, p, 0, caller));
+    CHECK(!lb_verify_check(lb_zone_of(z), p, 0, caller));
     CHECK_EQ(rec.last.offset, PG - 1);
     p[PG - 1] = 0x6b;
     CHECK_EQ(rec.n, 5);
@@ -256,11 +256,11 @@ static void test_verify(void)
     /* An order-1 block: offsets count from the block, into its second page. */
     unsigned char *b = labyrinth_alloc_pages(z, LABYRINTH_GFP_KERNEL, 1, 0);
     REQUIRE(b != NULL);
-    lb_verify_poison(z, b, 1);
+    lb_verify_poison(lb_zone_of(z), b, 1);
     CHECK(all_bytes(b, 2 * PG, 0x6b));
-    CHECK(lb_verify_check(z, b, 1, caller));
+    CHECK(lb_verify_check(lb_zone_of(z), b, 1, caller));
     b[PG + 7] = 0xff;
-    CHECK(!lb_verify_check(z, b, 1, caller));
+    CHECK(!lb_verify_check(lb_zone_of(z), b, 1, caller));
     CHECK_EQ(rec.last.offset, PG + 7);
     CHECK_EQ(rec.last.order, 1);
     CHECK(rec.last.addr == b);
@@ -291,12 +291,12 @@ static void test_verify(void)
     p = labyrinth_alloc_pages(z, LABYRINTH_GFP_KERNEL, 0, 0);
     REQUIRE(p != NULL);
     CHECK(all_bytes(p, PG, 0xa5));
-    lb_verify_poison(z, p, 0);
+    lb_verify_poison(lb_zone_of(z), p, 0);
     CHECK(all_bytes(p, PG, 0xa5));
     p[1234] = 0xa5;
-    CHECK(lb_verify_check(z, p, 0, caller));
+    CHECK(lb_verify_check(lb_zone_of(z), p, 0, caller));
     p[1234] = 0x6b;
-    CHECK(!lb_verify_check(z, p, 0, caller));
+    CHECK(!lb_verify_check(lb_zone_of(z), p, 0, caller));
     CHECK_EQ(rec.last.offset, 1234);
     CHECK_EQ(rec.n, 1);
     CHECK_EQ(labyrinth_free_pages(z, p, 0), 0);
@@ -315,7 +315,7 @@ struct tracker {
 static void *tracker_main(void *arg)
 {
     struct tracker *t = arg;
-    lb_track_write(t->z, t->r, t->idx, (const void *)(uintptr_t)0x777000, NULL, 99);
+    lb_track_write(lb_zone_of(t->z), t->r, t->idx, (const void *)(uintptr_t)0x777000, NULL, 99);
     t->id = lb_cache_thread_id();
     return NULL;
 }
@@ -325,13 +325,13 @@ static void test_tracking(void)
     struct labyrinth_zone *z = make_zone("track", 0, 0, NULL);
     char *p = labyrinth_alloc_pages(z, LABYRINTH_GFP_KERNEL, 0, 0);
     REQUIRE(p != NULL);
-    struct lb_region *r = lb_regmap_lookup(&z->map, (uintptr_t)p);
+    struct lb_region *r = lb_regmap_lookup(&lb_zone_of(z)->map, (uintptr_t)p);
     REQUIRE(r != NULL && r->track != NULL);
     uint32_t idx = (uint32_t)(((uintptr_t)p - r->base) >> z->page_shift);
     struct labyrinth_page_info info;
 
     /* Allocated, not tracked: no record is reported. */
-    lb_page_info_fill(z, r, idx, &info);
+    lb_page_info_fill(lb_zone_of(z), r, idx, &info);
     CHECK_EQ(info.state, LABYRINTH_PAGE_IN_USE);
     CHECK(info.block == p);
     CHECK_EQ(info.order, 0);
@@ -340,9 +340,9 @@ static void test_tracking(void)
 
     /* A record, and the descriptor's flag saying it is current. */
     const void *caller = (const void *)(uintptr_t)0x7f0012345678ull; /* 47 bits */
-    lb_track_write(z, r, idx, caller, NULL, 0xabcdef12u);
+    lb_track_write(lb_zone_of(z), r, idx, caller, NULL, 0xabcdef12u);
     lb_store_rlx_u64(&r->desc[idx], lb_d_make(LB_S_ALLOC, 0, LB_D_TRACKED));
-    lb_page_info_fill(z, r, idx, &info);
+    lb_page_info_fill(lb_zone_of(z), r, idx, &info);
     CHECK_EQ(info.tracked, 1);
     CHECK(info.caller == caller);
     CHECK(info.site == NULL);
@@ -360,8 +360,8 @@ static void test_tracking(void)
     /* Time: monotonic, in ns since the zone's creation. */
     struct timespec ts = {0, 3000000};
     nanosleep(&ts, NULL);
-    lb_track_write(z, r, idx, caller, NULL, 1);
-    lb_page_info_fill(z, r, idx, &info);
+    lb_track_write(lb_zone_of(z), r, idx, caller, NULL, 1);
+    lb_page_info_fill(lb_zone_of(z), r, idx, &info);
     uint64_t t2 = info.alloc_ns;
     CHECK(t2 > t1);
     CHECK(t2 - t1 >= 2000000);    /* at least most of the 3 ms slept */
@@ -370,26 +370,26 @@ static void test_tracking(void)
     uint64_t prev = t2;
     int bad = 0;
     for (int i = 0; i < 1000; i++) {
-        lb_track_write(z, r, idx, caller, NULL, (uint32_t)i);
-        lb_page_info_fill(z, r, idx, &info);
+        lb_track_write(lb_zone_of(z), r, idx, caller, NULL, (uint32_t)i);
+        lb_page_info_fill(lb_zone_of(z), r, idx, &info);
         bad += info.alloc_ns < prev || info.tag != (uint32_t)i;
         prev = info.alloc_ns;
     }
     CHECK_EQ(bad, 0);
 
     /* Tags: only 24 bits. */
-    lb_track_write(z, r, idx, caller, NULL, 0xffffffffu);
-    lb_page_info_fill(z, r, idx, &info);
+    lb_track_write(lb_zone_of(z), r, idx, caller, NULL, 0xffffffffu);
+    lb_page_info_fill(lb_zone_of(z), r, idx, &info);
     CHECK_EQ(info.tag, 0xffffffu);
-    lb_track_write(z, r, idx, caller, NULL, 0x1000000u);
-    lb_page_info_fill(z, r, idx, &info);
+    lb_track_write(lb_zone_of(z), r, idx, caller, NULL, 0x1000000u);
+    lb_page_info_fill(lb_zone_of(z), r, idx, &info);
     CHECK_EQ(info.tag, 0);
     CHECK(info.caller == caller); /* the tag does not spill into the record */
 
     /* A site instead of a caller. */
     static const struct labyrinth_site site = {"file.c", "func", 42};
-    lb_track_write(z, r, idx, caller, &site, 7);
-    lb_page_info_fill(z, r, idx, &info);
+    lb_track_write(lb_zone_of(z), r, idx, caller, &site, 7);
+    lb_page_info_fill(lb_zone_of(z), r, idx, &info);
     CHECK(info.site == &site);
     CHECK(info.caller == NULL);
     CHECK_EQ(info.tag, 7);
@@ -400,7 +400,7 @@ static void test_tracking(void)
     pthread_t th;
     REQUIRE(pthread_create(&th, NULL, tracker_main, &t) == 0);
     pthread_join(th, NULL);
-    lb_page_info_fill(z, r, idx, &info);
+    lb_page_info_fill(lb_zone_of(z), r, idx, &info);
     CHECK(t.id != 0 && t.id != labyrinth_thread_id());
     CHECK_EQ(info.thread, t.id & 0xffff);
     CHECK(info.caller == (const void *)(uintptr_t)0x777000);
@@ -410,9 +410,9 @@ static void test_tracking(void)
     char *b = labyrinth_alloc_pages(z, LABYRINTH_GFP_KERNEL, 2, 0);
     REQUIRE(b != NULL);
     uint32_t bidx = (uint32_t)(((uintptr_t)b - r->base) >> z->page_shift);
-    lb_track_write(z, r, bidx, caller, NULL, 0x123456);
+    lb_track_write(lb_zone_of(z), r, bidx, caller, NULL, 0x123456);
     lb_store_rlx_u64(&r->desc[bidx], lb_d_make(LB_S_ALLOC, 2, LB_D_TRACKED));
-    lb_page_info_fill(z, r, bidx + 3, &info);
+    lb_page_info_fill(lb_zone_of(z), r, bidx + 3, &info);
     CHECK(info.block == b);
     CHECK_EQ(info.order, 2);
     CHECK_EQ(info.tracked, 1);
@@ -423,11 +423,11 @@ static void test_tracking(void)
      * descriptor's state). */
     CHECK_EQ(labyrinth_free_pages(z, b, 2), 0);
     CHECK_EQ(labyrinth_free_pages(z, p, 0), 0);
-    lb_page_info_fill(z, r, idx, &info);
+    lb_page_info_fill(lb_zone_of(z), r, idx, &info);
     CHECK_EQ(info.tracked, 0);
     CHECK(info.state == LABYRINTH_PAGE_CACHED || info.state == LABYRINTH_PAGE_FREE);
     CHECK(info.caller == NULL);
-    lb_page_info_fill(z, r, bidx + 1, &info);
+    lb_page_info_fill(lb_zone_of(z), r, bidx + 1, &info);
     CHECK_EQ(info.tracked, 0);
     /* Free: in the buddy, or held by this level's cache of that order. */
     CHECK(info.state == LABYRINTH_PAGE_FREE || info.state == LABYRINTH_PAGE_CACHED);
