@@ -49,7 +49,23 @@
  *     -EALREADY  the block is not allocated (double free)
  *     -ERANGE    the order is not the order the block was allocated with
  *     -EBADF     the zone handle is NULL or not a live zone
+ *     -EBUSY     the block's descriptor kept changing under a concurrent
+ *                labyrinth_register_page (nothing freed: free it again)
  *   labyrinth_strerror() turns any of them into a sentence.
+ *
+ * HANDLES
+ *
+ *   A zone handle is a slot of a process-wide table that is never
+ *   unmapped.  Every call given a destroyed zone's handle, or a pointer to
+ *   readable memory that was never a handle, refuses it (-EBADF, NULL, an
+ *   EBADF report on stderr) without touching the zone's memory, also when
+ *   the zone's caller memory has been freed since.  A slot is reused only
+ *   after every other free slot (2048 in all): a handle destroyed that
+ *   many zone creations ago may name a new zone.  A call racing the
+ *   destruction of its own zone is still the caller's error.  A pointer
+ *   to unmapped memory is undefined for labyrinth_free_pages and order-0
+ *   labyrinth_alloc_pages, whose inlined fast paths read the handle before
+ *   any check; every other call refuses it.
  *
  *   In the Linux kernel module (docs/kernel.md) there is no errno: what
  *   would set it sets nothing, and the return values are the same.  There
@@ -138,7 +154,7 @@ extern "C" {
 #define LABYRINTH_GFP_ATOMIC (LABYRINTH_GFP_BIT_RESERVE | LABYRINTH_GFP_BIT_TRYLOCK)
 #define LABYRINTH_GFP_NOWAIT (LABYRINTH_GFP_BIT_TRYLOCK)
 #define LABYRINTH_GFP_KERNEL (LABYRINTH_GFP_BIT_SLEEP | LABYRINTH_GFP_BIT_GROW)
-#define LABYRINTH_GFP_WAIT   LABYRINTH_GFP_KERNEL /* DESIGN.md's name for it */
+#define LABYRINTH_GFP_WAIT   LABYRINTH_GFP_KERNEL /* the name in the original design notes */
 
 /* ------------------------------------------------------------------------
  * Quality: applied to an allocation (per call, or to every allocation of a
@@ -191,7 +207,7 @@ extern "C" {
 struct labyrinth_zone; /* opaque */
 
 /* All-zero means sensible defaults for every field (see docs/design.md,
- * "Defaults").  The first block of fields is the contract of API.md. */
+ * "Defaults").  The first block of fields is the original contract (the seed's API). */
 struct labyrinth_zone_config {
     const char   *name;           /* for reports; copied; NULL = "zone"       */
     size_t        pages;          /* mapped, pre-faulted and locked at
@@ -231,7 +247,7 @@ struct labyrinth_zone_config {
 };
 
 struct labyrinth_zone_stats {
-    /* The contract of API.md.  free_pages counts every page not in use:
+    /* The original contract (the seed's API).  free_pages counts every page not in use:
      * buddy + cached (depot and thread magazines) + reserve. */
     size_t total_pages, free_pages, in_use_pages, reserve_free_pages;
     unsigned long long atomic_allocs, atomic_failures, misuse_reports;
@@ -389,7 +405,7 @@ LABYRINTH_API void *labyrinth_alloc_pages(struct labyrinth_zone *zone, unsigned 
 
 /* Free a block.  NULL is a no-op returning 0.  Any thread, any context.
  * Returns 0, or (nothing changed, a BAD_FREE report made):
- *   -EFAULT, -EXDEV, -EINVAL, -ENXIO, -EALREADY, -ERANGE, -EBADF
+ *   -EFAULT, -EXDEV, -EINVAL, -ENXIO, -EALREADY, -ERANGE, -EBADF, -EBUSY
  *   (see ERRORS at the top).  In a ZONE_VERIFY zone the freed block is
  *   poisoned before it is cached. */
 LABYRINTH_API int labyrinth_free_pages(struct labyrinth_zone *zone, void *addr, unsigned order);
@@ -473,7 +489,11 @@ LABYRINTH_API long labyrinth_zone_check(struct labyrinth_zone *zone);
 LABYRINTH_API int labyrinth_virt_to_phys(struct labyrinth_zone *zone, const void *addr, uint64_t *phys);
 
 /* Set the zone's report handler; NULL restores the default (one line on
- * stderr: zone, address, reason).  Returns 0 or -EBADF. */
+ * stderr: zone, address, reason).  Any thread; a report always gets the
+ * handler together with its own arg.  A report made while a handler
+ * change of the same zone is under way on the same thread (a signal
+ * handler interrupting this call) goes to the default handler.  Returns 0
+ * or -EBADF. */
 LABYRINTH_API int labyrinth_zone_set_report_handler(struct labyrinth_zone *zone,
                                       labyrinth_report_fn *fn, void *arg);
 

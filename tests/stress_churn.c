@@ -1059,7 +1059,7 @@ static uint8_t stranded_said[NZ][4096];
 
 static unsigned stranded_scan(unsigned zi)
 {
-    struct lb_cache *c = &Z[zi].z->cache;
+    struct lb_cache *c = &lb_zone_of(Z[zi].z)->cache;
     unsigned n = 0;
     for (uint32_t t = 0; t < c->ntcaches; t++) {
         uint32_t owner = __atomic_load_n(&c->tcaches[t].owner.v, __ATOMIC_ACQUIRE);

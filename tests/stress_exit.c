@@ -140,7 +140,7 @@ static unsigned long hsignals, hgated;
  * that nobody releases (finding 11.2, tested below): the handlers stop. */
 static bool names_z(void)
 {
-    unsigned slot = Z->cache.tls_slot;
+    unsigned slot = lb_zone_of(Z)->cache.tls_slot;
     return lb_ctx()->cur_serial == Z->serial || (slot < LB_TLS_ZONES && lb_ctx()->z[slot].serial == Z->serial);
 }
 
@@ -178,7 +178,7 @@ static void on_trap(int sig, siginfo_t *si, void *ucv)
     if (!stepping || !exiting || !names_z() || hn >= STEP_TAKE) {
         stepping = 0; /* done: the rest of the exit runs at full speed */
         uc->uc_mcontext.gregs[REG_EFL] &= ~(greg_t)0x100;
-    } else if (++ss_steps % STRIDE == 0 && lb_load_rlx_u32(&Z->buddy.lock.v)) {
+    } else if (++ss_steps % STRIDE == 0 && lb_load_rlx_u32(&lb_zone_of(Z)->buddy.lock.v)) {
         /* Inside lb_cache_release's buddy-locked part (nothing else uses
          * Z meanwhile): where the magazines go to the buddy. */
         handler_alloc();
@@ -350,10 +350,10 @@ static int part_exit_signal(double seconds)
             sched_yield();
         /* Hold the buddy lock: the exit hook will wait for it inside
          * lb_cache_release, just before it gives the magazines away. */
-        lb_spin_lock(&Z->buddy.lock);
+        lb_spin_lock(&lb_zone_of(Z)->buddy.lock);
         __atomic_store_n(&w.go, 1, __ATOMIC_RELEASE);
         sleep_us(300 + (iter % 7) * 100); /* pacing only: the hook reaches the lock */
-        lb_spin_unlock(&Z->buddy.lock);
+        lb_spin_unlock(&lb_zone_of(Z)->buddy.lock);
         /* Signals while the magazines go to the buddy, until the thread is gone. */
         for (unsigned k = 0; k < 200000; k++) {
             pthread_kill(t, SIGUSR1);
