@@ -58,7 +58,9 @@ void lb_panic(const char *file, int line, const char *what) __attribute__((__col
 
 /* Compile-time limits, documented in docs/design.md ("Limits"). */
 #define LB_MAX_REGIONS     64u        /* regions per zone                      */
-#define LB_REGION_MAX_PAGES (1u << 24) /* pages per region (descriptor links)   */
+/* Pages per region, alignment holes included: page indices fit the 24
+ * bits of the descriptor links, and LB_NIL (2^24 - 1) is none of them. */
+#define LB_REGION_MAX_PAGES ((1u << 24) - 1)
 #define LB_LEVELS          3u         /* nesting levels with their own caches  */
 #define LB_TLS_ZONES       16u        /* live zones with per-thread caches     */
 #define LB_MAX_ZONES       1024u      /* live zones in a process               */

@@ -121,6 +121,11 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct lb_zone **
         /* Pages and metadata share the buffer: the metadata first. Find the
          * largest page count whose metadata still fits (a few rounds). */
         size_t n = (end - start) / pg, fit = 0;
+        /* More memory than one region holds (its pages plus the alignment
+         * hole before them): the rest stays unused. */
+        unsigned mo = cfg->max_order ? cfg->max_order : 10;
+        if (mo <= LB_ORDER_LIMIT && n > LB_REGION_MAX_PAGES - ((size_t)1 << mo))
+            n = LB_REGION_MAX_PAGES - ((size_t)1 << mo);
         struct lb_plan trial;
         size_t region_meta = 0;
         for (int round = 0; round < 8 && n; round++) {
