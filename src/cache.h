@@ -201,6 +201,8 @@ struct lb_cache {
     uint32_t        quarantine;  /* entries per level's quarantine, or 0   */
     lb_atomic_u64   late_refused;/* queued frees found invalid at the owner */
     lb_atomic_u64   remote_fallbacks; /* remote frees done by CAS (no magazine) */
+    lb_atomic_u64   outbox_spills; /* full depot magazines emptied onto the
+                                      pending stack for an outbox      */
     lb_bad_entry_fn *bad_entry;  /* reports a late-detected double free     */
     void           *bad_ctx;
 };

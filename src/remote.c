@@ -80,6 +80,15 @@ int lb_level_remote_free(struct lb_cache *c, struct lb_level *l, void *p, uint32
             empty = fullest;
         }
         struct lb_mag *m = lb_magstack_pop(c, &c->empty);
+        if (!m && (m = lb_magstack_pop(c, &c->full))) {
+            /* No empty magazine, but the depot holds full ones: spill one's
+             * pages onto the pending stack (lock-free; the next holder of
+             * the buddy lock takes them) and queue in the magazine.  Only
+             * when every magazine is held by a level, an outbox or an inbox
+             * does the caller fall back. */
+            lb_cache_mag_to_stack(c, m, &c->pending, LB_S_PENDING);
+            lb_add_rlx_u64(&c->outbox_spills, 1);
+        }
         if (!m)
             return -ENOSPC;
         k = empty;
@@ -224,14 +233,22 @@ int lb_zone_free_remote(struct lb_zone *z, void *p, struct lb_region *r, uint32_
             /* Pages are short: hand our batches on now.  With a warden,
              * once per warden run (docs/reliability.md: a flush per free
              * parks the shared magazine pool in the owner's inbox).
-             * Without one nothing clears the kick or counts runs: every
-             * free while short is handed on at once.  Relaxed load of warden_runs: a
-             * run count (the warden's relaxed increment), no data hangs
-             * on it; a stale value costs one flush more or less. */
-            if (z->warden_running)
+             * Relaxed load of warden_runs: a run count (the warden's
+             * relaxed increment), no data hangs on it; a stale value costs
+             * one flush more or less.  Without a warden nothing clears the
+             * kick or counts runs: the batch just used goes on only while
+             * its owner's inbox is empty, so an idle owner holds at most
+             * one partial batch of ours besides the full ones (issue 11.6:
+             * a flush per free emptied the pool into an idle inbox). */
+            if (z->warden_running) {
                 lb_level_flush_once(c, l, (uint32_t)lb_load_rlx_u64(&z->warden_runs));
-            else
-                lb_level_flush_outboxes(c, l);
+            } else {
+                unsigned k = l->out_last;
+                struct lb_level *dst = lb_cache_level_by_id(c, l->out_dest[k]);
+                /* Relaxed: a hint; the push itself is the release. */
+                if (lb_load_rlx_ptr(&l->out_mag[k]) && dst && !(uint32_t)lb_load_rlx_u64(&dst->inbox.head))
+                    lb_level_flush_one(c, l, k);
+            }
         }
     }
     if (rc != -ENOSPC)
