@@ -822,11 +822,13 @@ static void bench_usage(FILE *f)
             "  --patterns LIST   comma list of lifo, burst, handoff, latency, all (default all)\n"
             "  --peers LIST      comma list of labyrinth, labyrinth-seed, glibc, dpdk,\n"
             "                    tcmalloc, jemalloc, mimalloc, all (default all)\n"
-            "  --duration T      length of one timed run (e.g. 200ms; default 200ms)\n"
+            "  --duration T      length of one timed run, 1ms to 10m (default 200ms)\n"
             "  --runs N          runs per measurement; the median is reported (1..101,\n"
             "                    default 3)\n"
-            "  --samples N       latency: allocations timed per allocator (default 200k)\n"
-            "  --pages N         built-in engine: labyrinth's zone size (default 16384)\n"
+            "  --samples N       latency: allocations timed per allocator, 100 to 2^32\n"
+            "                    (default 200k)\n"
+            "  --pages N         built-in engine: labyrinth's zone size, 256 to 4194304\n"
+            "                    pages (default 16384)\n"
             "  --engine E        auto (default), builtin, or labyrinth-bench\n"
             "  --bench-binary P  the labyrinth-bench program to run (default: beside this\n"
             "                    program, in the build tree, or in PATH)\n"
@@ -883,24 +885,40 @@ int tool_bench(int argc, char **argv)
     optind = 0;
     while ((c = getopt_long(argc, argv, "+h", opts, &li)) != -1) {
         bool ok = true;
+        const char *valid = NULL;
         switch (c) {
-        case 'P': ok = parse_list(optarg, pat_name, P_COUNT, &o.patterns); break;
+        case 'P':
+            ok = parse_list(optarg, pat_name, P_COUNT, &o.patterns);
+            valid = "a comma list of lifo, burst, handoff, latency, all";
+            break;
         case 'p':
             ok = parse_list(optarg, peer_names, NPEERS, &mask);
             for (unsigned i = 0; i < NPEERS; i++)
                 o.peer_on[i] = mask & (1u << i);
+            valid = "a comma list of labyrinth, labyrinth-seed, glibc, dpdk, tcmalloc, jemalloc, mimalloc, all";
             break;
-        case 'd': ok = tool_parse_duration_us(optarg, &o.duration_us) && o.duration_us >= 1000 &&
-                       o.duration_us <= 600000000; break;
+        case 'd':
+            ok = tool_parse_duration_us(optarg, &o.duration_us) && o.duration_us >= 1000 &&
+                 o.duration_us <= 600000000;
+            valid = "a duration from 1ms to 10m (a number with us, ms, s, m or h)";
+            break;
         case 'r':
             ok = tool_parse_u64(optarg, &v) && v >= 1 && v <= 101;
             o.runs = (unsigned)v;
+            valid = "from 1 to 101 runs";
             break;
-        case 's': ok = tool_parse_u64(optarg, &o.samples) && o.samples >= 100 && o.samples <= (1ull << 32); break;
-        case 'n': ok = tool_parse_u64(optarg, &o.pages) && o.pages >= 256 && o.pages <= (1u << 22); break;
+        case 's':
+            ok = tool_parse_u64(optarg, &o.samples) && o.samples >= 100 && o.samples <= (1ull << 32);
+            valid = "from 100 to 4294967296 allocations (k and M allowed)";
+            break;
+        case 'n':
+            ok = tool_parse_u64(optarg, &o.pages) && o.pages >= 256 && o.pages <= (1u << 22);
+            valid = "a zone of 256 to 4194304 pages (k and M allowed)";
+            break;
         case 'e':
             ok = !strcmp(optarg, "auto") || !strcmp(optarg, "builtin") || !strcmp(optarg, "labyrinth-bench");
             o.engine = !strcmp(optarg, "builtin") ? 1 : !strcmp(optarg, "labyrinth-bench") ? 2 : 0;
+            valid = "auto, builtin or labyrinth-bench";
             break;
         case 'b': o.binary = optarg; break;
         case 'j': o.json = true; break;
@@ -909,7 +927,7 @@ int tool_bench(int argc, char **argv)
         default: return tool_usage_hint("bench");
         }
         if (!ok)
-            return tool_bad_value("bench", opts[li].name, optarg);
+            return tool_bad_value("bench", opts[li].name, optarg, valid);
     }
     if (optind < argc) {
         fprintf(stderr, "labyrinth bench: unexpected argument '%s'\n", argv[optind]);

@@ -229,6 +229,7 @@ static void *worker_main(void *arg)
 /* ---- the time series ---------------------------------------------------------------- */
 
 #define SAMPLE_US 100000u
+#define DEMO_MAX_US 3600000000ull /* an hour: 36,000 samples of the timeline */
 
 struct sample {
     double t, pps;
@@ -254,21 +255,23 @@ static void demo_usage(FILE *f)
             "  keeps the reserve topped up.  A live status line (packets/s, atomic\n"
             "  failures, reserve level, p99 allocation latency), then a report.\n"
             "options:\n"
-            "  --duration T      how long to run (e.g. 10s, 500ms; default 10s)\n"
+            "  --duration T      how long to run, 1ms to 1h (e.g. 500ms, 2m; default 10s)\n"
             "  --mode M          fast context: 'signal' (a timer-signal handler, default)\n"
             "                    or 'poll' (a busy-polling thread pinned to a core)\n"
             "  --cpu N           pin the fast context's thread to CPU N (poll mode\n"
             "                    default: the last CPU; signal mode: not pinned)\n"
-            "  --rate N          packets per second (default 200k)\n"
-            "  --burst N         packets per signal or poll (default 32)\n"
-            "  --pages N         zone size in pages (default 4096)\n"
-            "  --reserve N       reserve pages only ATOMIC may take (default pages/16)\n"
-            "  --worker-delay T  time the worker spends per packet (e.g. 2us; default 0)\n"
+            "  --rate N          packets per second, 1 to 100M (default 200k)\n"
+            "  --burst N         packets per signal or poll, 1 to 4096 (default 32)\n"
+            "  --pages N         zone size in pages, 64 to 4194304 (default 4096)\n"
+            "  --reserve N       reserve pages only ATOMIC may take, 1 to pages-1\n"
+            "                    (default pages/16)\n"
+            "  --worker-delay T  time the worker spends per packet, 0 to 1s (e.g. 2us;\n"
+            "                    default 0)\n"
             "  --pause-worker AT,LEN\n"
             "                    the worker stops taking packets at AT for LEN (e.g.\n"
             "                    3s,2s): watch the reserve drain, atomic allocations\n"
             "                    fail cleanly, then recover\n"
-            "  --quality LIST    comma list of zero,poison,cl_align,none\n"
+            "  --quality LIST    comma list of zero,poison,cl_align; or all, or none\n"
             "                    (default poison,cl_align)\n"
             "  --json            print the final report as JSON on stdout\n"
             "  --plot FILE       draw the reserve level and allocation latency over\n"
@@ -357,7 +360,7 @@ int tool_demo(int argc, char **argv)
 {
     uint64_t duration_us = 10000000, rate = 200000, burst = 32, pages = 4096, reserve = 0, delay_us = 0;
     uint64_t pause_at_us = 0, pause_len_us = 0, cpu = 0;
-    bool poll = false, json = false, stats = false, quiet = false, cpu_set = false;
+    bool poll = false, json = false, stats = false, quiet = false, cpu_set = false, reserve_set = false;
     const char *plot = NULL;
     unsigned quality = LABYRINTH_QUALITY_POISON | LABYRINTH_QUALITY_CL_ALIGN;
     static const struct option opts[] = {
@@ -371,25 +374,59 @@ int tool_demo(int argc, char **argv)
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
     int c, li = 0;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if (ncpu < 1)
+        ncpu = 1;
+    char cpus[96];
+    snprintf(cpus, sizeof cpus, "a CPU number from 0 to %ld (this machine has %ld online)", ncpu - 1, ncpu);
     optind = 0;
     while ((c = getopt_long(argc, argv, "+h", opts, &li)) != -1) {
         bool ok = true;
+        const char *valid = NULL;
         switch (c) {
-        case 'd': ok = tool_parse_duration_us(optarg, &duration_us) && duration_us > 0; break;
+        case 'd':
+            ok = tool_parse_duration_us(optarg, &duration_us) && duration_us >= 1000 && duration_us <= DEMO_MAX_US;
+            valid = "a duration from 1ms to 1h, a number with us, ms, s, m or h (the demo keeps its timeline in "
+                    "memory; 'labyrinth stress' runs longer)";
+            break;
         case 'm':
             ok = !strcmp(optarg, "signal") || !strcmp(optarg, "poll");
             poll = !strcmp(optarg, "poll");
+            valid = "'signal' or 'poll'";
             break;
-        case 'r': ok = tool_parse_u64(optarg, &rate) && rate > 0 && rate <= 100000000; break;
-        case 'b': ok = tool_parse_u64(optarg, &burst) && burst > 0 && burst <= 4096; break;
-        case 'p': ok = tool_parse_u64(optarg, &pages) && pages >= 64 && pages <= (1u << 22); break;
-        case 'R': ok = tool_parse_u64(optarg, &reserve); break;
-        case 'w': ok = tool_parse_duration_us(optarg, &delay_us) && delay_us <= 1000000; break;
-        case 'q': ok = tool_parse_quality(optarg, LABYRINTH_QUALITY_ALL & ~LABYRINTH_QUALITY_TRACK, &quality); break;
-        case 'P': ok = parse_pause(optarg, &pause_at_us, &pause_len_us); break;
+        case 'r':
+            ok = tool_parse_u64(optarg, &rate) && rate > 0 && rate <= 100000000;
+            valid = "packets per second, from 1 to 100M (k and M allowed)";
+            break;
+        case 'b':
+            ok = tool_parse_u64(optarg, &burst) && burst > 0 && burst <= 4096;
+            valid = "packets per signal or poll, from 1 to 4096";
+            break;
+        case 'p':
+            ok = tool_parse_u64(optarg, &pages) && pages >= 64 && pages <= (1u << 22);
+            valid = "a zone of 64 to 4194304 pages (k and M allowed)";
+            break;
+        case 'R':
+            ok = tool_parse_u64(optarg, &reserve) && reserve >= 1;
+            reserve_set = true;
+            valid = "from 1 to one below --pages (0 would be the library's default, pages/16: leave --reserve out "
+                    "for it)";
+            break;
+        case 'w':
+            ok = tool_parse_duration_us(optarg, &delay_us) && delay_us <= 1000000;
+            valid = "a duration from 0 to 1s (e.g. 2us, 1ms)";
+            break;
+        case 'q':
+            ok = tool_parse_quality(optarg, LABYRINTH_QUALITY_ALL & ~LABYRINTH_QUALITY_TRACK, &quality);
+            valid = "a comma list of zero, poison, cl_align, or 'all' or 'none' alone";
+            break;
+        case 'P':
+            ok = parse_pause(optarg, &pause_at_us, &pause_len_us);
+            valid = "AT,LEN, two durations, LEN above 0 (e.g. 3s,2s)";
+            break;
         case 'c':
-            ok = tool_parse_u64(optarg, &cpu) && cpu < (uint64_t)(ncpu > 0 ? ncpu : 1) && cpu < CPU_SETSIZE;
+            ok = tool_parse_u64(optarg, &cpu) && cpu < (uint64_t)ncpu && cpu < CPU_SETSIZE;
             cpu_set = true;
+            valid = cpus;
             break;
         case 'o': plot = optarg; break;
         case 's': stats = true; break;
@@ -399,14 +436,15 @@ int tool_demo(int argc, char **argv)
         default: return tool_usage_hint("demo");
         }
         if (!ok)
-            return tool_bad_value("demo", opts[li].name, optarg);
+            return tool_bad_value("demo", opts[li].name, optarg, valid);
     }
     if (optind < argc) {
         fprintf(stderr, "labyrinth demo: unexpected argument '%s'\n", argv[optind]);
         return TOOL_USAGE;
     }
-    if (reserve >= pages) {
-        fprintf(stderr, "labyrinth demo: --reserve must be below --pages\n");
+    if (reserve_set && reserve >= pages) {
+        fprintf(stderr, "labyrinth demo: --reserve %llu must be below --pages %llu (from 1 to %llu)\n",
+                (unsigned long long)reserve, (unsigned long long)pages, (unsigned long long)pages - 1);
         return TOOL_USAGE;
     }
     if (plot) {

@@ -284,7 +284,8 @@ int tool_stats(int argc, char **argv)
 {
     bool json = false;
     const char *run = "demo", *duration = "2s";
-    uint64_t interval_us = 0, dur_us = 0;
+    uint64_t interval_us = 0, dur_us = 2000000;
+    bool duration_set = false;
     static const struct option opts[] = {{"run", required_argument, 0, 'r'},
                                          {"duration", required_argument, 0, 'd'},
                                          {"interval", required_argument, 0, 'i'},
@@ -297,17 +298,21 @@ int tool_stats(int argc, char **argv)
         switch (c) {
         case 'r':
             if (strcmp(optarg, "demo") && strcmp(optarg, "stress"))
-                return tool_bad_value("stats", "run", optarg);
+                return tool_bad_value("stats", "run", optarg, "'demo' or 'stress'");
             run = optarg;
             break;
         case 'd':
-            if (!tool_parse_duration_us(optarg, &dur_us) || dur_us == 0)
-                return tool_bad_value("stats", "duration", optarg);
+            if (!tool_parse_duration_us(optarg, &dur_us) || dur_us < 1000)
+                return tool_bad_value("stats", "duration", optarg,
+                                      "a duration from 1ms (a number with us, ms, s, m or h; at most 1h for "
+                                      "demo, 168h for stress)");
             duration = optarg;
+            duration_set = true;
             break;
         case 'i':
             if (!tool_parse_duration_us(optarg, &interval_us) || interval_us < 100000)
-                return tool_bad_value("stats", "interval", optarg);
+                return tool_bad_value("stats", "interval", optarg,
+                                      "a duration of at least 100ms (a number with us, ms, s, m or h)");
             break;
         case 'j': json = true; break;
         case 'h': stats_usage(stdout); return TOOL_OK;
@@ -317,6 +322,37 @@ int tool_stats(int argc, char **argv)
     /* getopt stops at "--" (consumed) or at the first non-option ("+"). */
     if (optind < argc && (optind == 0 || strcmp(argv[optind - 1], "--") != 0)) {
         fprintf(stderr, "labyrinth stats: unexpected argument '%s' (run options go after '--')\n", argv[optind]);
+        return TOOL_USAGE;
+    }
+    /* What the run is given after "--" must not contradict stats itself. */
+    for (int i = optind; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--duration") || !strncmp(a, "--duration=", 11)) {
+            const char *v = a[10] == '=' ? a + 11 : i + 1 < argc ? argv[i + 1] : "";
+            if (duration_set) {
+                fprintf(stderr,
+                        "labyrinth stats: --duration %s given twice, to stats and to the run (after '--' it "
+                        "would win); give it once\n",
+                        v);
+                return TOOL_USAGE;
+            }
+            if (!tool_parse_duration_us(v, &dur_us) || dur_us < 1000)
+                return tool_bad_value("stats", "duration", v,
+                                      "a duration from 1ms (a number with us, ms, s, m or h; at most 1h for "
+                                      "demo, 168h for stress)");
+            duration = v;
+        } else if (!strcmp(a, "--json") || !strcmp(a, "--quiet") || !strcmp(a, "--stats") ||
+                   !strcmp(a, "--help")) {
+            fprintf(stderr,
+                    "labyrinth stats: %s after '--' has no effect: under stats the run prints neither its status "
+                    "nor its report%s\n",
+                    a, !strcmp(a, "--json") ? " (give --json to stats, before '--')" : "");
+            return TOOL_USAGE;
+        }
+    }
+    if (interval_us && interval_us >= dur_us) {
+        fprintf(stderr, "labyrinth stats: --interval is not shorter than the run (--duration %s): only the "
+                        "end-of-run snapshot would be taken; leave --interval out for that\n", duration);
         return TOOL_USAGE;
     }
     int nfwd = argc - optind;

@@ -34,6 +34,7 @@
 #define STASH       8u   /* pages the signal handler keeps       */
 #define WORDS       8u   /* payload words at the start of a page */
 #define MAX_THREADS 64u
+#define STRESS_MAX_US (168ull * 3600000000ull) /* a week */
 
 enum { M_ATOMIC, M_NOWAIT, M_KERNEL };
 static const char *const mode_name[3] = {"atomic", "nowait", "kernel"};
@@ -541,15 +542,17 @@ static void stress_usage(FILE *f)
             "  threads.  Every N operations the threads stop at a barrier and the zone\n"
             "  is checked (labyrinth_zone_check, pages in use, misuse reports).\n"
             "options:\n"
-            "  --duration T      how long to run (e.g. 10s, 500ms; default 10s)\n"
-            "  --threads N       worker threads (1..64, default 4)\n"
+            "  --duration T      how long to run, 1ms to 168h (e.g. 500ms, 2m, 1h;\n"
+            "                    default 10s)\n"
+            "  --threads N       worker threads, 1 to 64 (default 4)\n"
             "  --seed S          seed of the operation sequences (default: from the clock;\n"
             "                    printed, so a failing run can be repeated)\n"
-            "  --check-every N   operations per thread between checks (default 5000)\n"
-            "  --signal-rate N   timer signals per second, all threads together\n"
+            "  --check-every N   operations per thread between checks, 1 to 100M\n"
+            "                    (default 5000)\n"
+            "  --signal-rate N   timer signals per second, all threads together, 0 to 1M\n"
             "                    (default 20k; 0 for none)\n"
-            "  --pages N         zone size in pages (default 4096)\n"
-            "  --max-order N     largest block order allocated (0..10, default 4)\n"
+            "  --pages N         zone size in pages, 256 to 4194304 (default 4096)\n"
+            "  --max-order N     largest block order allocated, 0 to 10 (default 4)\n"
             "  --quality LIST    quality flags drawn at random: comma list of zero,\n"
             "                    poison,cl_align,track, all or none (default all)\n"
             "  --verify          a LABYRINTH_ZONE_VERIFY zone (use-after-free writes found)\n"
@@ -590,27 +593,53 @@ int tool_stress(int argc, char **argv)
     optind = 0;
     while ((c = getopt_long(argc, argv, "+h", opts, &li)) != -1) {
         bool ok = true;
+        const char *valid = NULL;
         switch (c) {
-        case 'd': ok = tool_parse_duration_us(optarg, &duration_us) && duration_us > 0; break;
-        case 't': ok = tool_parse_u64(optarg, &threads) && threads >= 1 && threads <= MAX_THREADS; break;
+        case 'd':
+            ok = tool_parse_duration_us(optarg, &duration_us) && duration_us >= 1000 && duration_us <= STRESS_MAX_US;
+            valid = "a duration from 1ms to 168h, a week (a number with us, ms, s, m or h)";
+            break;
+        case 't':
+            ok = tool_parse_u64(optarg, &threads) && threads >= 1 && threads <= MAX_THREADS;
+            valid = "from 1 to 64 threads";
+            break;
         case 's':
             ok = tool_parse_u64(optarg, &seed);
             seed_set = true;
+            valid = "a whole number from 0 to 18446744073709551615";
             break;
-        case 'c': ok = tool_parse_u64(optarg, &check_every) && check_every >= 1 && check_every <= 100000000; break;
-        case 'r': ok = tool_parse_u64(optarg, &signal_hz) && signal_hz <= 1000000; break;
-        case 'p': ok = tool_parse_u64(optarg, &pages) && pages >= 256 && pages <= (1u << 22); break;
-        case 'o': ok = tool_parse_u64(optarg, &max_order) && max_order <= 10; break;
-        case 'q': ok = tool_parse_quality(optarg, LABYRINTH_QUALITY_ALL, &quality); break;
+        case 'c':
+            ok = tool_parse_u64(optarg, &check_every) && check_every >= 1 && check_every <= 100000000;
+            valid = "operations per thread between checks, from 1 to 100M";
+            break;
+        case 'r':
+            ok = tool_parse_u64(optarg, &signal_hz) && signal_hz <= 1000000;
+            valid = "signals per second, from 0 (none) to 1M";
+            break;
+        case 'p':
+            ok = tool_parse_u64(optarg, &pages) && pages >= 256 && pages <= (1u << 22);
+            valid = "a zone of 256 to 4194304 pages (k and M allowed)";
+            break;
+        case 'o':
+            ok = tool_parse_u64(optarg, &max_order) && max_order <= 10;
+            valid = "an order from 0 (single pages) to 10 (blocks of 1024 pages)";
+            break;
+        case 'q':
+            ok = tool_parse_quality(optarg, LABYRINTH_QUALITY_ALL, &quality);
+            valid = "a comma list of zero, poison, cl_align, track, or 'all' or 'none' alone";
+            break;
         case 'V': verify = true; break;
-        case 'S': ok = tool_parse_u64(optarg, &sabotage) && sabotage >= 1; break;
+        case 'S':
+            ok = tool_parse_u64(optarg, &sabotage) && sabotage >= 1;
+            valid = "an operation number of thread 0, 1 or more";
+            break;
         case 'j': json = true; break;
         case 'Q': quiet = true; break;
         case 'h': stress_usage(stdout); return TOOL_OK;
         default: return tool_usage_hint("stress");
         }
         if (!ok)
-            return tool_bad_value("stress", opts[li].name, optarg);
+            return tool_bad_value("stress", opts[li].name, optarg, valid);
     }
     if (optind < argc) {
         fprintf(stderr, "labyrinth stress: unexpected argument '%s'\n", argv[optind]);

@@ -25,13 +25,17 @@ int tool_stats(int argc, char **argv);
 /* A non-negative whole number, optionally with k (x1000) or M (x10^6).
  * Returns false on a malformed value. */
 bool tool_parse_u64(const char *s, uint64_t *out);
-/* A duration: a number with s (default), ms or us; result in microseconds. */
+/* A duration: a number with us, ms, s (the default), m or h; result in
+ * microseconds. */
 bool tool_parse_duration_us(const char *s, uint64_t *out);
+/* A duration in microseconds the way the parser reads it back: 1h, 90s, 250ms. */
+void tool_fmt_duration(char *out, size_t len, uint64_t us);
 /* A comma list of zero, poison, cl_align, track, all, none: the quality
  * flags it names, if all are among allowed (false otherwise). */
 bool tool_parse_quality(const char *s, unsigned allowed, unsigned *q);
-/* "bad value 'V' for --NAME" on stderr; returns TOOL_USAGE. */
-int tool_bad_value(const char *cmd, const char *opt, const char *value);
+/* "bad value 'V' for --NAME: VALID" on stderr, VALID saying what is
+ * accepted (the range, the words); returns TOOL_USAGE. */
+int tool_bad_value(const char *cmd, const char *opt, const char *value, const char *valid);
 /* After getopt's own message: where to read the options; TOOL_USAGE. */
 int tool_usage_hint(const char *cmd);
 

@@ -52,6 +52,10 @@ bool tool_parse_duration_us(const char *s, uint64_t *out)
         v *= 1e6;
     else if (!strcmp(end, "ms"))
         v *= 1e3;
+    else if (!strcmp(end, "m"))
+        v *= 60e6;
+    else if (!strcmp(end, "h"))
+        v *= 3600e6;
     else if (strcmp(end, "us"))
         return false;
     if (v > 1e15)
@@ -60,15 +64,33 @@ bool tool_parse_duration_us(const char *s, uint64_t *out)
     return true;
 }
 
+void tool_fmt_duration(char *out, size_t len, uint64_t us)
+{
+    if (us && us % 3600000000ull == 0)
+        snprintf(out, len, "%lluh", (unsigned long long)(us / 3600000000ull));
+    else if (us && us % 60000000ull == 0)
+        snprintf(out, len, "%llum", (unsigned long long)(us / 60000000ull));
+    else if (us && us % 1000000ull == 0)
+        snprintf(out, len, "%llus", (unsigned long long)(us / 1000000ull));
+    else if (us && us % 1000ull == 0)
+        snprintf(out, len, "%llums", (unsigned long long)(us / 1000ull));
+    else
+        snprintf(out, len, "%lluus", (unsigned long long)us);
+}
+
 int tool_usage_hint(const char *cmd)
 {
     fprintf(stderr, "labyrinth %s: see 'labyrinth %s --help' for the options\n", cmd, cmd);
     return TOOL_USAGE;
 }
 
-int tool_bad_value(const char *cmd, const char *opt, const char *value)
+int tool_bad_value(const char *cmd, const char *opt, const char *value, const char *valid)
 {
-    fprintf(stderr, "labyrinth %s: bad value '%s' for --%s (see 'labyrinth %s --help')\n", cmd, value, opt, cmd);
+    if (valid && *valid)
+        fprintf(stderr, "labyrinth %s: bad value '%s' for --%s: %s\n", cmd, value, opt, valid);
+    else
+        fprintf(stderr, "labyrinth %s: bad value '%s' for --%s (see 'labyrinth %s --help')\n", cmd, value, opt,
+                cmd);
     return TOOL_USAGE;
 }
 
@@ -459,15 +481,22 @@ bool tool_parse_quality(const char *s, unsigned allowed, unsigned *q)
         return false;
     snprintf(buf, sizeof buf, "%s", s);
     *q = 0;
+    unsigned words = 0;
+    bool none = false;
     for (char *save, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         unsigned i = 0;
         while (i < sizeof names / sizeof names[0] && strcmp(t, names[i].name))
             i++;
         if (i == sizeof names / sizeof names[0])
             return false;
-        *q |= names[i].bits & allowed;
-        if (names[i].bits & ~allowed)
+        /* 'all' means the allowed flags (demo has no track). */
+        unsigned bits = !strcmp(t, "all") ? allowed : names[i].bits;
+        if (bits & ~allowed)
             return false;
+        *q |= bits;
+        none |= !strcmp(t, "none");
+        words++;
     }
-    return true;
+    /* "none,zero" says two contradictory things: none stands alone. */
+    return words > 0 && !(none && words > 1) && s[strlen(s) - 1] != ',' && s[0] != ',' && !strstr(s, ",,");
 }
