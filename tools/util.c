@@ -7,6 +7,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -242,10 +243,70 @@ static bool in_path(const char *prog)
     return false;
 }
 
+/* Can FILE be written?  Tried for real (root passes access() checks that a
+ * write would fail, on a read-only file system say): an existing file is
+ * opened for writing without truncating it, a new one created and removed
+ * again.  false with the reason in why. */
+static bool path_writable(const char *file, char *why, size_t len)
+{
+    struct stat sb;
+    if (stat(file, &sb) == 0) {
+        if (S_ISDIR(sb.st_mode)) {
+            snprintf(why, len, "it is a directory");
+            return false;
+        }
+        int fd = open(file, O_WRONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0) {
+            snprintf(why, len, "%s", strerror(errno));
+            return false;
+        }
+        close(fd);
+        if (!S_ISREG(sb.st_mode)) {
+            snprintf(why, len, "not a regular file (a plot is written with the file name gnuplot is given)");
+            return false;
+        }
+        return true;
+    }
+    if (errno != ENOENT) {
+        snprintf(why, len, "%s", strerror(errno));
+        return false;
+    }
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", file);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = 0;
+    else
+        *slash = 0;
+    if (stat(dir, &sb) != 0) {
+        snprintf(why, len, "the directory %s: %s", dir, strerror(errno));
+        return false;
+    }
+    if (!S_ISDIR(sb.st_mode)) {
+        snprintf(why, len, "%s is not a directory", dir);
+        return false;
+    }
+    int fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(why, len, "%s", strerror(errno));
+        return false;
+    }
+    close(fd);
+    unlink(file);
+    return true;
+}
+
 int tool_plot_check(const char *cmd, const char *file)
 {
     if (!*file || !plot_ext(file)) {
         fprintf(stderr, "labyrinth %s: bad value '%s' for --plot: the file must end in .png or .svg\n", cmd, file);
+        return TOOL_USAGE;
+    }
+    char why[4200];
+    if (!path_writable(file, why, sizeof why)) {
+        fprintf(stderr, "labyrinth %s: bad value '%s' for --plot: cannot write there: %s\n", cmd, file, why);
         return TOOL_USAGE;
     }
     if (!in_path("gnuplot")) {
@@ -315,6 +376,31 @@ void tool_rmtree(const char *dir)
     rmdir(dir);
 }
 
+/* The last lines of gnuplot's messages that say something (not its echo
+ * of the script line, not the caret under it), joined with "; ". */
+static void gnuplot_why(FILE *err, char *out, size_t len)
+{
+    char line[512], keep[2][512] = {"", ""};
+    out[0] = 0;
+    if (!err)
+        return;
+    rewind(err);
+    while (fgets(line, sizeof line, err)) {
+        line[strcspn(line, "\n")] = 0;
+        char *p = line;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (!*p || *p == '^' || !strncmp(p, "set output", 10) || !strncmp(p, "set terminal", 12))
+            continue;
+        snprintf(keep[0], sizeof keep[0], "%s", keep[1]);
+        snprintf(keep[1], sizeof keep[1], "%s", p);
+    }
+    if (keep[0][0])
+        snprintf(out, len, "%s; %s", keep[0], keep[1]);
+    else
+        snprintf(out, len, "%s", keep[1]);
+}
+
 int tool_gnuplot(const char *cmd, const char *script, const char *file)
 {
     fflush(NULL);
@@ -323,18 +409,31 @@ int tool_gnuplot(const char *cmd, const char *script, const char *file)
         fprintf(stderr, "labyrinth %s: pipe: %s\n", cmd, strerror(errno));
         return -1;
     }
+    /* gnuplot's messages go to a file, shown briefly if it fails; its
+     * standard output to /dev/null: a terminal whose 'set output' failed
+     * writes the picture there, and ours carries the report or the JSON. */
+    FILE *err = tmpfile();
     unlink(file);
     pid_t pid = fork();
     if (pid < 0) {
         fprintf(stderr, "labyrinth %s: fork: %s\n", cmd, strerror(errno));
         close(fds[0]);
         close(fds[1]);
+        if (err)
+            fclose(err);
         return -1;
     }
     if (pid == 0) {
         dup2(fds[0], 0);
         close(fds[0]);
         close(fds[1]);
+        int null = open("/dev/null", O_WRONLY);
+        if (null < 0 || dup2(null, 1) < 0)
+            _exit(126);
+        if (err)
+            dup2(fileno(err), 2);
+        else
+            dup2(null, 2);
         execlp("gnuplot", "gnuplot", (char *)NULL);
         _exit(127);
     }
@@ -358,12 +457,19 @@ int tool_gnuplot(const char *cmd, const char *script, const char *file)
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
     }
     struct stat sb;
+    int rc = 0;
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || stat(file, &sb) != 0 || sb.st_size == 0) {
-        fprintf(stderr, "labyrinth %s: gnuplot failed to write %s (exit %d)\n", cmd, file,
-                WIFEXITED(st) ? WEXITSTATUS(st) : -1);
-        return -1;
+        char why[1100];
+        gnuplot_why(err, why, sizeof why);
+        if (WIFEXITED(st) && WEXITSTATUS(st) == 127)
+            snprintf(why, sizeof why, "gnuplot could not be started");
+        fprintf(stderr, "labyrinth %s: gnuplot failed to write %s (exit %d)%s%s\n", cmd, file,
+                WIFEXITED(st) ? WEXITSTATUS(st) : -1, why[0] ? ": " : "", why);
+        rc = -1;
     }
-    return 0;
+    if (err)
+        fclose(err);
+    return rc;
 }
 
 /* ---- zone snapshots ------------------------------------------------------------------- */
