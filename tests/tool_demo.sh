@@ -33,7 +33,7 @@ json_true "$tmp/pause.out" 'd["config"]["pause_worker_s"] == [0.3, 0.4]' "the co
 # ---- plain status lines off a terminal ------------------------------------------
 run status demo --duration 1100ms
 expect_rc 0 status "demo --duration 1100ms"
-grep -Eq '^ *1\.[0-9]s +[0-9]+ pkt/s  atomic failures [0-9]+  reserve [0-9]+/[0-9]+  in use [0-9]+  p99 [0-9]+ ns' "$tmp/status.err" \
+grep -Eq '^ *1\.[0-9]s +[0-9]+ pkt/s  failures \+[0-9]+  reserve [0-9]+/[0-9]+ low [0-9]+' "$tmp/status.err" \
   && ok "plain status lines on stderr" || { fail "no status line"; show status; }
 grep -q $'\r' "$tmp/status.err" && fail "carriage returns off a terminal" || ok "no carriage returns off a terminal"
 grep -Eq '^ *drop rate +[0-9.]+%' "$tmp/status.out" && ok "the report gives the drop rate" || fail "no drop rate"

@@ -252,8 +252,10 @@ static void demo_usage(FILE *f)
             "  The seed's scenario: a fast context takes a page per packet with\n"
             "  labyrinth_void_allocpage_gfpatomic_extra_quality() and hands it over a\n"
             "  lock-free ring to a worker thread that checks and frees it; the warden\n"
-            "  keeps the reserve topped up.  A live status line (packets/s, atomic\n"
-            "  failures, reserve level, p99 allocation latency), then a report.\n"
+            "  keeps the reserve topped up.  A live status line, fitted to the terminal:\n"
+            "  packets/s, atomic failures since the last line, the reserve's level and\n"
+            "  its low point since the last line, pages in use, p99 allocation latency;\n"
+            "  then a report.\n"
             "options:\n"
             "  --duration T      how long to run, 1ms to 1h (e.g. 500ms, 2m; default 10s)\n"
             "  --mode M          fast context: 'signal' (a timer-signal handler, default)\n"
@@ -497,8 +499,8 @@ int tool_demo(int argc, char **argv)
     size_t nsamples_max = duration_us / SAMPLE_US + 4, nsamples = 0;
     struct sample *samples = calloc(nsamples_max, sizeof *samples);
     struct tool_hist *hprev = calloc(1, sizeof *hprev), *hnow = calloc(1, sizeof *hnow),
-                     *hd = calloc(1, sizeof *hd);
-    if (!samples || !hprev || !hnow || !hd) {
+                     *hd = calloc(1, sizeof *hd), *hline = calloc(1, sizeof *hline);
+    if (!samples || !hprev || !hnow || !hd || !hline) {
         fprintf(stderr, "labyrinth demo: out of memory\n");
         labyrinth_zone_destroy(D.zone);
         return TOOL_FAIL;
@@ -550,6 +552,9 @@ int tool_demo(int argc, char **argv)
     uint64_t t_start = tool_now_ns(), t_end = t_start + duration_us * 1000, prev_t = t_start, prev_pk = 0,
              prev_fail = 0, next_stats = tool_stats_req.interval_us ? tool_stats_req.interval_us * 1000 : 0;
     unsigned tick = 0;
+    uint64_t line_t = t_start, line_pk = 0, line_fail = 0;
+    size_t line_low = SIZE_MAX;
+    int line_paused = 0;
     while (tool_now_ns() < t_end) {
         uint64_t left = (t_end - tool_now_ns()) / 1000;
         tool_sleep_us(left < SAMPLE_US ? left : SAMPLE_US);
@@ -583,13 +588,36 @@ int tool_demo(int argc, char **argv)
         prev_fail = fl;
         tick++;
         bool last = tool_now_ns() >= t_end;
+        /* Since the last line: the reserve's low point (sampled every
+         * 100 ms; an atomic failure means it was at 0), the failures, the
+         * packet rate, the p99 and whether the worker paused. */
+        if (s.reserve < line_low)
+            line_low = s.reserve;
+        line_paused |= s.paused;
         if (!quiet && (tty ? tick % 2 == 0 : tick % 10 == 0 || last)) {
-            char line[240];
-            snprintf(line, sizeof line,
-                     "%5.1fs  %8.0f pkt/s  atomic failures %llu  reserve %zu/%zu  in use %zu  p99 %.0f ns%s",
-                     s.t, s.pps, (unsigned long long)fl, s.reserve, s.target, s.in_use, s.p99,
-                     s.paused ? "  [worker paused]" : "");
-            tool_status(tty, line);
+            tool_hist_diff(hd, hprev, hline);
+            double lt = (t - line_t) / 1e9;
+            uint64_t nf = fl - line_fail;
+            char f_t[24], f_pps[40], f_fail[40], f_all[48], f_res[80], f_use[40], f_p99[40];
+            snprintf(f_t, sizeof f_t, "%5.1fs", s.t);
+            snprintf(f_pps, sizeof f_pps, "%.0f pkt/s", lt > 0 ? (double)(pk - line_pk) / lt : 0.0);
+            snprintf(f_fail, sizeof f_fail, "failures +%llu", (unsigned long long)nf);
+            snprintf(f_all, sizeof f_all, "(%llu in all)", (unsigned long long)fl);
+            snprintf(f_res, sizeof f_res, "reserve %zu/%zu low %zu", s.reserve, s.target, nf ? 0 : line_low);
+            snprintf(f_use, sizeof f_use, "in use %zu", s.in_use);
+            snprintf(f_p99, sizeof f_p99, "p99 %.0f ns", cyc_ns(tool_hist_quantile(hd, 0.99)));
+            const struct tool_field fields[] = {
+                {f_t, 0},   {f_pps, 0}, {f_fail, 0}, {f_all, 5}, {f_res, 0},
+                {f_use, 4}, {f_p99, 2}, {line_paused ? "[worker paused]" : "", 1},
+            };
+            tool_status_fields(tty, fields, sizeof fields / sizeof fields[0]);
+            struct tool_hist *x = hline;
+            memcpy(x, hprev, sizeof *x);
+            line_t = t;
+            line_pk = pk;
+            line_fail = fl;
+            line_low = SIZE_MAX;
+            line_paused = 0;
         }
         if (next_stats && t - t_start >= next_stats && !last) {
             tool_stats_emit(D.zone, "demo", s.t, false);
@@ -697,6 +725,7 @@ int tool_demo(int argc, char **argv)
     free(hprev);
     free(hnow);
     free(hd);
+    free(hline);
     labyrinth_zone_destroy(D.zone);
     D.zone = NULL;
     if (rc != TOOL_OK)

@@ -772,14 +772,18 @@ int tool_stress(int argc, char **argv)
         uint64_t t = tool_now_ns();
         if (!quiet && left && (tty || t >= next_line)) {
             uint64_t ops = SUM(ops);
-            char line[300];
-            snprintf(line, sizeof line,
-                     "%5.1fs  ops %llu (%.0f/s)  signals %llu  checks %llu  NULLs %llu  violations %d",
-                     (t - S.t0_ns) / 1e9, (unsigned long long)ops, (double)(ops - prev_ops) / ((t - prev_t) / 1e9),
-                     (unsigned long long)SUM(sig_count), (unsigned long long)rd(&S.checks),
-                     (unsigned long long)(SUM(nulls[0]) + SUM(nulls[1]) + SUM(nulls[2]) + SUM(sig_nulls)),
-                     failed() ? 1 : 0);
-            tool_status(tty, line);
+            char f_t[24], f_ops[48], f_rate[40], f_sig[40], f_chk[40], f_null[40], f_viol[32];
+            snprintf(f_t, sizeof f_t, "%5.1fs", (t - S.t0_ns) / 1e9);
+            snprintf(f_ops, sizeof f_ops, "ops %llu", (unsigned long long)ops);
+            snprintf(f_rate, sizeof f_rate, "(%.0f/s)", (double)(ops - prev_ops) / ((t - prev_t) / 1e9));
+            snprintf(f_sig, sizeof f_sig, "signals %llu", (unsigned long long)SUM(sig_count));
+            snprintf(f_chk, sizeof f_chk, "checks %llu", (unsigned long long)rd(&S.checks));
+            snprintf(f_null, sizeof f_null, "NULLs %llu",
+                     (unsigned long long)(SUM(nulls[0]) + SUM(nulls[1]) + SUM(nulls[2]) + SUM(sig_nulls)));
+            snprintf(f_viol, sizeof f_viol, "violations %d", failed() ? 1 : 0);
+            const struct tool_field fields[] = {{f_t, 0},   {f_ops, 0},  {f_rate, 3}, {f_sig, 2},
+                                                {f_chk, 1}, {f_null, 4}, {f_viol, 0}};
+            tool_status_fields(tty, fields, sizeof fields / sizeof fields[0]);
             prev_ops = ops;
             prev_t = t;
             next_line = t + 1000000000ull;

@@ -3,6 +3,7 @@
 #define LB_TOOL_H
 
 #include <labyrinth.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -104,9 +105,22 @@ uint64_t tool_hist_max(const struct tool_hist *h);
 /* ---- output -------------------------------------------------------------- */
 
 /* A live status line on stderr: redrawn in place on a terminal, a plain
- * line otherwise. */
+ * line otherwise; cut to tool_status_width(). */
 void tool_status(bool tty, const char *line);
+/* The line as fields joined by two spaces; while it is wider than the
+ * terminal, the fields with the highest drop go first (drop 0: never). */
+struct tool_field {
+    const char *text;
+    unsigned drop;
+};
+void tool_status_fields(bool tty, const struct tool_field *f, unsigned n);
+/* End the line being redrawn (a newline on a terminal). */
 void tool_status_done(bool tty);
+/* The columns a status line may use: on a terminal its width (TIOCGWINSZ,
+ * else $COLUMNS, else 80) less one, so it never wraps; otherwise 79. */
+unsigned tool_status_width(bool tty);
+/* Set while a redrawn line is on the terminal without its newline. */
+extern volatile sig_atomic_t tool_status_open;
 
 /* JSON scalars: a quoted, escaped string; a number (null if not finite). */
 void tool_json_str(FILE *f, const char *s);

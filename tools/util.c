@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -178,19 +179,87 @@ uint64_t tool_hist_max(const struct tool_hist *h)
 
 /* ---- output -------------------------------------------------------------------- */
 
+unsigned tool_status_width(bool tty)
+{
+    unsigned cols = 0;
+    if (tty) {
+        struct winsize ws;
+        if (ioctl(2, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+            cols = ws.ws_col;
+        else {
+            const char *c = getenv("COLUMNS");
+            long v = c ? strtol(c, NULL, 10) : 0;
+            cols = v > 0 && v < 10000 ? (unsigned)v : 80;
+        }
+    } else {
+        cols = 80;
+    }
+    /* One column short of the edge: a line that fills the last column
+     * wraps on some terminals, and '\r' then returns to the start of the
+     * second half only, leaving the first on the screen. */
+    return cols > 20 ? cols - 1 : 19;
+}
+
+volatile sig_atomic_t tool_status_open;
+
 void tool_status(bool tty, const char *line)
 {
-    if (tty)
-        fprintf(stderr, "\r\033[K%s", line);
-    else
-        fprintf(stderr, "%s\n", line);
+    unsigned w = tool_status_width(tty);
+    int n = (int)strlen(line);
+    if (n > (int)w)
+        n = (int)w;
+    if (tty) {
+        fprintf(stderr, "\r\033[K%.*s", n, line);
+        tool_status_open = 1;
+    } else {
+        fprintf(stderr, "%.*s\n", n, line);
+    }
     fflush(stderr);
+}
+
+void tool_status_fields(bool tty, const struct tool_field *f, unsigned n)
+{
+    unsigned w = tool_status_width(tty);
+    bool on[32];
+    if (n > 32)
+        n = 32;
+    size_t total = 0;
+    for (unsigned i = 0; i < n; i++) {
+        on[i] = f[i].text && *f[i].text;
+        if (on[i])
+            total += strlen(f[i].text) + (total ? 2 : 0);
+    }
+    /* Drop the least needed fields (highest drop, the later on a tie)
+     * until the line fits; fields with drop 0 stay. */
+    while (total > w) {
+        int worst = -1;
+        for (unsigned i = 0; i < n; i++)
+            if (on[i] && f[i].drop && (worst < 0 || f[i].drop >= f[worst].drop))
+                worst = (int)i;
+        if (worst < 0)
+            break;
+        on[worst] = false;
+        total = 0;
+        for (unsigned i = 0; i < n; i++)
+            if (on[i])
+                total += strlen(f[i].text) + (total ? 2 : 0);
+    }
+    char line[1024];
+    size_t len = 0;
+    line[0] = 0;
+    for (unsigned i = 0; i < n; i++)
+        if (on[i] && len + 2 < sizeof line)
+            len += (size_t)snprintf(line + len, sizeof line - len, "%s%s", len ? "  " : "", f[i].text);
+    tool_status(tty, line);
 }
 
 void tool_status_done(bool tty)
 {
-    if (tty)
+    if (tty && tool_status_open) {
         fprintf(stderr, "\n");
+        fflush(stderr);
+    }
+    tool_status_open = 0;
 }
 
 void tool_json_str(FILE *f, const char *s)
