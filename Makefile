@@ -30,7 +30,8 @@ fuzz:
 
 # The long soak: `labyrinth stress` for LB_SOAK_SECONDS (default 3600, an
 # hour) in a VERIFY zone, progress each second on stderr; ARGS=--json for
-# a JSON report.  `make test` runs the same for 60 s.
+# a JSON report.  `make test` runs the same for 60 s.  Ctrl-C stops it
+# at the next check with the report of the run so far (exit 130).
 soak: build
 	@$(BUILD)/tools/labyrinth stress --duration $${LB_SOAK_SECONDS:-3600}s --verify --max-order 6 $(ARGS)
 

@@ -139,6 +139,27 @@ ptyrun 80 24 s80 stress --duration 2500ms --threads 2 --seed 7
 expect_rc 0 s80 "stress on an 80-column terminal"
 width_ok s80 80 "stress at 80 columns"
 
+# ---- Ctrl-C at the terminal ---------------------------------------------------------
+# The partial report, marked; the cursor left at the start of a line.
+PTY_INTR=1.5 ptyrun 80 24 dintr demo --duration 60s
+expect_rc 130 dintr "demo, Ctrl-C typed on the terminal"
+grep -q "labyrinth demo report: INTERRUPTED by SIGINT" "$tmp/dintr.tty" && ok "the partial report on the terminal" \
+  || { fail "no partial report"; cat -v "$tmp/dintr.tty" | head; }
+read -r _ _ _ _ end < <(python3 "$tmp/term.py" "$tmp/dintr.tty")
+[ "$end" = eol ] && ok "the cursor is left at the start of a line" || fail "the output ends mid-line"
+python3 - "$tmp/dintr.tty" <<'PY' && ok "the redrawn line is ended before the report" || fail "the report starts on the status line"
+import sys
+d = open(sys.argv[1], "rb").read().decode("utf-8", "replace")
+i = d.index("labyrinth demo: SIGINT: stopping")
+sys.exit(0 if d[i - 1] == "\n" else 1)
+PY
+PTY_INTR=1.5 ptyrun 80 24 sintr stress --duration 1h --threads 2
+expect_rc 130 sintr "stress, Ctrl-C typed on the terminal"
+grep -q "labyrinth stress report: INTERRUPTED by SIGINT" "$tmp/sintr.tty" && ok "stress: the partial report" \
+  || fail "stress: no partial report"
+read -r _ _ _ _ end < <(python3 "$tmp/term.py" "$tmp/sintr.tty")
+[ "$end" = eol ] && ok "stress: the cursor is left at the start of a line" || fail "stress: the output ends mid-line"
+
 # ---- off a terminal: 79 columns at most -------------------------------------------
 run plain demo --duration 2200ms --pause-worker 500ms,1200ms --worker-delay 1us
 grep -v '^labyrinth demo: ' "$tmp/plain.err" >"$tmp/plain.status"

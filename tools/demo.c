@@ -81,6 +81,8 @@ static struct {
     uint64_t rx_packets, rx_pages, rx_fail, rx_drop;
     uint64_t ticks;
     uint64_t wk_done, wk_bad, wk_free_err;
+    uint64_t wk_undelayed;   /* freed at the end without --worker-delay */
+    uint64_t drain_until_ns; /* __atomic: the delay holds until then once stopped */
     uint64_t bg_allocs;
     struct tool_hist hist; /* allocation latency in cycles, written by the fast context */
     uint64_t seq;
@@ -215,8 +217,16 @@ static void *worker_main(void *arg)
             bump(&D.wk_bad, 1);
         expect = pk->seq + 1;
         if (D.worker_delay_ns) {
-            uint64_t until = tool_now_ns() + D.worker_delay_ns;
-            while (tool_now_ns() < until) {
+            /* After the run the delay holds only until drain_until_ns (set
+             * before stop_worker): the rest of the queue is freed at once. */
+            uint64_t now = tool_now_ns();
+            if (__atomic_load_n(&D.stop_worker, __ATOMIC_ACQUIRE) &&
+                now >= __atomic_load_n(&D.drain_until_ns, __ATOMIC_RELAXED)) {
+                bump(&D.wk_undelayed, 1);
+            } else {
+                uint64_t until = now + D.worker_delay_ns;
+                while (tool_now_ns() < until) {
+                }
             }
         }
         if (labyrinth_free_pages(D.zone, p, 0) != 0)
@@ -269,6 +279,9 @@ static void demo_usage(FILE *f)
             "                    (default pages/16)\n"
             "  --worker-delay T  time the worker spends per packet, 0 to 1s (e.g. 2us;\n"
             "                    default 0)\n"
+            "  --drain-limit T   at the end, how long the worker keeps its delay while it\n"
+            "                    drains the pages queued for it; the rest is then freed\n"
+            "                    at once (default 2s; 0 to 1h)\n"
             "  --pause-worker AT,LEN\n"
             "                    the worker stops taking packets at AT for LEN (e.g.\n"
             "                    3s,2s): watch the reserve drain, atomic allocations\n"
@@ -361,7 +374,7 @@ static int plot_demo(const char *file, const struct sample *s, size_t n, const c
 int tool_demo(int argc, char **argv)
 {
     uint64_t duration_us = 10000000, rate = 200000, burst = 32, pages = 4096, reserve = 0, delay_us = 0;
-    uint64_t pause_at_us = 0, pause_len_us = 0, cpu = 0;
+    uint64_t pause_at_us = 0, pause_len_us = 0, cpu = 0, drain_limit_us = 2000000;
     bool poll = false, json = false, stats = false, quiet = false, cpu_set = false, reserve_set = false;
     const char *plot = NULL;
     unsigned quality = LABYRINTH_QUALITY_POISON | LABYRINTH_QUALITY_CL_ALIGN;
@@ -373,6 +386,7 @@ int tool_demo(int argc, char **argv)
         {"pause-worker", required_argument, 0, 'P'}, {"cpu", required_argument, 0, 'c'},
         {"plot", required_argument, 0, 'o'},     {"stats", no_argument, 0, 's'},
         {"quiet", no_argument, 0, 'Q'},          {"json", no_argument, 0, 'j'},
+        {"drain-limit", required_argument, 0, 'D'},
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
     int c, li = 0;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -430,6 +444,10 @@ int tool_demo(int argc, char **argv)
             cpu_set = true;
             valid = cpus;
             break;
+        case 'D':
+            ok = tool_parse_duration_us(optarg, &drain_limit_us) && drain_limit_us <= 3600000000ull;
+            valid = "a duration from 0 (free the queue at once) to 1h";
+            break;
         case 'o': plot = optarg; break;
         case 's': stats = true; break;
         case 'Q': quiet = true; break;
@@ -459,6 +477,11 @@ int tool_demo(int argc, char **argv)
         quiet = true;
 
     memset(&D, 0, sizeof D);
+    /* Ctrl-C or SIGTERM ends the run early, with its report.  Only the
+     * main thread takes them: blocked here, inherited by every thread
+     * made (the warden's too), unblocked below for this one. */
+    tool_interrupt_install();
+    tool_interrupt_block(true);
     struct labyrinth_zone_config cfg = {0};
     cfg.name = "demo";
     cfg.pages = pages;
@@ -471,6 +494,8 @@ int tool_demo(int argc, char **argv)
     D.zone = labyrinth_zone_create(&cfg);
     if (!D.zone) {
         fprintf(stderr, "labyrinth demo: cannot create the zone: %s\n", labyrinth_strerror(errno));
+        tool_interrupt_block(false);
+        tool_interrupt_restore();
         return TOOL_FAIL;
     }
     D.quality = quality;
@@ -503,6 +528,8 @@ int tool_demo(int argc, char **argv)
     if (!samples || !hprev || !hnow || !hd || !hline) {
         fprintf(stderr, "labyrinth demo: out of memory\n");
         labyrinth_zone_destroy(D.zone);
+        tool_interrupt_block(false);
+        tool_interrupt_restore();
         return TOOL_FAIL;
     }
 
@@ -524,6 +551,7 @@ int tool_demo(int argc, char **argv)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_create(&rx, NULL, rx_main, &ra);
     pthread_sigmask(SIG_BLOCK, &block, NULL);
+    tool_interrupt_block(false);
     while (!__atomic_load_n(&ra.ready, __ATOMIC_ACQUIRE))
         tool_sleep_us(100);
     if (report && pin >= 0 && ra.pinned < 0)
@@ -555,7 +583,7 @@ int tool_demo(int argc, char **argv)
     uint64_t line_t = t_start, line_pk = 0, line_fail = 0;
     size_t line_low = SIZE_MAX;
     int line_paused = 0;
-    while (tool_now_ns() < t_end) {
+    while (tool_now_ns() < t_end && !tool_interrupted()) {
         uint64_t left = (t_end - tool_now_ns()) / 1000;
         tool_sleep_us(left < SAMPLE_US ? left : SAMPLE_US);
         uint64_t t = tool_now_ns();
@@ -587,7 +615,7 @@ int tool_demo(int argc, char **argv)
         prev_pk = pk;
         prev_fail = fl;
         tick++;
-        bool last = tool_now_ns() >= t_end;
+        bool last = tool_now_ns() >= t_end || tool_interrupted();
         /* Since the last line: the reserve's low point (sampled every
          * 100 ms; an atomic failure means it was at 0), the failures, the
          * packet rate, the p99 and whether the worker paused. */
@@ -626,13 +654,74 @@ int tool_demo(int argc, char **argv)
     }
     if (!quiet)
         tool_status_done(tty);
+    if (tool_interrupted() && report)
+        fprintf(stderr, "labyrinth demo: %s: stopping after %.1f s; the report covers the run so far (again to "
+                        "quit at once)\n", tool_signal_name(tool_interrupted()), (tool_now_ns() - t_start) / 1e9);
     if (!poll && rc == TOOL_OK)
         timer_delete(timer);
     __atomic_store_n(&D.stop_rx, 1, __ATOMIC_RELAXED);
     pthread_join(rx, NULL);
+    uint64_t t_stop = tool_now_ns();
+    double secs = (t_stop - t_start) / 1e9;
+
+    /* The drain: the worker frees what is queued for it.  With a delay it
+     * may take long (4096 pages at 10 ms: 41 s): it keeps the delay for
+     * --drain-limit at most (none once interrupted), then frees the rest at
+     * once, and says so. */
+    uint64_t queued = __atomic_load_n(&D.ring.head, __ATOMIC_ACQUIRE) - __atomic_load_n(&D.ring.tail, __ATOMIC_ACQUIRE);
+    uint64_t limit_ns = tool_interrupted() ? 0 : drain_limit_us * 1000;
+    double drain_est = (double)queued * (double)D.worker_delay_ns / 1e9;
+    __atomic_store_n(&D.drain_until_ns, t_stop + limit_ns, __ATOMIC_RELAXED);
     __atomic_store_n(&D.stop_worker, 1, __ATOMIC_RELEASE);
-    pthread_join(wk, NULL);
-    double secs = (tool_now_ns() - t_start) / 1e9;
+    bool drain_talk = report && D.worker_delay_ns && drain_est >= 0.5;
+    if (drain_talk) {
+        char d[32], l[32];
+        tool_fmt_duration(d, sizeof d, delay_us);
+        tool_fmt_duration(l, sizeof l, limit_ns / 1000);
+        if (drain_est * 1e9 > (double)limit_ns)
+            fprintf(stderr,
+                    "labyrinth demo: %llu pages queued for the worker at %s each would take %.1f s; it drains\n"
+                    "  for %s%s, then frees the rest at once\n",
+                    (unsigned long long)queued, d, drain_est, limit_ns ? l : "no time",
+                    tool_interrupted() ? " (interrupted)" : " (--drain-limit)");
+        else
+            fprintf(stderr, "labyrinth demo: draining %llu pages queued for the worker at %s each: %.1f s\n",
+                    (unsigned long long)queued, d, drain_est);
+    }
+    uint64_t next_line = t_stop;
+    bool drain_cut = false;
+    while (pthread_tryjoin_np(wk, NULL) != 0) {
+        tool_sleep_us(20000);
+        uint64_t t = tool_now_ns();
+        if (tool_interrupted() && !drain_cut) {
+            /* Interrupted while draining: the rest at once. */
+            __atomic_store_n(&D.drain_until_ns, 0, __ATOMIC_RELAXED);
+            limit_ns = t - t_stop;
+            drain_cut = true;
+            if (drain_talk && !quiet)
+                tool_status_done(tty);
+            if (report)
+                fprintf(stderr, "labyrinth demo: %s: the pages still queued are freed at once\n",
+                        tool_signal_name(tool_interrupted()));
+        }
+        if (drain_talk && !quiet && t >= next_line) {
+            uint64_t left_q = __atomic_load_n(&D.ring.head, __ATOMIC_ACQUIRE) -
+                              __atomic_load_n(&D.ring.tail, __ATOMIC_ACQUIRE);
+            double by_delay = (double)left_q * (double)D.worker_delay_ns / 1e9,
+                   by_cap = t < t_stop + limit_ns ? (t_stop + limit_ns - t) / 1e9 : 0;
+            char f_a[32], f_b[48], f_c[48];
+            snprintf(f_a, sizeof f_a, "%5.1fs", (t - t_start) / 1e9);
+            snprintf(f_b, sizeof f_b, "draining: %llu pages queued", (unsigned long long)left_q);
+            snprintf(f_c, sizeof f_c, "%.1f s left", by_delay < by_cap ? by_delay : by_cap);
+            const struct tool_field fields[] = {{f_a, 0}, {f_b, 0}, {f_c, 1}};
+            tool_status_fields(tty, fields, 3);
+            next_line = t + (tty ? 200000000ull : 1000000000ull);
+        }
+    }
+    if (drain_talk && !quiet)
+        tool_status_done(tty);
+    double drain_secs = (tool_now_ns() - t_stop) / 1e9;
+    int interrupted = tool_interrupted();
 
     struct labyrinth_zone_stats st;
     labyrinth_zone_stats(D.zone, &st);
@@ -654,13 +743,16 @@ int tool_demo(int argc, char **argv)
                "\"latency_ns\":{\"p50\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"p9999\":%.1f,\"max\":%.1f},"
                "\"reserve\":{\"target\":%zu,\"now\":%zu,\"low_water\":%zu},"
                "\"atomic_reserve_allocs\":%llu,\"warden_runs\":%llu,\"leaks\":%ld,"
-               "\"misuse_reports\":%llu,\"check_violations\":%ld,",
+               "\"misuse_reports\":%llu,\"check_violations\":%ld,\"interrupted\":%s,\"interrupted_by\":%s%s%s,"
+               "\"drain\":{\"queued_pages\":%llu,\"seconds\":%.3f,\"freed_without_delay\":%llu},",
                secs, poll ? "poll" : "signal", (unsigned long long)D.rx_packets, (unsigned long long)D.rx_pages,
                (unsigned long long)D.rx_fail, (unsigned long long)D.rx_drop, drop_rate,
                (unsigned long long)D.wk_done, (unsigned long long)D.wk_bad, (unsigned long long)D.ticks,
                (unsigned long long)D.bg_allocs, p50, p99, p999, p9999, pmax, st.reserve_target_pages,
                st.reserve_free_pages, reserve_low, st.atomic_reserve_allocs, st.warden_runs, leaks,
-               st.misuse_reports, violations);
+               st.misuse_reports, violations, interrupted ? "true" : "false", interrupted ? "\"" : "",
+               interrupted ? tool_signal_name(interrupted) : "null", interrupted ? "\"" : "",
+               (unsigned long long)queued, drain_secs, (unsigned long long)D.wk_undelayed);
         printf("\"config\":{\"rate\":%llu,\"burst\":%llu,\"pages\":%zu,\"worker_delay_us\":%llu,"
                "\"pause_worker_s\":[%.3f,%.3f],\"cpu\":%d,\"quality\":%u},",
                (unsigned long long)rate, (unsigned long long)burst, st.total_pages, (unsigned long long)delay_us,
@@ -679,7 +771,11 @@ int tool_demo(int argc, char **argv)
         }
         printf("\"healthy\":%s}\n", healthy ? "true" : "false");
     } else if (report) {
-        printf("\nlabyrinth demo report (%.1f s, %s fast context)\n", secs, poll ? "busy-poll" : "timer-signal");
+        if (interrupted)
+            printf("\nlabyrinth demo report: INTERRUPTED by %s after %.1f s of %.1f s (%s)\n",
+                   tool_signal_name(interrupted), secs, duration_us / 1e6, poll ? "busy-poll" : "timer-signal");
+        else
+            printf("\nlabyrinth demo report (%.1f s, %s fast context)\n", secs, poll ? "busy-poll" : "timer-signal");
         printf("  packets received       %12llu  (%.0f/s)\n", (unsigned long long)D.rx_packets,
                D.rx_packets / secs);
         printf("  pages served (macro)   %12llu\n", (unsigned long long)(D.rx_packets - D.rx_fail));
@@ -689,6 +785,20 @@ int tool_demo(int argc, char **argv)
                (unsigned long long)D.rx_drop);
         printf("  drop rate              %11.3f%%  (failures and ring drops)\n", 100.0 * drop_rate);
         printf("  processed and freed    %12llu  by the worker thread\n", (unsigned long long)D.wk_done);
+        if (D.worker_delay_ns && queued) {
+            char l[32];
+            tool_fmt_duration(l, sizeof l, limit_ns / 1000);
+            printf("  drain at the end       %12llu  pages queued when the run stopped, drained\n"
+                   "                                       in %.1f s",
+                   (unsigned long long)queued, drain_secs);
+            if (D.wk_undelayed)
+                printf("; %llu of them freed at once,\n"
+                       "                                       without the delay (%s%s)\n",
+                       (unsigned long long)D.wk_undelayed, interrupted ? "interrupted" : "--drain-limit ",
+                       interrupted ? "" : l);
+            else
+                printf("\n");
+        }
         printf("  corrupt packets        %12llu\n", (unsigned long long)D.wk_bad);
         if (!poll)
             printf("  timer signals          %12llu  (handler interrupting %llu background NOWAIT pairs)\n",
@@ -703,7 +813,11 @@ int tool_demo(int argc, char **argv)
         printf("  leaks                  %s\n", leaks ? "SOME (see above)" : "none");
         printf("  misuse reports         %llu\n", (unsigned long long)st.misuse_reports);
         printf("  invariant check        %s\n", violations ? "VIOLATED" : "ok (labyrinth_zone_check = 0)");
-        printf("  verdict                %s\n", healthy ? "healthy" : "UNHEALTHY");
+        if (interrupted)
+            printf("  verdict                %s, for the %.1f s it ran (interrupted)\n",
+                   healthy ? "healthy" : "UNHEALTHY", secs);
+        else
+            printf("  verdict                %s\n", healthy ? "healthy" : "UNHEALTHY");
         if (stats)
             tool_zone_snapshot(stdout, D.zone, "demo", secs, true, false);
     }
@@ -728,7 +842,10 @@ int tool_demo(int argc, char **argv)
     free(hline);
     labyrinth_zone_destroy(D.zone);
     D.zone = NULL;
+    tool_interrupt_restore();
     if (rc != TOOL_OK)
         return rc;
-    return healthy ? TOOL_OK : TOOL_FAIL;
+    if (!healthy)
+        return TOOL_FAIL;
+    return interrupted ? TOOL_INTERRUPTED(interrupted) : TOOL_OK;
 }

@@ -397,5 +397,8 @@ int tool_stats(int argc, char **argv)
         printf("\nthe %s run was healthy\n", run);
     else if (rc == TOOL_FAIL)
         printf("\nthe %s run found a failure (exit status 1)\n", run);
+    else if (rc > 128)
+        printf("\nthe %s run was interrupted by %s (exit status %d); the snapshots cover the run so far\n", run,
+               tool_signal_name(rc - 128), rc);
     return rc;
 }

@@ -87,6 +87,7 @@ static struct {
     pthread_barrier_t b1, b2;
     int go;      /* __atomic: the timers are set, start */
     int stop;    /* __atomic */
+    int interrupt; /* __atomic: SIGINT or SIGTERM, stop at the next check */
     int failed;  /* __atomic: first violation wins */
     char why[600];
     unsigned fail_thread;
@@ -485,7 +486,8 @@ static void *thr_main(void *arg)
         tool_sleep_us(100);
     for (;;) {
         signals_block(false);
-        for (uint64_t i = 0; i < S.check_every && !failed(); i++) {
+        for (uint64_t i = 0; i < S.check_every && !failed() && !__atomic_load_n(&S.interrupt, __ATOMIC_RELAXED);
+             i++) {
             one_op(t);
             if ((i & 15) == 0)
                 drain_mbox(t);
@@ -498,7 +500,7 @@ static void *thr_main(void *arg)
         if (pthread_barrier_wait(&S.b1) == PTHREAD_BARRIER_SERIAL_THREAD) {
             if (!failed())
                 quiescent_check(t);
-            if (failed() || tool_now_ns() >= S.end_ns) {
+            if (failed() || __atomic_load_n(&S.interrupt, __ATOMIC_RELAXED) || tool_now_ns() >= S.end_ns) {
                 /* The last round: no more signals. */
                 for (unsigned i = 0; i < S.nthreads; i++)
                     if (S.t[i].timer_ok) {
@@ -653,6 +655,11 @@ int tool_stress(int argc, char **argv)
 
     memset(&S, 0, sizeof S);
     page_size = labyrinth_page_size();
+    /* Ctrl-C or SIGTERM: the run stops at the next quiescent check, with
+     * its report.  Only the main thread takes them (blocked for the
+     * threads it makes, the warden's too). */
+    tool_interrupt_install();
+    tool_interrupt_block(true);
     S.nthreads = (unsigned)threads;
     S.max_order = (unsigned)max_order;
     S.quality_mask = quality;
@@ -671,6 +678,8 @@ int tool_stress(int argc, char **argv)
     S.zone = labyrinth_zone_create(&cfg);
     if (!S.zone) {
         fprintf(stderr, "labyrinth stress: cannot create the zone: %s\n", labyrinth_strerror(errno));
+        tool_interrupt_block(false);
+        tool_interrupt_restore();
         return TOOL_FAIL;
     }
     labyrinth_zone_set_report_handler(S.zone, on_report, NULL);
@@ -678,6 +687,8 @@ int tool_stress(int argc, char **argv)
     if (!S.t) {
         labyrinth_zone_destroy(S.zone);
         fprintf(stderr, "labyrinth stress: out of memory\n");
+        tool_interrupt_block(false);
+        tool_interrupt_restore();
         return TOOL_FAIL;
     }
     memset(S.t, 0, sizeof *S.t * threads);
@@ -756,6 +767,7 @@ int tool_stress(int argc, char **argv)
     S.t0_ns = tool_now_ns();
     S.end_ns = S.t0_ns + duration_us * 1000;
     __atomic_store_n(&S.go, 1, __ATOMIC_RELEASE);
+    tool_interrupt_block(false);
 
     bool tty = isatty(2);
     uint64_t prev_ops = 0, prev_t = S.t0_ns, next_line = S.t0_ns + 1000000000ull,
@@ -764,13 +776,22 @@ int tool_stress(int argc, char **argv)
     unsigned left = S.nthreads;
     while (left) {
         tool_sleep_us(tty ? 100000 : 50000);
+        if (tool_interrupted() && !__atomic_load_n(&S.interrupt, __ATOMIC_RELAXED)) {
+            __atomic_store_n(&S.interrupt, 1, __ATOMIC_RELAXED);
+            if (!quiet)
+                tool_status_done(tty);
+            if (report)
+                fprintf(stderr, "labyrinth stress: %s: stopping at the next check, after %.1f s; the report "
+                                "covers the run so far (again to quit at once)\n",
+                        tool_signal_name(tool_interrupted()), (tool_now_ns() - S.t0_ns) / 1e9);
+        }
         for (unsigned i = 0; i < S.nthreads; i++)
             if (!joined[i] && pthread_tryjoin_np(S.t[i].th, NULL) == 0) {
                 joined[i] = true;
                 left--;
             }
         uint64_t t = tool_now_ns();
-        if (!quiet && left && (tty || t >= next_line)) {
+        if (!quiet && left && !__atomic_load_n(&S.interrupt, __ATOMIC_RELAXED) && (tty || t >= next_line)) {
             uint64_t ops = SUM(ops);
             char f_t[24], f_ops[48], f_rate[40], f_sig[40], f_chk[40], f_null[40], f_viol[32];
             snprintf(f_t, sizeof f_t, "%5.1fs", (t - S.t0_ns) / 1e9);
@@ -796,6 +817,7 @@ int tool_stress(int argc, char **argv)
     if (!quiet)
         tool_status_done(tty);
     double secs = (tool_now_ns() - S.t0_ns) / 1e9;
+    int interrupted = tool_interrupted();
     signals_block(false);
     sigaction(SIGRTMIN, &old_sa, NULL);
 
@@ -845,10 +867,20 @@ int tool_stress(int argc, char **argv)
             tool_json_str(stdout, again);
             printf("}");
         }
+        printf(",\"interrupted\":%s,\"interrupted_by\":", interrupted ? "true" : "false");
+        if (interrupted)
+            tool_json_str(stdout, tool_signal_name(interrupted));
+        else
+            printf("null");
         printf(",\"healthy\":%s}\n", ok ? "true" : "false");
     } else if (report) {
-        printf("\nlabyrinth stress report (%.1f s, seed %llu, %u threads)\n", secs, (unsigned long long)seed,
-               S.nthreads);
+        if (interrupted)
+            printf("\nlabyrinth stress report: INTERRUPTED by %s after %.1f s of %.1f s (seed %llu,\n"
+                   "  %u threads)\n",
+                   tool_signal_name(interrupted), secs, duration_us / 1e6, (unsigned long long)seed, S.nthreads);
+        else
+            printf("\nlabyrinth stress report (%.1f s, seed %llu, %u threads)\n", secs, (unsigned long long)seed,
+                   S.nthreads);
         printf("  operations             %12llu  (%.0f/s)\n", (unsigned long long)ops, ops / secs);
         for (unsigned m = 0; m < 3; m++)
             printf("  %-6s allocations     %12llu  (%llu NULL)\n", mode_name[m],
@@ -866,7 +898,10 @@ int tool_stress(int argc, char **argv)
                (unsigned long long)check_every);
         printf("  pages in use at end    %12zu\n", st.in_use_pages);
         printf("  invariant check        %s\n", viol ? "VIOLATED" : "ok (labyrinth_zone_check = 0)");
-        printf("  verdict                %s\n", ok ? "no violation" : "VIOLATION");
+        if (interrupted && ok)
+            printf("  verdict                no violation, in the %.1f s it ran (interrupted)\n", secs);
+        else
+            printf("  verdict                %s\n", ok ? "no violation" : "VIOLATION");
     }
     fflush(stdout);
     if (!ok) {
@@ -884,5 +919,8 @@ int tool_stress(int argc, char **argv)
     S.t = NULL;
     labyrinth_zone_destroy(S.zone);
     S.zone = NULL;
-    return ok ? TOOL_OK : TOOL_FAIL;
+    tool_interrupt_restore();
+    if (!ok)
+        return TOOL_FAIL;
+    return interrupted ? TOOL_INTERRUPTED(interrupted) : TOOL_OK;
 }

@@ -122,6 +122,21 @@ unsigned tool_status_width(bool tty);
 /* Set while a redrawn line is on the terminal without its newline. */
 extern volatile sig_atomic_t tool_status_open;
 
+/* ---- SIGINT and SIGTERM: the run stops early, with its report ------------------
+ * install: a handler that notes the first signal (unless the signal is
+ * ignored, as in a background job); a second one ends the process at once.
+ * The runs poll tool_interrupted() (the signal's number, or 0), print
+ * their report marked as interrupted and exit with TOOL_INTERRUPTED(sig):
+ * 130 for SIGINT, 143 for SIGTERM, as a shell reports a process the signal
+ * killed.  block: keep them from the calling thread (for threads that must
+ * not take them: the main thread polls). */
+void tool_interrupt_install(void);
+void tool_interrupt_restore(void);
+int tool_interrupted(void);
+void tool_interrupt_block(bool block);
+const char *tool_signal_name(int sig);
+#define TOOL_INTERRUPTED(sig) (128 + (sig))
+
 /* JSON scalars: a quoted, escaped string; a number (null if not finite). */
 void tool_json_str(FILE *f, const char *s);
 void tool_json_num(FILE *f, double v);

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -261,6 +262,69 @@ void tool_status_done(bool tty)
     }
     tool_status_open = 0;
 }
+
+/* ---- SIGINT and SIGTERM ------------------------------------------------------ */
+
+static volatile sig_atomic_t interrupted_by;
+static struct sigaction old_int, old_term;
+static bool interrupt_installed;
+
+static void on_interrupt(int sig)
+{
+    if (interrupted_by) {
+        /* A second one: the user means now.  End the redrawn line, then
+         * die of the signal as if it had not been caught. */
+        int saved = errno;
+        if (tool_status_open)
+            (void)!write(2, "\n", 1);
+        signal(sig, SIG_DFL);
+        raise(sig);
+        errno = saved;
+        return;
+    }
+    interrupted_by = sig;
+}
+
+void tool_interrupt_install(void)
+{
+    interrupted_by = 0;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_interrupt;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    /* A signal the parent ignores (a background job of a shell without job
+     * control, nohup) stays ignored. */
+    sigaction(SIGINT, NULL, &old_int);
+    sigaction(SIGTERM, NULL, &old_term);
+    if (old_int.sa_handler != SIG_IGN)
+        sigaction(SIGINT, &sa, NULL);
+    if (old_term.sa_handler != SIG_IGN)
+        sigaction(SIGTERM, &sa, NULL);
+    interrupt_installed = true;
+}
+
+void tool_interrupt_restore(void)
+{
+    if (!interrupt_installed)
+        return;
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    interrupt_installed = false;
+}
+
+int tool_interrupted(void) { return interrupted_by; }
+
+void tool_interrupt_block(bool block)
+{
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGINT);
+    sigaddset(&s, SIGTERM);
+    pthread_sigmask(block ? SIG_BLOCK : SIG_UNBLOCK, &s, NULL);
+}
+
+const char *tool_signal_name(int sig) { return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal"; }
 
 void tool_json_str(FILE *f, const char *s)
 {
