@@ -51,4 +51,56 @@ expect_rc 0 durs "stress --duration 168h accepted"
 run minutes demo --duration 0.005m --quiet --json
 expect_rc 0 minutes "demo --duration 0.005m"
 json_true "$tmp/minutes.out" '0.25 < d["seconds"] < 2' "0.005m is 300 ms"
+# ---- meaningless or conflicting values: refused, or a warning ----------------------------
+expect_usage "bad value '0' for --reserve: from 1 to one below --pages \(0 would be the library's default" demo --reserve 0
+expect_usage "bad value 'none,zero' for --quality: .*'none' alone" demo --quality none,zero
+expect_usage "bad value 'all,none' for --quality" stress --quality all,none
+expect_usage "bad value 'zero,,poison' for --quality" demo --quality zero,,poison
+expect_usage "--pause-worker 5s,1s would start after the run ends \(--duration 2s\)" demo --pause-worker 5s,1s --duration 2s
+expect_usage "--rate 100000000 in bursts of 32 needs a burst every 320 ns" demo --rate 100M
+expect_usage "--duration 5s given twice, to stats and to the run" stats --duration 1s -- --duration 5s
+expect_usage "--json after '--' has no effect" stats -- --json
+expect_usage "--quiet after '--' has no effect" stats --run stress -- --quiet
+expect_usage "--interval is not shorter than the run" stats --duration 1s --interval 1s
+expect_usage "no help for 'frob': it is not a command" help frob
+expect_usage "help takes one command at most" help demo stress
+run helpv help version
+expect_rc 0 helpv "labyrinth help version"
+
+# The run's --duration after '--' (given once) is the run's and the header's.
+run statsd stats --json -- --duration 300ms --rate 10k
+expect_rc 0 statsd "stats -- --duration 300ms"
+json_true "$tmp/statsd.out" 'd["snapshots"][-1]["seconds"] < 1.5' "the run's --duration is used"
+
+# A pause that runs past the end: a warning, the pause cut short.
+run pause demo --pause-worker 300ms,2s --duration 600ms --quiet
+expect_rc 0 pause "demo --pause-worker past the end of the run"
+grep -q "warning: the run ends at 0.6 s, before the pause would (2.3 s)" "$tmp/pause.err" \
+  && ok "a pause past the end: a warning" || { fail "no warning for a pause past the end"; show pause; }
+
+# A rate the fast context cannot deliver: said up front, at the end, in the
+# report and the JSON; the verdict names what it judges.
+run rate demo --rate 5M --duration 1s --quiet
+expect_rc 0 rate "demo --rate 5M"
+grep -q "warning: 5000000 packets/s in bursts of 32 is a timer signal every 6.4 us" "$tmp/rate.err" \
+  && ok "--rate 5M: a warning before the run" || { fail "no warning before the run"; show rate; }
+grep -Eq "warning: [0-9]+ packets/s delivered of the 5000000/s asked" "$tmp/rate.err" \
+  && ok "--rate 5M: the rate delivered, after the run" || fail "no warning after the run"
+grep -Eq '^ *rate NOT REACHED +[0-9]+/s delivered of 5000000/s asked' "$tmp/rate.out" \
+  && grep -Eq '^ *verdict +healthy \(the allocator; the rate asked was not reached\)' "$tmp/rate.out" \
+  && ok "--rate 5M: the report says the rate was not reached" || { fail "the report hides the short rate"; show rate; }
+run ratej demo --rate 5M --duration 500ms --quiet --json
+json_true "$tmp/ratej.out" 'd["rate"]["asked_per_s"] == 5000000 and d["rate"]["reached"] is False and d["rate"]["delivered_per_s"] < 4500000' \
+  "--rate 5M: the JSON says the rate was not reached"
+run rateok demo --rate 1000 --duration 1s --quiet --json
+json_true "$tmp/rateok.out" 'd["rate"]["reached"] is True' "a modest rate is reached"
+
+# --sabotage beyond the end of the run: not "no violation" alone.
+run sab stress --sabotage 100M --duration 300ms --threads 1 --quiet
+grep -q "warning: --sabotage 100000000 was never reached" "$tmp/sab.err" \
+  && grep -Eq '^ *sabotage +NOT DONE: thread 0 stopped at operation [0-9]+, before 100000000' "$tmp/sab.out" \
+  && grep -Eq '^ *verdict +no violation, but --sabotage was never reached' "$tmp/sab.out" \
+  && ok "--sabotage never reached: said on stderr and in the report" || { fail "--sabotage not reached, not said"; show sab; }
+run sabj stress --sabotage 100M --duration 300ms --threads 1 --quiet --json
+json_true "$tmp/sabj.out" 'd["sabotage"] == {"at_operation": 100000000, "done": False}' "the JSON: the sabotage not done"
 finish

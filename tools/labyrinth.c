@@ -68,12 +68,25 @@ int main(int argc, char **argv)
         return TOOL_OK;
     }
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+        if (argc > 3) {
+            fprintf(stderr, "labyrinth: help takes one command at most, not '%s'\n", argv[3]);
+            return TOOL_USAGE;
+        }
         if (argc > 2) {
             for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
                 if (!strcmp(argv[2], cmds[i].name)) {
-                    char *av[] = {argv[2], (char *)"--help", NULL};
+                    static char name[64];
+                    snprintf(name, sizeof name, "labyrinth %s", cmds[i].name);
+                    char *av[] = {name, (char *)"--help", NULL};
                     return cmds[i].fn(2, av);
                 }
+            if (strcmp(argv[2], "help") && strcmp(argv[2], "version")) {
+                fprintf(stderr,
+                        "labyrinth: no help for '%s': it is not a command (demo, bench, stress, info, stats, "
+                        "version, help)\n",
+                        argv[2]);
+                return TOOL_USAGE;
+            }
         }
         usage(stdout);
         return TOOL_OK;

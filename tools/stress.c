@@ -842,6 +842,15 @@ int tool_stress(int argc, char **argv)
     }
     bool ok = !failed();
     uint64_t ops = SUM(ops);
+    /* --sabotage N beyond what thread 0 reached: nothing was corrupted, and
+     * "no violation" would test nothing. */
+    bool sabotage_missed = S.sabotage_op && !S.sabotaged;
+    if (sabotage_missed && report)
+        fprintf(stderr,
+                "labyrinth stress: warning: --sabotage %llu was never reached: thread 0 made %llu operations; "
+                "nothing\n  was corrupted, so the run tested nothing of the self-test (a longer --duration or a "
+                "smaller N)\n",
+                (unsigned long long)S.sabotage_op, (unsigned long long)rd(&S.t[0].ops));
     if (report && json) {
         printf("{\"seed\":%llu,\"threads\":%u,\"seconds\":%.3f,\"operations\":%llu,\"allocs\":{", (unsigned long long)seed,
                S.nthreads, secs, (unsigned long long)ops);
@@ -867,6 +876,9 @@ int tool_stress(int argc, char **argv)
             tool_json_str(stdout, again);
             printf("}");
         }
+        if (S.sabotage_op)
+            printf(",\"sabotage\":{\"at_operation\":%llu,\"done\":%s}", (unsigned long long)S.sabotage_op,
+                   S.sabotaged ? "true" : "false");
         printf(",\"interrupted\":%s,\"interrupted_by\":", interrupted ? "true" : "false");
         if (interrupted)
             tool_json_str(stdout, tool_signal_name(interrupted));
@@ -898,8 +910,13 @@ int tool_stress(int argc, char **argv)
                (unsigned long long)check_every);
         printf("  pages in use at end    %12zu\n", st.in_use_pages);
         printf("  invariant check        %s\n", viol ? "VIOLATED" : "ok (labyrinth_zone_check = 0)");
+        if (sabotage_missed)
+            printf("  sabotage               NOT DONE: thread 0 stopped at operation %llu, before %llu\n",
+                   (unsigned long long)rd(&S.t[0].ops), (unsigned long long)S.sabotage_op);
         if (interrupted && ok)
             printf("  verdict                no violation, in the %.1f s it ran (interrupted)\n", secs);
+        else if (sabotage_missed && ok)
+            printf("  verdict                no violation, but --sabotage was never reached\n");
         else
             printf("  verdict                %s\n", ok ? "no violation" : "VIOLATION");
     }
