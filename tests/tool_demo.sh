@@ -31,19 +31,21 @@ json_true "$tmp/pause.out" 'min(e["reserve"] for e in d["timeline"]) == 0 and d[
 json_true "$tmp/pause.out" 'd["config"]["pause_worker_s"] == [0.3, 0.4]' "the config echoes --pause-worker"
 
 # ---- a slow worker: the drain at the end is bounded and said -------------------------
-# 1 ms per packet leaves ~4000 pages queued: 4 s of drain, capped at 2 s.
+# 5 ms per packet leaves ~4000 pages queued: 20 s of drain (the whole run
+# took 21 s before the cap), capped at 2 s.  The bound leaves room for a
+# loaded machine.
 t0=$(date +%s%N)
-run slow demo --duration 1s --worker-delay 1ms
+run slow demo --duration 1s --worker-delay 5ms
 t1=$(date +%s%N)
-expect_rc 0 slow "demo --worker-delay 1ms --duration 1s"
+expect_rc 0 slow "demo --worker-delay 5ms --duration 1s"
 ms=$(( (t1 - t0) / 1000000 ))
-[ "$ms" -lt 4500 ] && ok "it ends in $ms ms (1 s run, at most 2 s of drain)" || fail "it took $ms ms"
-grep -Eq '^labyrinth demo: [0-9]+ pages queued for the worker at 1ms each would take [0-9.]+ s; it drains$' "$tmp/slow.err" \
-  && grep -q "for 2s (--drain-limit), then frees the rest at once" "$tmp/slow.err" \
+[ "$ms" -lt 10000 ] && ok "it ends in $ms ms (1 s run, at most 2 s of drain)" || fail "it took $ms ms"
+grep -Eq '^labyrinth demo: [0-9]+ pages queued for the worker at 5ms each would take [0-9.]+ s;$' "$tmp/slow.err" \
+  && grep -q "it drains for 2s (--drain-limit), then frees the rest at once" "$tmp/slow.err" \
   && ok "it says how long the drain would take and that it is capped" || { fail "no drain notice"; show slow; }
 grep -Eq 'draining: [0-9]+ pages queued' "$tmp/slow.err" && ok "a progress line while it drains" || fail "no drain progress line"
 grep -Eq '^ *drain at the end +[0-9]+ +pages queued when the run stopped' "$tmp/slow.out" \
-  && grep -Eq '[0-9]+ of them freed at once' "$tmp/slow.out" && ok "the report: pages queued, freed at once" \
+  && grep -Eq '[0-9]+ of them freed$' "$tmp/slow.out" && grep -Eq '^ +at once, without the delay \(--drain-limit 2s\)' "$tmp/slow.out" && ok "the report: pages queued, freed at once" \
   || { fail "no drain line in the report"; show slow; }
 grep -Eq '^ *leaks +none' "$tmp/slow.out" && ok "nothing leaks" || fail "leaks after a capped drain"
 run slowj demo --duration 500ms --worker-delay 10ms --drain-limit 300ms --json --quiet
@@ -52,7 +54,7 @@ json_true "$tmp/slowj.out" 'd["drain"]["queued_pages"] > 1000 and 0.2 < d["drain
   "the JSON: queued pages, the drain's seconds, pages freed without the delay"
 run slow0 demo --duration 300ms --worker-delay 1s --drain-limit 0 --quiet --json
 expect_rc 0 slow0 "demo --worker-delay 1s --drain-limit 0"
-json_true "$tmp/slow0.out" 'd["drain"]["seconds"] < 2.5 and d["drain"]["freed_without_delay"] == d["drain"]["queued_pages"]' \
+json_true "$tmp/slow0.out" 'd["drain"]["seconds"] < 3.5 and d["drain"]["freed_without_delay"] >= d["drain"]["queued_pages"] - 1' \
   "--drain-limit 0 frees the queue at once"
 expect_usage "bad value '2h' for --drain-limit: a duration from 0 .* to 1h" demo --drain-limit 2h
 
@@ -63,7 +65,8 @@ grep -Eq '^ *1\.[0-9]s +[0-9]+ pkt/s  failures \+[0-9]+  reserve [0-9]+/[0-9]+ l
   && ok "plain status lines on stderr" || { fail "no status line"; show status; }
 grep -q $'\r' "$tmp/status.err" && fail "carriage returns off a terminal" || ok "no carriage returns off a terminal"
 grep -Eq '^ *drop rate +[0-9.]+%' "$tmp/status.out" && ok "the report gives the drop rate" || fail "no drop rate"
-grep -Eq '^ *allocation latency +p50 [0-9]+ ns  p99 [0-9]+ ns  p99\.9 [0-9]+ ns  p99\.99 [0-9]+ ns  max [0-9]+ ns' "$tmp/status.out" \
+grep -Eq '^ *allocation latency +p50 [0-9]+ ns  p99 [0-9]+ ns  p99\.9 [0-9]+ ns$' "$tmp/status.out" \
+  && grep -Eq '^ +p99\.99 [0-9]+ ns  max [0-9]+ ns$' "$tmp/status.out" \
   && ok "latency percentiles" || fail "no latency percentiles"
 grep -Eq '^ *reserve .* low point [0-9]+' "$tmp/status.out" && ok "reserve low point" || fail "no reserve low point"
 

@@ -22,6 +22,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -139,6 +140,7 @@ struct rx_args {
     pid_t tid;
     int ready;   /* __atomic */
     int pinned;  /* 1 pinned, 0 not asked, -1 failed */
+    long nivcsw; /* involuntary context switches of the thread, at its end */
 };
 
 static void *rx_main(void *arg)
@@ -179,6 +181,8 @@ static void *rx_main(void *arg)
             nanosleep(&ts, NULL);
         }
     }
+    struct rusage ru;
+    a->nivcsw = getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nivcsw : -1;
     return NULL;
 }
 
@@ -259,7 +263,8 @@ static void demo_usage(FILE *f)
 {
     fprintf(f,
             "usage: labyrinth demo [options]\n"
-            "  The seed's scenario: a fast context takes a page per packet with\n"
+            "  The seed's scenario (the use the brief labyrinth was written from\n"
+            "  describes): a fast context takes a page per packet with\n"
             "  labyrinth_void_allocpage_gfpatomic_extra_quality() and hands it over a\n"
             "  lock-free ring to a worker thread that checks and frees it; the warden\n"
             "  keeps the reserve topped up.  A live status line, fitted to the terminal:\n"
@@ -531,24 +536,24 @@ int tool_demo(int argc, char **argv)
     int pin = cpu_set ? (int)cpu : poll && ncpu > 1 ? (int)ncpu - 1 : -1;
     if (report) {
         fprintf(stderr,
-                "labyrinth demo: zone of %zu pages (%zu KiB), reserve %zu, warden on; "
-                "%s fast context%s, %llu packets/s in bursts of %llu, %.1f s\n",
+                "labyrinth demo: a zone of %zu pages (%zu KiB), reserve %zu, warden on;\n"
+                "  %s fast context%s, %llu packets/s in bursts of %llu, for %.1f s\n",
                 st0.total_pages, st0.total_pages * st0.page_size / 1024, st0.reserve_target_pages,
                 poll ? "busy-poll" : "timer-signal", pin >= 0 ? " (pinned)" : "", (unsigned long long)rate,
                 (unsigned long long)burst, duration_us / 1e6);
         if (pause_len_us && pause_at_us + pause_len_us > duration_us)
             fprintf(stderr,
-                    "labyrinth demo: warning: the run ends at %.1f s, before the pause would (%.1f s): the worker "
-                    "pauses from %.1f s to the end\n",
+                    "labyrinth demo: warning: the run ends at %.1f s, before the pause would (%.1f s):\n"
+                    "  the worker pauses from %.1f s to the end\n",
                     duration_us / 1e6, (pause_at_us + pause_len_us) / 1e6, pause_at_us / 1e6);
         else if (pause_len_us)
             fprintf(stderr, "labyrinth demo: the worker pauses from %.1f s to %.1f s\n", pause_at_us / 1e6,
                     (pause_at_us + pause_len_us) / 1e6);
         if (!poll && rate / burst > 100000)
             fprintf(stderr,
-                    "labyrinth demo: warning: %llu packets/s in bursts of %llu is a timer signal every %.1f us "
-                    "(%llu/s): more\n  than most machines deliver; the report says what was delivered (a larger "
-                    "--burst asks\n  for fewer signals)\n",
+                    "labyrinth demo: warning: %llu packets/s in bursts of %llu is a timer signal\n"
+                    "  every %.1f us (%llu/s): more than most machines deliver; the report says what\n"
+                    "  was delivered (a larger --burst asks for fewer signals)\n",
                     (unsigned long long)rate, (unsigned long long)burst, burst * 1e6 / (double)rate,
                     (unsigned long long)(rate / burst));
     }
@@ -687,8 +692,9 @@ int tool_demo(int argc, char **argv)
     if (!quiet)
         tool_status_done(tty);
     if (tool_interrupted() && report)
-        fprintf(stderr, "labyrinth demo: %s: stopping after %.1f s; the report covers the run so far (again to "
-                        "quit at once)\n", tool_signal_name(tool_interrupted()), (tool_now_ns() - t_start) / 1e9);
+        fprintf(stderr, "labyrinth demo: %s: stopping after %.1f s, with the report of the run so far\n"
+                        "  (the same signal again quits at once)\n",
+                tool_signal_name(tool_interrupted()), (tool_now_ns() - t_start) / 1e9);
     if (!poll && rc == TOOL_OK)
         timer_delete(timer);
     __atomic_store_n(&D.stop_rx, 1, __ATOMIC_RELAXED);
@@ -712,8 +718,8 @@ int tool_demo(int argc, char **argv)
         tool_fmt_duration(l, sizeof l, limit_ns / 1000);
         if (drain_est * 1e9 > (double)limit_ns)
             fprintf(stderr,
-                    "labyrinth demo: %llu pages queued for the worker at %s each would take %.1f s; it drains\n"
-                    "  for %s%s, then frees the rest at once\n",
+                    "labyrinth demo: %llu pages queued for the worker at %s each would take %.1f s;\n"
+                    "  it drains for %s%s, then frees the rest at once\n",
                     (unsigned long long)queued, d, drain_est, limit_ns ? l : "no time",
                     tool_interrupted() ? " (interrupted)" : " (--drain-limit)");
         else
@@ -773,11 +779,17 @@ int tool_demo(int argc, char **argv)
     bool rate_short = secs >= 0.2 && delivered < 0.9 * (double)rate;
     if (rate_short && report)
         fprintf(stderr,
-                "labyrinth demo: warning: %.0f packets/s delivered of the %llu/s asked (%.0f%%): the fast context "
-                "could\n  not keep up (%s); the allocator's numbers stand\n",
+                "labyrinth demo: warning: %.0f packets/s delivered, of %llu/s asked (%.0f%%):\n"
+                "  the fast context could not keep up (%s);\n  the allocator's numbers stand\n",
                 delivered, (unsigned long long)rate, 100.0 * delivered / (double)rate,
                 poll ? "the poller lost its CPU" : "timer signals came late or were merged");
     size_t reserve_low = st.reserve_low_water;
+    /* Allocations that took over 100 us: in a call that never waits, that
+     * is the thread losing its CPU mid-call, not the allocator. */
+    uint64_t slow_n = 0;
+    for (unsigned b = 0; b < TOOL_HIST_BUCKETS; b++)
+        if (cyc_ns(tool_hist_value(b)) >= 100000.0)
+            slow_n += h->n[b];
 
     if (report && json) {
         printf("{\"seconds\":%.3f,\"mode\":\"%s\",\"packets\":%llu,\"pages_served\":%llu,"
@@ -816,9 +828,12 @@ int tool_demo(int argc, char **argv)
         }
         printf("\"healthy\":%s}\n", healthy ? "true" : "false");
     } else if (report) {
+        /* Every line fits 79 columns: a label of 23, a number of 12, a
+         * note of 40 (continued on lines of its own). */
+        const char *more = "                                       "; /* under the note */
         if (interrupted)
-            printf("\nlabyrinth demo report: INTERRUPTED by %s after %.1f s of %.1f s (%s)\n",
-                   tool_signal_name(interrupted), secs, duration_us / 1e6, poll ? "busy-poll" : "timer-signal");
+            printf("\nlabyrinth demo report: INTERRUPTED by %s after %.1f s of %.1f s\n",
+                   tool_signal_name(interrupted), secs, duration_us / 1e6);
         else
             printf("\nlabyrinth demo report (%.1f s, %s fast context)\n", secs, poll ? "busy-poll" : "timer-signal");
         printf("  packets received       %12llu  (%.0f/s)\n", (unsigned long long)D.rx_packets,
@@ -827,8 +842,11 @@ int tool_demo(int argc, char **argv)
             printf("  rate NOT REACHED       %12.0f/s delivered of %llu/s asked (%.0f%%)\n", delivered,
                    (unsigned long long)rate, 100.0 * delivered / (double)rate);
         printf("  pages served (macro)   %12llu\n", (unsigned long long)(D.rx_packets - D.rx_fail));
-        printf("  atomic failures        %12llu  (%.3f%% of packets: the reserve was spent)\n",
-               (unsigned long long)D.rx_fail, D.rx_packets ? 100.0 * D.rx_fail / D.rx_packets : 0.0);
+        if (D.rx_fail)
+            printf("  atomic failures        %12llu  (%.3f%%: NULL, the reserve was empty)\n",
+                   (unsigned long long)D.rx_fail, D.rx_packets ? 100.0 * D.rx_fail / D.rx_packets : 0.0);
+        else
+            printf("  atomic failures        %12llu  (the reserve never ran out)\n", 0ull);
         printf("  ring drops             %12llu  (worker behind; page freed at once)\n",
                (unsigned long long)D.rx_drop);
         printf("  drop rate              %11.3f%%  (failures and ring drops)\n", 100.0 * drop_rate);
@@ -836,24 +854,38 @@ int tool_demo(int argc, char **argv)
         if (D.worker_delay_ns && queued) {
             char l[32];
             tool_fmt_duration(l, sizeof l, limit_ns / 1000);
-            printf("  drain at the end       %12llu  pages queued when the run stopped, drained\n"
-                   "                                       in %.1f s",
-                   (unsigned long long)queued, drain_secs);
+            printf("  drain at the end       %12llu  pages queued when the run stopped,\n"
+                   "%sdrained in %.1f s", (unsigned long long)queued, more, drain_secs);
             if (D.wk_undelayed)
-                printf("; %llu of them freed at once,\n"
-                       "                                       without the delay (%s%s)\n",
-                       (unsigned long long)D.wk_undelayed, interrupted ? "interrupted" : "--drain-limit ",
+                printf("; %llu of them freed\n%sat once, without the delay (%s%s)\n",
+                       (unsigned long long)D.wk_undelayed, more, interrupted ? "interrupted" : "--drain-limit ",
                        interrupted ? "" : l);
             else
                 printf("\n");
         }
         printf("  corrupt packets        %12llu\n", (unsigned long long)D.wk_bad);
-        if (!poll)
-            printf("  timer signals          %12llu  (handler interrupting %llu background NOWAIT pairs)\n",
-                   (unsigned long long)D.ticks, (unsigned long long)D.bg_allocs);
-        printf("  allocation latency     p50 %.0f ns  p99 %.0f ns  p99.9 %.0f ns  p99.99 %.0f ns  max %.0f ns\n",
+        if (!poll) {
+            /* The signals land on a thread busy with labyrinth itself. */
+            printf("  timer signals          %12llu  (the handler allocates the packets)\n",
+                   (unsigned long long)D.ticks);
+            printf("  NOWAIT pages meanwhile %12llu  taken and freed by the same thread\n"
+                   "%sbetween signals: a signal often lands\n"
+                   "%sin the middle of a labyrinth call\n",
+                   (unsigned long long)D.bg_allocs, more, more);
+        }
+        printf("  allocation latency     p50 %.0f ns  p99 %.0f ns  p99.9 %.0f ns\n"
+               "                         p99.99 %.0f ns  max %.0f ns\n",
                p50, p99, p999, p9999, pmax);
-        printf("  reserve                %zu of %zu pages now, low point %zu; %llu ATOMIC pages from it\n",
+        if (slow_n) {
+            printf("  slow outliers          %12llu  allocations over 100 us: the thread\n"
+                   "%slost its CPU in mid-call (switched out\n"
+                   "%s%ld times in the run against its will,\n"
+                   "%sor the hypervisor took the CPU); the\n"
+                   "%sallocator itself never waits\n",
+                   (unsigned long long)slow_n, more, more, ra.nivcsw, more, more);
+        }
+        printf("  reserve                %zu of %zu pages now, low point %zu;\n"
+               "                         %llu ATOMIC pages served from it\n",
                st.reserve_free_pages, st.reserve_target_pages, reserve_low,
                (unsigned long long)st.atomic_reserve_allocs);
         printf("  warden                 %llu runs, %llu pages moved\n", (unsigned long long)st.warden_runs,
@@ -864,9 +896,11 @@ int tool_demo(int argc, char **argv)
         if (interrupted)
             printf("  verdict                %s, for the %.1f s it ran (interrupted)\n",
                    healthy ? "healthy" : "UNHEALTHY", secs);
+        else if (rate_short)
+            printf("  verdict                %s (the allocator's; the rate asked was\n"
+                   "                         not reached)\n", healthy ? "healthy" : "UNHEALTHY");
         else
-            printf("  verdict                %s%s\n", healthy ? "healthy" : "UNHEALTHY",
-                   rate_short ? " (the allocator; the rate asked was not reached)" : "");
+            printf("  verdict                %s\n", healthy ? "healthy" : "UNHEALTHY");
         if (stats)
             tool_zone_snapshot(stdout, D.zone, "demo", secs, true, false);
     }

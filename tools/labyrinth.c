@@ -36,6 +36,10 @@ static void usage(FILE *f)
             "  version   print the version\n"
             "  help      this text\n"
             "\n"
+            "The seed is the brief labyrinth was written from; its macro is the one-call\n"
+            "ATOMIC page allocation labyrinth_void_allocpage_gfpatomic_extra_quality(),\n"
+            "its scenario the packet hand-off that demo runs.\n"
+            "\n"
             "'labyrinth <command> --help' describes a command's options; man labyrinth.\n"
             "Exit status: 0 healthy, 1 a failure was found, 2 bad usage.\n");
 }

@@ -708,8 +708,8 @@ int tool_stress(int argc, char **argv)
         again[--al] = 0;
     snprintf(again + al, sizeof again - al, "%s", sab);
     if (report)
-        fprintf(stderr, "labyrinth stress: seed %llu, %u threads, %.1f s, checks every %llu operations, %llu "
-                        "signals/s%s\n",
+        fprintf(stderr, "labyrinth stress: seed %llu, %u threads, %.1f s, checks every %llu\n"
+                        "  operations, %llu signals/s%s\n",
                 (unsigned long long)seed, S.nthreads, duration_us / 1e6, (unsigned long long)check_every,
                 (unsigned long long)signal_hz, verify ? ", VERIFY zone" : "");
 
@@ -781,8 +781,8 @@ int tool_stress(int argc, char **argv)
             if (!quiet)
                 tool_status_done(tty);
             if (report)
-                fprintf(stderr, "labyrinth stress: %s: stopping at the next check, after %.1f s; the report "
-                                "covers the run so far (again to quit at once)\n",
+                fprintf(stderr, "labyrinth stress: %s: stopping at the next check, after %.1f s, with the\n"
+                                "  report of the run so far (the same signal again quits at once)\n",
                         tool_signal_name(tool_interrupted()), (tool_now_ns() - S.t0_ns) / 1e9);
         }
         for (unsigned i = 0; i < S.nthreads; i++)
@@ -847,9 +847,9 @@ int tool_stress(int argc, char **argv)
     bool sabotage_missed = S.sabotage_op && !S.sabotaged;
     if (sabotage_missed && report)
         fprintf(stderr,
-                "labyrinth stress: warning: --sabotage %llu was never reached: thread 0 made %llu operations; "
-                "nothing\n  was corrupted, so the run tested nothing of the self-test (a longer --duration or a "
-                "smaller N)\n",
+                "labyrinth stress: warning: --sabotage %llu was never reached: thread 0\n"
+                "  made %llu operations; nothing was corrupted, so the self-test tested nothing\n"
+                "  (a longer --duration or a smaller N)\n",
                 (unsigned long long)S.sabotage_op, (unsigned long long)rd(&S.t[0].ops));
     if (report && json) {
         printf("{\"seed\":%llu,\"threads\":%u,\"seconds\":%.3f,\"operations\":%llu,\"allocs\":{", (unsigned long long)seed,
@@ -898,9 +898,10 @@ int tool_stress(int argc, char **argv)
             printf("  %-6s allocations     %12llu  (%llu NULL)\n", mode_name[m],
                    (unsigned long long)sum(offsetof(struct thr, allocs) + m * 8),
                    (unsigned long long)sum(offsetof(struct thr, nulls) + m * 8));
-        printf("  frees after a check    %12llu  (%llu handed to another thread first)\n",
+        printf("  frees after a check    %12llu  (%llu after a hand-off)\n",
                (unsigned long long)SUM(frees), (unsigned long long)SUM(xfers));
-        printf("  deliberate bad frees   %12llu  refused with the right errno; misuse reports %llu\n",
+        printf("  deliberate bad frees   %12llu  refused, each with its errno;\n"
+               "                                       misuse reports %llu\n",
                (unsigned long long)bad_frees, st.misuse_reports);
         printf("  page_info read-backs   %12llu\n", (unsigned long long)SUM(infos));
         printf("  timer signals          %12llu  (handler: %llu ATOMIC pages, %llu NULL)\n",
@@ -911,7 +912,8 @@ int tool_stress(int argc, char **argv)
         printf("  pages in use at end    %12zu\n", st.in_use_pages);
         printf("  invariant check        %s\n", viol ? "VIOLATED" : "ok (labyrinth_zone_check = 0)");
         if (sabotage_missed)
-            printf("  sabotage               NOT DONE: thread 0 stopped at operation %llu, before %llu\n",
+            printf("  sabotage               NOT DONE: thread 0 stopped at operation %llu,\n"
+                   "                         before %llu\n",
                    (unsigned long long)rd(&S.t[0].ops), (unsigned long long)S.sabotage_op);
         if (interrupted && ok)
             printf("  verdict                no violation, in the %.1f s it ran (interrupted)\n", secs);
