@@ -29,6 +29,12 @@ json_true "$tmp/pause.out" 'len(d["timeline"]) >= 8 and all(e["reserve"] >= 0 an
 json_true "$tmp/pause.out" 'min(e["reserve"] for e in d["timeline"]) == 0 and d["timeline"][-1]["reserve"] > 0' \
   "the timeline shows the reserve drained, then refilled"
 json_true "$tmp/pause.out" 'd["config"]["pause_worker_s"] == [0.3, 0.4]' "the config echoes --pause-worker"
+# The pause as the worker measured it, on the samples' clock (the plot
+# shades exactly this span).
+json_true "$tmp/pause.out" '0.3 <= d["worker_pause"]["from_s"] < 0.5 and 0.7 <= d["worker_pause"]["to_s"] < 1.3' \
+  "the pause as it happened: from 0.3 s to 0.7 s on the timeline's clock"
+json_true "$tmp/pause.out" 'all(e["t"] < d["worker_pause"]["from_s"] + 0.1 for e in d["timeline"] if e["t"] < 0.3)' \
+  "samples and pause share one clock"
 
 # ---- a slow worker: the drain at the end is bounded and said -------------------------
 # 5 ms per packet leaves ~4000 pages queued: 20 s of drain (the whole run

@@ -73,7 +73,10 @@ static struct {
     unsigned quality;
     unsigned burst;
     uint64_t worker_delay_ns;
-    uint64_t t0_ns;                    /* start of the run                  */
+    uint64_t t0_ns;                    /* __atomic: start of the run, the time
+                                          series' zero                       */
+    uint64_t paused_from_ns, paused_to_ns; /* __atomic: the pause as it was,
+                                          relative to t0 (0: not yet)        */
     uint64_t pause_at_ns, pause_len_ns; /* worker pause, relative to t0      */
     int stop_rx; /* __atomic loads and stores */
     int stop_worker;
@@ -194,14 +197,19 @@ static void *worker_main(void *arg)
     for (;;) {
         if (D.pause_len_ns) {
             /* --pause-worker: stop taking packets for a while. */
-            uint64_t t = tool_now_ns() - D.t0_ns;
+            uint64_t t = tool_now_ns() - __atomic_load_n(&D.t0_ns, __ATOMIC_ACQUIRE);
             if (t >= D.pause_at_ns && t < D.pause_at_ns + D.pause_len_ns &&
                 !__atomic_load_n(&D.stop_worker, __ATOMIC_ACQUIRE)) {
+                if (!__atomic_load_n(&D.paused_from_ns, __ATOMIC_RELAXED))
+                    __atomic_store_n(&D.paused_from_ns, t, __ATOMIC_RELAXED);
                 __atomic_store_n(&D.worker_paused, 1, __ATOMIC_RELAXED);
                 tool_sleep_us(1000);
                 continue;
             }
-            __atomic_store_n(&D.worker_paused, 0, __ATOMIC_RELAXED);
+            if (__atomic_load_n(&D.worker_paused, __ATOMIC_RELAXED)) {
+                __atomic_store_n(&D.paused_to_ns, t, __ATOMIC_RELAXED);
+                __atomic_store_n(&D.worker_paused, 0, __ATOMIC_RELAXED);
+            }
         }
         void *p = ring_pop(&D.ring);
         if (!p) {
@@ -317,7 +325,25 @@ static bool parse_pause(const char *s, uint64_t *at_us, uint64_t *len_us)
     return tool_parse_duration_us(buf, at_us) && tool_parse_duration_us(comma + 1, len_us) && *len_us > 0;
 }
 
-static int plot_demo(const char *file, const struct sample *s, size_t n, const char *title)
+/* The worker's pause as it happened, in seconds from the start; from < 0:
+ * none. */
+struct pause_span {
+    double from, to;
+};
+
+static struct pause_span pause_span(double end_s)
+{
+    uint64_t from = __atomic_load_n(&D.paused_from_ns, __ATOMIC_RELAXED),
+             to = __atomic_load_n(&D.paused_to_ns, __ATOMIC_RELAXED);
+    struct pause_span p = {-1, -1};
+    if (from) {
+        p.from = from / 1e9;
+        p.to = to > from ? to / 1e9 : end_s; /* still paused at the end */
+    }
+    return p;
+}
+
+static int plot_demo(const char *file, const struct sample *s, size_t n, const char *title, struct pause_span ps)
 {
     char dir[512], dat[600];
     if (!tool_tmpdir(dir, sizeof dir)) {
@@ -341,8 +367,18 @@ static int plot_demo(const char *file, const struct sample *s, size_t n, const c
             fmax = (double)s[i].fails;
     }
     fclose(f);
-    char term[1400], script[8192];
+    char term[1400], script[8192], shade[400] = "", key[200] = "";
     tool_plot_terminal(term, sizeof term, file, 1000, 720);
+    /* The pause shaded from when the worker stopped to when it resumed, as
+     * it measured them (not from the 100 ms samples: a box per sample
+     * would start a sample early). */
+    if (ps.from >= 0) {
+        snprintf(shade, sizeof shade,
+                 "set object 1 rectangle from first %.3f, graph 0 to first %.3f, graph 1 behind "
+                 "fc rgb '#e8e8e8' fs solid 1.0 noborder\n",
+                 ps.from, ps.to);
+        snprintf(key, sizeof key, "NaN with boxes fs solid 1.0 noborder fc rgb '#e8e8e8' title 'worker paused', ");
+    }
     snprintf(script, sizeof script,
              "%s"
              "set datafile commentschars '#'\n"
@@ -351,26 +387,47 @@ static int plot_demo(const char *file, const struct sample *s, size_t n, const c
              "set key top right opaque box\n"
              "set lmargin 12\n set rmargin 12\n"
              "set xlabel 'time (s)'\n"
+             "set xrange [0:%.3f]\n"
+             "%s"
              "set ylabel 'reserve (pages)'\n"
              "set yrange [0:*]\n"
              "set ytics nomirror\n"
              "set y2label 'atomic failures per 100 ms'\n"
              "set y2range [0:%g]\n"
              "set y2tics\n"
-             "plot '%s' using ($1-0.05):($9*%g):(0.1) with boxes fs solid 1.0 noborder fc rgb '#e8e8e8' "
-             "title 'worker paused' axes x1y2, \\\n"
-             "     '' using 1:5 with impulses lw 3 lc rgb '#d62728' title 'atomic failures' axes x1y2, \\\n"
+             "plot %s'%s' using 1:5 with impulses lw 3 lc rgb '#d62728' title 'atomic failures' axes x1y2, \\\n"
              "     '' using 1:3 with lines dt 2 lw 2 lc rgb '#555555' title 'reserve target', \\\n"
              "     '' using 1:2 with lines lw 3 lc rgb '#1f77b4' title 'reserve level'\n"
              "unset y2label\n unset y2tics\n set ytics mirror\n"
              "set logscale y\n set yrange [*:*]\n"
              "set ylabel 'allocation latency (ns)'\n"
              "set key top right\n"
-             "plot '%s' using 1:8 with lines lw 1 lc rgb '#ff7f0e' title 'max per 100 ms', \\\n"
+             "plot '%s' using 1:8 with lines lw 1 lc rgb '#ff7f0e' title 'max per 100 ms (spikes: thread off its CPU)', \\\n"
              "     '' using 1:7 with lines lw 2 lc rgb '#2ca02c' title 'p99', \\\n"
              "     '' using 1:6 with lines lw 2 lc rgb '#1f77b4' title 'p50'\n"
              "unset multiplot\n",
-             term, title, fmax > 0 ? fmax * 1.1 : 1.0, dat, fmax > 0 ? fmax * 1.1 : 1.0, dat);
+             term, title, n ? s[n - 1].t : 1.0, shade, fmax > 0 ? fmax * 1.1 : 1.0, key, dat, dat);
+    /* LABYRINTH_PLOT_KEEP=DIR: keep the data and the script there. */
+    const char *keep = getenv("LABYRINTH_PLOT_KEEP");
+    if (keep && *keep) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s/demo.gp", keep);
+        FILE *g = fopen(path, "w");
+        if (g) {
+            fputs(script, g);
+            fclose(g);
+        }
+        snprintf(path, sizeof path, "%s/demo.dat", keep);
+        FILE *in = fopen(dat, "r"), *out = fopen(path, "w");
+        char buf[4096];
+        size_t k;
+        while (in && out && (k = fread(buf, 1, sizeof buf, in)) > 0)
+            fwrite(buf, 1, k, out);
+        if (in)
+            fclose(in);
+        if (out)
+            fclose(out);
+    }
     int rc = tool_gnuplot("demo", script, file);
     tool_rmtree(dir);
     return rc;
@@ -574,7 +631,7 @@ int tool_demo(int argc, char **argv)
     struct rx_args ra = {.poll = poll, .cpu = pin, .interval_ns = burst * 1000000000ull / rate};
     if (ra.interval_ns < 1000)
         ra.interval_ns = 1000;
-    D.t0_ns = tool_now_ns();
+    __atomic_store_n(&D.t0_ns, tool_now_ns(), __ATOMIC_RELEASE);
     sigset_t block, old;
     sigemptyset(&block);
     sigaddset(&block, SIGRTMIN);
@@ -616,6 +673,8 @@ int tool_demo(int argc, char **argv)
      * terminal or every second otherwise, stats snapshots when asked. */
     uint64_t t_start = tool_now_ns(), t_end = t_start + duration_us * 1000, prev_t = t_start, prev_pk = 0,
              prev_fail = 0, next_stats = tool_stats_req.interval_us ? tool_stats_req.interval_us * 1000 : 0;
+    /* The worker's pause counts from here too: the samples' zero. */
+    __atomic_store_n(&D.t0_ns, t_start, __ATOMIC_RELEASE);
     unsigned tick = 0;
     uint64_t line_t = t_start, line_pk = 0, line_fail = 0;
     size_t line_low = SIZE_MAX;
@@ -808,6 +867,11 @@ int tool_demo(int argc, char **argv)
                st.misuse_reports, violations, interrupted ? "true" : "false", interrupted ? "\"" : "",
                interrupted ? tool_signal_name(interrupted) : "null", interrupted ? "\"" : "",
                (unsigned long long)queued, drain_secs, (unsigned long long)D.wk_undelayed);
+        struct pause_span ps = pause_span(secs);
+        if (ps.from >= 0)
+            printf("\"worker_pause\":{\"from_s\":%.3f,\"to_s\":%.3f},", ps.from, ps.to);
+        else
+            printf("\"worker_pause\":null,");
         printf("\"rate\":{\"asked_per_s\":%llu,\"delivered_per_s\":%.0f,\"reached\":%s},",
                (unsigned long long)rate, delivered, rate_short ? "false" : "true");
         printf("\"config\":{\"rate\":%llu,\"burst\":%llu,\"pages\":%zu,\"worker_delay_us\":%llu,"
@@ -913,7 +977,7 @@ int tool_demo(int argc, char **argv)
                                                                                                     : "timer-signal",
                  (unsigned long long)rate, st.total_pages, st.reserve_target_pages,
                  pause_len_us ? ", worker paused" : "");
-        if (plot_demo(plot, samples, nsamples, title) != 0)
+        if (plot_demo(plot, samples, nsamples, title, pause_span(secs)) != 0)
             healthy = false;
         else if (report)
             fprintf(stderr, "labyrinth demo: wrote %s\n", plot);
