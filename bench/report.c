@@ -893,6 +893,10 @@ static void lbb_jorss(const char *key, const struct lbb_orss *x)
            x->held_pages, x->res_open, x->res_held, x->res_freed, x->trimmed, lbb_rss_follows(x) ? "true" : "false");
 }
 
+/* Percentile keys in JSON: the names of the tables (p99.9) with the dot
+ * as an underscore, as every --json of the labyrinth command has them. */
+static const char *const lbb_pct_key[LBB_NPCT] = {"p50", "p99", "p99_9", "p99_99", "max"};
+
 static void lbb_jfrag(const char *key, const struct lbb_frag_row *fr)
 {
     printf("\"%s\": {", key);
@@ -913,7 +917,7 @@ static void lbb_jfrag(const char *key, const struct lbb_frag_row *fr)
     }
     printf("], ");
     for (unsigned k = 0; k < LBB_NPCT; k++) {
-        printf("\"%s_ns\": ", lbb_pct_name[k]);
+        printf("\"%s_ns\": ", lbb_pct_key[k]);
         lbb_jnum(fr->pct_ns[k]);
         printf(", ");
     }
@@ -955,7 +959,7 @@ static void lbb_jlat(const char *key, const struct lbb_latency *l)
         return;
     }
     for (unsigned k = 0; k < LBB_NPCT; k++) {
-        printf("\"%s_ns\": ", lbb_pct_name[k]);
+        printf("\"%s_ns\": ", lbb_pct_key[k]);
         lbb_jnum(l->ns[k]);
         printf(", ");
     }

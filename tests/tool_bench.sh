@@ -22,18 +22,48 @@ done
 for p in dpdk tcmalloc jemalloc mimalloc; do
   grep -Eq "^$p +NOT RUN: " "$tmp/text.out" && ok "$p: NOT RUN with a reason" || fail "$p is not said NOT RUN"
 done
-grep -q "0 pages in use, 0 misuse reports, 0 invariant violation" "$tmp/text.out" \
+grep -q "0 pages in use, 0 misuse reports,$" "$tmp/text.out" && grep -q "^  0 invariant violation" "$tmp/text.out" \
   && ok "labyrinth's zone healthy after the runs" || fail "no healthy zone line"
+
+# The counter's step is stated: latencies sit on it.
+tr '\n' ' ' <"$tmp/text.out" >"$tmp/text.flat"
+grep -Eq "The counter moves in steps of [0-9.]+ ns here, so latencies are multiples" "$tmp/text.flat" \
+  && grep -Eq "Two back-to-back reads of it take [0-9]+ ns \(its floor\)" "$tmp/text.flat" \
+  && ok "the counter's step and floor are stated" || { fail "the counter's step is not stated"; show text; }
+awk 'length($0) > 79 && !/^(allocator|labyrinth|labyrinth-seed|glibc) / { bad = 1 } END { exit bad }' "$tmp/text.out" \
+  && ok "the notes fit 79 columns" || fail "a note line is wider than 79 columns"
+
+# labyrinth-bench nowhere to be found (the command copied where no build
+# tree is near, PATH without it): the peers only it measures are said once,
+# on stderr, briefly; the table's rows stay short, with no search path.
+mkdir -p "$tmp/bin"
+cp "$tool" "$tmp/bin/labyrinth"
+PATH=/usr/bin:/bin "$tmp/bin/labyrinth" bench "${short[@]}" >"$tmp/nobin.out" 2>"$tmp/nobin.err" </dev/null
+rc=$?
+expect_rc 0 nobin "bench (auto) without labyrinth-bench"
+n=$(grep -c "not run: dpdk, tcmalloc, jemalloc, mimalloc" "$tmp/nobin.err")
+[ "$n" -eq 1 ] && ok "the peers not run are named once on stderr" || { fail "named $n times on stderr"; show nobin; }
+grep -q "not run" "$tmp/nobin.out" && fail "the notice is on stdout" || ok "nothing of it on stdout but the rows"
+grep -q "$tmp\|looked at" "$tmp/nobin.out" "$tmp/nobin.err" && { fail "a search path is printed"; show nobin; } \
+  || ok "no search path printed"
+for p in dpdk tcmalloc jemalloc mimalloc; do
+  grep -Eq "^$p +NOT RUN: needs labyrinth-bench, not found$" "$tmp/nobin.out" || fail "$p's row: $(grep "^$p" "$tmp/nobin.out")"
+done
+ok "short NOT RUN rows"
+awk 'length($0) > 79 && !/^(allocator|labyrinth|labyrinth-seed|glibc) / { bad = 1; print } END { exit bad }' "$tmp/nobin.out" \
+  && ok "the table's other lines fit 79 columns" || fail "a line of the table is too wide"
 
 run json bench --engine builtin "${short[@]}" --json --peers labyrinth,glibc,dpdk --patterns lifo,latency
 expect_rc 0 json "bench --json"
 if json_ok "$tmp/json.out"; then ok "bench --json parses"; else fail "bench --json does not parse"; show json; fi
+json_true "$tmp/json.out" 'd["command"] == "bench" and d["counter"]["step_ns"] > 0 and d["counter"]["floor_ns"] > 0' \
+  "the JSON gives the counter's step and floor"
 json_true "$tmp/json.out" 'd["engine"] == "built-in" and d["patterns"] == ["lifo", "latency"] and d["healthy"] is True' \
   "engine, patterns, healthy"
 json_true "$tmp/json.out" '[a["name"] for a in d["allocators"]] == ["labyrinth", "dpdk", "glibc"]' "the peers asked for, in order"
 json_true "$tmp/json.out" 'all(a["lifo_ns_per_pair"] > 0 and a["burst_ns_per_pair"] is None and a["handoff_mops"] is None for a in d["allocators"] if a["status"] == "ok")' \
   "LIFO measured, burst and handoff not"
-json_true "$tmp/json.out" 'all(0 <= a["latency_ns"]["p50"] <= a["latency_ns"]["p99"] <= a["latency_ns"]["p99.9"] <= a["latency_ns"]["p99.99"] <= a["latency_ns"]["max"] and a["latency_ns"]["samples"] == 2000 for a in d["allocators"] if a["status"] == "ok")' \
+json_true "$tmp/json.out" 'all(0 <= a["latency_ns"]["p50"] <= a["latency_ns"]["p99"] <= a["latency_ns"]["p99_9"] <= a["latency_ns"]["p99_99"] <= a["latency_ns"]["max"] and a["latency_ns"]["samples"] == 2000 for a in d["allocators"] if a["status"] == "ok")' \
   "latency percentiles ordered, 2000 samples"
 json_true "$tmp/json.out" '[a["status"] for a in d["allocators"]] == ["ok", "not run", "ok"] and d["allocators"][1]["reason"] != ""' \
   "dpdk not run, with a reason"
@@ -54,16 +84,17 @@ printf '%s\n' "\$@" >"$tmp/fake.args"
 cat <<'JSON'
 {
   "machine": {"cpu": "test", "cpus": 2},
+  "timer": {"name": "rdtsc", "ticks_per_ns": 2.5, "step_ns": 20.0, "floor": {"p50_ns": 30, "p99_ns": 30, "samples": 1000}},
   "allocators": [
     {"name": "labyrinth", "status": "ok", "version": "0.1.0", "calls": "x", "setup": "zone",
      "lifo_ns_per_pair": {"median": 7.5, "ratio_to_labyrinth": 1, "operations_per_run": 10, "nulls": 0, "runs": [7.5]},
      "handoff_mops": {"median": 20.25, "ratio_to_labyrinth": 1, "operations_per_run": 10, "nulls": 0, "runs": [20.25]},
-     "latency_lifo": {"p50_ns": 30, "p99_ns": 40, "p99.9_ns": 120, "p99.99_ns": 130, "max_ns": 320, "samples": 1000, "nulls": 0},
+     "latency_lifo": {"p50_ns": 30, "p99_ns": 40, "p99_9_ns": 120, "p99_99_ns": 130, "max_ns": 320, "samples": 1000, "nulls": 0},
      "after": "atomic_allocs 1, atomic_failures 0 (reserve served 0), frees 1, misuse_reports 0, retry_cap_hits 0, warden_runs 5, in_use 0, zone_check 0 violation(s)"},
     {"name": "dpdk", "status": "MISSING", "version": "", "calls": "rte_mempool_get", "setup": "libdpdk not found \"really\""},
     {"name": "jemalloc", "status": "ok", "version": "5.3", "calls": "x", "setup": "dlopen",
      "lifo_ns_per_pair": {"error": "gave up"},
-     "latency_lifo": {"p50_ns": 50, "p99_ns": 70, "p99.9_ns": 80, "p99.99_ns": 160, "max_ns": null, "samples": 1000, "nulls": 0}}
+     "latency_lifo": {"p50_ns": 50, "p99_ns": 70, "p99_9_ns": 80, "p99_99_ns": 160, "max_ns": null, "samples": 1000, "nulls": 0}}
   ],
   "wall_seconds": 0.06
 }
@@ -75,6 +106,8 @@ expect_rc 0 ext "bench with a labyrinth-bench stand-in"
 tr '\n' ' ' <"$tmp/fake.args" | grep -q -- "--json --patterns lifo,handoff,latency --peers labyrinth,dpdk,jemalloc --runs 2 --duration 20 --samples 5000" \
   && ok "the options passed on to labyrinth-bench" || fail "labyrinth-bench got: $(tr '\n' ' ' <"$tmp/fake.args")"
 grep -q "labyrinth-bench engine" "$tmp/ext.out" && ok "the table names the engine" || fail "engine not named"
+tr '\n' ' ' <"$tmp/ext.out" | grep -q "The counter moves in steps of 20.0 ns here.*reads of it take 30 ns" \
+  && ok "labyrinth-bench's counter step and floor read back" || { fail "the external counter step is not stated"; show ext; }
 grep -Eq '^labyrinth +7\.50 +- +20\.2 +30 +40 +120 +130 +320' "$tmp/ext.out" && ok "labyrinth's numbers read back" \
   || { fail "labyrinth's row"; show ext; }
 grep -Eq '^dpdk +MISSING: libdpdk not found "really"' "$tmp/ext.out" && ok "dpdk MISSING with its reason" || fail "dpdk not MISSING"

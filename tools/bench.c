@@ -56,6 +56,8 @@ static const struct peer_def peer_defs[] = {
 #define NPCT 5
 static const double pct_q[NPCT] = {0.5, 0.99, 0.999, 0.9999, 1.0};
 static const char *const pct_name[NPCT] = {"p50", "p99", "p99.9", "p99.99", "max"};
+/* The same in JSON, as every --json of the command names them. */
+static const char *const pct_key[NPCT] = {"p50", "p99", "p99_9", "p99_99", "max"};
 
 struct result {
     const struct peer_def *def;
@@ -312,6 +314,35 @@ static void run_latency(struct alloc_fns f, uint64_t samples, struct tool_hist *
     }
 }
 
+/* The cycle counter: its step (the smallest change two reads see) and
+ * its floor (the median of two back-to-back reads), in ns.  Latencies are
+ * multiples of the step and include the floor. */
+struct counter {
+    double step_ns, floor_ns;
+};
+
+static struct counter measure_counter(double cyc_per_ns)
+{
+    uint64_t step = UINT64_MAX, prev = tool_cycles();
+    for (unsigned i = 0; i < 200000; i++) {
+        uint64_t now = tool_cycles();
+        if (now != prev && now - prev < step)
+            step = now - prev;
+        prev = now;
+    }
+    struct tool_hist *h = calloc(1, sizeof *h);
+    double floor_ns = NAN;
+    if (h) {
+        for (unsigned i = 0; i < 100000; i++) {
+            uint64_t a = tool_cycles(), b = tool_cycles();
+            tool_hist_add(h, b - a);
+        }
+        floor_ns = (double)tool_hist_quantile(h, 0.5) / cyc_per_ns;
+        free(h);
+    }
+    return (struct counter){step == UINT64_MAX ? NAN : (double)step / cyc_per_ns, floor_ns};
+}
+
 struct zone_health {
     bool measured;
     size_t in_use;
@@ -463,7 +494,7 @@ static double series_median(const struct tj *a, const char *key, char *err, size
 }
 
 static int run_external(const struct bench_opts *o, const char *bin, struct result *res, unsigned nres,
-                        struct zone_health *zh)
+                        struct zone_health *zh, struct counter *ctr)
 {
     char patterns[128] = "", peers[256] = "", runs[16], dur[32], samples[32];
     for (unsigned k = 0; k < P_COUNT; k++)
@@ -548,6 +579,10 @@ static int run_external(const struct bench_opts *o, const char *bin, struct resu
         tj_free(doc);
         return TOOL_FAIL;
     }
+    /* Its counter's step and floor, which its latencies sit on. */
+    const struct tj *tm = tj_get(doc, "timer");
+    ctr->step_ns = tj_num(tm, "step_ns");
+    ctr->floor_ns = tj_num(tj_get(tm, "floor"), "p50_ns");
     for (unsigned i = 0; i < nres; i++) {
         struct result *r = &res[i];
         const struct tj *a = NULL;
@@ -571,7 +606,7 @@ static int run_external(const struct bench_opts *o, const char *bin, struct resu
         snprintf(r->why, sizeof r->why, "%s", e);
         const struct tj *lat = tj_get(a, "latency_lifo");
         if (lat) {
-            static const char *const keys[NPCT] = {"p50_ns", "p99_ns", "p99.9_ns", "p99.99_ns", "max_ns"};
+            static const char *const keys[NPCT] = {"p50_ns", "p99_ns", "p99_9_ns", "p99_99_ns", "max_ns"};
             for (unsigned k = 0; k < NPCT; k++)
                 r->pct[k] = tj_num(lat, keys[k]);
             double s = tj_num(lat, "samples");
@@ -605,10 +640,10 @@ static void fmt(char *out, size_t len, double v, int prec)
 }
 
 static void report_text(const struct bench_opts *o, const char *engine, struct result *res, unsigned nres,
-                        const struct zone_health *zh)
+                        const struct zone_health *zh, const struct counter *ctr)
 {
-    printf("labyrinth bench: %s engine; median of %u run(s) of %.0f ms per measurement; blocks of %u bytes\n",
-           engine, o->runs, o->duration_us / 1e3, BLOCK);
+    printf("labyrinth bench: %s engine, blocks of %u bytes, median of %u run(s) of %.0f ms\n", engine, BLOCK,
+           o->runs, o->duration_us / 1e3);
     printf("%-15s %12s %13s %11s", "allocator", "LIFO ns/pair", "burst ns/pair", "handoff M/s");
     for (unsigned k = 0; k < NPCT; k++)
         printf(" %8s", pct_name[k]);
@@ -639,17 +674,32 @@ static void report_text(const struct bench_opts *o, const char *engine, struct r
         printf("\n");
     }
     if (zh->measured)
-        printf("labyrinth's zone after the runs: %zu pages in use, %llu misuse reports, %ld invariant "
-               "violation(s)\n",
+        printf("labyrinth's zone after the runs: %zu pages in use, %llu misuse reports,\n"
+               "  %ld invariant violation(s)\n",
                zh->in_use, zh->misuse, zh->check);
-    printf("Lower ns is better; higher M/s is better.  Latency: each allocation timed alone with the\n"
-           "cycle counter, LIFO pattern; the numbers include the counter's own cost.\n");
+    char note[800], part[300];
+    snprintf(note, sizeof note,
+             "Lower ns is better; higher M/s is better.  Latency: each allocation timed alone with the cycle "
+             "counter, LIFO pattern.");
+    if (isfinite(ctr->step_ns)) {
+        snprintf(part, sizeof part,
+                 "  The counter moves in steps of %.1f ns here, so latencies are multiples of it and differences "
+                 "below it are not seen.",
+                 ctr->step_ns);
+        strncat(note, part, sizeof note - strlen(note) - 1);
+    }
+    if (isfinite(ctr->floor_ns)) {
+        snprintf(part, sizeof part, "  Two back-to-back reads of it take %.0f ns (its floor), included in every "
+                                    "latency.", ctr->floor_ns);
+        strncat(note, part, sizeof note - strlen(note) - 1);
+    }
+    tool_wrap(stdout, note, 79);
 }
 
 static void report_json(const struct bench_opts *o, const char *engine, struct result *res, unsigned nres,
-                        const struct zone_health *zh, bool healthy)
+                        const struct zone_health *zh, bool healthy, const struct counter *ctr)
 {
-    printf("{\"engine\":");
+    printf("{\"command\":\"bench\",\"engine\":");
     tool_json_str(stdout, engine);
     printf(",\"runs\":%u,\"duration_ms\":%.3f,\"latency_samples\":%llu,\"block_bytes\":%u,\"patterns\":[", o->runs,
            o->duration_us / 1e3, (unsigned long long)o->samples, BLOCK);
@@ -659,7 +709,11 @@ static void report_json(const struct bench_opts *o, const char *engine, struct r
             printf("%s\"%s\"", first ? "" : ",", pat_name[k]);
             first = false;
         }
-    printf("],\"allocators\":[");
+    printf("],\"counter\":{\"step_ns\":");
+    tool_json_num(stdout, ctr->step_ns);
+    printf(",\"floor_ns\":");
+    tool_json_num(stdout, ctr->floor_ns);
+    printf("},\"allocators\":[");
     for (unsigned i = 0; i < nres; i++) {
         const struct result *r = &res[i];
         printf("%s{\"name\":", i ? "," : "");
@@ -677,7 +731,7 @@ static void report_json(const struct bench_opts *o, const char *engine, struct r
             tool_json_num(stdout, r->handoff_mops);
             printf(",\"nulls\":%llu,\"latency_ns\":{", (unsigned long long)r->nulls);
             for (unsigned k = 0; k < NPCT; k++) {
-                printf("%s\"%s\":", k ? "," : "", pct_name[k]);
+                printf("%s\"%s\":", k ? "," : "", pct_key[k]);
                 tool_json_num(stdout, r->pct[k]);
             }
             printf(",\"samples\":%llu}", (unsigned long long)r->lat_samples);
@@ -965,20 +1019,21 @@ int tool_bench(int argc, char **argv)
     }
     struct zone_health zh = {0};
     double cyc_per_ns = tool_calibrate();
+    struct counter ctr = {NAN, NAN};
+    if (!external)
+        ctr = measure_counter(cyc_per_ns);
     int rc;
     const char *engine = external ? "labyrinth-bench" : "built-in";
     if (external) {
-        rc = run_external(&o, bin, res, nres, &zh);
+        rc = run_external(&o, bin, res, nres, &zh, &ctr);
     } else {
         for (unsigned i = 0; i < nres; i++)
             if (!res[i].def->builtin) {
                 res[i].status = ST_NOT_RUN;
                 if (o.engine == 1)
-                    snprintf(res[i].why, sizeof res[i].why, "measured only by labyrinth-bench (--engine auto or "
-                                                            "labyrinth-bench)");
+                    snprintf(res[i].why, sizeof res[i].why, "measured only by labyrinth-bench (--engine auto)");
                 else
-                    snprintf(res[i].why, sizeof res[i].why,
-                             "needs labyrinth-bench, not found (looked at %.200s; 'make bench' builds it)", looked);
+                    snprintf(res[i].why, sizeof res[i].why, "needs labyrinth-bench, not found");
             }
         rc = run_builtin(&o, res, nres, &zh, cyc_per_ns);
     }
@@ -988,14 +1043,28 @@ int tool_bench(int argc, char **argv)
     for (unsigned i = 0; i < nres; i++)
         healthy &= res[i].status != ST_FAILED;
     if (o.json)
-        report_json(&o, engine, res, nres, &zh, healthy);
+        report_json(&o, engine, res, nres, &zh, healthy, &ctr);
     else
-        report_text(&o, engine, res, nres, &zh);
+        report_text(&o, engine, res, nres, &zh, &ctr);
     fflush(stdout);
+    /* The peers not run, once, on stderr: the table and the JSON say so
+     * per peer, briefly. */
+    char notrun[256] = "";
+    unsigned nnot = 0;
     for (unsigned i = 0; i < nres; i++)
-        if (res[i].status == ST_NOT_RUN || res[i].status == ST_MISSING)
-            fprintf(stderr, "labyrinth bench: %s %s: %s\n", res[i].def->name,
-                    res[i].status == ST_MISSING ? "MISSING" : "not run", res[i].why);
+        if (res[i].status == ST_NOT_RUN) {
+            append(notrun, sizeof notrun, res[i].def->name);
+            nnot++;
+        }
+    if (nnot && o.engine == 1)
+        fprintf(stderr, "labyrinth bench: not run: %s\n  (labyrinth-bench measures %s; --engine auto runs it)\n",
+                notrun, nnot > 1 ? "them" : "it");
+    else if (nnot)
+        fprintf(stderr,
+                "labyrinth bench: not run: %s; %s labyrinth-bench, which was not found\n"
+                "  beside this program, in the build tree or in PATH ('make bench' builds it,\n"
+                "  --bench-binary names it)\n",
+                notrun, nnot > 1 ? "they need" : "it needs");
     if (o.plot) {
         if (plot_bench(o.plot, res, nres, cyc_per_ns, engine) != 0)
             healthy = false;

@@ -137,6 +137,9 @@ void tool_interrupt_block(bool block);
 const char *tool_signal_name(int sig);
 #define TOOL_INTERRUPTED(sig) (128 + (sig))
 
+/* TEXT on f in lines of at most width columns, broken at spaces. */
+void tool_wrap(FILE *f, const char *text, unsigned width);
+
 /* JSON scalars: a quoted, escaped string; a number (null if not finite). */
 void tool_json_str(FILE *f, const char *s);
 void tool_json_num(FILE *f, double v);

@@ -342,6 +342,30 @@ void tool_json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
+void tool_wrap(FILE *f, const char *text, unsigned width)
+{
+    const char *p = text;
+    while (*p) {
+        size_t len = strlen(p);
+        if (len <= width) {
+            fprintf(f, "%s\n", p);
+            return;
+        }
+        size_t cut = width;
+        while (cut > 0 && p[cut] != ' ')
+            cut--;
+        if (cut == 0)
+            cut = width;
+        size_t end = cut;
+        while (end > 0 && p[end - 1] == ' ')
+            end--;
+        fprintf(f, "%.*s\n", (int)end, p);
+        p += cut;
+        while (*p == ' ')
+            p++;
+    }
+}
+
 void tool_json_num(FILE *f, double v)
 {
     if (isfinite(v))
