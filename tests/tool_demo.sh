@@ -24,7 +24,7 @@ json_true "$tmp/pause.out" 'd["packets"] == d["pages_served"] + d["atomic_failur
   "packets = served + failures + drops"
 json_true "$tmp/pause.out" 'abs(d["drop_rate"] - (d["atomic_failures"] + d["ring_drops"]) / d["packets"]) < 1e-5' \
   "drop_rate = (failures + drops) / packets"
-json_true "$tmp/pause.out" 'len(d["timeline"]) >= 8 and all(e["reserve"] >= 0 and e["t"] > 0 for e in d["timeline"])' \
+json_true "$tmp/pause.out" 'len(d["timeline"]) >= 8 and all(e["reserve"] >= 0 and e["t_s"] > 0 for e in d["timeline"])' \
   "a timeline of 100 ms samples"
 json_true "$tmp/pause.out" 'min(e["reserve"] for e in d["timeline"]) == 0 and d["timeline"][-1]["reserve"] > 0' \
   "the timeline shows the reserve drained, then refilled"
@@ -33,7 +33,7 @@ json_true "$tmp/pause.out" 'd["config"]["pause_worker_s"] == [0.3, 0.4]' "the co
 # shades exactly this span).
 json_true "$tmp/pause.out" '0.3 <= d["worker_pause"]["from_s"] < 0.5 and 0.7 <= d["worker_pause"]["to_s"] < 1.3' \
   "the pause as it happened: from 0.3 s to 0.7 s on the timeline's clock"
-json_true "$tmp/pause.out" 'all(e["t"] < d["worker_pause"]["from_s"] + 0.1 for e in d["timeline"] if e["t"] < 0.3)' \
+json_true "$tmp/pause.out" 'all(e["t_s"] < d["worker_pause"]["from_s"] + 0.1 for e in d["timeline"] if e["t_s"] < 0.3)' \
   "samples and pause share one clock"
 
 # ---- a slow worker: the drain at the end is bounded and said -------------------------

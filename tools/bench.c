@@ -701,8 +701,8 @@ static void report_json(const struct bench_opts *o, const char *engine, struct r
 {
     printf("{\"command\":\"bench\",\"engine\":");
     tool_json_str(stdout, engine);
-    printf(",\"runs\":%u,\"duration_ms\":%.3f,\"latency_samples\":%llu,\"block_bytes\":%u,\"patterns\":[", o->runs,
-           o->duration_us / 1e3, (unsigned long long)o->samples, BLOCK);
+    printf(",\"runs\":%u,\"duration_s\":%.6f,\"latency_samples\":%llu,\"block_bytes\":%u,\"patterns\":[", o->runs,
+           o->duration_us / 1e6, (unsigned long long)o->samples, BLOCK);
     bool first = true;
     for (unsigned k = 0; k < P_COUNT; k++)
         if (o->patterns & (1u << k)) {

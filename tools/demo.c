@@ -851,10 +851,14 @@ int tool_demo(int argc, char **argv)
             slow_n += h->n[b];
 
     if (report && json) {
-        printf("{\"seconds\":%.3f,\"mode\":\"%s\",\"packets\":%llu,\"pages_served\":%llu,"
+        /* Names and units as every --json of the command has them
+         * (docs/json.md): times in seconds (_s, "seconds"), latencies in
+         * nanoseconds (_ns), percentiles p50 p99 p99_9 p99_99 max. */
+        printf("{\"command\":\"demo\",\"seconds\":%.3f,\"mode\":\"%s\",\"packets\":%llu,\"pages_served\":%llu,"
                "\"atomic_failures\":%llu,\"ring_drops\":%llu,\"drop_rate\":%.6f,\"worker_frees\":%llu,"
                "\"corrupt_packets\":%llu,\"signals\":%llu,\"background_allocs\":%llu,"
-               "\"latency_ns\":{\"p50\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"p9999\":%.1f,\"max\":%.1f},"
+               "\"latency_ns\":{\"p50\":%.1f,\"p99\":%.1f,\"p99_9\":%.1f,\"p99_99\":%.1f,\"max\":%.1f},"
+               "\"slow_allocations\":%llu,\"fast_context_involuntary_switches\":%ld,"
                "\"reserve\":{\"target\":%zu,\"now\":%zu,\"low_water\":%zu},"
                "\"atomic_reserve_allocs\":%llu,\"warden_runs\":%llu,\"leaks\":%ld,"
                "\"misuse_reports\":%llu,\"check_violations\":%ld,\"interrupted\":%s,\"interrupted_by\":%s%s%s,"
@@ -862,7 +866,8 @@ int tool_demo(int argc, char **argv)
                secs, poll ? "poll" : "signal", (unsigned long long)D.rx_packets, (unsigned long long)D.rx_pages,
                (unsigned long long)D.rx_fail, (unsigned long long)D.rx_drop, drop_rate,
                (unsigned long long)D.wk_done, (unsigned long long)D.wk_bad, (unsigned long long)D.ticks,
-               (unsigned long long)D.bg_allocs, p50, p99, p999, p9999, pmax, st.reserve_target_pages,
+               (unsigned long long)D.bg_allocs, p50, p99, p999, p9999, pmax, (unsigned long long)slow_n, ra.nivcsw,
+               st.reserve_target_pages,
                st.reserve_free_pages, reserve_low, st.atomic_reserve_allocs, st.warden_runs, leaks,
                st.misuse_reports, violations, interrupted ? "true" : "false", interrupted ? "\"" : "",
                interrupted ? tool_signal_name(interrupted) : "null", interrupted ? "\"" : "",
@@ -874,13 +879,17 @@ int tool_demo(int argc, char **argv)
             printf("\"worker_pause\":null,");
         printf("\"rate\":{\"asked_per_s\":%llu,\"delivered_per_s\":%.0f,\"reached\":%s},",
                (unsigned long long)rate, delivered, rate_short ? "false" : "true");
-        printf("\"config\":{\"rate\":%llu,\"burst\":%llu,\"pages\":%zu,\"worker_delay_us\":%llu,"
-               "\"pause_worker_s\":[%.3f,%.3f],\"cpu\":%d,\"quality\":%u},",
-               (unsigned long long)rate, (unsigned long long)burst, st.total_pages, (unsigned long long)delay_us,
-               pause_at_us / 1e6, pause_len_us / 1e6, pin, quality);
+        printf("\"config\":{\"duration_s\":%.3f,\"rate_per_s\":%llu,\"burst\":%llu,\"pages\":%zu,"
+               "\"reserve_pages\":%zu,\"worker_delay_s\":%.6f,\"drain_limit_s\":%.3f,\"pause_worker_s\":[%.3f,%.3f],"
+               "\"cpu\":%d,\"quality\":",
+               duration_us / 1e6, (unsigned long long)rate, (unsigned long long)burst, st.total_pages,
+               st.reserve_target_pages, delay_us / 1e6, drain_limit_us / 1e6, pause_at_us / 1e6, pause_len_us / 1e6,
+               pin);
+        tool_json_quality(stdout, quality);
+        printf("},");
         printf("\"timeline\":[");
         for (size_t i = 0; i < nsamples; i++)
-            printf("%s{\"t\":%.2f,\"pps\":%.0f,\"failures\":%llu,\"reserve\":%zu,\"in_use\":%zu,"
+            printf("%s{\"t_s\":%.2f,\"packets_per_s\":%.0f,\"failures\":%llu,\"reserve\":%zu,\"in_use\":%zu,"
                    "\"p99_ns\":%.1f}",
                    i ? "," : "", samples[i].t, samples[i].pps, (unsigned long long)samples[i].fails,
                    samples[i].reserve, samples[i].in_use, samples[i].p99);
@@ -961,8 +970,9 @@ int tool_demo(int argc, char **argv)
             printf("  verdict                %s, for the %.1f s it ran (interrupted)\n",
                    healthy ? "healthy" : "UNHEALTHY", secs);
         else if (rate_short)
-            printf("  verdict                %s (the allocator's; the rate asked was\n"
-                   "                         not reached)\n", healthy ? "healthy" : "UNHEALTHY");
+            printf("  verdict                %s\n"
+                   "                         (the allocator's; the rate asked was not reached)\n",
+                   healthy ? "healthy" : "UNHEALTHY");
         else
             printf("  verdict                %s\n", healthy ? "healthy" : "UNHEALTHY");
         if (stats)

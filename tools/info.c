@@ -188,9 +188,12 @@ static void machine_text(FILE *f, const struct tool_machine *m)
                 : "");
 }
 
-void tool_machine_json(FILE *f, const struct tool_machine *m)
+void tool_machine_json(FILE *f, const struct tool_machine *m, const char *command)
 {
-    fprintf(f, "{\"version\":\"%d.%d.%d\",\"kernel\":", LABYRINTH_VERSION_MAJOR, LABYRINTH_VERSION_MINOR,
+    fputc('{', f);
+    if (command)
+        fprintf(f, "\"command\":\"%s\",", command);
+    fprintf(f, "\"version\":\"%d.%d.%d\",\"kernel\":", LABYRINTH_VERSION_MAJOR, LABYRINTH_VERSION_MINOR,
             LABYRINTH_VERSION_PATCH);
     tool_json_str(f, m->kernel);
     fprintf(f, ",\"cpu\":");
@@ -198,19 +201,24 @@ void tool_machine_json(FILE *f, const struct tool_machine *m)
     fprintf(f, ",\"cores\":{\"online\":%ld,\"configured\":%ld,\"allowed\":%ld}", m->cpus_online, m->cpus_conf,
             m->cpus_allowed);
     fprintf(f, ",\"page_size\":%zu", m->page_size);
-    fprintf(f, ",\"huge_pages\":{\"reserved\":%ld,\"free\":%ld,\"size_kb\":%ld,\"transparent\":", m->hugepages_total,
-            m->hugepages_free, m->hugepage_kb);
+    fprintf(f, ",\"huge_pages\":{\"reserved\":%ld,\"free\":%ld,\"size_bytes\":", m->hugepages_total,
+            m->hugepages_free);
+    if (m->hugepage_kb >= 0)
+        fprintf(f, "%lld", (long long)m->hugepage_kb * 1024);
+    else
+        fprintf(f, "null");
+    fprintf(f, ",\"transparent\":");
     tool_json_str(f, m->thp);
     fprintf(f, "},\"physical_addresses\":{\"readable\":%s,\"detail\":", m->pagemap_pfn == 1 ? "true" : "false");
     tool_json_str(f, m->pagemap_why);
-    fprintf(f, "},\"rseq\":{\"registered\":%s,\"glibc_size\":%lu,\"kernel_feature_size\":%lu}",
+    fprintf(f, "},\"rseq\":{\"registered\":%s,\"glibc_size_bytes\":%lu,\"kernel_feature_size_bytes\":%lu}",
             m->rseq == 1 ? "true" : m->rseq == 0 ? "false" : "null", m->rseq_size, m->rseq_feature_size);
-    fprintf(f, ",\"memlock\":{\"soft\":");
+    fprintf(f, ",\"memlock\":{\"soft_bytes\":");
     if (m->memlock_cur == ~0ull)
         fprintf(f, "null");
     else
         fprintf(f, "%llu", m->memlock_cur);
-    fprintf(f, ",\"hard\":");
+    fprintf(f, ",\"hard_bytes\":");
     if (m->memlock_max == ~0ull)
         fprintf(f, "null");
     else
@@ -253,7 +261,7 @@ int tool_info(int argc, char **argv)
     struct tool_machine m;
     tool_machine_read(&m);
     if (json) {
-        tool_machine_json(stdout, &m);
+        tool_machine_json(stdout, &m, "info");
         fputc('\n', stdout);
     } else {
         machine_text(stdout, &m);
@@ -370,9 +378,14 @@ int tool_stats(int argc, char **argv)
     struct tool_machine m;
     tool_machine_read(&m);
     if (json) {
-        fputs("{\"machine\":", stdout);
-        tool_machine_json(stdout, &m);
-        fprintf(stdout, ",\"run\":\"%s\",\"snapshots\":[", run);
+        fputs("{\"command\":\"stats\",\"machine\":", stdout);
+        tool_machine_json(stdout, &m, NULL);
+        fprintf(stdout, ",\"run\":\"%s\",\"duration_s\":%.3f,\"interval_s\":", run, dur_us / 1e6);
+        if (interval_us)
+            fprintf(stdout, "%.3f", interval_us / 1e6);
+        else
+            fputs("null", stdout);
+        fputs(",\"snapshots\":[", stdout);
     } else {
         machine_text(stdout, &m);
         printf("\nrunning 'labyrinth %s --duration %s", run, duration);
@@ -392,7 +405,8 @@ int tool_stats(int argc, char **argv)
     int rc = !strcmp(run, "demo") ? tool_demo(n, av) : tool_stress(n, av);
     free(av);
     if (json)
-        printf("],\"exit_status\":%d}\n", rc);
+        printf("],\"exit_status\":%d,\"interrupted\":%s,\"healthy\":%s}\n", rc, rc > 128 ? "true" : "false",
+               rc == TOOL_OK ? "true" : "false");
     else if (rc == TOOL_OK)
         printf("\nthe %s run was healthy\n", run);
     else if (rc == TOOL_FAIL)

@@ -852,8 +852,14 @@ int tool_stress(int argc, char **argv)
                 "  (a longer --duration or a smaller N)\n",
                 (unsigned long long)S.sabotage_op, (unsigned long long)rd(&S.t[0].ops));
     if (report && json) {
-        printf("{\"seed\":%llu,\"threads\":%u,\"seconds\":%.3f,\"operations\":%llu,\"allocs\":{", (unsigned long long)seed,
-               S.nthreads, secs, (unsigned long long)ops);
+        printf("{\"command\":\"stress\",\"seed\":%llu,\"threads\":%u,\"seconds\":%.3f,", (unsigned long long)seed,
+               S.nthreads, secs);
+        printf("\"config\":{\"duration_s\":%.3f,\"check_every\":%llu,\"signal_rate_per_s\":%llu,\"pages\":%llu,"
+               "\"max_order\":%u,\"verify\":%s,\"quality\":",
+               duration_us / 1e6, (unsigned long long)check_every, (unsigned long long)signal_hz,
+               (unsigned long long)pages, S.max_order, verify ? "true" : "false");
+        tool_json_quality(stdout, quality);
+        printf("},\"operations\":%llu,\"allocs\":{", (unsigned long long)ops);
         for (unsigned m = 0; m < 3; m++)
             printf("%s\"%s\":%llu", m ? "," : "", mode_name[m], (unsigned long long)sum(offsetof(struct thr, allocs) + m * 8));
         printf("},\"nulls\":{");

@@ -143,6 +143,8 @@ void tool_wrap(FILE *f, const char *text, unsigned width);
 /* JSON scalars: a quoted, escaped string; a number (null if not finite). */
 void tool_json_str(FILE *f, const char *s);
 void tool_json_num(FILE *f, double v);
+/* Quality flags as a list of their names: ["poison","cl_align"], [] for none. */
+void tool_json_quality(FILE *f, unsigned q);
 
 /* ---- plots (gnuplot) -------------------------------------------------------- */
 
@@ -195,6 +197,7 @@ struct tool_machine {
     unsigned long long memlock_cur, memlock_max; /* RLIM_INFINITY = ~0 */
 };
 void tool_machine_read(struct tool_machine *m);
-void tool_machine_json(FILE *f, const struct tool_machine *m);
+/* One object; with command, "command":COMMAND first (info's own report). */
+void tool_machine_json(FILE *f, const struct tool_machine *m, const char *command);
 
 #endif

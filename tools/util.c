@@ -366,6 +366,25 @@ void tool_wrap(FILE *f, const char *text, unsigned width)
     }
 }
 
+void tool_json_quality(FILE *f, unsigned q)
+{
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } names[] = {{LABYRINTH_QUALITY_ZERO, "zero"},
+                 {LABYRINTH_QUALITY_POISON, "poison"},
+                 {LABYRINTH_QUALITY_CL_ALIGN, "cl_align"},
+                 {LABYRINTH_QUALITY_TRACK, "track"}};
+    fputc('[', f);
+    bool first = true;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (q & names[i].bit) {
+            fprintf(f, "%s\"%s\"", first ? "" : ",", names[i].name);
+            first = false;
+        }
+    fputc(']', f);
+}
+
 void tool_json_num(FILE *f, double v)
 {
     if (isfinite(v))
@@ -687,7 +706,7 @@ void tool_zone_snapshot(FILE *f, struct labyrinth_zone *zone, const char *run, d
         tool_json_str(f, run);
         fprintf(f, ",\"zone\":");
         tool_json_str(f, zname);
-        fprintf(f, ",\"seconds\":%.3f,\"final\":%s,\"page_size\":%zu,\"free_blocks\":[", secs,
+        fprintf(f, ",\"t_s\":%.3f,\"final\":%s,\"page_size\":%zu,\"free_blocks\":[", secs,
                 final ? "true" : "false", st.page_size);
         for (unsigned o = 0; o <= top; o++)
             fprintf(f, "%s%zu", o ? "," : "", st.free_blocks[o]);
