@@ -5,7 +5,12 @@
 # compiled with `pkg-config --cflags --libs labyrinth` (strict C17, warnings
 # as errors) and linked against the static library and against the shared
 # one (run with LD_LIBRARY_PATH).  Also: the installed files, the version,
-# and that the shared library exports only labyrinth_* symbols.
+# and that the shared library exports only labyrinth_* symbols.  Last,
+# README.md's own program: its C block is examples/quickstart.c, which
+# compiles cleanly, and its build blocks run as written (HOME pointed at
+# the temporary prefix's parent, make at this tree), each program starting
+# and ending healthy; built without an rpath it cannot start, as the README
+# says.
 # Exit 0 pass, 1 fail, 77 skipped (pkg-config missing).
 set -u
 build=${1:?usage: install.sh BUILD_DIR SOURCE_DIR}
@@ -27,12 +32,17 @@ ok() { echo "ok: $*"; }
 
 # ---- install --------------------------------------------------------------
 # The sanitizer flavours' flags must not leak into the installed library.
-if ! env -u CFLAGS -u LDFLAGS make -C "$src" install PREFIX="$tmp" BUILD="$tmp/b" >"$tmp/install.log" 2>&1; then
+# The prefix is $HOME/.local of a home made here: the README's commands,
+# run below, install there.
+home="$tmp/home"
+prefix="$home/.local"
+mkdir -p "$home"
+if ! env -u CFLAGS -u LDFLAGS make -C "$src" install PREFIX="$prefix" BUILD="$tmp/b" >"$tmp/install.log" 2>&1; then
   cat "$tmp/install.log"
-  echo "FAIL: make install PREFIX=$tmp failed"
+  echo "FAIL: make install PREFIX=$prefix failed"
   exit 1
 fi
-ok "make install PREFIX=$tmp"
+ok "make install PREFIX=$prefix"
 
 pc=$(find "$tmp" -path "$tmp/b*" -prune -o -name labyrinth.pc -print | head -n 1)
 if [ -z "$pc" ]; then
@@ -242,6 +252,68 @@ if "$cc" $warn $cflags "$tmp/prog.c" -o "$tmp/prog_shared" $libs >"$tmp/cc_share
   fi
 else
   cat "$tmp/cc_shared.log"; fail "compile/link against the shared library ($cc $warn $cflags ... $libs)"
+fi
+
+# ---- README.md's program, built as README.md says ----------------------------
+readme="$src/README.md"
+# readme_blocks MARKER: the fenced blocks that follow a line <!-- MARKER -->.
+readme_blocks() {
+  awk -v m="<!-- $1 -->" '
+    $0 == m { want = 1; next }
+    want && !inb && /^```/ { inb = 1; next }
+    inb && /^```$/ { inb = 0; want = 0; print ""; next }
+    inb { print }' "$readme"
+}
+readme_blocks "tests/install.sh: this block is examples/quickstart.c" | sed '$d' >"$tmp/readme_prog.c"
+if [ -s "$tmp/readme_prog.c" ] && cmp -s "$tmp/readme_prog.c" "$src/examples/quickstart.c"; then
+  ok "README's program is examples/quickstart.c"
+else
+  fail "README's C block differs from examples/quickstart.c: $(diff "$tmp/readme_prog.c" "$src/examples/quickstart.c" | head -5)"
+fi
+# shellcheck disable=SC2086
+"$cc" $warn $cflags "$src/examples/quickstart.c" -o "$tmp/qs_strict" $libs >"$tmp/cc_qs.log" 2>&1 \
+  && ok "examples/quickstart.c compiles with $warn" || { cat "$tmp/cc_qs.log"; fail "examples/quickstart.c does not compile cleanly"; }
+
+readme_blocks "tests/install.sh runs this block" >"$tmp/readme.sh"
+nblocks=$(grep -c "^\./quickstart\|\./quickstart-" "$tmp/readme.sh")
+[ "$nblocks" -ge 3 ] && ok "README gives $nblocks ways to run the program" || fail "README's build blocks: $nblocks runs found"
+mkdir -p "$tmp/work/examples"
+cp "$src/examples/quickstart.c" "$tmp/work/examples/"
+{
+  echo 'set -eux'
+  # make runs in the source tree, building in a private directory.
+  echo "make() { env -u CFLAGS -u LDFLAGS make -C '$src' BUILD='$tmp/b' \"\$@\"; }"
+  echo 'unset PKG_CONFIG_PATH LD_LIBRARY_PATH'
+  cat "$tmp/readme.sh"
+} >"$tmp/readme_run.sh"
+if (cd "$tmp/work" && HOME="$home" CC= bash "$tmp/readme_run.sh") >"$tmp/readme.log" 2>&1; then
+  ok "README's build commands run as written"
+else
+  fail "README's build commands fail:"; tail -20 "$tmp/readme.log"
+fi
+n=$(grep -c "^quickstart: hello from a signal handler" "$tmp/readme.log")
+m=$(grep -c "^quickstart: 256 of 256 pages free, 0 in use" "$tmp/readme.log")
+[ "$n" -ge 3 ] && [ "$m" -eq "$n" ] && ok "the README's program ran $n times, healthy" \
+  || { fail "the README's program ran $n times, healthy $m"; tail -20 "$tmp/readme.log"; }
+if [ -x "$tmp/work/quickstart" ] && command -v readelf >/dev/null 2>&1; then
+  readelf -d "$tmp/work/quickstart" | grep -Eq "(RUNPATH|RPATH).*$libdir" \
+    && ok "quickstart records $libdir (rpath)" || fail "quickstart has no rpath to $libdir"
+  readelf -d "$tmp/work/quickstart-static" | grep -q 'NEEDED.*liblabyrinth' \
+    && fail "quickstart-static needs liblabyrinth.so" || ok "quickstart-static needs no liblabyrinth.so"
+fi
+# What the README warns of: without the rpath or LD_LIBRARY_PATH it cannot start.
+if command -v ldconfig >/dev/null 2>&1 && ldconfig -p 2>/dev/null | grep -q 'liblabyrinth\.so\.0'; then
+  echo "note: liblabyrinth.so.0 is installed system-wide here: the README's warning cannot be shown"
+else
+  # shellcheck disable=SC2086
+  "$cc" $cflags "$src/examples/quickstart.c" -o "$tmp/qs_norpath" $libs >/dev/null 2>&1
+  if env -u LD_LIBRARY_PATH "$tmp/qs_norpath" >"$tmp/norpath.log" 2>&1; then
+    fail "linked without an rpath the program started: the README's warning is wrong"
+  elif grep -q "liblabyrinth.so.0: cannot open shared object file" "$tmp/norpath.log"; then
+    ok "without an rpath: 'liblabyrinth.so.0: cannot open shared object file', as the README says"
+  else
+    fail "without an rpath: $(cat "$tmp/norpath.log")"
+  fi
 fi
 
 if [ "$failures" -ne 0 ]; then
