@@ -75,6 +75,21 @@ grep -Eq '^ *allocation latency +p50 [0-9]+ ns  p99 [0-9]+ ns  p99\.9 [0-9]+ ns$
   && grep -Eq '^ +p99\.99 [0-9]+ ns  max [0-9]+ ns$' "$tmp/status.out" \
   && ok "latency percentiles" || fail "no latency percentiles"
 grep -Eq '^ *reserve .* low point [0-9]+' "$tmp/status.out" && ok "reserve low point" || fail "no reserve low point"
+# Words a newcomer can follow: what the timer signals and the NOWAIT
+# traffic are, said plainly; outliers, when any, given their cause.
+grep -Eq '^ *timer signals +[0-9]+  \(the handler allocates the packets\)$' "$tmp/status.out" \
+  && grep -Eq '^ *NOWAIT pages meanwhile +[0-9]+  taken and freed by the same thread$' "$tmp/status.out" \
+  && ! grep -q "background NOWAIT pairs" "$tmp/status.out" \
+  && ok "the signals and the NOWAIT traffic said plainly" || { fail "the timer-signal lines"; show status; }
+if grep -q "slow outliers" "$tmp/status.out"; then
+  grep -q "lost its CPU in mid-call" "$tmp/status.out" && grep -q "allocator itself never waits" "$tmp/status.out" \
+    && ok "slow outliers given their cause" || fail "slow outliers without their cause"
+fi
+json_true "$tmp/pause.out" 'd["slow_allocations"] >= 0 and (d["slow_allocations"] == 0 or d["latency_ns"]["max"] >= 100000)' \
+  "slow_allocations counts allocations over 100 us"
+grep -q '^Two words used throughout: \*\*the seed\*\* is the brief' "$src/README.md" \
+  && "$tool" help | grep -q "^The seed is the brief labyrinth was written from" \
+  && ok "README and 'labyrinth help' say what the seed is" || fail "the seed is not defined"
 
 # ---- poll mode pinned, quiet ------------------------------------------------------
 run poll demo --duration 400ms --mode poll --cpu 0 --quiet --rate 50k
