@@ -30,10 +30,13 @@ fuzz:
 
 # The long soak: `labyrinth stress` for LB_SOAK_SECONDS (default 3600, an
 # hour) in a VERIFY zone, progress each second on stderr; ARGS=--json for
-# a JSON report.  `make test` runs the same for 60 s.  Ctrl-C stops it
-# at the next check with the report of the run so far (exit 130).
+# a JSON report.  Then the churn torture (tests/stress_churn.c: threads
+# created and exiting all the time, signals aimed at exiting threads, an
+# ownership table) for LB_CHURN_SECONDS (default 1800).  `make test` runs
+# the first for 60 s and the second for 10 s in every flavour.
 soak: build
 	@$(BUILD)/tools/labyrinth stress --duration $${LB_SOAK_SECONDS:-3600}s --verify --max-order 6 $(ARGS)
+	@LB_CHURN_SECONDS=$${LB_CHURN_SECONDS:-1800} $(BUILD)/tests/stress_churn
 
 bench:
 	@scripts/deps.sh bench
