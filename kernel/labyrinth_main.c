@@ -179,6 +179,10 @@ void lb_os_zone_event(void *zone, const char *name, bool created)
 	struct lb_dbg_zone *e, *tmp;
 	char dname[64];
 
+	/* A live zone pins the module (issue 17.4: rmmod used to succeed while
+	 * a zone lived, and its warden then ran unloaded code). */
+	if (created)
+		__module_get(THIS_MODULE);
 	mutex_lock(&lb_dbg_mutex);
 	if (created) {
 		e = kzalloc(sizeof(*e), GFP_KERNEL);
@@ -203,6 +207,8 @@ void lb_os_zone_event(void *zone, const char *name, bool created)
 		}
 	}
 	mutex_unlock(&lb_dbg_mutex);
+	if (!created)
+		module_put(THIS_MODULE);
 }
 
 static int __init labyrinth_init(void)

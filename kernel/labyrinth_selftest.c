@@ -310,8 +310,14 @@ static void st_misuse(void)
 	ST_MISUSE(labyrinth_alloc_pages(a, LABYRINTH_GFP_ATOMIC, 4, 0), 0L, "order above max_order");
 	ST_MISUSE(labyrinth_alloc_pages(nt, LABYRINTH_GFP_ATOMIC, 0, LABYRINTH_QUALITY_TRACK), 0L,
 		  "TRACK in a zone without tracking");
+	/* A KERNEL allocation may sleep: refused inside an RCU read-side
+	 * section (Debian's preemptible RCU leaves preempt_count() at 0
+	 * there; issue 17.6). */
+	rcu_read_lock();
+	ST_MISUSE(labyrinth_alloc_pages(a, LABYRINTH_GFP_KERNEL, 0, 0), 0L, "KERNEL under rcu_read_lock()");
+	rcu_read_unlock();
 	labyrinth_zone_stats(a, &s);
-	ST_EXPECT(s.misuse_reports == misuse0 + 12, "misuse_reports counts every misuse of zone a (%llu)",
+	ST_EXPECT(s.misuse_reports == misuse0 + 13, "misuse_reports counts every misuse of zone a (%llu)",
 		  s.misuse_reports - misuse0);
 	/* Refused without a report: the zone handle itself is bad, or the
 	 * call is not misuse. */

@@ -27,6 +27,7 @@
 #include <linux/mm.h>
 #include <linux/version.h>
 #include <linux/bug.h>
+#include <linux/rcupdate.h>
 
 #define LB_OS_CTX_PER_CPU 1
 #define LB_OS_CTX_DECLARE(type, name) DECLARE_PER_CPU(type, name)
@@ -40,13 +41,15 @@ static inline void lb_os_preempt_on(void) { preempt_enable(); }
 static inline uint32_t lb_os_ctx_id(void) { return raw_smp_processor_id() + 1; }
 
 /* Sleeping is allowed: not in an interrupt, preemption and interrupts on
- * (and, where the kernel counts it, no spinlock held). */
+ * (and, where the kernel counts it, no spinlock held), and not inside an
+ * RCU read-side critical section (with preemptible RCU, Debian's default,
+ * preempt_count() stays 0 there: issue 17.6). */
 static inline bool lb_os_can_sleep(void)
 {
 #ifdef CONFIG_PREEMPT_COUNT
-	return preempt_count() == 0 && !irqs_disabled();
+	return preempt_count() == 0 && !irqs_disabled() && !rcu_preempt_depth();
 #else
-	return !in_interrupt() && !irqs_disabled();
+	return !in_interrupt() && !irqs_disabled() && !rcu_preempt_depth();
 #endif
 }
 
