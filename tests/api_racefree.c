@@ -286,6 +286,12 @@ static void hunt_step(void)
     unsigned long total = ss_steps;
     round_end(p, rc, 0, "phase 2, dry run", 0);
     printf("phase 2: labyrinth_free_pages(A, P, 0) with B current takes %lu instructions\n", total);
+    if (total == 0) {
+        /* No trap after each instruction: valgrind, or a kernel that does
+         * not deliver it.  Phase 1 has run; say so and stop here. */
+        printf("phase 2: single-stepping is not available here (valgrind?): skipped\n");
+        return;
+    }
     REQUIRE(total > 10 && total < 100000);
 
     unsigned long window = 0;
