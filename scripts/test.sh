@@ -80,7 +80,7 @@ for f in $flavours; do
              t0=$(date +%s)
              if "$root/build-test-gcc/tools/labyrinth" stress --duration "${soak}s" --verify --quiet \
                   --max-order 6 > "$root/build-test-gcc/soak.log" 2>&1; then
-               summary+=("soak: ${soak} s clean, $(awk '/^  operations/{print $2}' "$root/build-test-gcc/soak.log") operations, $(awk '/^  timer signals/{print $3}' "$root/build-test-gcc/soak.log") signals, no violation")
+               summary+=("soak: ${soak} s clean, $(awk '/^  operations +[0-9]/{print $2}' "$root/build-test-gcc/soak.log") operations, $(awk '/^  timer signals +[0-9]/{print $3}' "$root/build-test-gcc/soak.log") signals, no violation")
              else
                cat "$root/build-test-gcc/soak.log"; summary+=("soak: FAILED (see above; the seed repeats it)"); failed=1
              fi
