@@ -452,6 +452,16 @@ static void quiet_end(void)
 
 /* ---- workers: one operation at a time, in a chosen thread and depth -------------------------- */
 
+/* Two ways to run operation o "in worker w":
+ *   - contexts (the default): labyrinth's per-thread state is its context
+ *     struct lb_tls (cache.h; a CPU's in a kernel, where tasks take turns on
+ *     one), and nothing else of a thread is seen by the library.  Each worker
+ *     is one saved struct lb_tls, swapped into the driver thread's TLS for
+ *     the operation and saved back after it: no thread switch per step.
+ *   - LB_FUZZ_THREADS=real: NW real threads; the driver hands the operation
+ *     to one and waits (a mutex and condition variables).  About 20 us a
+ *     step; fuzz/replay.c runs every input this way too, so a difference
+ *     between the two would show there. */
 struct op;
 typedef void op_fn(struct op *o);
 struct op {
@@ -470,6 +480,8 @@ static struct worker {
 static pthread_mutex_t wmu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wdone = PTHREAD_COND_INITIALIZER;
 static bool workers_up;
+static int fz_real = -1;         /* LB_FUZZ_THREADS=real */
+static struct lb_tls ctx_tls[NW]; /* contexts mode: each worker's context */
 
 static void run_nested(struct op *o, unsigned d)
 {
@@ -516,6 +528,14 @@ static void start_workers(void)
 
 static void run_op(struct op *o)
 {
+    if (!fz_real) {
+        struct lb_tls mine = lb_tls;
+        lb_tls = ctx_tls[o->w];
+        run_nested(o, o->d);
+        ctx_tls[o->w] = lb_tls;
+        lb_tls = mine;
+        return;
+    }
     struct worker *w = &W[o->w];
     pthread_mutex_lock(&wmu);
     w->done = false;
@@ -1087,9 +1107,13 @@ static void reset(void)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!PG)
+    if (!PG) {
         PG = labyrinth_page_size();
-    start_workers();
+        const char *t = getenv("LB_FUZZ_THREADS");
+        fz_real = t && !strcmp(t, "real");
+    }
+    if (fz_real)
+        start_workers();
     reset();
     struct input in = {data, size, 0};
     unsigned c00 = in8(&in), c01 = in8(&in), c10 = in8(&in), c11 = in8(&in);
