@@ -50,6 +50,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -64,12 +65,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MAXOWED 512  /* late double-free reports owed                  */
 #define MAXSTEPS 1500
 #define MAX_KERNEL_NULLS 6 /* each costs wait_timeout_ms */
+#define FZ_CHECK_EVERY 64  /* full check cadence (LB_FUZZ_CHECK_EVERY=N) */
 
 static size_t PG;
 
 /* ---- failures ------------------------------------------------------------------------------- */
 
 static unsigned fz_step;
+static unsigned fz_every = FZ_CHECK_EVERY;
+static unsigned fz_event; /* bit zi: zone zi wants the full check after this step, whatever the cadence */
+static unsigned unchecked[NZ]; /* steps since zone zi's last full check */
 static const char *fz_opname = "setup";
 
 static void fz_fail(const char *file, int line, const char *fmt, ...) __attribute__((noreturn, format(printf, 3, 4)));
@@ -97,6 +102,29 @@ static int fz_trace = -1;
             FAIL(__VA_ARGS__);                                                                   \
     } while (0)
 
+/* ---- LB_FUZZ_STATS=1: where an input's CPU time goes, one line on stderr --------------------- */
+
+enum { T_CREATE, T_CREATE_CALLER = T_CREATE + 1, T_CREATE_PLAIN, T_DESTROY, T_FULL, T_CHEAP, T_OPS, T_ALL, T_N };
+static const char *const t_name[T_N] = {"create mapped", "create caller", "create plain", "destroy", "full checks",
+                                        "step checks", "operations", "all"};
+static int fz_stats = -1;
+static uint64_t t_ns[T_N];
+static unsigned long t_count[T_N];
+static uint64_t cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+#define T_BEGIN(k) uint64_t t0_##k = fz_stats > 0 ? cpu_ns() : 0
+#define T_END(k)                                                                                 \
+    do {                                                                                         \
+        if (fz_stats > 0) {                                                                      \
+            t_ns[k] += cpu_ns() - t0_##k;                                                        \
+            t_count[k]++;                                                                        \
+        }                                                                                        \
+    } while (0)
+
 /* ---- the input ------------------------------------------------------------------------------ */
 
 struct input {
@@ -112,6 +140,7 @@ struct fzone {
     struct labyrinth_zone *z; /* NULL: none */
     bool live;                /* false: destroyed (caller memory: the handle stays readable) */
     bool caller_mem;
+    bool plain;               /* fixed size, in plain_mem (behaves as mapped) */
     unsigned max_order, flags, quality;
     unsigned char poison;
     size_t max_pages;
@@ -154,10 +183,36 @@ static struct owed O[MAXOWED];
 static unsigned nowed;
 static uint64_t tag_seq;
 
-/* Caller memory for zone 1, and memory that belongs to no zone. */
+/* Caller memory for zone 1, and memory that belongs to no zone.  2 MiB
+ * aligned: where the pages start within a block of the zone's max_order
+ * (and so how the buddy splits the region) must not depend on where the
+ * loader put this array. */
 #define CALLER_BYTES ((size_t)2 << 20)
-static char caller_mem[CALLER_BYTES] __attribute__((aligned(4096)));
+static char caller_mem[CALLER_BYTES] __attribute__((aligned(2 << 20)));
 static char foreign[4 * 4096] __attribute__((aligned(4096)));
+
+/* A zone of fixed size that is not the caller-memory one would cost some
+ * 30 system calls to map, populate, lock and unmap (about 0.35 ms): it
+ * lives in this array instead, laid out as a mapped zone's first region
+ * is (its pages start on a 2 MiB boundary, so first == 0 and the buddy
+ * splits it the same way), the metadata just before them.  Only zones that
+ * may grow are mapped.  Under ASan the page before the metadata and the page
+ * after the last page are poisoned, where a mapped zone has guard pages. */
+#define PLAIN_BYTES ((size_t)4 << 20)
+#define PLAIN_GIVEN ((size_t)1 << 20) /* memory_bytes: fixed, so the metadata's size is */
+static char plain_mem[NZ][PLAIN_BYTES] __attribute__((aligned(2 << 20)));
+static uint32_t plain_meta[256][256]; /* metadata bytes by configuration bytes, 0 = not known yet */
+static char *guard_at[NZ][2];         /* the pages poisoned for zone slot zi, or NULL */
+
+#if defined(__has_include)
+#if __has_include(<sanitizer/asan_interface.h>)
+#include <sanitizer/asan_interface.h>
+#endif
+#endif
+#ifndef ASAN_POISON_MEMORY_REGION
+#define ASAN_POISON_MEMORY_REGION(a, n) ((void)(a), (void)(n))
+#define ASAN_UNPOISON_MEMORY_REGION(a, n) ((void)(a), (void)(n))
+#endif
 
 static void on_report(const struct labyrinth_report *r, void *arg)
 {
@@ -171,6 +226,8 @@ static void sync_regions(struct fzone *f)
 {
     unsigned n = lb_regmap_count(&lb_zone_of(f->z)->map);
     EXPECT(n <= MAXREG, "%u regions", n);
+    if (f->nreg && n != f->nreg) /* grown */
+        fz_event |= 1u << (f - Z);
     for (unsigned i = f->nreg; i < n; i++) {
         struct lb_region *r = lb_regmap_get(&lb_zone_of(f->z)->map, i);
         f->rlo[i] = r->lo;
@@ -380,6 +437,7 @@ static void owe(unsigned zi, const void *addr)
 {
     EXPECT(nowed < MAXOWED, "too many owed reports");
     O[nowed++] = (struct owed){zi, addr};
+    fz_event |= 1u << zi;
 }
 
 static bool misuse_kind(enum labyrinth_report_kind k)
@@ -411,6 +469,7 @@ static void reports_since(unsigned mark, enum labyrinth_report_kind want_kind, i
                     break;
             EXPECT(k < nowed, "a late double-free report for %p that no free owed", r->addr);
             O[k] = O[--nowed];
+            fz_event |= 1u << r->zi;
             continue;
         }
         if (r->kind == LABYRINTH_REPORT_LEAK && leaks) {
@@ -448,6 +507,22 @@ static void quiet_end(void)
 {
     dup2(saved_fd, 2);
     close(saved_fd);
+}
+
+/* Such a call costs five system calls (those above and the line) and takes
+ * the one path that lb_zone_ok refuses: per input, the first two of each
+ * kind (alloc, free, register, release) are made, later ones skipped (they
+ * change nothing, in the model or in a zone). */
+enum { DEAD_ALLOC, DEAD_FREE, DEAD_REGISTER, DEAD_RELEASE, DEAD_KINDS };
+static unsigned dead_calls[DEAD_KINDS];
+static bool dead_skip(unsigned kind)
+{
+    if (dead_calls[kind] >= 2) {
+        TRACE("  (another call on a dead or NULL handle: skipped)\n");
+        return true;
+    }
+    dead_calls[kind]++;
+    return false;
 }
 
 /* ---- workers: one operation at a time, in a chosen thread and depth -------------------------- */
@@ -650,10 +725,11 @@ static void op_alloc(struct op *o)
     unsigned long long fails0 = 0;
     if (f->live) {
         inbox_heads(&lb_zone_of(z)->cache, heads);
-        struct labyrinth_zone_stats st;
-        labyrinth_zone_stats(z, &st);
-        fails0 = st.atomic_failures + st.nowait_failures + st.kernel_failures;
+        for (unsigned i = 0; i < LB_MODE_SLOTS; i++) /* what the stats add up, read without them */
+            fails0 += lb_load_rlx_u64(&lb_zone_of(z)->fails[i]);
     }
+    if (bad == -EBADF && dead_skip(DEAD_ALLOC))
+        return;
     unsigned mark = nrep;
     if (bad == -EBADF)
         quiet_begin();
@@ -743,6 +819,8 @@ static void do_free(struct op *o, int zi, uintptr_t a, unsigned order)
     int b = want == 0 && a ? blk_of(a) : -1;
     if (b >= 0)
         blk_verify((unsigned)b);
+    if (want == -EBADF && dead_skip(DEAD_FREE))
+        return;
     unsigned mark = nrep;
     if (want == -EBADF)
         quiet_begin();
@@ -854,6 +932,8 @@ static void op_register(struct op *o)
         else
             want = in_flight(f, a) ? 0 : -ENOENT; /* a page on its way back still reads as allocated */
     }
+    if (want == -EBADF && dead_skip(DEAD_REGISTER))
+        return;
     unsigned mark = nrep;
     if (want == -EBADF)
         quiet_begin();
@@ -919,6 +999,8 @@ static void op_info(struct op *o)
 static void op_release(struct op *o)
 {
     struct fzone *f = &Z[o->zi];
+    if (!f->live && dead_skip(DEAD_RELEASE))
+        return;
     unsigned mark = nrep;
     if (!f->live)
         quiet_begin();
@@ -933,6 +1015,7 @@ static void op_release(struct op *o)
 
 static void zone_create(unsigned zi, unsigned c0, unsigned c1)
 {
+    T_BEGIN(T_CREATE);
     struct fzone *f = &Z[zi];
     memset(f, 0, sizeof *f);
     struct labyrinth_zone_config cfg;
@@ -954,17 +1037,53 @@ static void zone_create(unsigned zi, unsigned c0, unsigned c1)
     cfg.poison_pattern = (c1 & 0x40) ? 0xa5 : 0;
     cfg.wait_timeout_ms = 1;
     f->caller_mem = zi == 1 && (c1 & 0x80);
+    char *mem = NULL, *end = NULL;
+    for (unsigned k = 0; k < 2; k++)
+        if (guard_at[zi][k]) {
+            ASAN_UNPOISON_MEMORY_REGION(guard_at[zi][k], PG);
+            guard_at[zi][k] = NULL;
+        }
     if (f->caller_mem) {
-        cfg.memory = caller_mem;
+        mem = cfg.memory = caller_mem;
         cfg.memory_bytes = CALLER_BYTES;
-    } else if (c0 & 0x10) {
+        end = caller_mem + CALLER_BYTES;
+    } else if ((c0 & 0x10) && (zi == 1 || (c1 & 0x80))) {
+        /* Zone 0 takes bit 7 of its second byte too (the caller-memory bit
+         * of zone 1): a mapped zone costs five times a plain one. */
         cfg.max_pages = cfg.pages * 3; /* KERNEL grows it */
+    } else {
+        f->plain = true;
+        char *buf = plain_mem[zi];
+        end = buf + PLAIN_BYTES;
+        uint32_t *meta = &plain_meta[c0][c1];
+        if (!*meta) { /* once per configuration: how much metadata goes before the pages */
+            cfg.memory = buf;
+            cfg.memory_bytes = PLAIN_GIVEN;
+            struct labyrinth_zone *z = labyrinth_zone_create(&cfg);
+            EXPECT(z, "zone_create (plain, measuring): %s", strerror(errno));
+            *meta = (uint32_t)lb_load_rlx_u64(&z->metadata_bytes);
+            labyrinth_zone_destroy(z);
+            EXPECT(*meta && *meta <= PLAIN_BYTES / 2 && *meta % PG == 0, "metadata of %u bytes", *meta);
+        }
+        mem = cfg.memory = buf + PLAIN_BYTES / 2 - *meta;
+        cfg.memory_bytes = PLAIN_GIVEN;
     }
     TRACE("  create zone %u: pages %zu max_pages %zu max_order %u flags %#x quality %#x magazine %u reserve %zu "
           "threads %u%s\n", zi, cfg.pages, cfg.max_pages, cfg.max_order, cfg.flags, cfg.quality, cfg.magazine_pages,
           cfg.reserve_pages, cfg.max_threads, f->caller_mem ? " caller memory" : "");
     f->z = labyrinth_zone_create(&cfg);
     EXPECT(f->z, "zone_create: %s", strerror(errno));
+    if (mem) {
+        struct lb_region *r = &f->z->regions[0];
+        EXPECT(!f->plain || (r->first == 0 && r->lo % ((size_t)2 << 20) == 0), "a plain zone's pages at %p, first %u",
+               (void *)r->lo, r->first);
+        char *pages_end = (char *)r->lo + r->bytes;
+        guard_at[zi][0] = f->plain ? mem - PG : NULL;
+        guard_at[zi][1] = pages_end + PG <= end ? pages_end : NULL;
+        for (unsigned k = 0; k < 2; k++)
+            if (guard_at[zi][k])
+                ASAN_POISON_MEMORY_REGION(guard_at[zi][k], PG);
+    }
     labyrinth_zone_set_report_handler(f->z, on_report, (void *)(uintptr_t)zi);
     f->live = true;
     f->max_order = cfg.max_order;
@@ -973,10 +1092,12 @@ static void zone_create(unsigned zi, unsigned c0, unsigned c1)
     f->poison = cfg.poison_pattern ? cfg.poison_pattern : 0x6b;
     f->max_pages = cfg.max_pages ? cfg.max_pages : cfg.pages;
     sync_regions(f);
+    T_END(T_CREATE + (f->caller_mem ? 1 : f->plain ? 2 : 0));
 }
 
 static void zone_destroy(unsigned zi)
 {
+    T_BEGIN(T_DESTROY);
     struct fzone *f = &Z[zi];
     unsigned held = 0;
     for (unsigned b = 0; b < nb; b++)
@@ -998,8 +1119,10 @@ static void zone_destroy(unsigned zi)
         }
     f->live = false;
     f->held_pages = 0;
+    fz_event |= 1u << zi;
     if (!f->caller_mem)
         f->z = NULL; /* unmapped: the handle must not be used again */
+    T_END(T_DESTROY);
 }
 
 /* ---- the checks after every step --------------------------------------------------------------------- */
@@ -1017,7 +1140,7 @@ static int visit_fn(const struct labyrinth_page_info *info, void *arg)
     return 0;
 }
 
-static void check_zone(unsigned zi)
+static void check_zone_now(unsigned zi)
 {
     struct fzone *f = &Z[zi];
     if (!f->live) {
@@ -1071,6 +1194,89 @@ static void check_zone(unsigned zi)
     }
 }
 
+static void check_zone(unsigned zi)
+{
+    T_BEGIN(T_FULL);
+    unchecked[zi] = 0;
+    check_zone_now(zi);
+    T_END(T_FULL);
+}
+
+/* After every step: each held block's descriptors still say so (its head
+ * ALLOC of its order, the other pages TAIL), so a block taken back into a
+ * cache or the buddy while the application holds it shows at once.  A few
+ * loads per block, where labyrinth_zone_check maps and walks everything. */
+static void check_held(void)
+{
+    for (unsigned b = 0; b < nb; b++) {
+        struct fzone *f = &Z[B[b].zi];
+        uintptr_t a = (uintptr_t)B[b].p;
+        struct lb_region *r = lb_regmap_lookup(&f->z->map, a);
+        EXPECT(r, "held block %p: in no region", (void *)a);
+        uint32_t idx = (uint32_t)((a - r->base) >> f->z->page_shift);
+        uint64_t w = lb_load_rlx_u64(&r->desc[idx]);
+        if (lb_d_state(w) != LB_S_ALLOC || lb_d_order(w) != B[b].order) {
+            dump_page(f, a);
+            FAIL("held block %p order %u: its descriptor says state %u order %u", (void *)a, B[b].order,
+                 lb_d_state(w), lb_d_order(w));
+        }
+        for (uint32_t i = 1; i < (1u << B[b].order); i++)
+            EXPECT(lb_d_state(lb_load_rlx_u64(&r->desc[idx + i])) == LB_S_TAIL,
+                   "held block %p order %u: page %u's descriptor says state %u", (void *)a, B[b].order, i,
+                   lb_d_state(lb_load_rlx_u64(&r->desc[idx + i])));
+    }
+}
+
+/* After every step: no queued free (outbox or inbox) that its owner would
+ * accept names a block the application holds (the owner would take it back
+ * while held: how KB2 handed a page out twice).  The validity test is
+ * lb_check_entries's: allocated, owned by the destination, same
+ * generation. */
+static void check_entries(unsigned zi, const struct lb_mag *m, uint32_t dest, const char *where)
+{
+    const struct lb_cache *c = &Z[zi].z->cache;
+    uint32_t k = lb_load_rlx_u32(&m->count);
+    EXPECT(k <= c->mag_size, "a queued magazine holds %u entries", k);
+    for (uint32_t i = 0; i < k; i++) {
+        uintptr_t e = (uintptr_t)m->slot[i];
+        uint32_t pid = (uint32_t)(e >> 32);
+        struct lb_region *r = lb_cache_id_region(c, pid);
+        EXPECT(r && (pid & 0xffffffu) < r->span, "a queued free names no page (%#llx)", (unsigned long long)e);
+        uint64_t w = lb_load_rlx_u64(&r->desc[pid & 0xffffffu]);
+        if (lb_d_state(w) != LB_S_ALLOC || lb_d_owner(w) != dest || lb_d_gen(w) != (uint32_t)e)
+            continue; /* stale: the owner will refuse it */
+        uintptr_t a = lb_region_addr(r, pid & 0xffffffu);
+        int b = blk_of(a);
+        if (b >= 0) {
+            dump_page(&Z[zi], a);
+            FAIL("held block %p order %u: a valid free of it is queued (%s, to level id %u)", (void *)a, B[b].order,
+                 where, dest);
+        }
+    }
+}
+
+static void check_queues(unsigned zi)
+{
+    struct fzone *f = &Z[zi];
+    if (!f->live)
+        return;
+    const struct lb_cache *c = &f->z->cache;
+    for (uint32_t t = 0; t < c->ntcaches; t++)
+        for (unsigned d = 0; d < LB_LEVELS; d++) {
+            const struct lb_level *l = &c->tcaches[t].lvl[d];
+            for (unsigned k = 0; k < LB_OUTBOX_SLOTS; k++) {
+                const struct lb_mag *m = lb_load_rlx_ptr(&l->out_mag[k]);
+                if (m)
+                    check_entries(zi, m, l->out_dest[k], "outbox");
+            }
+            unsigned guard = 0;
+            for (uint32_t top = (uint32_t)lb_load_rlx_u64(&l->inbox.head); top; top = lb_load_rlx_u32(&mag_at(c, top)->next)) {
+                EXPECT(guard++ <= c->nmags, "an inbox chain longer than the magazine pool");
+                check_entries(zi, mag_at(c, top), l->id, "inbox");
+            }
+        }
+}
+
 /* LB_FUZZ_WATCH=Z.P (with LB_FUZZ_TRACE): after every step, the descriptor
  * of page P of zone Z's first region, to follow one page through a crash. */
 static void watch_page(void)
@@ -1102,6 +1308,9 @@ static void reset(void)
     nb = 0;
     nrep = 0;
     nowed = 0;
+    fz_event = 0;
+    memset(unchecked, 0, sizeof unchecked);
+    memset(dead_calls, 0, sizeof dead_calls);
     memset(Z, 0, sizeof Z);
 }
 
@@ -1111,7 +1320,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         PG = labyrinth_page_size();
         const char *t = getenv("LB_FUZZ_THREADS");
         fz_real = t && !strcmp(t, "real");
+        t = getenv("LB_FUZZ_CHECK_EVERY");
+        fz_every = t && atoi(t) > 0 ? (unsigned)atoi(t) : FZ_CHECK_EVERY;
+        fz_stats = getenv("LB_FUZZ_STATS") != NULL;
     }
+    T_BEGIN(T_ALL);
     if (fz_real)
         start_workers();
     reset();
@@ -1184,6 +1397,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 22:
             fz_opname = "destroy/create";
             if (f->live && (f->caller_mem || o.extra % 4 == 0)) {
+                if (unchecked[o.zi])
+                    check_zone(o.zi); /* what destroy is handed */
                 zone_destroy(o.zi);
             } else if (!f->live) {
                 zone_create(o.zi, o.zi ? c10 : c00, o.zi ? c11 : c01);
@@ -1206,13 +1421,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (!f->z) { /* an unmapped zone: nothing to call */
                 fz_opname = "skip";
             } else {
+                T_BEGIN(T_OPS);
                 run_op(&o);
+                T_END(T_OPS);
             }
         }
         fz_opname = "check";
         watch_page();
-        check_zone(0);
-        check_zone(1);
+        T_BEGIN(T_CHEAP);
+        check_held();
+        check_queues(0);
+        check_queues(1);
+        T_END(T_CHEAP);
+        /* The full check (labyrinth_zone_check, for_each_in_use, stats) of
+         * a live zone every fz_every steps, after the last step and before
+         * a destroy; and of a zone after a step that changed what is queued
+         * between its contexts in a rare way (a late double free owed or
+         * reported), grew it or destroyed it. */
+        bool last = in.i >= in.n || fz_step == MAXSTEPS;
+        for (unsigned zi = 0; zi < NZ; zi++)
+            if ((Z[zi].live && (++unchecked[zi] >= fz_every || last)) || (fz_event & 1u << zi))
+                check_zone(zi);
+        fz_event = 0;
     }
     /* The end: free what is held (or leave it to destroy), destroy. */
     fz_opname = "teardown";
@@ -1234,5 +1464,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (Z[zi].live)
             zone_destroy(zi);
     EXPECT(nowed == 0, "%u late double-free reports never came", nowed);
+    T_END(T_ALL);
+    if (fz_stats > 0) {
+        fprintf(stderr, "fuzz_model: stats: %u steps, %u+%u KERNEL NULLs;", fz_step - 1, Z[0].kernel_nulls,
+                Z[1].kernel_nulls);
+        for (unsigned k = 0; k < T_N; k++)
+            fprintf(stderr, " %s %lu %.1f us;", t_name[k], t_count[k], t_ns[k] / 1e3);
+        fputc('\n', stderr);
+        memset(t_ns, 0, sizeof t_ns);
+        memset(t_count, 0, sizeof t_count);
+    }
     return 0;
 }
