@@ -75,6 +75,12 @@ static unsigned fz_step;
 static unsigned fz_every = FZ_CHECK_EVERY;
 static unsigned fz_event; /* bit zi: zone zi wants the full check after this step, whatever the cadence */
 static unsigned unchecked[NZ]; /* steps since zone zi's last full check */
+static unsigned fz_touched;    /* bit zi: this step called zone zi (live) */
+#define TOUCH(zi)                                                                                \
+    do {                                                                                         \
+        if ((zi) >= 0 && Z[zi].live)                                                             \
+            fz_touched |= 1u << (zi);                                                            \
+    } while (0)
 static const char *fz_opname = "setup";
 
 static void fz_fail(const char *file, int line, const char *fmt, ...) __attribute__((noreturn, format(printf, 3, 4)));
@@ -159,6 +165,8 @@ struct blk {
     unsigned order;
     uint64_t tag;
     bool tracked; /* page_info must say tracked */
+    bool leaked;  /* a LEAK report named it (zone destroy) */
+    lb_atomic_u64 *desc; /* its head page's descriptor */
 };
 
 struct rep {
@@ -282,6 +290,8 @@ static void pm_set(unsigned b, uint16_t v)
         *pm_at(&Z[B[b].zi], (uintptr_t)B[b].p + i * PG) = v;
 }
 
+static lb_atomic_u64 *desc_of(struct fzone *f, uintptr_t a);
+
 static void blk_add(unsigned zi, char *p, unsigned order, bool tracked)
 {
     EXPECT(nb < MAXB, "model full");
@@ -295,7 +305,7 @@ static void blk_add(unsigned zi, char *p, unsigned order, bool tracked)
         memcpy(p + i * PG, &(uint64_t){tag + i}, 8);
         memcpy(p + i * PG + PG - 8, &(uint64_t){~(tag + i)}, 8);
     }
-    B[nb] = (struct blk){zi, p, order, tag, tracked};
+    B[nb] = (struct blk){zi, p, order, tag, tracked, false, desc_of(f, (uintptr_t)p)};
     pm_set(nb, (uint16_t)(nb + 1));
     f->held_pages += (size_t)1 << order;
     nb++;
@@ -384,7 +394,7 @@ static unsigned inbox_valid(const struct lb_cache *c, const struct lb_level *l)
     return n;
 }
 
-#define MAXLV (64 * LB_LEVELS)
+#define MAXLV (2 * LB_LEVELS) /* levels of two thread caches: max_threads <= 2 */
 static void inbox_heads(const struct lb_cache *c, uint64_t *out)
 {
     for (uint32_t t = 0; t < c->ntcaches && t * LB_LEVELS < MAXLV; t++)
@@ -473,6 +483,12 @@ static void reports_since(unsigned mark, enum labyrinth_report_kind want_kind, i
             continue;
         }
         if (r->kind == LABYRINTH_REPORT_LEAK && leaks) {
+            /* Exactly the blocks still held, each once, with its order. */
+            int b = blk_of((uintptr_t)r->addr);
+            EXPECT(b >= 0 && B[b].zi == r->zi && B[b].p == r->addr && B[b].order == r->order && !B[b].leaked,
+                   "a LEAK report for %p order %u: the model holds %s", r->addr, r->order,
+                   b < 0 ? "no such block" : B[b].leaked ? "it, reported already" : "another block or order");
+            B[b].leaked = true;
             (*nleaks)++;
             continue;
         }
@@ -510,14 +526,14 @@ static void quiet_end(void)
 }
 
 /* Such a call costs five system calls (those above and the line) and takes
- * the one path that lb_zone_ok refuses: per input, the first two of each
+ * the one path that lb_zone_ok refuses: per input, the first of each
  * kind (alloc, free, register, release) are made, later ones skipped (they
  * change nothing, in the model or in a zone). */
 enum { DEAD_ALLOC, DEAD_FREE, DEAD_REGISTER, DEAD_RELEASE, DEAD_KINDS };
 static unsigned dead_calls[DEAD_KINDS];
 static bool dead_skip(unsigned kind)
 {
-    if (dead_calls[kind] >= 2) {
+    if (dead_calls[kind] >= 1) {
         TRACE("  (another call on a dead or NULL handle: skipped)\n");
         return true;
     }
@@ -734,6 +750,7 @@ static void op_alloc(struct op *o)
     if (bad == -EBADF)
         quiet_begin();
     errno = 4242;
+    TOUCH((int)o->zi);
     char *p = macro ? labyrinth_void_allocpage_gfpatomic_extra_quality(z, q)
                     : labyrinth_alloc_pages(z, gfp, order, q);
     int e = errno;
@@ -824,6 +841,7 @@ static void do_free(struct op *o, int zi, uintptr_t a, unsigned order)
     unsigned mark = nrep;
     if (want == -EBADF)
         quiet_begin();
+    TOUCH(zi);
     int rc = labyrinth_free_pages(z, (void *)a, order);
     if (want == -EBADF)
         quiet_end();
@@ -937,6 +955,7 @@ static void op_register(struct op *o)
     unsigned mark = nrep;
     if (want == -EBADF)
         quiet_begin();
+    TOUCH((int)zi);
     int rc = o->extra & 32 ? labyrinth_register_page_tag(f->z, (void *)a, o->extra >> 8)
                            : labyrinth_register_page(f->z, (void *)a);
     if (want == -EBADF)
@@ -1004,6 +1023,7 @@ static void op_release(struct op *o)
     unsigned mark = nrep;
     if (!f->live)
         quiet_begin();
+    TOUCH((int)o->zi);
     int rc = labyrinth_thread_release(f->z);
     if (!f->live)
         quiet_end();
@@ -1073,6 +1093,7 @@ static void zone_create(unsigned zi, unsigned c0, unsigned c1)
           cfg.reserve_pages, cfg.max_threads, f->caller_mem ? " caller memory" : "");
     f->z = labyrinth_zone_create(&cfg);
     EXPECT(f->z, "zone_create: %s", strerror(errno));
+    EXPECT(f->z->cache.ntcaches * LB_LEVELS <= MAXLV, "%u thread caches", f->z->cache.ntcaches);
     if (mem) {
         struct lb_region *r = &f->z->regions[0];
         EXPECT(!f->plain || (r->first == 0 && r->lo % ((size_t)2 << 20) == 0), "a plain zone's pages at %p, first %u",
@@ -1140,7 +1161,11 @@ static int visit_fn(const struct labyrinth_page_info *info, void *arg)
     return 0;
 }
 
-static void check_zone_now(unsigned zi)
+static void check_stats(unsigned zi);
+
+static void check_queues(unsigned zi);
+
+static void check_zone_now(unsigned zi, bool visit)
 {
     struct fzone *f = &Z[zi];
     if (!f->live) {
@@ -1167,6 +1192,26 @@ static void check_zone_now(unsigned zi)
              zi, bad, (unsigned long long)allocs, (unsigned long long)cc.frees, (long long)(allocs - cc.frees),
              held, owed);
     }
+    check_stats(zi);
+    check_queues(zi);
+    if (!visit)
+        return;
+    struct visit v = {zi, 0};
+    long n = labyrinth_zone_for_each_in_use(f->z, visit_fn, &v);
+    if (n != (long)held || v.n != held) {
+        for (unsigned b = 0; b < nb; b++)
+            if (B[b].zi == zi)
+                dump_page(f, (uintptr_t)B[b].p);
+        FAIL("for_each_in_use visited %ld, model holds %u blocks", n, held);
+    }
+}
+
+/* The statistics against the model (no system call: after every step that
+ * touched the zone, and in every full check). */
+static void check_stats(unsigned zi)
+{
+    struct fzone *f = &Z[zi];
+    size_t owed = owed_in(zi);
     struct labyrinth_zone_stats st;
     EXPECT(labyrinth_zone_stats(f->z, &st) == 0, "stats");
     sync_regions(f);
@@ -1184,21 +1229,15 @@ static void check_zone_now(unsigned zi)
            f->held_pages, owed);
     EXPECT(st.misuse_reports == f->misuse, "misuse_reports %llu, reports seen %llu", st.misuse_reports, f->misuse);
     EXPECT(st.retry_cap_hits == 0, "retry cap hit with one thread at a time");
-    struct visit v = {zi, 0};
-    long n = labyrinth_zone_for_each_in_use(f->z, visit_fn, &v);
-    if (n != (long)held || v.n != held) {
-        for (unsigned b = 0; b < nb; b++)
-            if (B[b].zi == zi)
-                dump_page(f, (uintptr_t)B[b].p);
-        FAIL("for_each_in_use visited %ld, model holds %u blocks", n, held);
-    }
 }
 
-static void check_zone(unsigned zi)
+/* visit false: all but for_each_in_use (before a destroy, whose LEAK
+ * reports must name exactly the blocks held). */
+static void check_zone(unsigned zi, bool visit)
 {
     T_BEGIN(T_FULL);
     unchecked[zi] = 0;
-    check_zone_now(zi);
+    check_zone_now(zi, visit);
     T_END(T_FULL);
 }
 
@@ -1209,21 +1248,17 @@ static void check_zone(unsigned zi)
 static void check_held(void)
 {
     for (unsigned b = 0; b < nb; b++) {
-        struct fzone *f = &Z[B[b].zi];
-        uintptr_t a = (uintptr_t)B[b].p;
-        struct lb_region *r = lb_regmap_lookup(&f->z->map, a);
-        EXPECT(r, "held block %p: in no region", (void *)a);
-        uint32_t idx = (uint32_t)((a - r->base) >> f->z->page_shift);
-        uint64_t w = lb_load_rlx_u64(&r->desc[idx]);
+        const lb_atomic_u64 *d = B[b].desc; /* a region's descriptors never move */
+        uint64_t w = lb_load_rlx_u64(d);
         if (lb_d_state(w) != LB_S_ALLOC || lb_d_order(w) != B[b].order) {
-            dump_page(f, a);
-            FAIL("held block %p order %u: its descriptor says state %u order %u", (void *)a, B[b].order,
+            dump_page(&Z[B[b].zi], (uintptr_t)B[b].p);
+            FAIL("held block %p order %u: its descriptor says state %u order %u", (void *)B[b].p, B[b].order,
                  lb_d_state(w), lb_d_order(w));
         }
         for (uint32_t i = 1; i < (1u << B[b].order); i++)
-            EXPECT(lb_d_state(lb_load_rlx_u64(&r->desc[idx + i])) == LB_S_TAIL,
-                   "held block %p order %u: page %u's descriptor says state %u", (void *)a, B[b].order, i,
-                   lb_d_state(lb_load_rlx_u64(&r->desc[idx + i])));
+            EXPECT(lb_d_state(lb_load_rlx_u64(d + i)) == LB_S_TAIL,
+                   "held block %p order %u: page %u's descriptor says state %u", (void *)B[b].p, B[b].order, i,
+                   lb_d_state(lb_load_rlx_u64(d + i)));
     }
 }
 
@@ -1309,6 +1344,7 @@ static void reset(void)
     nrep = 0;
     nowed = 0;
     fz_event = 0;
+    fz_touched = 0;
     memset(unchecked, 0, sizeof unchecked);
     memset(dead_calls, 0, sizeof dead_calls);
     memset(Z, 0, sizeof Z);
@@ -1398,7 +1434,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fz_opname = "destroy/create";
             if (f->live && (f->caller_mem || o.extra % 4 == 0)) {
                 if (unchecked[o.zi])
-                    check_zone(o.zi); /* what destroy is handed */
+                    check_zone(o.zi, false); /* what destroy is handed */
                 zone_destroy(o.zi);
             } else if (!f->live) {
                 zone_create(o.zi, o.zi ? c10 : c00, o.zi ? c11 : c01);
@@ -1430,8 +1466,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         watch_page();
         T_BEGIN(T_CHEAP);
         check_held();
-        check_queues(0);
-        check_queues(1);
+        for (unsigned zi = 0; zi < NZ; zi++)
+            if (fz_touched & 1u << zi) {
+                check_queues(zi);
+                check_stats(zi);
+            }
+        fz_touched = 0;
         T_END(T_CHEAP);
         /* The full check (labyrinth_zone_check, for_each_in_use, stats) of
          * a live zone every fz_every steps, after the last step and before
@@ -1441,12 +1481,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         bool last = in.i >= in.n || fz_step == MAXSTEPS;
         for (unsigned zi = 0; zi < NZ; zi++)
             if ((Z[zi].live && (++unchecked[zi] >= fz_every || last)) || (fz_event & 1u << zi))
-                check_zone(zi);
+                check_zone(zi, !last || fz_every == 1); /* last: destroy's LEAK reports list the blocks */
         fz_event = 0;
     }
-    /* The end: free what is held (or leave it to destroy), destroy. */
+    /* The end: free what is held (or leave it to destroy), destroy.  The
+     * steps ran until the input did, so the choice is bit 7 of the last
+     * byte (an unread byte after 1,500 steps). */
     fz_opname = "teardown";
-    bool free_all = in8(&in) & 1;
+    bool free_all = in.i < in.n ? in8(&in) & 1 : size && (data[size - 1] & 0x80);
     if (free_all) {
         while (nb) {
             struct op o;
@@ -1457,8 +1499,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             o.zi = B[nb - 1].zi;
             run_op(&o);
         }
-        check_zone(0);
-        check_zone(1);
+        /* Destroy's LEAK reports (none now) stand for for_each_in_use. */
+        check_zone(0, false);
+        check_zone(1, false);
     }
     for (unsigned zi = 0; zi < NZ; zi++)
         if (Z[zi].live)
