@@ -3,15 +3,20 @@
  *
  * The input is a program: a few bytes choose the configurations of two
  * zones, every following group of bytes is one operation.  Operations run
- * in one of NW worker threads, at a simulated nesting depth 0..3 (a signal
- * handler that interrupted a labyrinth call runs one level deeper; depth 3
- * is past LB_LEVELS, the shared path), one at a time: the driver hands an
- * operation to a worker and waits for it, so the run is deterministic and
- * the zones are quiescent between operations.  Cross-thread frees therefore
- * take the real outbox/inbox paths of the ownership protocol.
+ * in one of NW workers, at a simulated nesting depth 0..3 (a signal handler
+ * that interrupted a labyrinth call runs one level deeper; depth 3 is past
+ * LB_LEVELS, the shared path), one at a time, so the run is deterministic
+ * and the zones are quiescent between operations.  A worker is a labyrinth
+ * context (struct lb_tls) swapped into the driver thread, or with
+ * LB_FUZZ_THREADS=real a thread the driver hands the operation to (see
+ * "workers" below).  Cross-worker frees therefore take the real
+ * outbox/inbox paths of the ownership protocol.  A worker may also call
+ * labyrinth_thread_release, or exit: its thread ends (the library's exit
+ * hook gives its caches back) and a new one with a fresh context replaces
+ * it.
  *
  * A reference model (which blocks are held, at which order, in which zone,
- * with which contents tag) is compared with labyrinth after every step:
+ * with which contents tag) is compared with labyrinth at every step:
  *   - a block handed out is aligned, inside its zone, overlaps no held block,
  *     carries its quality (ZERO, POISON, TRACK), and keeps its contents tag
  *     until it is freed;
@@ -27,15 +32,24 @@
  *     a second free of a page still on its way back to its owner may return
  *     0, and then exactly one late BAD_FREE/-EALREADY report for that page
  *     must follow (when the owner takes the batch, at release or destroy);
- *   - stats: misuse_reports counts every misuse report, in_use_pages equals
- *     the model (less the late double frees still queued, which in_flight
- *     counts as free), total = free + in use;
- *   - labyrinth_zone_check() == 0 and for_each_in_use() visits exactly the
- *     held blocks, after every step;
- *   - at destroy, one LEAK report per block still held.
+ *   - after every step, white-box and cheap: every held block's descriptors
+ *     say allocated, of its order; no queued free its owner would accept
+ *     names a held block; and, for each zone the step called, the stats:
+ *     misuse_reports counts every misuse report, in_use_pages equals the
+ *     model (less the late double frees still queued, which in_flight
+ *     counts as free), total = free + in use, no retry-cap hit;
+ *   - the full check, labyrinth_zone_check() == 0 and for_each_in_use()
+ *     visiting exactly the held blocks, of a zone every 64 steps
+ *     (LB_FUZZ_CHECK_EVERY=N; fuzz/replay.c also runs every input with 1),
+ *     after the last step, before a destroy and after a step that owed or
+ *     received a late double-free report or grew the zone;
+ *   - a worker's exit gives back the caches it held (contexts mode);
+ *   - at destroy, one LEAK report per block still held, naming it.
  *
  * Any disagreement prints what was expected and aborts (libFuzzer keeps the
- * input).  fuzz/replay.c runs this file without libFuzzer.
+ * input).  fuzz/replay.c runs this file without libFuzzer.  LB_FUZZ_TRACE=1
+ * prints one line per operation; LB_FUZZ_STATS=1 one line per input with
+ * where its CPU time went.
  */
 #define _GNU_SOURCE
 #include "zone.h"
@@ -44,6 +58,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -549,6 +564,9 @@ static bool dead_skip(unsigned kind)
  *     one), and nothing else of a thread is seen by the library.  Each worker
  *     is one saved struct lb_tls, swapped into the driver thread's TLS for
  *     the operation and saved back after it: no thread switch per step.
+ *     A worker's exit runs in a real, short-lived thread that adopts the
+ *     saved context (and arms the library's exit hook, a pthread key, as
+ *     the worker had), so the hook's destructor gives its caches back.
  *   - LB_FUZZ_THREADS=real: NW real threads; the driver hands the operation
  *     to one and waits (a mutex and condition variables).  About 20 us a
  *     step; fuzz/replay.c runs every input this way too, so a difference
@@ -595,6 +613,12 @@ static void *worker_main(void *arg)
             pthread_cond_wait(&me->cv, &wmu);
         struct op *o = me->job;
         pthread_mutex_unlock(&wmu);
+        if (!o->fn) { /* exit: the driver joins, the key's destructor runs on the way out */
+            pthread_mutex_lock(&wmu);
+            me->job = NULL;
+            pthread_mutex_unlock(&wmu);
+            return NULL;
+        }
         run_nested(o, o->d);
         pthread_mutex_lock(&wmu);
         me->job = NULL;
@@ -612,13 +636,59 @@ static void start_workers(void)
         pthread_cond_init(&W[i].cv, NULL);
         if (pthread_create(&W[i].t, NULL, worker_main, &W[i]))
             FAIL("pthread_create");
-        pthread_detach(W[i].t);
     }
     workers_up = true;
 }
 
+/* Contexts mode: the library's exit-hook key, found as the one whose value
+ * in this thread is its context (lb_cache_claim arms it with lb_ctx()). */
+static pthread_key_t lib_key;
+static bool lib_key_known;
+static void *exit_main(void *arg)
+{
+    lb_tls = *(const struct lb_tls *)arg;
+    if (lb_tls.armed)
+        pthread_setspecific(lib_key, &lb_tls);
+    return NULL; /* glibc runs the key's destructor: lb_tls_exit */
+}
+
+/* Worker w's thread exits (its caches go back to their zones, as
+ * lb_tls_exit does) and a new thread, with a fresh context, takes its
+ * place. */
+static void worker_exit(unsigned w)
+{
+    if (fz_real) {
+        static struct op bye; /* fn NULL */
+        pthread_mutex_lock(&wmu);
+        W[w].job = &bye;
+        pthread_cond_signal(&W[w].cv);
+        pthread_mutex_unlock(&wmu);
+        if (pthread_join(W[w].t, NULL) || pthread_create(&W[w].t, NULL, worker_main, &W[w]))
+            FAIL("worker thread join/create");
+        return;
+    }
+    if (ctx_tls[w].armed && !lib_key_known) {
+        for (unsigned k = 0; k < PTHREAD_KEYS_MAX && !lib_key_known; k++)
+            if (pthread_getspecific((pthread_key_t)k) == (void *)&lb_tls) {
+                lib_key = (pthread_key_t)k;
+                lib_key_known = true;
+            }
+        EXPECT(lib_key_known, "a context is armed, but no key of this thread holds it");
+    }
+    pthread_t t;
+    if (pthread_create(&t, NULL, exit_main, &ctx_tls[w]) || pthread_join(t, NULL))
+        FAIL("exit thread create/join");
+    memset(&ctx_tls[w], 0, sizeof ctx_tls[w]);
+}
+
+static void op_exit(struct op *o);
+
 static void run_op(struct op *o)
 {
+    if (o->fn == op_exit) {
+        o->fn(o);
+        return;
+    }
     if (!fz_real) {
         struct lb_tls mine = lb_tls;
         lb_tls = ctx_tls[o->w];
@@ -1031,6 +1101,28 @@ static void op_release(struct op *o)
     reports_since(mark, 0, 0, NULL, 0, false, NULL);
 }
 
+static void op_exit(struct op *o)
+{
+    unsigned mark = nrep;
+    TOUCH(0);
+    TOUCH(1);
+    /* Contexts mode: the caches this worker holds in live zones, which the
+     * exit must give back. */
+    struct lb_tcache *held[NZ] = {0};
+    for (unsigned zi = 0; zi < NZ && !fz_real; zi++) {
+        const struct lb_cache *c = Z[zi].live ? &Z[zi].z->cache : NULL;
+        if (c && c->tls_slot < LB_TLS_ZONES && ctx_tls[o->w].z[c->tls_slot].serial == c->serial)
+            held[zi] = ctx_tls[o->w].z[c->tls_slot].tc;
+    }
+    worker_exit(o->w);
+    for (unsigned zi = 0; zi < NZ; zi++)
+        EXPECT(!held[zi] || lb_load_rlx_u32(&held[zi]->owner) == 0,
+               "thread %u exited, its cache in zone %u still has owner %u", o->w, zi,
+               lb_load_rlx_u32(&held[zi]->owner));
+    TRACE("  thread %u exits, a new one takes its place\n", o->w);
+    reports_since(mark, 0, 0, NULL, 0, false, NULL); /* late double-free reports only */
+}
+
 /* ---- zones ------------------------------------------------------------------------------------------ */
 
 static void zone_create(unsigned zi, unsigned c0, unsigned c1)
@@ -1441,6 +1533,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
             break;
         default:
+            if ((o.sel & 15) == 5) {
+                fz_opname = "thread_exit";
+                o.fn = op_exit;
+                o.d = 0;
+                break;
+            }
             fz_opname = "misc";
             if (f->live) {
                 EXPECT(labyrinth_zone_stats(f->z, NULL) == -EINVAL, "stats(NULL)");
@@ -1454,7 +1552,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fz_trace = getenv("LB_FUZZ_TRACE") != NULL;
         TRACE("step %u: %s thread %u depth %u zone %u\n", fz_step, fz_opname, o.w, o.d, o.zi);
         if (o.fn) {
-            if (!f->z) { /* an unmapped zone: nothing to call */
+            if (!f->z && o.fn != op_exit) { /* an unmapped zone: nothing to call */
                 fz_opname = "skip";
             } else {
                 T_BEGIN(T_OPS);
