@@ -1110,7 +1110,7 @@ static void op_exit(struct op *o)
      * exit must give back. */
     struct lb_tcache *held[NZ] = {0};
     for (unsigned zi = 0; zi < NZ && !fz_real; zi++) {
-        const struct lb_cache *c = Z[zi].live ? &Z[zi].z->cache : NULL;
+        const struct lb_cache *c = Z[zi].live ? &lb_zone_of(Z[zi].z)->cache : NULL;
         if (c && c->tls_slot < LB_TLS_ZONES && ctx_tls[o->w].z[c->tls_slot].serial == c->serial)
             held[zi] = ctx_tls[o->w].z[c->tls_slot].tc;
     }
@@ -1173,7 +1173,7 @@ static void zone_create(unsigned zi, unsigned c0, unsigned c1)
             cfg.memory_bytes = PLAIN_GIVEN;
             struct labyrinth_zone *z = labyrinth_zone_create(&cfg);
             EXPECT(z, "zone_create (plain, measuring): %s", strerror(errno));
-            *meta = (uint32_t)lb_load_rlx_u64(&z->metadata_bytes);
+            *meta = (uint32_t)lb_load_rlx_u64(&lb_zone_of(z)->metadata_bytes);
             labyrinth_zone_destroy(z);
             EXPECT(*meta && *meta <= PLAIN_BYTES / 2 && *meta % PG == 0, "metadata of %u bytes", *meta);
         }
@@ -1185,9 +1185,9 @@ static void zone_create(unsigned zi, unsigned c0, unsigned c1)
           cfg.reserve_pages, cfg.max_threads, f->caller_mem ? " caller memory" : "");
     f->z = labyrinth_zone_create(&cfg);
     EXPECT(f->z, "zone_create: %s", strerror(errno));
-    EXPECT(f->z->cache.ntcaches * LB_LEVELS <= MAXLV, "%u thread caches", f->z->cache.ntcaches);
+    EXPECT(lb_zone_of(f->z)->cache.ntcaches * LB_LEVELS <= MAXLV, "%u thread caches", lb_zone_of(f->z)->cache.ntcaches);
     if (mem) {
-        struct lb_region *r = &f->z->regions[0];
+        struct lb_region *r = &lb_zone_of(f->z)->regions[0];
         EXPECT(!f->plain || (r->first == 0 && r->lo % ((size_t)2 << 20) == 0), "a plain zone's pages at %p, first %u",
                (void *)r->lo, r->first);
         char *pages_end = (char *)r->lo + r->bytes;
@@ -1361,7 +1361,7 @@ static void check_held(void)
  * generation. */
 static void check_entries(unsigned zi, const struct lb_mag *m, uint32_t dest, const char *where)
 {
-    const struct lb_cache *c = &Z[zi].z->cache;
+    const struct lb_cache *c = &lb_zone_of(Z[zi].z)->cache;
     uint32_t k = lb_load_rlx_u32(&m->count);
     EXPECT(k <= c->mag_size, "a queued magazine holds %u entries", k);
     for (uint32_t i = 0; i < k; i++) {
@@ -1387,7 +1387,7 @@ static void check_queues(unsigned zi)
     struct fzone *f = &Z[zi];
     if (!f->live)
         return;
-    const struct lb_cache *c = &f->z->cache;
+    const struct lb_cache *c = &lb_zone_of(f->z)->cache;
     for (uint32_t t = 0; t < c->ntcaches; t++)
         for (unsigned d = 0; d < LB_LEVELS; d++) {
             const struct lb_level *l = &c->tcaches[t].lvl[d];
