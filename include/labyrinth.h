@@ -489,11 +489,10 @@ LABYRINTH_API long labyrinth_zone_check(struct labyrinth_zone *zone);
 LABYRINTH_API int labyrinth_virt_to_phys(struct labyrinth_zone *zone, const void *addr, uint64_t *phys);
 
 /* Set the zone's report handler; NULL restores the default (one line on
- * stderr: zone, address, reason).  Any thread; a report always gets the
- * handler together with its own arg.  A report made while a handler
- * change of the same zone is under way on the same thread (a signal
- * handler interrupting this call) goes to the default handler.  Returns 0
- * or -EBADF. */
+ * stderr: zone, address, reason).  Any thread, any context (lock-free:
+ * neither a report nor another change waits for a change under way); a
+ * report always gets the handler together with its own arg, the one set
+ * before the report or the one being set.  Returns 0 or -EBADF. */
 LABYRINTH_API int labyrinth_zone_set_report_handler(struct labyrinth_zone *zone,
                                       labyrinth_report_fn *fn, void *arg);
 

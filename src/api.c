@@ -61,6 +61,12 @@ void labyrinth_zone_destroy(struct labyrinth_zone *h)
         return;
     }
     struct lb_leaks lk = {z, 0, 0};
+    /* First the TLS slot: an exit hook under way on another thread (it
+     * holds lb_tls_mutex while it releases its caches) is waited out, and
+     * later ones leave this zone alone, so none flushes the outboxes that
+     * settle walks (a magazine pushed twice onto one inbox, found by the
+     * review of this change). */
+    lb_cache_tls_unregister(&z->cache);
     lb_zone_settle(z); /* frees still queued for their owners are not leaks */
     lb_zone_for_each_in_use(z, lb_leak_one, &lk);
     if (lk.blocks) {
@@ -192,21 +198,23 @@ int labyrinth_zone_set_report_handler(struct labyrinth_zone *h, labyrinth_report
     struct lb_zone *z = lb_zone_get(h);
     if (!z)
         return -EBADF;
-    /* Writers take the sequence from even to odd (acquire CAS: one
-     * writer at a time), store the pair, and make it even again. */
-    uint32_t seq = lb_load_rlx_u32(&z->report_seq);
-    while ((seq & 1) || !lb_cas_acq_u32(&z->report_seq, &seq, seq + 1)) {
-        lb_cpu_relax();
-        seq = lb_load_rlx_u32(&z->report_seq);
-    }
+    /* A ticket: unique, so no two writers share a slot until the ring
+     * wraps (relaxed: only uniqueness matters). */
+    uint64_t n = lb_add_rlx_u64(&z->report_next, 1) + 1;
+    __typeof__(&z->report_ring[0]) slot = &z->report_ring[n % LB_REPORT_RING];
+    lb_store_rlx_u64(&slot->seq, 2 * n - 1);
     /* Release stores: a reader whose acquire load sees a new word also
      * sees the odd sequence stored before it, so its second read of the
      * sequence differs and it retries (lb_zone_report). */
-    lb_store_rel_ptr(&z->report_fn, (void *)fn);
-    lb_store_rel_ptr(&z->report_arg, arg);
-    /* Release: the pair is complete before the sequence is even again
-     * (pairs with the reader's first, acquire, load). */
-    lb_store_rel_u32(&z->report_seq, seq + 2);
+    lb_store_rel_ptr(&slot->fn, (void *)fn);
+    lb_store_rel_ptr(&slot->arg, arg);
+    /* Release: the pair is complete before the slot says so ... */
+    lb_store_rel_u64(&slot->seq, 2 * n);
+    /* ... and before it is published, unless a later ticket already was
+     * (release CAS: pairs with the reader's acquire load of report_cur). */
+    uint64_t cur = lb_load_rlx_u64(&z->report_cur);
+    while (cur < n && !lb_cas_rel_u64(&z->report_cur, &cur, n))
+        ;
     return 0;
 }
 LB_EXPORT(labyrinth_zone_set_report_handler);

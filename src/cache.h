@@ -203,6 +203,8 @@ struct lb_cache {
     lb_atomic_u64   remote_fallbacks; /* remote frees done by CAS (no magazine) */
     lb_atomic_u64   outbox_spills; /* full depot magazines emptied onto the
                                       pending stack for an outbox      */
+    lb_atomic_u64   remote_singles; /* remote frees sent as a batch of one
+                                      (no level, or no outbox magazine) */
     lb_bad_entry_fn *bad_entry;  /* reports a late-detected double free     */
     void           *bad_ctx;
 };

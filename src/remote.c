@@ -54,6 +54,42 @@ LB_NOINLINE bool lb_level_out_holds(const struct lb_mag *m, uint32_t page_id, ui
     return false;
 }
 
+/* An empty magazine for a batch of remote frees, or NULL.  With no empty
+ * one but full ones in the depot, a full one's pages are spilled onto the
+ * pending stack (lock-free; the next holder of the buddy lock takes them)
+ * and the magazine serves.  NULL only when every magazine is held by a
+ * level, an outbox or an inbox. */
+static struct lb_mag *lb_remote_mag_get(struct lb_cache *c)
+{
+    struct lb_mag *m = lb_magstack_pop(c, &c->empty);
+    if (!m && (m = lb_magstack_pop(c, &c->full))) {
+        lb_cache_mag_to_stack(c, m, &c->pending, LB_S_PENDING);
+        lb_add_rlx_u64(&c->outbox_spills, 1);
+    }
+    return m;
+}
+
+/* A batch of one: {page_id, generation of w} straight onto the owner's
+ * inbox, for a freer with no outbox to use (no level of its own, or its
+ * batches could not get a magazine).  The descriptor is not touched: the
+ * owner validates the entry as any other.  false: no magazine at all. */
+static bool lb_remote_push_one(struct lb_cache *c, uint32_t page_id, uint64_t w)
+{
+    struct lb_level *dst = lb_cache_level_by_id(c, lb_d_owner(w));
+    if (!dst)
+        return false;
+    struct lb_mag *m = lb_remote_mag_get(c);
+    if (!m)
+        return false;
+    m->slot[0] = (void *)lb_entry(page_id, lb_d_gen(w));
+    lb_store_rlx_u32(&m->count, 1);
+    lb_add_rlx_u64(&dst->inbox_pages, 1); /* a statistic: before the push (see flush_one) */
+    lb_magstack_push(c, &dst->inbox, m);  /* release: the entry reaches the owner's acquire */
+    lb_add_rlx_u64(&c->remote_singles, 1);
+    lb_add_rlx_u64(&c->shared_frees, 1); /* a free outside any level (see lb_cache_counts) */
+    return true;
+}
+
 int lb_level_remote_free(struct lb_cache *c, struct lb_level *l, void *p, uint32_t page_id, uint64_t w)
 {
     (void)p;
@@ -79,16 +115,7 @@ int lb_level_remote_free(struct lb_cache *c, struct lb_level *l, void *p, uint32
             lb_level_flush_one(c, l, fullest);
             empty = fullest;
         }
-        struct lb_mag *m = lb_magstack_pop(c, &c->empty);
-        if (!m && (m = lb_magstack_pop(c, &c->full))) {
-            /* No empty magazine, but the depot holds full ones: spill one's
-             * pages onto the pending stack (lock-free; the next holder of
-             * the buddy lock takes them) and queue in the magazine.  Only
-             * when every magazine is held by a level, an outbox or an inbox
-             * does the caller fall back. */
-            lb_cache_mag_to_stack(c, m, &c->pending, LB_S_PENDING);
-            lb_add_rlx_u64(&c->outbox_spills, 1);
-        }
+        struct lb_mag *m = lb_remote_mag_get(c);
         if (!m)
             return -ENOSPC;
         k = empty;
@@ -253,7 +280,10 @@ int lb_zone_free_remote(struct lb_zone *z, void *p, struct lb_region *r, uint32_
     }
     if (rc != -ENOSPC)
         return rc;
-    /* No level or no magazine to queue in: take the page back with a CAS
+    /* No level or no outbox magazine: a batch of one to the owner. */
+    if (lb_remote_push_one(c, lb_page_id(r, idx), w))
+        return 0;
+    /* No magazine at all: take the page back with a CAS
      * (exact against any other CAS; see docs/design.md on the one race it
      * cannot see: the owner's own plain free of the same page). */
     lb_add_rlx_u64(&c->remote_fallbacks, 1);

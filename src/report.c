@@ -214,21 +214,20 @@ void lb_zone_report(struct lb_zone *z, const struct labyrinth_report *rep)
      * so the handler's argument is seen with the handler. */
     labyrinth_report_fn *fn = NULL;
     void *arg = NULL;
-    /* Bounded: a report from a signal handler that interrupted a handler
-     * change on the same thread would wait for ever; after a few tries it
-     * goes to the default handler instead. */
-    for (unsigned tries = 0; tries < 64; tries++) {
-        /* Acquire: pairs with the writer's final release of the sequence. */
-        uint32_t s1 = lb_load_acq_u32(&z->report_seq);
-        if (s1 & 1) {
-            lb_cpu_relax();
-            continue;
-        }
+    /* Lock-free: retried only while handler changes overtake the read
+     * (LB_REPORT_RING of them); bounded, then the default handler. */
+    for (unsigned tries = 0; tries < 1024; tries++) {
+        /* Acquire: pairs with the publishing release CAS, so the slot's
+         * pair is complete (its sequence 2c) when c is seen. */
+        uint64_t c = lb_load_acq_u64(&z->report_cur);
+        __typeof__(&z->report_ring[0]) slot = &z->report_ring[c % LB_REPORT_RING];
+        if (lb_load_acq_u64(&slot->seq) != 2 * c)
+            continue; /* rewritten by a later ticket: read report_cur again */
         /* Acquire loads: the second read of the sequence cannot move
          * before them (pairs with the writer's release stores). */
-        labyrinth_report_fn *f = lb_load_acq_ptr(&z->report_fn);
-        void *a = lb_load_acq_ptr(&z->report_arg);
-        if (lb_load_rlx_u32(&z->report_seq) == s1) {
+        labyrinth_report_fn *f = lb_load_acq_ptr(&slot->fn);
+        void *a = lb_load_acq_ptr(&slot->arg);
+        if (lb_load_rlx_u64(&slot->seq) == 2 * c) {
             fn = f;
             arg = a;
             break;

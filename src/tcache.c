@@ -67,6 +67,9 @@ void lb_cache_tls_unregister(struct lb_cache *c)
     lb_tls_owner[c->tls_slot].cache = NULL;
     lb_tls_owner[c->tls_slot].serial = 0;
     lb_os_mutex_unlock(&lb_tls_mutex);
+    /* Once: destruction unregisters first (waiting out any exit hook
+     * under way: it holds the mutex) and again at the end. */
+    c->tls_slot = LB_TLS_ZONES;
 }
 
 /* Runs in an exiting thread that used a zone: give its caches back. */

@@ -118,12 +118,21 @@ struct lb_zone {
     lb_atomic_u64 shrink_events;
 
     /* Reports. */
-    /* The handler and its argument, a pair: written under report_seq, a
-     * seqlock (odd while a change is under way), so a report never pairs
-     * one handler with the other's argument (KB11). */
-    lb_atomic_u32 report_seq;
-    lb_atomic_ptr report_fn;
-    lb_atomic_ptr report_arg;
+    /* The handler and its argument, a pair (KB11: two loose words let a
+     * report pair one handler with the other's argument).  Each change
+     * takes a ticket n, writes the pair into ring slot n % LB_REPORT_RING
+     * under the slot's sequence (2n - 1 while written, 2n when complete)
+     * and then publishes n in report_cur; ticket 0 is the default handler
+     * (a zeroed slot).  Readers never wait for a writer and writers never
+     * wait for anyone (a handler interrupting a change is safe both ways);
+     * a reader retries only if LB_REPORT_RING changes overtook its read. */
+#define LB_REPORT_RING 8u
+    lb_atomic_u64 report_next;
+    lb_atomic_u64 report_cur;
+    struct {
+        lb_atomic_u64 seq;
+        lb_atomic_ptr fn, arg;
+    } report_ring[LB_REPORT_RING];
     lb_atomic_u32 reports_printed;
     lb_atomic_u32 leaks_printed;
 };
