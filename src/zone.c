@@ -222,7 +222,7 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct lb_zone **
     lb_cache_tls_register(&z->cache);
     rc = lb_registry_add(z);
     if (rc)
-        goto fail;
+        goto fail_registered; /* the TLS slot is given back too (issue 11.7) */
     while (lb_load_rlx_u64(&z->total_pages) < plan.pages) {
         long g = lb_zone_grow_by(z, plan.pages - lb_load_rlx_u64(&z->total_pages), false);
         if (g <= 0) {
