@@ -250,7 +250,6 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct lb_zone **
 fail_registered:
     lb_registry_remove(z);
     lb_cache_tls_unregister(&z->cache);
-fail:
     if (!z->caller_memory) {
         struct lb_os_mapping mm = z->meta_map;
         unsigned n = lb_regmap_count(&z->map);
