@@ -39,10 +39,12 @@
  *     model (less the late double frees still queued, which in_flight
  *     counts as free), total = free + in use, no retry-cap hit;
  *   - the full check, labyrinth_zone_check() == 0 and for_each_in_use()
- *     visiting exactly the held blocks, of a zone every 64 steps
+ *     visiting exactly the held blocks, of a zone every 128 steps
  *     (LB_FUZZ_CHECK_EVERY=N; fuzz/replay.c also runs every input with 1),
- *     after the last step, before a destroy and after a step that owed or
- *     received a late double-free report or grew the zone;
+ *     at the end (after the last step, or after the teardown's frees),
+ *     before a destroy unless checked in the last 16 steps, and after a
+ *     step that owed or received a late double-free report or grew the
+ *     zone; a "misc" step walks the zone if its last walk is 32 steps old;
  *   - a worker's exit gives back the caches it held (contexts mode);
  *   - at destroy, one LEAK report per block still held, naming it.
  *
@@ -80,7 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MAXOWED 512  /* late double-free reports owed                  */
 #define MAXSTEPS 1500
 #define MAX_KERNEL_NULLS 6 /* each costs wait_timeout_ms */
-#define FZ_CHECK_EVERY 64  /* full check cadence (LB_FUZZ_CHECK_EVERY=N) */
+#define FZ_CHECK_EVERY 128 /* full check cadence (LB_FUZZ_CHECK_EVERY=N) */
 
 static size_t PG;
 
@@ -529,30 +531,29 @@ static int quiet_fd = -1, saved_fd = -1;
 static void quiet_begin(void)
 {
     fflush(stderr);
-    if (quiet_fd < 0)
+    if (quiet_fd < 0) {
         quiet_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-    saved_fd = dup(2);
+        saved_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+    }
     dup2(quiet_fd, 2);
 }
-static void quiet_end(void)
-{
-    dup2(saved_fd, 2);
-    close(saved_fd);
-}
+static void quiet_end(void) { dup2(saved_fd, 2); }
 
-/* Such a call costs five system calls (those above and the line) and takes
- * the one path that lb_zone_ok refuses: per input, the first of each
- * kind (alloc, free, register, release) are made, later ones skipped (they
- * change nothing, in the model or in a zone). */
+/* Such a call costs three system calls (those above and the line) and
+ * takes the one path that lb_zone_ok refuses: per input, the first two
+ * such calls (of different kinds: alloc, free, register, release) are
+ * made, later ones skipped (they change nothing, in the model or in a
+ * zone). */
 enum { DEAD_ALLOC, DEAD_FREE, DEAD_REGISTER, DEAD_RELEASE, DEAD_KINDS };
-static unsigned dead_calls[DEAD_KINDS];
+static unsigned dead_calls[DEAD_KINDS], dead_total;
 static bool dead_skip(unsigned kind)
 {
-    if (dead_calls[kind] >= 1) {
+    if (dead_calls[kind] >= 1 || dead_total >= 2) {
         TRACE("  (another call on a dead or NULL handle: skipped)\n");
         return true;
     }
     dead_calls[kind]++;
+    dead_total++;
     return false;
 }
 
@@ -1256,6 +1257,7 @@ static int visit_fn(const struct labyrinth_page_info *info, void *arg)
 static void check_stats(unsigned zi);
 
 static void check_queues(unsigned zi);
+static void check_visit(unsigned zi);
 
 static void check_zone_now(unsigned zi, bool visit)
 {
@@ -1286,8 +1288,17 @@ static void check_zone_now(unsigned zi, bool visit)
     }
     check_stats(zi);
     check_queues(zi);
-    if (!visit)
-        return;
+    if (visit)
+        check_visit(zi);
+}
+
+/* for_each_in_use visits exactly the blocks the model holds. */
+static void check_visit(unsigned zi)
+{
+    struct fzone *f = &Z[zi];
+    unsigned held = 0;
+    for (unsigned b = 0; b < nb; b++)
+        held += B[b].zi == zi;
     struct visit v = {zi, 0};
     long n = labyrinth_zone_for_each_in_use(f->z, visit_fn, &v);
     if (n != (long)held || v.n != held) {
@@ -1439,6 +1450,7 @@ static void reset(void)
     fz_touched = 0;
     memset(unchecked, 0, sizeof unchecked);
     memset(dead_calls, 0, sizeof dead_calls);
+    dead_total = 0;
     memset(Z, 0, sizeof Z);
 }
 
@@ -1462,6 +1474,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fz_opname = "create";
     zone_create(0, c00, c01);
     zone_create(1, c10, c11);
+    /* Whether the teardown frees everything first: the steps run until the
+     * input does, so bit 7 of its last byte (or, after MAXSTEPS steps, the
+     * next unread byte's bit 0). */
+    bool free_all = size && (data[size - 1] & 0x80);
     for (fz_step = 1; in.i < in.n && fz_step <= MAXSTEPS; fz_step++) {
         unsigned kind = in8(&in), ctx = in8(&in), a = in8(&in);
         struct op o;
@@ -1525,8 +1541,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 22:
             fz_opname = "destroy/create";
             if (f->live && (f->caller_mem || o.extra % 4 == 0)) {
-                if (unchecked[o.zi])
-                    check_zone(o.zi, false); /* what destroy is handed */
+                if (unchecked[o.zi] >= 16 || (fz_every < 16 && unchecked[o.zi]))
+                    check_zone(o.zi, false); /* what destroy is handed, unless checked lately */
                 zone_destroy(o.zi);
             } else if (!f->live) {
                 zone_create(o.zi, o.zi ? c10 : c00, o.zi ? c11 : c01);
@@ -1542,9 +1558,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fz_opname = "misc";
             if (f->live) {
                 EXPECT(labyrinth_zone_stats(f->z, NULL) == -EINVAL, "stats(NULL)");
-                struct visit v = {o.zi, 0};
-                long n = labyrinth_zone_for_each_in_use(f->z, visit_fn, &v);
-                EXPECT(n == (long)v.n, "for_each_in_use");
+                /* A walk maps and unmaps its marks: only when the zone's
+                 * last full check (which walks) is 32 steps old. */
+                if (unchecked[o.zi] >= 32)
+                    check_visit(o.zi);
             }
             break;
         }
@@ -1576,17 +1593,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
          * a destroy; and of a zone after a step that changed what is queued
          * between its contexts in a rare way (a late double free owed or
          * reported), grew it or destroyed it. */
+        /* The last step: the teardown's check follows its frees, or destroy's
+         * LEAK reports list the blocks held. */
         bool last = in.i >= in.n || fz_step == MAXSTEPS;
+        bool full_at_end = fz_every == 1 || !free_all || fz_step == MAXSTEPS;
         for (unsigned zi = 0; zi < NZ; zi++)
-            if ((Z[zi].live && (++unchecked[zi] >= fz_every || last)) || (fz_event & 1u << zi))
-                check_zone(zi, !last || fz_every == 1); /* last: destroy's LEAK reports list the blocks */
+            if ((Z[zi].live && (++unchecked[zi] >= fz_every || (last && full_at_end))) || (fz_event & 1u << zi))
+                check_zone(zi, !last || fz_every == 1);
         fz_event = 0;
     }
-    /* The end: free what is held (or leave it to destroy), destroy.  The
-     * steps ran until the input did, so the choice is bit 7 of the last
-     * byte (an unread byte after 1,500 steps). */
+    /* The end: free what is held (or leave it to destroy), destroy. */
     fz_opname = "teardown";
-    bool free_all = in.i < in.n ? in8(&in) & 1 : size && (data[size - 1] & 0x80);
+    if (in.i < in.n)
+        free_all = in8(&in) & 1;
     if (free_all) {
         while (nb) {
             struct op o;

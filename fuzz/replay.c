@@ -13,7 +13,7 @@
  *
  * Each input runs in both of fuzz_model.c's modes (--modes both, the
  * default): as libFuzzer runs it (workers as saved contexts in one thread,
- * the full check every 64 steps) and the slow, literal way (real worker
+ * the full check every 128 steps) and the slow, literal way (real worker
  * threads, LB_FUZZ_THREADS=real, and the full check after every step,
  * LB_FUZZ_CHECK_EVERY=1).  Both must pass; an input that fails only one
  * way names the mode.
