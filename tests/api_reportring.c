@@ -20,7 +20,7 @@
 
 static struct labyrinth_zone *Z;
 static unsigned long calls_a, calls_b, mismatched;
-static volatile int quit;
+static int quit; /* atomic accesses only */
 static int arg_a, arg_b;
 
 static void fn_a(const struct labyrinth_report *r, void *arg)
@@ -39,7 +39,7 @@ static void fn_b(const struct labyrinth_report *r, void *arg)
 static void *writer(void *x)
 {
     (void)x;
-    while (!quit) {
+    while (!__atomic_load_n(&quit, __ATOMIC_RELAXED)) {
         labyrinth_zone_set_report_handler(Z, fn_a, &arg_a);
         labyrinth_zone_set_report_handler(Z, fn_b, &arg_b);
     }
@@ -65,7 +65,7 @@ int main(void)
             labyrinth_free_pages(Z, p + 8, 0); /* -EINVAL, one report */
         clock_gettime(CLOCK_MONOTONIC, &t1);
     } while (t1.tv_sec - t0.tv_sec < 2);
-    quit = 1;
+    __atomic_store_n(&quit, 1, __ATOMIC_RELAXED);
     pthread_join(w, NULL);
     struct labyrinth_zone_stats s;
     labyrinth_zone_stats(Z, &s);

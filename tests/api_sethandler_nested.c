@@ -34,6 +34,7 @@ static void on_alarm(int s)
     _exit(1);
 }
 
+#if defined(__x86_64__)
 static void on_trap(int sig, siginfo_t *si, void *ucv)
 {
     (void)sig; (void)si;
@@ -52,10 +53,26 @@ static __attribute__((noinline)) void tf_on(void)
 {
     __asm__ volatile("pushfq\n\torq $0x100, (%%rsp)\n\tpopfq" ::: "memory", "cc");
 }
+#endif
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define TEST_SANITIZED 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define TEST_SANITIZED 1
+#endif
 
 int main(void)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
+#if defined(TEST_SANITIZED) || !defined(__x86_64__)
+    /* Single-stepping needs the x86 trap flag, and a sanitizer's signal
+     * interception makes every step a trip through its runtime. */
+    printf("api_sethandler_nested: skipped (needs x86-64 single-stepping, no sanitizer)\n");
+    return 77;
+#else
     struct labyrinth_zone_config c;
     memset(&c, 0, sizeof c);
     c.pages = 64;
@@ -82,4 +99,5 @@ int main(void)
     }
     printf("no hang\n");
     return 0;
+#endif
 }
