@@ -10,7 +10,7 @@
 #            that announces pages to memcheck (-DLABYRINTH_VALGRIND=ON), where
 #            tests/memtools.sh checks a use after free and a lost page are
 #            reported
-#   fuzz     clang -fsanitize=fuzzer,address,undefined: fuzz/fuzz_model runs
+#   fuzz     clang -fsanitize=fuzzer,address,undefined (no trace-cmp): fuzz_model runs
 #            for LB_FUZZ_SECONDS (default 60; `make fuzz` runs 600) on a
 #            corpus under the build directory; a crash input is copied to
 #            fuzz/regressions/, where every flavour's fuzz_regressions
