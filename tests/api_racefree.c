@@ -53,22 +53,7 @@
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include <time.h>
-/* Phase 2 single-steps with the x86-64 trap flag; sanitizer builds (their
- * instrumentation and signal machinery) skip it. */
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define TEST_SANITIZED 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define TEST_SANITIZED 1
-#endif
-#if defined(__x86_64__) && !defined(TEST_SANITIZED)
-#define STEP_PHASE 1
-#include <ucontext.h>
-#else
-#define STEP_PHASE 0
-#endif
+#include "singlestep.h"
 
 #define A_PAGES 256
 
@@ -237,7 +222,6 @@ static int hunt_timer(double seconds)
 /* ---- phase 2: single-stepping (x86-64) -------------------------------------------------- */
 
 #if STEP_PHASE
-#define TF 0x100
 static volatile int ss_active;
 static unsigned long ss_steps, ss_at;
 
@@ -245,27 +229,21 @@ static void on_trap(int sig, siginfo_t *si, void *ucv)
 {
     (void)sig;
     (void)si;
-    ucontext_t *uc = ucv;
     int saved = errno;
     if (ss_active && ++ss_steps == ss_at)
         handler_free();
     if (!ss_active || ss_steps >= ss_at)
-        uc->uc_mcontext.gregs[REG_EFL] &= ~(greg_t)TF;
+        step_tf_off(ucv);
     errno = saved;
 }
 
-/* Set the trap flag: a SIGTRAP after every instruction from here on. */
-static __attribute__((noinline)) void tf_on(void)
-{
-    __asm__ volatile("pushfq\n\torq $0x100, (%%rsp)\n\tpopfq" ::: "memory", "cc");
-}
 
 static int stepped_free(void *p, unsigned long at)
 {
     ss_steps = 0;
     ss_at = at;
     ss_active = 1;
-    tf_on();
+    step_tf_on();
     int rc = labyrinth_free_pages(A, p, 0);
     ss_active = 0;
     return rc;

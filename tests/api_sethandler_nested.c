@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <ucontext.h>
+#include "singlestep.h"
 #include <unistd.h>
 
 static struct labyrinth_zone *Z;
@@ -34,40 +34,26 @@ static void on_alarm(int s)
     _exit(1);
 }
 
-#if defined(__x86_64__)
+#if STEP_PHASE
 static void on_trap(int sig, siginfo_t *si, void *ucv)
 {
     (void)sig; (void)si;
-    ucontext_t *uc = ucv;
     if (ss_active && ++ss_steps == ss_at) {
-        uc->uc_mcontext.gregs[REG_EFL] &= ~(greg_t)0x100;
+        step_tf_off(ucv);
         alarm(2);
         labyrinth_zone_set_report_handler(Z, NULL, NULL); /* "any thread" */
         alarm(0);
     }
     if (!ss_active || ss_steps >= ss_at)
-        uc->uc_mcontext.gregs[REG_EFL] &= ~(greg_t)0x100;
+        step_tf_off(ucv);
 }
 
-static __attribute__((noinline)) void tf_on(void)
-{
-    __asm__ volatile("pushfq\n\torq $0x100, (%%rsp)\n\tpopfq" ::: "memory", "cc");
-}
-#endif
-
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define TEST_SANITIZED 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define TEST_SANITIZED 1
 #endif
 
 int main(void)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
-#if defined(TEST_SANITIZED) || !defined(__x86_64__)
+#if !STEP_PHASE
     /* Single-stepping needs the x86 trap flag, and a sanitizer's signal
      * interception makes every step a trip through its runtime. */
     printf("api_sethandler_nested: skipped (needs x86-64 single-stepping, no sanitizer)\n");
@@ -85,7 +71,7 @@ int main(void)
     sigaction(SIGTRAP, &sa, NULL);
     signal(SIGALRM, on_alarm);
     ss_steps = 0; ss_at = (unsigned long)-1; ss_active = 1;
-    tf_on();
+    step_tf_on();
     labyrinth_zone_set_report_handler(Z, fn, NULL);
     ss_active = 0;
     unsigned long total = ss_steps;
@@ -93,7 +79,7 @@ int main(void)
     for (unsigned long k = 1; k <= total; k++) {
         cur_k = k;
         ss_steps = 0; ss_at = k; ss_active = 1;
-        tf_on();
+        step_tf_on();
         labyrinth_zone_set_report_handler(Z, fn, NULL);
         ss_active = 0;
     }

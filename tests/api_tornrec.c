@@ -38,22 +38,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
-/* Phase 2 single-steps with the x86-64 trap flag; sanitizer builds (their
- * instrumentation and signal machinery) skip it. */
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define TEST_SANITIZED 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define TEST_SANITIZED 1
-#endif
-#if defined(__x86_64__) && !defined(TEST_SANITIZED)
-#define STEP_PHASE 1
-#include <ucontext.h>
-#else
-#define STEP_PHASE 0
-#endif
+#include "singlestep.h"
 
 static struct labyrinth_zone *Z;
 static const struct labyrinth_site *known_site;
@@ -140,19 +125,14 @@ static void on_trap(int sig, siginfo_t *si, void *ucv)
 {
     (void)sig;
     (void)si;
-    ucontext_t *uc = ucv;
     int saved = errno;
     if (ss_active)
         look(ss_page, ++ss_steps);
     else
-        uc->uc_mcontext.gregs[REG_EFL] &= ~(greg_t)0x100;
+        step_tf_off(ucv);
     errno = saved;
 }
 
-static __attribute__((noinline)) void tf_on(void)
-{
-    __asm__ volatile("pushfq\n\torq $0x100, (%%rsp)\n\tpopfq" ::: "memory", "cc");
-}
 
 static void hunt_step(void)
 {
@@ -169,7 +149,7 @@ static void hunt_step(void)
         ss_page = p;
         ss_steps = 0;
         ss_active = 1;
-        tf_on();
+        step_tf_on();
         int rc = labyrinth_register_page(Z, p);
         ss_active = 0;
         CHECK_EQ(rc, 0);

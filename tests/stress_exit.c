@@ -72,22 +72,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Phase 2 of 11.1 single-steps with the x86-64 trap flag; sanitizer builds
- * (their instrumentation and signal machinery) skip it. */
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define TEST_SANITIZED 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define TEST_SANITIZED 1
-#endif
-#if defined(__x86_64__) && !defined(TEST_SANITIZED)
-#define STEP_PHASE 1
-#include <ucontext.h>
-#else
-#define STEP_PHASE 0
-#endif
+#include "singlestep.h"
 
 static uint64_t now_ns(void)
 {
@@ -173,11 +158,10 @@ static void on_trap(int sig, siginfo_t *si, void *ucv)
 {
     (void)sig;
     (void)si;
-    ucontext_t *uc = ucv;
     int saved = errno;
     if (!stepping || !exiting || !names_z() || hn >= STEP_TAKE) {
         stepping = 0; /* done: the rest of the exit runs at full speed */
-        uc->uc_mcontext.gregs[REG_EFL] &= ~(greg_t)0x100;
+        step_tf_off(ucv);
     } else if (++ss_steps % STRIDE == 0 && lb_load_rlx_u32(&lb_zone_of(Z)->buddy.lock.v)) {
         /* Inside lb_cache_release's buddy-locked part (nothing else uses
          * Z meanwhile): where the magazines go to the buddy. */
@@ -186,11 +170,6 @@ static void on_trap(int sig, siginfo_t *si, void *ucv)
     errno = saved;
 }
 
-/* Set the trap flag: a SIGTRAP after every instruction from here on. */
-static __attribute__((noinline)) void tf_on(void)
-{
-    __asm__ volatile("pushfq\n\torq $0x100, (%%rsp)\n\tpopfq" ::: "memory", "cc");
-}
 #endif
 
 struct worker {
@@ -219,7 +198,7 @@ static void *worker_main(void *arg)
 #if STEP_PHASE
     if (w->step) {
         stepping = 1;
-        tf_on(); /* single-step the rest of the thread's life: its exit */
+        step_tf_on(); /* single-step the rest of the thread's life: its exit */
     }
 #endif
     return NULL;
