@@ -17,6 +17,7 @@
 #include "singlestep.h"
 #include <unistd.h>
 
+#if STEP_PHASE
 static struct labyrinth_zone *Z;
 static volatile int ss_active;
 static unsigned long ss_steps, ss_at, cur_k;
@@ -34,7 +35,6 @@ static void on_alarm(int s)
     _exit(1);
 }
 
-#if STEP_PHASE
 static void on_trap(int sig, siginfo_t *si, void *ucv)
 {
     (void)sig; (void)si;
