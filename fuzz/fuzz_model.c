@@ -387,9 +387,10 @@ static struct lb_level *my_level(struct fzone *f, unsigned d)
     return e->serial == c->serial && e->tc ? &e->tc->lvl[d] : NULL;
 }
 
+/* The magazine of a stack link (index + 1). */
 static const struct lb_mag *mag_at(const struct lb_cache *c, uint32_t index_plus_1)
 {
-    return (const struct lb_mag *)(const void *)(c->mags + (size_t)(index_plus_1 - 1) * c->mag_stride);
+    return lb_mag_at(c, index_plus_1 - 1);
 }
 
 /* Entries of level l's inbox that its owner would accept now. */
@@ -1393,26 +1394,18 @@ static void check_entries(unsigned zi, const struct lb_mag *m, uint32_t dest, co
     }
 }
 
+static void check_queued_one(void *ctx, const struct lb_mag *m, uint32_t owner, bool inbox)
+{
+    check_entries(*(unsigned *)ctx, m, owner, inbox ? "inbox" : "outbox");
+}
+
 static void check_queues(unsigned zi)
 {
     struct fzone *f = &Z[zi];
     if (!f->live)
         return;
-    const struct lb_cache *c = &lb_zone_of(f->z)->cache;
-    for (uint32_t t = 0; t < c->ntcaches; t++)
-        for (unsigned d = 0; d < LB_LEVELS; d++) {
-            const struct lb_level *l = &c->tcaches[t].lvl[d];
-            for (unsigned k = 0; k < LB_OUTBOX_SLOTS; k++) {
-                const struct lb_mag *m = lb_load_rlx_ptr(&l->out_mag[k]);
-                if (m)
-                    check_entries(zi, m, l->out_dest[k], "outbox");
-            }
-            unsigned guard = 0;
-            for (uint32_t top = (uint32_t)lb_load_rlx_u64(&l->inbox.head); top; top = lb_load_rlx_u32(&mag_at(c, top)->next)) {
-                EXPECT(guard++ <= c->nmags, "an inbox chain longer than the magazine pool");
-                check_entries(zi, mag_at(c, top), l->id, "inbox");
-            }
-        }
+    EXPECT(lb_cache_for_each_queued(&lb_zone_of(f->z)->cache, check_queued_one, &zi),
+           "an inbox chain longer than the magazine pool");
 }
 
 /* LB_FUZZ_WATCH=Z.P (with LB_FUZZ_TRACE): after every step, the descriptor

@@ -59,13 +59,9 @@ static LB_NOINLINE void *lb_alloc_general(struct lb_zone *z, unsigned gfp, unsig
         lb_fmt_str(&f, atomic_ctx ? ") refused: a mode that may sleep, from a context that cannot (EINVAL)"
                        : bad == -EINVAL ? ") refused: unknown or contradictory flags, or order above max_order (EINVAL)"
                                         : ") refused: TRACK in a zone without tracking (EOPNOTSUPP)");
-        struct labyrinth_report rep = {0};
-        rep.kind = LABYRINTH_REPORT_BAD_ARGS;
-        rep.err = bad;
-        rep.zone_name = z->name;
+        struct labyrinth_report rep = lb_report_make(LABYRINTH_REPORT_BAD_ARGS, z, bad, b);
         rep.order = order;
         rep.caller = caller;
-        rep.message = b;
         lb_zone_report(z, &rep);
         if (sleeps)
             lb_set_errno(-bad);

@@ -38,15 +38,12 @@ static int lb_leak_one(const struct labyrinth_page_info *info, void *arg)
     lb_fmt_str(&f, info->tracked ? ") still in use at destroy, thread " : ") still in use at destroy (untracked)");
     if (info->tracked)
         lb_fmt_dec(&f, info->thread);
-    struct labyrinth_report rep = {0};
-    rep.kind = LABYRINTH_REPORT_LEAK;
-    rep.zone_name = lk->z->name;
+    struct labyrinth_report rep = lb_report_make(LABYRINTH_REPORT_LEAK, lk->z, 0, b);
     rep.addr = info->block;
     rep.order = info->order;
     rep.caller = info->caller;
     rep.site = info->site;
     rep.thread = info->thread;
-    rep.message = b;
     lb_zone_report(lk->z, &rep);
     return 0;
 }
@@ -76,10 +73,7 @@ void labyrinth_zone_destroy(struct labyrinth_zone *h)
         lb_fmt_str(&f, " block(s), ");
         lb_fmt_dec(&f, lk.pages);
         lb_fmt_str(&f, " page(s), still in use at destroy");
-        struct labyrinth_report rep = {0};
-        rep.kind = LABYRINTH_REPORT_NOTICE;
-        rep.zone_name = z->name;
-        rep.message = b;
+        struct labyrinth_report rep = lb_report_make(LABYRINTH_REPORT_NOTICE, z, 0, b);
         lb_zone_report(z, &rep);
     }
     lb_zone_destroy(z);
@@ -115,11 +109,10 @@ int labyrinth_virt_to_phys(struct labyrinth_zone *h, const void *addr, uint64_t 
     if (!phys)
         return -EINVAL;
     uintptr_t a = (uintptr_t)addr;
-    struct lb_region *r = lb_regmap_lookup(&z->map, a);
-    if (!r) {
-        uint64_t owner = lb_zone_owner_of(a);
-        return owner && owner != z->serial ? -EXDEV : -EFAULT;
-    }
+    struct lb_region *r;
+    int rc = lb_zone_region_of(z, a, &r);
+    if (rc)
+        return rc;
     if (!r->phys)
         return lb_os_virt_to_phys(addr, phys); /* a kernel: its own mapping; user space: EOPNOTSUPP */
     uintptr_t off = a - r->base;

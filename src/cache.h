@@ -353,6 +353,12 @@ void lb_cache_counts(const struct lb_cache *c, struct lb_cache_counts *out);
 void lb_cache_note_retries(struct lb_cache *c, unsigned retries);
 
 /* ---- invariant sweeps (check.c) ------------------------------------------------ */
+/* Call fn(ctx, m, owner, inbox) for every magazine of queued remote frees:
+ * each outbox (owner: its destination level's id) and each inbox batch
+ * (owner: the level's id).  Quiescent.  false if an inbox chain was longer
+ * than the magazine pool (a cycle: the rest of that chain is skipped). */
+typedef void lb_queued_fn(void *ctx, const struct lb_mag *m, uint32_t owner, bool inbox);
+bool lb_cache_for_each_queued(const struct lb_cache *c, lb_queued_fn *fn, void *ctx);
 /* Mark (mark[region][page] = 1) the pages freed and queued back to their
  * owner: still ALLOC in their descriptors, but not in use.  Quiescent. */
 void lb_cache_mark_in_flight(const struct lb_cache *c, uint8_t *const *mark);

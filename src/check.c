@@ -96,25 +96,49 @@ static long lb_check_entries(const struct lb_cache *c, uint8_t *const *mark, con
     return bad;
 }
 
-void lb_cache_mark_in_flight(const struct lb_cache *c, uint8_t *const *mark)
+bool lb_cache_for_each_queued(const struct lb_cache *c, lb_queued_fn *fn, void *ctx)
 {
-    uint64_t n = 0, invalid = 0;
+    bool whole = true;
     for (uint32_t t = 0; t < c->ntcaches; t++)
         for (unsigned d = 0; d < LB_LEVELS; d++) {
             const struct lb_level *l = &c->tcaches[t].lvl[d];
             for (unsigned k = 0; k < LB_OUTBOX_SLOTS; k++) {
                 const struct lb_mag *m = lb_load_rlx_ptr(&l->out_mag[k]);
                 if (m)
-                    lb_check_entries(c, mark, m, l->out_dest[k], &n, &invalid);
+                    fn(ctx, m, l->out_dest[k], false);
             }
             /* Acquire: pairs with the remote pushes' release. */
             uint32_t top = (uint32_t)lb_load_acq_u64(&l->inbox.head);
-            for (uint64_t guard = 0; top && guard <= c->nmags; guard++) {
+            for (uint64_t guard = 0; top; guard++) {
+                if (guard > c->nmags) {
+                    whole = false; /* a chain longer than the pool: a cycle */
+                    break;
+                }
                 const struct lb_mag *m = lb_mag_at(c, top - 1);
-                lb_check_entries(c, mark, m, l->id, &n, &invalid);
+                fn(ctx, m, l->id, true);
                 top = lb_load_rlx_u32(&m->next);
             }
         }
+    return whole;
+}
+
+struct lb_mark_ctx {
+    const struct lb_cache *c;
+    uint8_t *const *mark;
+    uint64_t n, invalid;
+};
+
+static void lb_mark_one(void *ctx, const struct lb_mag *m, uint32_t owner, bool inbox)
+{
+    struct lb_mark_ctx *x = ctx;
+    (void)inbox;
+    lb_check_entries(x->c, x->mark, m, owner, &x->n, &x->invalid);
+}
+
+void lb_cache_mark_in_flight(const struct lb_cache *c, uint8_t *const *mark)
+{
+    struct lb_mark_ctx x = {c, mark, 0, 0};
+    lb_cache_for_each_queued(c, lb_mark_one, &x);
 }
 
 long lb_cache_check(const struct lb_cache *c, uint8_t *const *mark, uint64_t *cached,

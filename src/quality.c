@@ -13,13 +13,10 @@ bool lb_quality_assert_cl_align(struct lb_zone *z, const void *p, unsigned order
     lb_fmt_str(&f, "CL_ALIGN assertion failed: block ");
     lb_fmt_hex(&f, (uintptr_t)p);
     lb_fmt_str(&f, " is not aligned to a 64-byte cache line");
-    struct labyrinth_report rep = {0};
-    rep.kind = LABYRINTH_REPORT_CL_ALIGN;
-    rep.zone_name = z->name;
+    struct labyrinth_report rep = lb_report_make(LABYRINTH_REPORT_CL_ALIGN, z, 0, b);
     rep.addr = p;
     rep.order = order;
     rep.caller = caller;
-    rep.message = b;
     lb_zone_report(z, &rep);
     return false;
 }
@@ -82,16 +79,13 @@ bool lb_verify_check(struct lb_zone *z, void *p, unsigned order, const void *cal
         lb_fmt_str(&f, "; last owner thread ");
         lb_fmt_dec(&f, last.thread);
     }
-    struct labyrinth_report rep = {0};
-    rep.kind = LABYRINTH_REPORT_USE_AFTER_FREE;
-    rep.zone_name = z->name;
+    struct labyrinth_report rep = lb_report_make(LABYRINTH_REPORT_USE_AFTER_FREE, z, 0, b);
     rep.addr = p;
     rep.order = order;
     rep.offset = off;
     rep.caller = last.caller ? last.caller : caller;
     rep.site = last.site;
     rep.thread = last.thread;
-    rep.message = b;
     lb_zone_report(z, &rep);
     return false;
 }

@@ -85,13 +85,9 @@ void lb_report_no_zone(const char *what, const void *addr, const void *caller)
     lb_fmt_str(&f, "(");
     lb_fmt_hex(&f, (uintptr_t)addr);
     lb_fmt_str(&f, ") refused: not a live zone (EBADF)");
-    struct labyrinth_report rep = {0};
-    rep.kind = LABYRINTH_REPORT_BAD_ARGS;
-    rep.err = -EBADF;
-    rep.zone_name = "(none)";
+    struct labyrinth_report rep = lb_report_make(LABYRINTH_REPORT_BAD_ARGS, NULL, -EBADF, b);
     rep.addr = addr;
     rep.caller = caller;
-    rep.message = b;
     lb_report_default(&rep, NULL);
 }
 
@@ -110,14 +106,10 @@ int lb_refuse(struct lb_zone *z, enum labyrinth_report_kind kind, const char *wh
     lb_fmt_str(&f, " (");
     lb_fmt_str(&f, lb_errname(err));
     lb_fmt_str(&f, ")");
-    struct labyrinth_report rep = {0};
-    rep.kind = kind;
-    rep.err = err;
-    rep.zone_name = z->name;
+    struct labyrinth_report rep = lb_report_make(kind, z, err, b);
     rep.addr = addr;
     rep.order = order;
     rep.caller = caller;
-    rep.message = b;
     lb_zone_report(z, &rep);
     return err;
 }
@@ -243,10 +235,7 @@ void lb_zone_report(struct lb_zone *z, const struct labyrinth_report *rep)
 
 void lb_zone_notice(struct lb_zone *z, const char *msg)
 {
-    struct labyrinth_report rep = {0};
-    rep.kind = LABYRINTH_REPORT_NOTICE;
-    rep.zone_name = z->name;
-    rep.message = msg;
+    struct labyrinth_report rep = lb_report_make(LABYRINTH_REPORT_NOTICE, z, 0, msg);
     lb_zone_report(z, &rep);
 }
 
@@ -262,11 +251,7 @@ void lb_zone_bad_entry(void *ctx, void *page, uint64_t w)
     lb_fmt_hex(&f, (uintptr_t)page);
     lb_fmt_str(&f, ", order 0) refused when its owner took the batch: double free, the block is ");
     lb_fmt_str(&f, lb_d_state(w) == LB_S_ALLOC ? "allocated again (EALREADY)" : "not allocated (EALREADY)");
-    struct labyrinth_report rep = {0};
-    rep.kind = LABYRINTH_REPORT_BAD_FREE;
-    rep.err = -EALREADY;
-    rep.zone_name = z->name;
+    struct labyrinth_report rep = lb_report_make(LABYRINTH_REPORT_BAD_FREE, z, -EALREADY, b);
     rep.addr = page;
-    rep.message = b;
     lb_zone_report(z, &rep);
 }

@@ -62,11 +62,10 @@ int labyrinth_page_info(struct labyrinth_zone *h, const void *addr, struct labyr
     if (!out)
         return -EINVAL;
     uintptr_t a = (uintptr_t)addr;
-    struct lb_region *r = lb_regmap_lookup(&z->map, a);
-    if (!r) {
-        uint64_t owner = lb_zone_owner_of(a);
-        return owner && owner != z->serial ? -EXDEV : -EFAULT;
-    }
+    struct lb_region *r;
+    int rc = lb_zone_region_of(z, a, &r);
+    if (rc)
+        return rc;
     lb_page_info_fill(z, r, lb_region_index(r, (const void *)a), out);
     return 0;
 }

@@ -295,14 +295,22 @@ void lb_zone_destroy(struct lb_zone *z)
     lb_os_unmap(&mm);
 }
 
+int lb_zone_region_of(struct lb_zone *z, uintptr_t a, struct lb_region **rp)
+{
+    *rp = lb_regmap_lookup(&z->map, a);
+    if (*rp)
+        return 0;
+    uint64_t owner = lb_zone_owner_of(a);
+    return owner && owner != z->serial ? -EXDEV : -EFAULT;
+}
+
 int lb_zone_locate(struct lb_zone *z, const void *addr, struct lb_region **rp, uint32_t *idxp)
 {
     uintptr_t a = (uintptr_t)addr;
-    struct lb_region *r = lb_regmap_lookup(&z->map, a);
-    if (!r) {
-        uint64_t owner = lb_zone_owner_of(a);
-        return owner && owner != z->serial ? -EXDEV : -EFAULT;
-    }
+    struct lb_region *r;
+    int rc = lb_zone_region_of(z, a, &r);
+    if (rc)
+        return rc;
     if (a & (z->page_size - 1))
         return -EINVAL;
     *rp = r;

@@ -220,6 +220,9 @@ static inline lb_atomic_u64 *lb_zone_desc(struct lb_zone *z, const void *p)
     return lb_zone_desc_slow(z, p);
 }
 
+/* The region of z whose usable pages hold a: 0, or -EXDEV (another live
+ * zone's page) or -EFAULT (no zone's).  Any context. */
+int lb_zone_region_of(struct lb_zone *z, uintptr_t a, struct lb_region **rp);
 /* Region and page index of address a in z: 0, or the negative errno of a
  * free (-EFAULT, -EXDEV, -EINVAL misaligned).  Any context. */
 int lb_zone_locate(struct lb_zone *z, const void *addr, struct lb_region **rp, uint32_t *idxp);
