@@ -54,7 +54,11 @@ static inline void lb_spin_unlock(struct lb_spinlock *l)
 }
 /* Whether someone holds the lock: the debug tier's "lock held" check (it
  * cannot tell who holds it). */
-static inline bool lb_spin_is_locked(const struct lb_spinlock *l) { return lb_load_rlx_u32(&l->v) != 0; }
+static inline bool lb_spin_is_locked(const struct lb_spinlock *l)
+{
+    /* Relaxed: a holder reads its own store; a debug check needs no order. */
+    return lb_load_rlx_u32(&l->v) != 0;
+}
 /* Wait for the lock (normal context: spins, then yields the CPU). */
 void lb_spin_lock(struct lb_spinlock *l);
 

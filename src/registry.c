@@ -132,6 +132,8 @@ int lb_registry_add(struct lb_zone *z)
     for (unsigned n = 0; n < LB_HANDLES && lb_live_zones < LB_MAX_ZONES; n++) {
         unsigned i = (lb_handle_next + n) % LB_HANDLES;
         struct labyrinth_zone *h = &lb_handles[i];
+        /* Relaxed: slots are taken and freed under the registry mutex,
+         * which we hold; the atomics are for lb_zone_get's lock-free reads. */
         if (lb_load_rlx_ptr(&h->zone) || lb_load_rlx_u64(&h->live_serial))
             continue;
         h->serial = z->serial;
@@ -145,7 +147,7 @@ int lb_registry_add(struct lb_zone *z)
         h->page_mask = z->page_mask;
         h->r0_first = z->r0_first;
         z->handle = h;
-        lb_store_rlx_u64(&h->live_serial, z->serial);
+        lb_store_rlx_u64(&h->live_serial, z->serial); /* read under the mutex only */
         /* Release: the handle's hot line and the zone are complete before
          * the handle validates (pairs with lb_zone_get's acquire). */
         lb_store_rel_ptr(&h->zone, z);
@@ -175,6 +177,9 @@ void lb_registry_kill_handle(struct lb_zone *z)
     h->serial = LB_SERIAL_DEAD;
     h->r0_bytes = 0;
     h->fast_gfp = 0;
+    /* Release: a reader that sees NULL (lb_zone_get's acquire) refuses the
+     * handle; one that still sees the zone raced its destruction, which
+     * the contract leaves to the caller.  Nothing is published here. */
     lb_store_rel_ptr(&h->zone, NULL);
 }
 
@@ -182,6 +187,7 @@ void lb_registry_remove(struct lb_zone *z)
 {
     lb_os_mutex_lock(&lb_registry_mutex);
     struct labyrinth_zone *h = z->handle;
+    /* Relaxed: under the registry mutex, as every write of live_serial. */
     if (h && lb_load_rlx_u64(&h->live_serial) == z->serial) {
         lb_registry_kill_handle(z);
         lb_store_rlx_u64(&h->live_serial, 0); /* the slot is free again */

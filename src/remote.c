@@ -64,7 +64,7 @@ static struct lb_mag *lb_remote_mag_get(struct lb_cache *c)
     struct lb_mag *m = lb_magstack_pop(c, &c->empty);
     if (!m && (m = lb_magstack_pop(c, &c->full))) {
         lb_cache_mag_to_stack(c, m, &c->pending, LB_S_PENDING);
-        lb_add_rlx_u64(&c->outbox_spills, 1);
+        lb_add_rlx_u64(&c->outbox_spills, 1); /* a statistic: no order */
     }
     return m;
 }
@@ -85,7 +85,7 @@ static bool lb_remote_push_one(struct lb_cache *c, uint32_t page_id, uint64_t w)
     lb_store_rlx_u32(&m->count, 1);
     lb_add_rlx_u64(&dst->inbox_pages, 1); /* a statistic: before the push (see flush_one) */
     lb_magstack_push(c, &dst->inbox, m);  /* release: the entry reaches the owner's acquire */
-    lb_add_rlx_u64(&c->remote_singles, 1);
+    lb_add_rlx_u64(&c->remote_singles, 1); /* a statistic: no order */
     lb_add_rlx_u64(&c->shared_frees, 1); /* a free outside any level (see lb_cache_counts) */
     return true;
 }

@@ -249,6 +249,8 @@ static inline struct lb_zone *lb_zone_of(const struct labyrinth_zone *h)
  * this thread's current zone, so it was live): no validation. */
 static inline struct lb_zone *lb_zone_of_live(const struct labyrinth_zone *h)
 {
+    /* Acquire: pairs with lb_registry_add's release store, like
+     * lb_zone_get (on x86 a plain load). */
     return (struct lb_zone *)lb_load_acq_ptr(&h->zone);
 }
 
