@@ -541,7 +541,7 @@ static void quiet_begin(void)
 static void quiet_end(void) { dup2(saved_fd, 2); }
 
 /* Such a call costs three system calls (those above and the line) and
- * takes the one path that lb_zone_ok refuses: per input, the first two
+ * takes the one path that lb_zone_get refuses: per input, the first two
  * such calls (of different kinds: alloc, free, register, release) are
  * made, later ones skipped (they change nothing, in the model or in a
  * zone). */

@@ -66,7 +66,6 @@ static size_t lb_zone_fixed_meta(const struct lb_plan *p)
 static void lb_zone_fill_common(struct lb_zone *z, const struct labyrinth_zone_config *cfg,
                                 const struct lb_plan *p)
 {
-    z->magic = LB_ZONE_MAGIC;
     z->serial = lb_registry_next_serial();
     const char *name = cfg->name ? cfg->name : "zone";
     size_t n = strlen(name);
@@ -275,12 +274,8 @@ void lb_zone_destroy(struct lb_zone *z)
     }
     lb_registry_remove(z);
     lb_cache_tls_unregister(&z->cache);
-    /* The handle is dead already (lb_registry_kill_handle); the zone
-     * itself may stay readable (caller memory): mark it dead too. */
-    z->magic = 0;
-    z->fast_gfp = 0;
-    z->r0_bytes = 0;
-    z->serial = UINT64_MAX;
+    /* Nothing reads the zone after this: every call goes through its
+     * handle, dead since lb_registry_kill_handle. */
     lb_os_mutex_destroy(&z->grow_mutex);
     lb_os_mutex_destroy(&z->rebalance_mutex);
     if (z->caller_memory) {

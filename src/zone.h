@@ -17,7 +17,6 @@
 #include "../include/labyrinth.h"
 #include "tcache.h"
 
-#define LB_ZONE_MAGIC 0x6c6162797a6f6e65ull /* "labyzone" */
 
 /* Every GFP combination that is valid (docs: contradictions refused). */
 static inline bool lb_gfp_valid(unsigned gfp)
@@ -78,7 +77,6 @@ struct lb_zone {
     uint32_t      r0_first;     /* page index of r0_lo in region 0 (= its
                                    global page id: region 0's ids are bare) */
 
-    uint64_t      magic;
     struct labyrinth_zone *handle; /* this zone's slot of the handle table */
     char          name[48];
     unsigned      flags, quality, max_order;
