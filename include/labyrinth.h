@@ -279,8 +279,10 @@ struct labyrinth_zone_stats {
                                     double free still on its way counts here
                                     (in_use_pages one low) until the owner
                                     refuses it                              */
-    unsigned long long remote_cas_fallbacks; /* such frees done by CAS for
-                                    want of a batch magazine (see design.md) */
+    unsigned long long remote_cas_fallbacks; /* such frees queued through the
+                                    page's own link for want of a batch
+                                    magazine (docs/design.md, "Ownership";
+                                    the name is older than the queue)       */
     size_t metadata_bytes;       /* allocator metadata, all out of band     */
     size_t locked_pages;         /* pages locked in memory (mlock)          */
     int    frag_index[LABYRINTH_MAX_ORDER_LIMIT + 1]; /* per order, x1000, as

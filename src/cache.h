@@ -122,6 +122,11 @@ struct lb_level {
     /* Its own line: written by other threads. */
     struct lb_stack inbox;       /* batches freed to us (magazines)         */
     lb_atomic_u64  inbox_pages;  /* entries in them                         */
+    /* Pages freed to us by contexts that had no magazine for a batch: a
+     * push-only stack of page id + 1 (0 = empty), linked through the
+     * regions' qlink[], which the owner takes whole (remote.c). */
+    lb_atomic_u32  queue;
+    lb_atomic_u64  queue_pages;  /* entries on it (a statistic)             */
     /* Last two lines: for each outbox slot, a Bloom filter of the page ids
      * in its magazine (two bits per id, cleared when the slot is flushed):
      * no false negatives, so a second free of a page still in our outbox

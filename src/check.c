@@ -141,6 +141,35 @@ void lb_cache_mark_in_flight(const struct lb_cache *c, uint8_t *const *mark)
     lb_cache_for_each_queued(c, lb_mark_one, &x);
 }
 
+/* Level l's queue (remote.c): every entry names a usable page; a page
+ * still QUEUED is in flight (marked: on one queue only); the others are
+ * stale entries its owner will drop.  No longer than the zone's pages
+ * (else a cycle). */
+static long lb_check_queue(const struct lb_cache *c, uint8_t *const *mark, const struct lb_level *l,
+                           uint64_t *in_flight)
+{
+    uint64_t limit = 0, n = 0;
+    for (unsigned i = 0; i < lb_regmap_count(c->map); i++)
+        limit += lb_regmap_get(c->map, i)->span;
+    /* Acquire: pairs with the pushes' release CAS (a quiescent walk). */
+    for (uint32_t top = lb_load_acq_u32(&l->queue); top; n++) {
+        struct lb_region *r = lb_cache_id_region(c, top - 1);
+        uint32_t idx = lb_page_id_index(top - 1);
+        if (n > limit || !r || idx < r->first || idx >= r->end)
+            return 1;
+        uint32_t next = lb_load_rlx_u32(&r->qlink[idx]);
+        if (next == 0 || next == LB_QLINK_CLAIMED)
+            return 1; /* on a queue, so its link must say so */
+        if (lb_d_state(lb_load_rlx_u64(&r->desc[idx])) == LB_S_QUEUED) {
+            if (mark[r->index][idx]++)
+                return 1; /* on two queues, or twice on one */
+            (*in_flight)++;
+        }
+        top = next == LB_QLINK_LAST ? 0 : next;
+    }
+    return n != lb_load_rlx_u64(&l->queue_pages);
+}
+
 long lb_cache_check(const struct lb_cache *c, uint8_t *const *mark, uint64_t *cached,
                     uint64_t *reserved, uint64_t *pending, uint64_t *in_flight,
                     uint64_t *queued_invalid)
@@ -192,6 +221,7 @@ long lb_cache_check(const struct lb_cache *c, uint8_t *const *mark, uint64_t *ca
                 bad += lb_check_entries(c, mark, m, l->id, in_flight, queued_invalid);
                 top = lb_load_rlx_u32(&m->next);
             }
+            bad += lb_check_queue(c, mark, l, in_flight);
         }
     for (uint32_t t = 0; t < c->ntcaches; t++)
         for (unsigned d = 0; d < LB_LEVELS; d++) {
@@ -308,7 +338,7 @@ long lb_zone_check(struct lb_zone *z)
     lb_spin_lock(&z->buddy.lock);
     size_t buddy_pages = 0;
     uint64_t cached = 0, reserved = 0, pending = 0, in_use = 0, blocks_in_use = 0, usable = 0;
-    uint64_t in_flight = 0, queued_invalid = 0;
+    uint64_t in_flight = 0, queued_invalid = 0, queued = 0;
     LB_VIOLATION(lb_buddy_check(&z->buddy, &buddy_pages), "buddy free lists");
     LB_VIOLATION(lb_cache_check(c, mark, &cached, &reserved, &pending, &in_flight, &queued_invalid),
                  "magazines, depot, reserve, pending, in-flight batches");
@@ -356,6 +386,12 @@ long lb_zone_check(struct lb_zone *z)
                 LB_VIOLATION(mark[i][idx] != 1, "a cached/reserved/pending page is in no magazine or stack, or in two");
                 LB_VIOLATION(s == LB_S_RESERVED && o != 0, "a reserved page of order > 0");
                 break;
+            case LB_S_QUEUED:
+                /* Freed through its queue link: on exactly one queue
+                 * (lb_cache_check counted it in flight), order 0. */
+                LB_VIOLATION(mark[i][idx] != 1 || o != 0, "a queued page is on no queue, or of order > 0");
+                queued++;
+                break;
             case LB_S_FREE:
                 break; /* lb_buddy_check walked the lists */
             default:
@@ -381,7 +417,8 @@ long lb_zone_check(struct lb_zone *z)
     uint64_t allocs = 0;
     for (unsigned i = 0; i < LB_MODE_SLOTS; i++)
         allocs += cc.allocs[i];
-    LB_VIOLATION(allocs - (cc.frees - queued_invalid) != blocks_in_use,
+    /* A queued page's free is counted when its owner takes it back. */
+    LB_VIOLATION(allocs - (cc.frees - queued_invalid) != blocks_in_use + queued,
                  "counters: allocations minus frees differ from the blocks in use");
     lb_zone_marks_unmap(nreg, mark);
     return bad;

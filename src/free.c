@@ -74,6 +74,14 @@ again:
                 rc = lb_zone_free_remote(z, addr, r, idx, w, d);
                 if (rc && rc != -EALREADY)
                     LB_TOOL_ALLOC(addr, z->page_size, 1);
+                if (rc == -EAGAIN && ++reroutes < LB_DESC_CAS_TRIES) {
+                    /* The descriptor changed under the queue's CAS:
+                     * read it again and decide anew. */
+                    lb_leave(d);
+                    goto again;
+                }
+                if (rc == -EAGAIN)
+                    rc = -EBUSY;
             }
             lb_leave(d);
             return rc ? lb_refuse(z, LABYRINTH_REPORT_BAD_FREE, "free_pages", addr, order, rc, caller) : 0;

@@ -43,7 +43,20 @@ typedef struct { void *v; } lb_atomic_ptr;
     { return __atomic_compare_exchange_n(&a->v, expected, desired, false,                 \
                                          __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE); }            \
     static inline T lb_xchg_acqrel_##A(lb_atomic_##A *a, T x)                             \
-    { return __atomic_exchange_n(&a->v, x, __ATOMIC_ACQ_REL); }
+    { return __atomic_exchange_n(&a->v, x, __ATOMIC_ACQ_REL); }                            \
+    static inline T lb_xchg_acq_##A(lb_atomic_##A *a, T x)                                \
+    { return __atomic_exchange_n(&a->v, x, __ATOMIC_ACQUIRE); }                            \
+    /* Sequentially consistent: only where two contexts each write one word  \
+     * and then read the other's (a store-load pattern, as the remote-free  \
+     * queue's descriptor and link words): acquire/release cannot order a   \
+     * store before a later load. */                                         \
+    static inline T lb_load_sc_##A(const lb_atomic_##A *a)                                \
+    { return __atomic_load_n(&a->v, __ATOMIC_SEQ_CST); }                                   \
+    static inline void lb_store_sc_##A(lb_atomic_##A *a, T x)                            \
+    { __atomic_store_n(&a->v, x, __ATOMIC_SEQ_CST); }                                      \
+    static inline bool lb_cas_sc_##A(lb_atomic_##A *a, T *expected, T desired)           \
+    { return __atomic_compare_exchange_n(&a->v, expected, desired, false,                 \
+                                         __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); }
 
 LB_ATOMIC_OPS(uint32_t, u32)
 LB_ATOMIC_OPS(uint64_t, u64)

@@ -139,7 +139,10 @@ void *lb_level_refill_pop(struct lb_zone *z, struct lb_level *l, unsigned gfp)
         lb_level_swap(l);
         return lb_level_pop(l);
     }
-    /* Our own pages first: what other contexts freed back to us. */
+    /* Our own pages first: what other contexts freed back to us, through
+     * batches or (with no magazine to spare) the pages' queue links. */
+    if (lb_level_take_queue(c, l, l) && (p = lb_level_pop(l)))
+        return p;
     if (lb_level_absorb_inbox(z, l) && (p = lb_level_pop(l)))
         return p;
     struct lb_mag *m = lb_magstack_pop(c, &c->full);
@@ -162,12 +165,10 @@ void *lb_level_refill_pop(struct lb_zone *z, struct lb_level *l, unsigned gfp)
     /* Last, pages freed back to threads that have exited (the warden
      * would reap them at its next tick): adopt them now. */
     uint64_t pages;
-    struct lb_mag *chain = lb_cache_adopt(c, &pages);
-    if (chain) {
+    struct lb_mag *chain = lb_cache_adopt(c, l, &pages);
+    if (chain)
         lb_level_absorb(z, l, chain);
-        return lb_level_pop(l);
-    }
-    return NULL;
+    return lb_level_pop(l); /* adopted queued pages may be in our magazine */
 }
 
 void lb_zone_free0_slow(struct lb_zone *z, void *p, struct lb_region *r, uint32_t idx, uint32_t d)

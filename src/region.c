@@ -14,7 +14,8 @@ static size_t lb_phys_hash_size(size_t span)
 
 size_t lb_region_meta_bytes(size_t span, bool track, bool phys)
 {
-    size_t b = lb_align_up(span * sizeof(lb_atomic_u64), LB_CACHELINE);
+    size_t b = lb_align_up(span * sizeof(lb_atomic_u64), LB_CACHELINE) +
+               lb_align_up(span * sizeof(lb_atomic_u32), LB_CACHELINE);
     if (track)
         b += lb_align_up(span * sizeof(struct lb_track_rec), LB_CACHELINE);
     if (phys)
@@ -39,6 +40,8 @@ void lb_region_init(struct lb_region *r, unsigned index, unsigned page_shift, ui
     r->index = index;
     r->desc = (lb_atomic_u64 *)p;
     p += lb_align_up(span * sizeof(lb_atomic_u64), LB_CACHELINE);
+    r->qlink = (lb_atomic_u32 *)p; /* zeroed: on no queue */
+    p += lb_align_up(span * sizeof(lb_atomic_u32), LB_CACHELINE);
     r->track = NULL;
     if (track) {
         r->track = (struct lb_track_rec *)p;

@@ -20,6 +20,8 @@
  *   RESERVED,
  *   PENDING:   bits 32..63 next (global page id + 1, 0 = none): the links
  *              of the lock-free page stacks of the cache layer
+ *   QUEUED:    as ALLOC (owner, generation; cache.h), state 7: the page's
+ *              link is in the region's qlink[] (remote.c)
  *   ALLOC, CACHED, TAIL, HOLE: no links
  */
 #ifndef LB_REGION_H
@@ -36,7 +38,10 @@ enum lb_state {
     LB_S_ALLOC = 3,    /* head of an allocated block                      */
     LB_S_CACHED = 4,   /* free order-0 page in a magazine                 */
     LB_S_RESERVED = 5, /* free order-0 page in the atomic reserve         */
-    LB_S_PENDING = 6   /* free block waiting for the buddy lock           */
+    LB_S_PENDING = 6,  /* free block waiting for the buddy lock           */
+    LB_S_QUEUED = 7    /* order-0 page of a level, freed by another context
+                          through the page's queue link (owner and
+                          generation kept): its owner takes it back     */
 };
 
 #define LB_D_TRACKED  0x01u /* ALLOC: the tracking record is current      */
@@ -92,6 +97,9 @@ struct lb_region {
     unsigned       index;     /* in the zone's map                         */
     unsigned       page_shift;
     lb_atomic_u64 *desc;      /* span descriptors                          */
+    lb_atomic_u32 *qlink;     /* span queue links of QUEUED pages (remote.c):
+                                 0 = on no queue, else the next page id + 1
+                                 or LB_QLINK_LAST / LB_QLINK_CLAIMED         */
     struct lb_track_rec *track; /* span records, or NULL                  */
     uint64_t      *phys;      /* span physical addresses, or NULL (DMA)    */
     uint32_t      *phys_hash; /* DMA: open-addressing table pfn -> index+1 */
@@ -129,7 +137,12 @@ static inline uint32_t lb_page_id(const struct lb_region *r, uint32_t idx)
 static inline unsigned lb_page_id_region(uint32_t page_id) { return page_id >> LB_PAGE_ID_INDEX_BITS; }
 static inline uint32_t lb_page_id_index(uint32_t page_id) { return page_id & LB_PAGE_ID_INDEX_MASK; }
 
-/* Metadata bytes a region of span pages needs (descriptors, tracking,
+/* A page's queue link (lb_region.qlink): values besides next id + 1.  Page
+ * ids stay below LB_MAX_REGIONS << 24, so neither is an id + 1. */
+#define LB_QLINK_LAST    0xffffffffu /* on a queue, its last page          */
+#define LB_QLINK_CLAIMED 0xfffffffeu /* claimed by its pusher, not yet on  */
+
+/* Metadata bytes a region of span pages needs (descriptors, queue links, tracking,
  * physical table and its reverse index), rounded to a cache line. */
 size_t lb_region_meta_bytes(size_t span, bool track, bool phys);
 /* DMA: build the reverse index from r->phys (normal context). */

@@ -193,24 +193,35 @@ struct lb_mag *lb_level_take_inbox_bounded(struct lb_cache *c, struct lb_level *
     return first;
 }
 
-struct lb_mag *lb_cache_adopt(struct lb_cache *c, uint64_t *pages)
+/* Whether any level of tc has queued frees (relaxed: a hint; the take
+ * itself is the acquire). */
+static bool lb_tcache_has_queued(const struct lb_tcache *tc)
+{
+    bool any = false;
+    for (unsigned d = 0; d < LB_LEVELS; d++)
+        any |= (uint32_t)lb_load_rlx_u64(&tc->lvl[d].inbox.head) != 0 || lb_load_rlx_u32(&tc->lvl[d].queue) != 0;
+    return any;
+}
+
+struct lb_mag *lb_cache_adopt(struct lb_cache *c, struct lb_level *into, uint64_t *pages)
 {
     *pages = 0;
     for (uint32_t t = 0; t < c->ntcaches; t++) {
         struct lb_tcache *tc = &c->tcaches[t];
         uint32_t zero = 0;
-        bool any = false;
-        for (unsigned d = 0; d < LB_LEVELS; d++)
-            any |= (uint32_t)lb_load_rlx_u64(&tc->lvl[d].inbox.head) != 0;
         /* Acquire/release as a claim: while we hold the cache, we are its
          * levels' owner and may validate their queued frees. */
-        if (!any || lb_load_rlx_u32(&tc->owner) || !lb_cas_acq_u32(&tc->owner, &zero, LB_OWNER_WARDEN))
+        if (!lb_tcache_has_queued(tc) || lb_load_rlx_u32(&tc->owner) ||
+            !lb_cas_acq_u32(&tc->owner, &zero, LB_OWNER_WARDEN))
             continue;
         struct lb_mag *chain = NULL;
+        uint64_t queued = 0;
+        for (unsigned d = 0; d < LB_LEVELS; d++)
+            queued += lb_level_take_queue(c, &tc->lvl[d], into);
         for (unsigned d = 0; d < LB_LEVELS && !chain; d++)
             chain = lb_level_take_inbox_bounded(c, &tc->lvl[d], 2, pages);
         lb_store_rel_u32(&tc->owner, 0);
-        if (chain)
+        if (chain || queued)
             return chain;
     }
     return NULL;
@@ -221,16 +232,15 @@ uint64_t lb_cache_reap(struct lb_cache *c)
     uint64_t pages = 0;
     for (uint32_t t = 0; t < c->ntcaches; t++) {
         struct lb_tcache *tc = &c->tcaches[t];
-        bool any = false;
-        for (unsigned d = 0; d < LB_LEVELS; d++)
-            any |= (uint32_t)lb_load_rlx_u64(&tc->lvl[d].inbox.head) != 0;
         uint32_t zero = 0;
         /* Acquire/release as a claim (lb_cache_claim, lb_cache_release):
          * while we hold the cache, we are its levels' owner. */
-        if (!any || lb_load_rlx_u32(&tc->owner) || !lb_cas_acq_u32(&tc->owner, &zero, LB_OWNER_WARDEN))
+        if (!lb_tcache_has_queued(tc) || lb_load_rlx_u32(&tc->owner) ||
+            !lb_cas_acq_u32(&tc->owner, &zero, LB_OWNER_WARDEN))
             continue;
         for (unsigned d = 0; d < LB_LEVELS; d++) {
             uint64_t n;
+            pages += lb_level_take_queue(c, &tc->lvl[d], NULL); /* to the pending stack */
             struct lb_mag *chain = lb_level_take_inbox(c, &tc->lvl[d], &n);
             if (!chain)
                 continue;
@@ -244,6 +254,126 @@ uint64_t lb_cache_reap(struct lb_cache *c)
         lb_store_rel_u32(&tc->owner, 0);
     }
     return pages;
+}
+
+/* ---- the queue: remote frees that need no magazine ------------------------------
+ *
+ * A context with no magazine for a batch frees an owned page (descriptor
+ * ALLOC, owner o, generation g) through the page itself:
+ *
+ *   freer                                  owner o, taking its queue
+ *   F1 CAS desc ALLOC(o,g) -> QUEUED(o,g)  O1 take the whole queue (xchg)
+ *   F2 CAS qlink 0 -> CLAIMED              O2 next = qlink; qlink = 0
+ *   F3 if F2 won: push the page on o's     O3 load desc: QUEUED for o: ours;
+ *      queue (qlink = next, CAS head)         QUEUED for another: forward
+ *                                             (claim as F2, push there);
+ *                                             else a stale entry
+ *
+ * F1 decides which free of the allocation counts: it is exact against
+ * every other CAS (two racing freers: one wins, the other sees QUEUED and
+ * is refused with EALREADY), and it keeps the owner and generation, so the
+ * owner's batches still validate against it (a queued entry {P, g} no
+ * longer matches: QUEUED is not ALLOC).  The one write it cannot see is
+ * the owner's own plain free of the same page at the same instant (a
+ * double free racing with itself): the owner's CACHED overwrites QUEUED.
+ * Then the page is in the owner's magazine *and* on its queue; O3 finds it
+ * not QUEUED and drops the entry (a late double free, reported).  Nothing
+ * corrupts: the links are not in the descriptor, so the owner's store
+ * cannot cut the queue, and a page is on at most one queue at a time (F2
+ * and O3's forward claim qlink before pushing).
+ *
+ * F2 fails while the page is still on a queue (such a stale entry not yet
+ * taken, or a push under way): then a push is already owed, and its O3
+ * will see the descriptor F1 wrote.  That takes sequential consistency:
+ * F1 (store desc) then F2 (load qlink) against O2 (store qlink) then O3
+ * (load desc), a store-load pattern on two words that acquire/release
+ * cannot order; with SC either F2 sees O2's 0 (and the freer pushes the
+ * page again) or O3 sees F1's QUEUED.  The spin model checks the protocol
+ * (model/labyrinth.pml, -DFALLBACK).
+ *
+ * A stale entry whose page has been handed out and freed by F1 again
+ * before O3 takes it is not told apart from a good one: O3 sees the new
+ * QUEUED and takes the page once.  The double free in that history goes
+ * unreported, but no page is handed out twice or lost. */
+
+/* Push page_id (whose qlink the caller claimed) onto level dst's queue. */
+static void lb_queue_push(struct lb_level *dst, uint32_t page_id, lb_atomic_u32 *link)
+{
+    lb_add_rlx_u64(&dst->queue_pages, 1); /* a statistic: before the push, so it never underflows */
+    uint32_t h = lb_load_rlx_u32(&dst->queue);
+    do {
+        /* Relaxed: the link is published by the release CAS below. */
+        lb_store_rlx_u32(link, h ? h : LB_QLINK_LAST);
+        /* Release: pairs with the owner's acquire exchange (O1), which
+         * then reads this page's link.  A push-only stack taken whole has
+         * no ABA: a head equal to h again is still the right next. */
+    } while (!lb_cas_rel_u32(&dst->queue, &h, page_id + 1));
+}
+
+/* F2 + F3: queue page idx of r (now QUEUED for owner o) unless it is
+ * still on a queue. */
+static void lb_queue_claim_push(struct lb_cache *c, struct lb_region *r, uint32_t idx, uint32_t owner)
+{
+    struct lb_level *dst = lb_cache_level_by_id(c, owner);
+    LB_CHECK(dst != NULL);
+    uint32_t zero = 0;
+    /* Seq_cst: after F1 / O3, before the push (see above). */
+    if (lb_cas_sc_u32(&r->qlink[idx], &zero, LB_QLINK_CLAIMED))
+        lb_queue_push(dst, lb_page_id(r, idx), &r->qlink[idx]);
+}
+
+uint64_t lb_level_take_queue(struct lb_cache *c, struct lb_level *l, struct lb_level *into)
+{
+    if (!lb_load_rlx_u32(&l->queue))
+        return 0;
+    /* Acquire: pairs with the pushes' release CAS: their links are seen. */
+    uint32_t top = lb_xchg_acq_u32(&l->queue, 0);
+    const uint64_t mine = (l->pattern & ~(uint64_t)7) | LB_S_QUEUED;
+    uint64_t kept = 0, n = 0;
+    while (top) {
+        uint32_t page_id = top - 1;
+        struct lb_region *r = lb_cache_id_region(c, page_id);
+        uint32_t idx = lb_page_id_index(page_id);
+        lb_atomic_u32 *link = &r->qlink[idx];
+        uint32_t next = lb_load_rlx_u32(link); /* written by its pusher before our acquire */
+        LB_CHECK(next != 0 && next != LB_QLINK_CLAIMED);
+        top = next == LB_QLINK_LAST ? 0 : next;
+        n++;
+        /* O2, O3: seq_cst (see above): off the queue, then look. */
+        lb_store_sc_u32(link, 0);
+        uint64_t w = lb_load_sc_u64(&r->desc[idx]);
+        void *page = (void *)lb_region_addr(r, idx);
+        if ((w & LB_D_OWNED_MASK) == mine) {
+            /* Freed to us.  We are the only writer of a QUEUED page of
+             * ours (a free CASes only ALLOC): plain stores. */
+            kept++;
+            if (into && lb_load_rlx_u32(&lb_level_loaded(into)->count) < c->mag_size) {
+                lb_store_rlx_u64(&r->desc[idx], lb_d_make(LB_S_CACHED, 0, 0));
+                bool ok = lb_level_push(into, page, c->mag_size);
+                LB_CHECK(ok);
+                lb_bump_1w_u64(&into->moved_in, 1);
+            } else {
+                lb_cache_pend(c, r, idx, 0);
+            }
+        } else if (lb_d_state(w) == LB_S_QUEUED) {
+            /* A page that left us and was freed by its new owner's
+             * freer while its stale entry was still here: it is owed a
+             * push to its owner's queue. */
+            lb_queue_claim_push(c, r, idx, lb_d_owner(w));
+        } else {
+            /* A stale entry: the free that queued it lost to its owner's
+             * own free of the page (a double free). */
+            lb_add_rlx_u64(&c->late_refused, 1);
+            lb_add_rlx_u64(&c->shared_frees, 1); /* late_refused is subtracted from the frees */
+            if (c->bad_entry)
+                c->bad_entry(c->bad_ctx, page, w);
+        }
+    }
+    lb_sub_rlx_u64(&l->queue_pages, n);
+    /* The frees are counted here, when they take effect: a freer's F1 can
+     * be overwritten by the owner's own free (then only that one counts). */
+    lb_add_rlx_u64(&c->shared_frees, kept);
+    return kept;
 }
 
 int lb_zone_free_remote(struct lb_zone *z, void *p, struct lb_region *r, uint32_t idx,
@@ -283,15 +413,13 @@ int lb_zone_free_remote(struct lb_zone *z, void *p, struct lb_region *r, uint32_
     /* No level or no outbox magazine: a batch of one to the owner. */
     if (lb_remote_push_one(c, lb_page_id(r, idx), w))
         return 0;
-    /* No magazine at all: take the page back with a CAS
-     * (exact against any other CAS; see docs/design.md on the one race it
-     * cannot see: the owner's own plain free of the same page). */
-    lb_add_rlx_u64(&c->remote_fallbacks, 1);
-    if (!lb_cas_rlx_u64(&r->desc[idx], &w, lb_d_make(LB_S_CACHED, 0, 0))) {
-        int why = lb_d_refuse(w, 0);
-        return why == -ENXIO ? -EALREADY : why ? why : -EBUSY;
-    }
-    lb_zone_free0_slow(z, p, r, idx, d);
+    /* No magazine at all: the page's own queue link (F1..F3 above). */
+    lb_add_rlx_u64(&c->remote_fallbacks, 1); /* a statistic: no order */
+    /* Seq_cst: F1 (see above).  A failure reloads w: the caller decides
+     * again (another free won: refused; a new allocation: routed anew). */
+    if (!lb_cas_sc_u64(&r->desc[idx], &w, (w & ~(uint64_t)7) | LB_S_QUEUED))
+        return -EAGAIN;
+    lb_queue_claim_push(c, r, idx, lb_d_owner(w));
     return 0;
 }
 
@@ -301,6 +429,11 @@ void lb_zone_settle(struct lb_zone *z)
     for (uint32_t t = 0; t < c->ntcaches; t++)
         for (unsigned d = 0; d < LB_LEVELS; d++)
             lb_level_flush_outboxes(c, &c->tcaches[t].lvl[d]);
+    /* Queued pages go to the pending stack, which lb_zone_destroy's
+     * callers find free (they are not leaks). */
+    for (uint32_t t = 0; t < c->ntcaches; t++)
+        for (unsigned d = 0; d < LB_LEVELS; d++)
+            lb_level_take_queue(c, &c->tcaches[t].lvl[d], NULL);
     for (uint32_t t = 0; t < c->ntcaches; t++)
         for (unsigned d = 0; d < LB_LEVELS; d++) {
             uint64_t n;

@@ -3,7 +3,7 @@
  * (remote.c): how a context frees a page another level owns, when its
  * batches are handed on (the flush policy), how the owner validates them,
  * how pages freed to caches no thread holds are adopted or reaped, and the
- * fallback when no magazine is left to queue in.
+ * queue through the pages' own links when no magazine is left for a batch.
  *
  * Ownership: an order-0 page handed out from a level's magazines records
  * the level's id in its descriptor (with a generation), and from then on
@@ -98,8 +98,17 @@ struct lb_mag *lb_level_take_inbox_bounded(struct lb_cache *c, struct lb_level *
 uint64_t lb_cache_reap(struct lb_cache *c);
 /* Any context (lock-free, one scan of the thread caches): take the queued
  * frees of one cache no thread holds, validated, as a chain of magazines
- * of CACHED pages for the caller to keep.  NULL if there are none. */
-struct lb_mag *lb_cache_adopt(struct lb_cache *c, uint64_t *pages);
+ * of CACHED pages for the caller to keep.  NULL if there are none.  Pages
+ * on that cache's queues go into into's loaded magazine (the caller's own
+ * level, or NULL) while it has room, else to the pending stack. */
+struct lb_mag *lb_cache_adopt(struct lb_cache *c, struct lb_level *into, uint64_t *pages);
+/* Take l's queue (l's own context, or whoever holds its tcache): each page
+ * still QUEUED for l is taken back, into into's loaded magazine (CACHED)
+ * while it has room, else onto the pending stack; a page QUEUED for
+ * another level is passed on to that level's queue; a stale entry (the
+ * free lost to the owner's own free) is reported as a late double free.
+ * Returns the pages taken back.  Lock-free. */
+uint64_t lb_level_take_queue(struct lb_cache *c, struct lb_level *l, struct lb_level *into);
 
 
 /* The free fast path's question to the policy: may a remote free of a page
@@ -113,8 +122,9 @@ static inline bool lb_remote_fast_ok(const struct lb_zone *z)
 }
 
 /* An order-0 page owned by another level (descriptor w, still ALLOC):
- * queue it for its owner, flushing as the policy says.  Returns 0, or the
- * refusal's negative errno. */
+ * queue it for its owner, flushing as the policy says.  Returns 0, the
+ * refusal's negative errno, or -EAGAIN: the descriptor changed under the
+ * queue's CAS (the caller reads it again and decides anew). */
 int lb_zone_free_remote(struct lb_zone *z, void *p, struct lb_region *r, uint32_t idx,
                         uint64_t w, uint32_t d);
 /* Quiescent zone: flush every outbox, take every inbox (pages to the

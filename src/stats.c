@@ -34,7 +34,7 @@ void lb_cache_counts(const struct lb_cache *c, struct lb_cache_counts *out)
                 out->cached_pages += lb_load_rlx_ptr(&l->oc[k - 1]) ? (uint64_t)1 << k : 0;
             out->quarantined_pages += lb_load_rlx_u32(&l->q_count);
             out->cached_pages += lb_load_rlx_u32(&l->q_count);
-            out->in_flight_pages += lb_load_rlx_u64(&l->inbox_pages);
+            out->in_flight_pages += lb_load_rlx_u64(&l->inbox_pages) + lb_load_rlx_u64(&l->queue_pages);
             for (unsigned k = 0; k < LB_OUTBOX_SLOTS; k++) {
                 struct lb_mag *m = lb_load_rlx_ptr(&l->out_mag[k]);
                 if (m)

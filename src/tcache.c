@@ -188,8 +188,10 @@ void lb_cache_release(struct lb_cache *c, struct lb_tcache *tc)
     lb_cache_reap(c);
     struct lb_mag *chains[LB_LEVELS];
     uint64_t dummy;
-    for (unsigned d = 0; d < LB_LEVELS; d++)
+    for (unsigned d = 0; d < LB_LEVELS; d++) {
+        lb_level_take_queue(c, &tc->lvl[d], &tc->lvl[d]); /* emptied below */
         chains[d] = lb_level_take_inbox(c, &tc->lvl[d], &dummy);
+    }
     lb_spin_lock(&c->buddy->lock);
     for (unsigned d = 0; d < LB_LEVELS; d++) {
         lb_chain_to_buddy(c, chains[d]);

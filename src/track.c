@@ -199,6 +199,7 @@ void lb_page_info_fill(struct lb_zone *z, struct lb_region *r, uint32_t idx,
     switch (lb_d_state(w)) {
     case LB_S_FREE: out->state = LABYRINTH_PAGE_FREE; break;
     case LB_S_PENDING: out->state = LABYRINTH_PAGE_FREE; break;
+    case LB_S_QUEUED: out->state = LABYRINTH_PAGE_FREE; break; /* freed, on its way to its owner */
     case LB_S_ALLOC: out->state = LABYRINTH_PAGE_IN_USE; break;
     case LB_S_CACHED: out->state = LABYRINTH_PAGE_CACHED; break;
     case LB_S_RESERVED: out->state = LABYRINTH_PAGE_RESERVED; break;

@@ -136,16 +136,18 @@ static void *meta_alloc(size_t bytes)
 
 static void test_region_init(void)
 {
-    /* Metadata sizes: each array rounded up to a cache line. */
-    CHECK_EQ(lb_region_meta_bytes(1, false, false), 64);
-    CHECK_EQ(lb_region_meta_bytes(8, false, false), 64);
-    CHECK_EQ(lb_region_meta_bytes(9, false, false), 128);
-    CHECK_EQ(lb_region_meta_bytes(9, true, false), 128 + lb_align_up(9 * 16, 64));
+    /* Metadata sizes: each array rounded up to a cache line: descriptors
+     * (8 bytes a page) and queue links (4 bytes a page) always. */
+    CHECK_EQ(lb_region_meta_bytes(1, false, false), 64 + 64);
+    CHECK_EQ(lb_region_meta_bytes(8, false, false), 64 + 64);
+    CHECK_EQ(lb_region_meta_bytes(9, false, false), 128 + 64);
+    CHECK_EQ(lb_region_meta_bytes(17, false, false), 192 + 128);
+    CHECK_EQ(lb_region_meta_bytes(9, true, false), 128 + 64 + lb_align_up(9 * 16, 64));
     /* DMA adds the physical table (8 bytes a page) and its reverse index
      * (4 bytes a slot, the next power of two >= 2 x span, at least 16). */
-    CHECK_EQ(lb_region_meta_bytes(9, false, true), 128 + 128 + 128);
-    CHECK_EQ(lb_region_meta_bytes(9, true, true), 128 + 192 + 128 + 128);
-    CHECK_EQ(lb_region_meta_bytes(4096, true, true), 4096 * (8 + 16 + 8) + 8192 * 4);
+    CHECK_EQ(lb_region_meta_bytes(9, false, true), 128 + 64 + 128 + 128);
+    CHECK_EQ(lb_region_meta_bytes(9, true, true), 128 + 64 + 192 + 128 + 128);
+    CHECK_EQ(lb_region_meta_bytes(4096, true, true), 4096 * (8 + 4 + 16 + 8) + 8192 * 4);
 
     const uintptr_t base = (uintptr_t)0x123400000000ull;
     for (int variant = 0; variant < 4; variant++) {
@@ -171,6 +173,8 @@ static void test_region_init(void)
         CHECK(r.desc == (lb_atomic_u64 *)meta);
         /* The arrays follow one another inside meta, without overlap. */
         size_t dbytes = lb_align_up(span * 8, LB_CACHELINE), tbytes = lb_align_up(span * 16, LB_CACHELINE);
+        CHECK(r.qlink == (lb_atomic_u32 *)(meta + dbytes));
+        dbytes += lb_align_up(span * 4, LB_CACHELINE); /* the queue links */
         if (track)
             CHECK(r.track == (struct lb_track_rec *)(meta + dbytes));
         else
