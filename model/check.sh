@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
 # model/check.sh [WORKDIR] - check model/labyrinth.pml exhaustively with spin.
-# spin -a, pan compiled with gcc -O0 (quicker to build than to run at -O2; safety: assertions and invalid end
-# states; -DCOLLAPSE compresses states without losing any), pan run to the
-# end.  Fails on any error, and when the search was not exhaustive (depth
-# limit reached, search not completed, hash table too small to be exact is
-# not possible: -DCOLLAPSE stores every state).  Exit 77 when spin is not
-# installed (scripts/deps.sh test installs Debian's package `spin`).
+# spin -a, pan compiled with gcc -O0 (quicker to build than to run at -O2;
+# safety: assertions and invalid end states; -DCOLLAPSE compresses states
+# without losing any), pan run to the end.  Two models:
+#   default     every remote free gets a batch magazine (pool slack)
+#   -DFALLBACK  a smaller pool: remote frees also go through the pages'
+#               queue links (remote.c), racing the owner's plain stores
+# Each fails on any error, and when the search was not exhaustive (depth
+# limit reached, search not completed, memory limit).  Then reachability
+# probes: the FALLBACK model with -DPROBE_STALE (a freer's QUEUED
+# overwritten by the owner's own free) and -DPROBE_DETECT (the owner drops
+# that stale entry) must each FAIL, which shows the search reaches those
+# branches (a model whose fallback was never taken would pass vacuously).
+# SPIN_DEFS="..." checks one model with those definitions only.
+# Exit 77 when spin is not installed (scripts/deps.sh test installs
+# Debian's package `spin`).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 work=${1:-$(mktemp -d)}
@@ -14,20 +23,52 @@ if ! command -v spin >/dev/null; then
   echo "SKIPPED: spin is not installed (Debian package spin; scripts/deps.sh test installs it as root)"
   exit 77
 fi
-cd "$work" || exit 1
-cp "$here/labyrinth.pml" .
-spin -a labyrinth.pml >spin.log 2>&1 || { cat spin.log; exit 1; }
-gcc -O0 -w -DSAFETY -DNOREDUCE -DCOLLAPSE -DMEMLIM=2048 -o pan pan.c >cc.log 2>&1 || { cat cc.log; exit 1; }
-t0=$(date +%s)
-./pan -m20000 >pan.log 2>&1
-rc=$?
-cat pan.log
+
+# run NAME DEFS: pan's verdict in $work/NAME; returns 0 when exhaustive and
+# error-free, 1 on an error, 2 when the search was not exhaustive.
+run() {
+  local name=$1 defs=$2 d="$work/$1"
+  mkdir -p "$d" && cd "$d" || return 2
+  cp "$here/labyrinth.pml" .
+  spin $defs -a labyrinth.pml >spin.log 2>&1 || { cat spin.log; return 2; }
+  gcc -O0 -w -DSAFETY -DNOREDUCE -DCOLLAPSE -DMEMLIM=2048 -o pan pan.c >cc.log 2>&1 || { cat cc.log; return 2; }
+  local t0 rc
+  t0=$(date +%s)
+  ./pan -m20000 >pan.log 2>&1
+  rc=$?
+  states=$(sed -n 's/^ *\([0-9e+.]*\) states, stored.*/\1/p' pan.log)
+  secs=$(( $(date +%s) - t0 ))
+  if ! grep -q "errors: 0" pan.log; then return 1; fi
+  if grep -qE "Search not completed|max search depth too small|out of memory|reached -DMEMLIM" pan.log || [ "$rc" != 0 ]; then
+    return 2
+  fi
+  return 0
+}
+
 fail=0
-grep -q "errors: 0" pan.log || { echo "model: ERRORS (counterexample: cd $work && spin -t -p labyrinth.pml)"; fail=1; }
-if grep -qE "Search not completed|max search depth too small|out of memory|reached -DMEMLIM" pan.log; then
-  echo "model: the state space was NOT exhausted"; fail=1
+if [ -n "${SPIN_DEFS:-}" ]; then
+  models=("custom:$SPIN_DEFS")
+else
+  models=("default:" "fallback:-DFALLBACK")
 fi
-[ "$rc" = 0 ] || { echo "model: pan exited $rc"; fail=1; }
-states=$(sed -n 's/^ *\([0-9e+.]*\) states, stored.*/\1/p' pan.log)
-[ "$fail" = 0 ] && echo "model: exhaustive, no error: $states states stored, $(( $(date +%s) - t0 )) s"
+for m in "${models[@]}"; do
+  name=${m%%:*} defs=${m#*:}
+  run "$name" "$defs"
+  case $? in
+    0) echo "model $name${defs:+ ($defs)}: exhaustive, no error: $states states stored, $secs s" ;;
+    1) cat "$work/$name/pan.log"
+       echo "model $name: ERRORS (counterexample: cd $work/$name && spin $defs -t -p labyrinth.pml)"; fail=1 ;;
+    *) cat "$work/$name/pan.log"; echo "model $name: the state space was NOT exhausted"; fail=1 ;;
+  esac
+done
+if [ -z "${SPIN_DEFS:-}" ]; then
+  for probe in STALE DETECT; do
+    run "probe-$probe" "-DFALLBACK -DPROBE_$probe"
+    if [ $? = 1 ] && grep -q "assertion violated 0" "$work/probe-$probe/pan.log"; then
+      echo "model probe $probe: reached (its probe assertion fails, as it must)"
+    else
+      echo "model probe $probe: NOT reached: the fallback model would pass vacuously"; fail=1
+    fi
+  done
+fi
 exit $fail

@@ -33,9 +33,19 @@
  * generation counter restarted before the fix of KB2), the warden, memory ordering
  * weaker than sequential consistency.
  *
- * -DFALLBACK enables the remote free's CAS fallback (no empty magazine for
- * a batch) and a smaller pool: spin then finds the race docs/design.md
- * admits (an owner's plain free and another context's CAS of the same page).
+ * -DFALLBACK gives a smaller pool, so a remote free can find no magazine
+ * for its batch; it then frees the page through the page's own queue link
+ * (remote.c: F1 CAS the descriptor ALLOC -> QUEUED, F2 claim the link, F3
+ * push the page on its owner's queue; the owner takes its queue before its
+ * inbox: O1 take all, O2 clear the link, O3 read the descriptor: ours,
+ * another level's (forward it), or a stale entry).  Until the queue
+ * replaced it, that path was a CAS ALLOC -> CACHED, and spin found its
+ * race with the owner's own plain free in 14,845 states.  A double free
+ * racing with the owner's own free is either found (O3 sees the stale
+ * entry: detected) or, when the page was freed through the queue again
+ * before the owner took it, absorbed without a report (absorbed): the
+ * check is dfree == detected + absorbed, and absorbed only ever counts
+ * such overwritten queue entries (the ghost qstale).
  */
 
 #define NP   3      /* pages                                              */
@@ -55,10 +65,21 @@
 #define S_CACHED   1
 #define S_RESERVED 2
 #define S_ALLOC    3
+#define S_QUEUED   4
+
+#define QLAST  100  /* qlink: on a queue, its last page                   */
+#define QCLAIM 101  /* qlink: claimed by its pusher                      */
 
 /* Descriptors: one word per page (state, owner, generation). */
 byte dstate[NP], downer[NP], dgen[NP];
 byte rlink[NP];                 /* reserve link, in the descriptor        */
+byte qlink[NP];                 /* queue link (region's qlink[]): 0 none,
+                                   else next page + 1, QLAST, QCLAIM      */
+byte qhead[NL];                 /* each level's queue: page + 1, 0 empty  */
+byte qstale[NP];                /* ghost: QUEUED states the owner's plain
+                                   store overwrote while the page's entry
+                                   was on a queue (double frees owed)     */
+byte absorbed;                  /* ghost: such double frees absorbed      */
 
 /* Ghosts. */
 byte live[NP];                  /* allocation id holding the page, 0 none */
@@ -197,9 +218,96 @@ inline put_own(c, p)
     fi
 }
 
-/* lb_level_take_inbox_bounded + lb_level_validate: at most two batches. */
+/* F2 + F3 (remote.c:lb_queue_claim_push, lb_queue_push): claim page
+ * qp's link, and if that won, push it on level qo's queue. */
+inline claim_push(qp, qo)
+{
+    atomic {
+        if
+        :: qlink[qp] == 0 -> qlink[qp] = QCLAIM; ok = 1
+        :: else -> ok = 0
+        fi
+    };
+    if
+    :: ok ->
+        otop = qhead[qo];
+        do
+        :: qlink[qp] = (otop == 0 -> QLAST : otop);
+           atomic {
+               if
+               :: qhead[qo] == otop -> qhead[qo] = qp + 1; ok = 1
+               :: else -> otop = qhead[qo]; ok = 0
+               fi
+           };
+           if
+           :: ok -> break
+           :: else -> skip
+           fi
+        od
+    :: else -> skip
+    fi
+}
+
+/* O1..O3 (remote.c:lb_level_take_queue): level c takes its whole queue. */
+inline take_queue(c)
+{
+    atomic { q2 = qhead[c]; qhead[c] = 0 };
+    do
+    :: q2 == 0 -> break
+    :: else ->
+        q = q2 - 1;
+        nxt = qlink[q];
+        assert(nxt != 0 && nxt != QCLAIM);
+        q2 = (nxt == QLAST -> 0 : nxt);
+        qlink[q] = 0;
+        if
+        :: dstate[q] == S_QUEUED && downer[q] == c ->
+            atomic { absorbed = absorbed + qstale[q];
+#ifdef PROBE_ABSORB
+                     assert(qstale[q] == 0);  /* reachability probe */
+#endif
+                     qstale[q] = 0; dstate[q] = S_CACHED };
+            put_own(c, q)
+        :: dstate[q] == S_QUEUED && downer[q] != c ->
+            wo = downer[q];
+#ifdef PROBE_FORWARD
+            assert(0);  /* reachability probe */
+#endif
+            claim_push(q, wo)
+        :: else ->
+            /* stale: only an overwritten QUEUED leaves one */
+            atomic { assert(qstale[q] > 0); detected = detected + qstale[q]; qstale[q] = 0;
+#ifdef PROBE_DETECT
+                     assert(0);  /* reachability probe */
+#endif
+            }
+        fi
+    od
+}
+
+/* The owner's plain store of CACHED over a page it owns; if a freer's F1
+ * made it QUEUED in between, that free is lost (a double free owed). */
+inline owner_store_cached(q)
+{
+    atomic {
+        if
+        :: dstate[q] == S_QUEUED -> qstale[q]++;
+#ifdef PROBE_STALE
+            assert(0);  /* reachability probe (model/check.sh probes) */
+#endif
+        :: else -> skip
+        fi;
+        dstate[q] = S_CACHED
+    }
+}
+
+/* lb_level_take_inbox_bounded + lb_level_validate: at most two batches,
+ * after the queue (level.c:lb_level_refill_pop). */
 inline take_inbox(c)
 {
+#ifdef FALLBACK
+    take_queue(c);
+#endif
     k = 0;
     do
     :: k < 2 && in_top[c] != NIL ->
@@ -211,7 +319,7 @@ inline take_inbox(c)
             steps++;
             if
             :: dstate[q] == S_ALLOC && downer[q] == c && dgen[q] == mgen[b] ->
-                dstate[q] = S_CACHED;      /* plain store: we own it */
+                owner_store_cached(q);     /* plain store: we own it */
                 mpage[b] = NIL;
                 put_own(c, q)
             :: else ->
@@ -278,6 +386,12 @@ inline commit(p, a)
 {
     if
     :: live[p] == a -> live[p] = 0
+    :: live[p] != a && live[p] != 0 ->
+        /* A late second free of an older allocation reached the page's
+         * new allocation: frees go by address, so no allocator can tell
+         * it from the new holder's own free.  It takes effect; the new
+         * holder's free will be the double free. */
+        live[p] = 0
     :: else -> dfree++                      /* that allocation was freed already */
     fi
 }
@@ -289,7 +403,7 @@ inline free_page(c, p, a)
     if
     :: ws == S_ALLOC && wo == c ->
         /* our own page: plain store (free.c fast path) */
-        atomic { commit(p, a); dstate[p] = S_CACHED };
+        atomic { commit(p, a); owner_store_cached(p) };
         put_own(c, p)
     :: ws == S_ALLOC && wo != c && wo != NOOWNER ->
         /* another level's page: a batch for its inbox (lb_level_remote_free) */
@@ -308,16 +422,16 @@ inline free_page(c, p, a)
             mag_push(in_top[wo], in_tag[wo], b)
 #ifdef FALLBACK
         :: else ->
-            /* no magazine: take the page back with a CAS (lb_zone_free_remote) */
+            /* no magazine: F1, the queue's CAS (lb_zone_free_remote) */
             atomic {
                 if
                 :: dstate[p] == ws && downer[p] == wo && dgen[p] == wg ->
-                    dstate[p] = S_CACHED; commit(p, a); ok = 1
+                    dstate[p] = S_QUEUED; commit(p, a); ok = 1
                 :: else -> ok = 0
                 fi
             };
             if
-            :: ok -> put_own(c, p)
+            :: ok -> claim_push(p, wo)
             :: else -> atomic { assert(live[p] != a); dfree++; detected++ }
             fi
         fi
@@ -342,7 +456,7 @@ inline free_page(c, p, a)
 
 proctype T0() provided (!in_handler)
 {
-    byte otop, otag, nxt, cand, tries, m, m2, b, q, k, p, a, steps, ws, wo, wg;
+    byte otop, otag, nxt, cand, tries, m, m2, b, q, q2, k, p, a, steps, ws, wo, wg;
     bit ok;
     alloc_atomic(0, p, a);
     if
@@ -359,7 +473,7 @@ proctype T0() provided (!in_handler)
 
 proctype T1()
 {
-    byte otop, otag, nxt, cand, tries, m, m2, b, q, k, p, a, steps, ws, wo, wg;
+    byte otop, otag, nxt, cand, tries, m, m2, b, q, q2, k, p, a, steps, ws, wo, wg;
     bit ok;
     (box != NIL || t0_done);
     if
@@ -383,7 +497,7 @@ proctype T1()
 /* The handler: interrupts T0 at any point, runs to completion at level 1. */
 proctype H()
 {
-    byte otop, otag, nxt, cand, tries, m, m2, b, q, k, p, a, steps, ws, wo, wg;
+    byte otop, otag, nxt, cand, tries, m, m2, b, q, q2, k, p, a, steps, ws, wo, wg;
     bit ok;
     if
     :: atomic { !t0_done -> in_handler = 1 };
@@ -406,12 +520,13 @@ proctype H()
  * every page is in exactly one place and every double free was found. */
 proctype Final()
 {
-    byte otop, otag, nxt, cand, tries, m, m2, b, q, k, p, a, steps, ws, wo, wg, c, n;
+    byte otop, otag, nxt, cand, tries, m, m2, b, q, q2, k, p, a, steps, ws, wo, wg, c, n;
     bit ok;
     (t0_done && t1_done && h_done);
+    /* Twice round: a queue may forward a page to a level already done. */
     c = 0;
     do
-    :: c < NL -> take_inbox(c); take_inbox(c); c++
+    :: c < 2 * NL -> take_inbox(c % NL); take_inbox(c % NL); c++
     :: else -> break
     od;
     byte seen[NP];
@@ -442,10 +557,14 @@ proctype Final()
         p++
     :: else -> break
     od;
-    assert(dfree == detected);              /* every double free found */
+    /* every double free found, but those absorbed by the queue */
+    assert(dfree == detected + absorbed);
+#ifndef FALLBACK
+    assert(absorbed == 0);
+#endif
     c = 0;
     do
-    :: c < NL -> assert(in_top[c] == NIL); c++
+    :: c < NL -> assert(in_top[c] == NIL); assert(qhead[c] == 0); c++
     :: else -> break
     od
 }
