@@ -152,9 +152,54 @@ void *labyrinth_alloc_pages(struct labyrinth_zone *z, unsigned gfp, unsigned ord
 }
 LB_EXPORT(labyrinth_alloc_pages);
 
+/* The seed's macro's fast path popped p from level l (depth d), but p is
+ * not in region 0: the descriptor and the record through the region map. */
+static LB_NOINLINE void *lb_alloc_site_finish(struct labyrinth_zone *h, void *p, struct lb_level *l,
+                                              uint32_t d, const struct labyrinth_site *site,
+                                              const void *caller)
+{
+    struct lb_zone *z = lb_zone_of_live(h);
+    struct lb_region *r = lb_regmap_lookup(&z->map, (uintptr_t)p);
+    uint32_t idx = lb_region_index(r, p);
+    uint32_t gen = lb_level_count_alloc(l, LB_SLOT_ATOMIC);
+    lb_store_rlx_u64(&r->desc[idx], lb_d_owned(l->pattern, LB_D_TRACKED, gen));
+    lb_track_write(z, r, idx, caller, site, 0);
+    lb_leave(d);
+    LB_TOOL_ALLOC(p, z->page_size, 0);
+    return p;
+}
+
 void *labyrinth_alloc_page_atomic_site(struct labyrinth_zone *h, unsigned quality,
                                        const struct labyrinth_site *site)
 {
+    /* The fast path: no quality beyond the registration, a zone that
+     * allows it (site_fast), a page in this thread's loaded magazine.  The
+     * same steps as labyrinth_alloc_pages's, plus the TRACKED flag in the
+     * descriptor and the page's tracking record, written before the page
+     * is returned (its owner is the only writer of both). */
+    if (LB_LIKELY(h != NULL) && LB_LIKELY(quality == 0) && LB_LIKELY(h->site_fast)) {
+        uint32_t d = lb_enter();
+        struct lb_level *l = lb_tls_level_cur(h->serial, d);
+        if (LB_LIKELY(l != NULL)) {
+            struct lb_mag *m = lb_level_loaded(l);
+            uint32_t n = lb_load_rlx_u32(&m->count);
+            if (LB_LIKELY(n != 0)) {
+                void *p = m->slot[--n];
+                lb_store_rlx_u32(&m->count, n);
+                uintptr_t off = (uintptr_t)p - h->r0_lo;
+                if (LB_UNLIKELY(off >= h->r0_bytes))
+                    return lb_alloc_site_finish(h, p, l, d, site, __builtin_return_address(0));
+                uint32_t gen = lb_level_count_alloc(l, LB_SLOT_ATOMIC);
+                uintptr_t i = off >> h->page_shift;
+                lb_store_rlx_u64(&h->r0_desc[i], lb_d_owned(l->pattern, LB_D_TRACKED, gen));
+                lb_track_write_rec(lb_zone_of_live(h), &h->r0_track[i], __builtin_return_address(0), site, 0);
+                lb_leave(d);
+                LB_TOOL_ALLOC(p, h->page_mask + 1, 0);
+                return p;
+            }
+        }
+        lb_leave(d);
+    }
     struct lb_zone *z = lb_zone_get(h);
     /* The macro registers the page; a zone without a tracking table still
      * gets its page, unregistered (the header's promise). */

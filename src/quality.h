@@ -33,6 +33,9 @@ long lb_zone_for_each_in_use(struct lb_zone *z, int (*fn)(const struct labyrinth
 /* Tracking records. */
 void lb_track_write(struct lb_zone *z, struct lb_region *r, uint32_t idx, const void *caller,
                     const struct labyrinth_site *site, uint32_t tag);
+/* The same, for record t (the seed's macro's fast path has it at hand). */
+void lb_track_write_rec(struct lb_zone *z, struct lb_track_rec *t, const void *caller,
+                        const struct labyrinth_site *site, uint32_t tag);
 /* Decode page idx's tracking record into out's site or caller, thread,
  * tag and alloc_ns (fields left alone when the record was never written). */
 void lb_track_read(struct lb_zone *z, const struct lb_region *r, uint32_t idx,

@@ -144,6 +144,8 @@ int lb_registry_add(struct lb_zone *z)
         h->mag_size = z->mag_size;
         h->page_shift = z->page_shift;
         h->free_slow = z->free_slow;
+        h->site_fast = z->site_fast;
+        h->r0_track = z->r0_track;
         h->page_mask = z->page_mask;
         h->r0_first = z->r0_first;
         z->handle = h;
@@ -177,6 +179,7 @@ void lb_registry_kill_handle(struct lb_zone *z)
     h->serial = LB_SERIAL_DEAD;
     h->r0_bytes = 0;
     h->fast_gfp = 0;
+    h->site_fast = false;
     /* Release: a reader that sees NULL (lb_zone_get's acquire) refuses the
      * handle; one that still sees the zone raced its destruction, which
      * the contract leaves to the caller.  Nothing is published here. */

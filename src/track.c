@@ -151,7 +151,12 @@ static inline uintptr_t lb_track_addr(uint64_t who)
 void lb_track_write(struct lb_zone *z, struct lb_region *r, uint32_t idx, const void *caller,
                     const struct labyrinth_site *site, uint32_t tag)
 {
-    struct lb_track_rec *t = &r->track[idx];
+    lb_track_write_rec(z, &r->track[idx], caller, site, tag);
+}
+
+void lb_track_write_rec(struct lb_zone *z, struct lb_track_rec *t, const void *caller,
+                        const struct labyrinth_site *site, uint32_t tag)
+{
     uint32_t tid = lb_cache_thread_id();
     uint64_t who = ((uintptr_t)(site ? (const void *)site : caller) & LB_TRACK_ADDR_MASK) |
                    (uint64_t)(tid & LB_TRACK_THREAD_LO_MASK) << LB_TRACK_THREAD_LO_SHIFT |

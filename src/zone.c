@@ -205,6 +205,8 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct lb_zone **
     z->r0_bytes = z->regions[0].bytes;
     z->r0_desc = &z->regions[0].desc[z->regions[0].first];
     z->r0_first = z->regions[0].first;
+    z->r0_track = z->regions[0].track ? &z->regions[0].track[z->regions[0].first] : NULL;
+    z->site_fast = z->r0_track && !z->free_slow && !(z->quality & ~LABYRINTH_QUALITY_TRACK);
     lb_buddy_add_region(&z->buddy, &z->regions[0]);
     lb_store_rlx_u64(&z->total_pages, lb_region_pages(&z->regions[0]));
     lb_cache_init(&z->cache, meta, plan.mag_size, plan.nmags, plan.ntcaches, plan.quarantine, z->page_shift, &z->map,

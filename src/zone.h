@@ -53,11 +53,13 @@ struct labyrinth_zone {
     uint32_t      mag_size;
     unsigned      page_shift;
     bool          free_slow;
+    bool          site_fast;    /* the seed's macro has a fast path          */
     uintptr_t     page_mask;
     uint32_t      r0_first;
-    /* Second line: validation. */
+    /* Second line: validation, and the macro's tracking table. */
     lb_atomic_ptr zone LB_ALIGNED_CL; /* struct lb_zone *, NULL when free or dead */
     lb_atomic_u64 live_serial;  /* the zone's serial while it lives, else 0 */
+    struct lb_track_rec *r0_track; /* the record of r0_lo's page             */
 } LB_ALIGNED_CL;
 #define LB_SERIAL_DEAD UINT64_MAX
 
@@ -73,11 +75,15 @@ struct lb_zone {
     uint32_t      mag_size;
     unsigned      page_shift;
     bool          free_slow;    /* VERIFY: poison on free                   */
+    bool          site_fast;    /* the seed's macro may take its fast path:
+                                   tracking table, no VERIFY, no quarantine,
+                                   zone quality at most TRACK               */
     uintptr_t     page_mask;    /* page size - 1                            */
     uint32_t      r0_first;     /* page index of r0_lo in region 0 (= its
                                    global page id: region 0's ids are bare) */
 
     struct labyrinth_zone *handle; /* this zone's slot of the handle table */
+    struct lb_track_rec *r0_track; /* the record of r0_lo's page, or NULL   */
     char          name[48];
     unsigned      flags, quality, max_order;
     size_t        page_size;
