@@ -320,7 +320,13 @@ struct labyrinth_page_info {
                               current allocation                          */
     const void *caller;    /* code address of the allocating call, or NULL */
     const struct labyrinth_site *site; /* set by the seed's macro, or NULL */
-    uint64_t alloc_ns;     /* when, in ns since the zone was created       */
+    uint64_t alloc_ns;     /* when, in ns since the zone was created.  In a
+                              zone with a warden this is the warden's
+                              clock, advanced at each of its runs: up to
+                              warden_interval_us (default 10 ms) early, more
+                              while the warden is not scheduled; never ahead
+                              of the real time, never going back.  Without
+                              a warden: the cycle counter (exact).        */
     uint32_t thread;       /* labyrinth_thread_id() of the allocating thread */
     uint32_t tag;          /* from labyrinth_register_page_tag(), else 0    */
     unsigned region;       /* index of the region holding the page         */

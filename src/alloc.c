@@ -169,15 +169,40 @@ static LB_NOINLINE void *lb_alloc_site_finish(struct labyrinth_zone *h, void *p,
     return p;
 }
 
+/* Everything the macro's fast path does not do. */
+static LB_NOINLINE void *lb_alloc_site_slow(struct labyrinth_zone *h, unsigned quality,
+                                            const struct labyrinth_site *site, const void *caller)
+{
+    struct lb_zone *z = lb_zone_get(h);
+    /* The macro registers the page; a zone without a tracking table still
+     * gets its page, unregistered (the header's promise). */
+    if (z)
+        quality = (z->flags & LABYRINTH_ZONE_NO_TRACKING) ? quality & ~LABYRINTH_QUALITY_TRACK
+                                                          : quality | LABYRINTH_QUALITY_TRACK;
+    return lb_alloc_general(z, LABYRINTH_GFP_ATOMIC, 0, quality, caller, site, 0);
+}
+
+/* The macro's fast path found no thread id yet (the thread's first
+ * record): the rest of its work, with the id made. */
+static LB_NOINLINE void *lb_alloc_site_first(struct labyrinth_zone *h, void *p, struct lb_track_rec *t,
+                                             const struct labyrinth_site *site, uint64_t units, uint32_t d)
+{
+    lb_track_store(t, site, true, lb_cache_thread_id(), units, 0);
+    lb_leave(d);
+    LB_TOOL_ALLOC(p, h->page_mask + 1, 0);
+    return p;
+}
+
 void *labyrinth_alloc_page_atomic_site(struct labyrinth_zone *h, unsigned quality,
                                        const struct labyrinth_site *site)
 {
     /* The fast path: no quality beyond the registration, a zone that
-     * allows it (site_fast), a page in this thread's loaded magazine.  The
-     * same steps as labyrinth_alloc_pages's, plus the TRACKED flag in the
-     * descriptor and the page's tracking record, written before the page
-     * is returned (its owner is the only writer of both). */
-    if (LB_LIKELY(h != NULL) && LB_LIKELY(quality == 0) && LB_LIKELY(h->site_fast)) {
+     * allows it (site_fast), a site (the macro always gives one with GNU
+     * C), a page in this thread's loaded magazine.  The same steps as
+     * labyrinth_alloc_pages's, plus the TRACKED flag in the descriptor and
+     * the page's tracking record, written before the page is returned (its
+     * owner is the only writer of both).  Anything else is a tail call. */
+    if (LB_LIKELY(h != NULL) && LB_LIKELY(quality == 0) && LB_LIKELY(h->site_fast) && LB_LIKELY(site != NULL)) {
         uint32_t d = lb_enter();
         struct lb_level *l = lb_tls_level_cur(h->serial, d);
         if (LB_LIKELY(l != NULL)) {
@@ -192,7 +217,15 @@ void *labyrinth_alloc_page_atomic_site(struct labyrinth_zone *h, unsigned qualit
                 uint32_t gen = lb_level_count_alloc(l, LB_SLOT_ATOMIC);
                 uintptr_t i = off >> h->page_shift;
                 lb_store_rlx_u64(&h->r0_desc[i], lb_d_owned(l->pattern, LB_D_TRACKED, gen));
-                lb_track_write_rec(lb_zone_of_live(h), &h->r0_track[i], __builtin_return_address(0), site, 0);
+                /* Relaxed: the clock is a time value (lb_zone_clock_read,
+                 * here without the zone: its epoch is in the handle). */
+                uint64_t units = lb_load_rlx_u64(&h->clock);
+                if (LB_UNLIKELY(units == 0))
+                    units = (lb_os_cycles() - h->epoch_cycles) >> LB_CLOCK_SHIFT;
+                uint32_t tid = lb_thread_id_peek();
+                if (LB_UNLIKELY(tid == 0))
+                    return lb_alloc_site_first(h, p, &h->r0_track[i], site, units, d);
+                lb_track_store(&h->r0_track[i], site, true, tid, units, 0);
                 lb_leave(d);
                 LB_TOOL_ALLOC(p, h->page_mask + 1, 0);
                 return p;
@@ -200,13 +233,7 @@ void *labyrinth_alloc_page_atomic_site(struct labyrinth_zone *h, unsigned qualit
         }
         lb_leave(d);
     }
-    struct lb_zone *z = lb_zone_get(h);
-    /* The macro registers the page; a zone without a tracking table still
-     * gets its page, unregistered (the header's promise). */
-    if (z)
-        quality = (z->flags & LABYRINTH_ZONE_NO_TRACKING) ? quality & ~LABYRINTH_QUALITY_TRACK
-                                                          : quality | LABYRINTH_QUALITY_TRACK;
-    return lb_alloc_general(z, LABYRINTH_GFP_ATOMIC, 0, quality, __builtin_return_address(0), site, 0);
+    return lb_alloc_site_slow(h, quality, site, __builtin_return_address(0));
 }
 LB_EXPORT(labyrinth_alloc_page_atomic_site);
 

@@ -30,12 +30,54 @@ bool lb_verify_check(struct lb_zone *z, void *p, unsigned order, const void *cal
  * context). */
 long lb_zone_for_each_in_use(struct lb_zone *z, int (*fn)(const struct labyrinth_page_info *info, void *arg),
                              void *arg);
+/* Tracking record layout (16 bytes, struct lb_track_rec):
+ *   who:  bits 0..47  code address of the caller, or a struct labyrinth_site *
+ *         bits 48..62 thread id, bits 0..14
+ *         bit  63     the address is a site pointer
+ *   when: bits 0..38  the zone's clock (lb_zone_clock_read: cycles since the
+ *                     zone's creation >> 10, coarse when a warden runs)
+ *         bit  39     thread id, bit 15
+ *         bits 40..63 tag (24 bits)
+ * Written by the block's owner with relaxed stores; readers (page_info, the
+ * leak report, VERIFY's last-owner line) may see a record being rewritten
+ * by its owner and get one word old and one new.  The site flag shares the
+ * pointer's word, so the pointer is always read as what it was written as:
+ * never a caller's code address taken for a site (KB8: the flag used to sit
+ * in `when`).  A torn read can only mix the thread, time and tag of two
+ * writes. */
+#define LB_TRACK_ADDR_MASK ((1ull << 48) - 1)
+#define LB_TRACK_SITE_BIT  (1ull << 63)
+#define LB_TRACK_THREAD_LO_SHIFT 48u
+#define LB_TRACK_THREAD_LO_MASK  0x7fffu
+#define LB_TRACK_THREAD_HI_BIT   (1ull << 39)
+#define LB_TRACK_TIME_MASK ((1ull << 39) - 1)
+#define LB_TRACK_UNIT_SHIFT LB_CLOCK_SHIFT /* the zone's clock */
+
 /* Tracking records. */
 void lb_track_write(struct lb_zone *z, struct lb_region *r, uint32_t idx, const void *caller,
                     const struct labyrinth_site *site, uint32_t tag);
-/* The same, for record t (the seed's macro's fast path has it at hand). */
-void lb_track_write_rec(struct lb_zone *z, struct lb_track_rec *t, const void *caller,
-                        const struct labyrinth_site *site, uint32_t tag);
+/* Store record t: who (a caller's code address, or a site when is_site),
+ * thread tid, time units (lb_zone_clock_read), tag. */
+static inline void lb_track_store(struct lb_track_rec *t, const void *who_ptr, bool is_site, uint32_t tid,
+                                  uint64_t units, uint32_t tag)
+{
+    uint64_t who = ((uintptr_t)who_ptr & LB_TRACK_ADDR_MASK) |
+                   (uint64_t)(tid & LB_TRACK_THREAD_LO_MASK) << LB_TRACK_THREAD_LO_SHIFT |
+                   (is_site ? LB_TRACK_SITE_BIT : 0);
+    uint64_t when = (units & LB_TRACK_TIME_MASK) | ((tid & 0x8000u) ? LB_TRACK_THREAD_HI_BIT : 0) |
+                    (uint64_t)(tag & 0xffffffu) << 40;
+    /* Relaxed: the record's owner is its only writer; readers may see one
+     * word old and one new (the layout above says what that can mix). */
+    lb_store_rlx_u64(&t->who, who);
+    lb_store_rlx_u64(&t->when, when);
+}
+/* The same, for record t, now. */
+static inline void lb_track_write_rec(struct lb_zone *z, struct lb_track_rec *t, const void *caller,
+                                      const struct labyrinth_site *site, uint32_t tag)
+{
+    lb_track_store(t, site ? (const void *)site : caller, site != NULL, lb_thread_id_fast(),
+                   lb_zone_clock_read(z, z->handle), tag);
+}
 /* Decode page idx's tracking record into out's site or caller, thread,
  * tag and alloc_ns (fields left alone when the record was never written). */
 void lb_track_read(struct lb_zone *z, const struct lb_region *r, uint32_t idx,

@@ -146,6 +146,8 @@ int lb_registry_add(struct lb_zone *z)
         h->free_slow = z->free_slow;
         h->site_fast = z->site_fast;
         h->r0_track = z->r0_track;
+        h->epoch_cycles = z->epoch_cycles;
+        lb_store_rlx_u64(&h->clock, 0); /* no warden yet (it stores the first tick) */
         h->page_mask = z->page_mask;
         h->r0_first = z->r0_first;
         z->handle = h;

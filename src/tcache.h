@@ -109,6 +109,21 @@ void lb_cache_tls_unregister(struct lb_cache *c);
 struct lb_tcache *lb_cache_claim(struct lb_cache *c);
 /* Thread id of the caller, assigned on first use (any context). */
 uint32_t lb_cache_thread_id(void);
+/* The same if it is already known, else 0 (a kernel: the CPU's; user
+ * space: the thread's TLS word, set at its first use). */
+static inline uint32_t lb_thread_id_peek(void)
+{
+#if LB_OS_CTX_PER_CPU
+    return lb_os_ctx_id();
+#else
+    return lb_ctx()->thread_id;
+#endif
+}
+static inline uint32_t lb_thread_id_fast(void)
+{
+    uint32_t id = lb_thread_id_peek();
+    return LB_LIKELY(id != 0) ? id : lb_cache_thread_id();
+}
 /* Give every page of tc back to the buddy and free tc (normal context;
  * takes the buddy lock). */
 void lb_cache_release(struct lb_cache *c, struct lb_tcache *tc);

@@ -113,28 +113,6 @@ long labyrinth_zone_for_each_in_use(struct labyrinth_zone *h,
 }
 LB_EXPORT(labyrinth_zone_for_each_in_use);
 
-/* Tracking record layout (16 bytes, struct lb_track_rec):
- *   who:  bits 0..47  code address of the caller, or a struct labyrinth_site *
- *         bits 48..62 thread id, bits 0..14
- *         bit  63     the address is a site pointer
- *   when: bits 0..38  (cycles since the zone's creation) >> 10
- *         bit  39     thread id, bit 15
- *         bits 40..63 tag (24 bits)
- * Written by the block's owner with relaxed stores; readers (page_info, the
- * leak report, VERIFY's last-owner line) may see a record being rewritten
- * by its owner and get one word old and one new.  The site flag shares the
- * pointer's word, so the pointer is always read as what it was written as:
- * never a caller's code address taken for a site (KB8: the flag used to sit
- * in `when`).  A torn read can only mix the thread, time and tag of two
- * writes. */
-#define LB_TRACK_ADDR_MASK ((1ull << 48) - 1)
-#define LB_TRACK_SITE_BIT  (1ull << 63)
-#define LB_TRACK_THREAD_LO_SHIFT 48u
-#define LB_TRACK_THREAD_LO_MASK  0x7fffu
-#define LB_TRACK_THREAD_HI_BIT   (1ull << 39)
-#define LB_TRACK_TIME_MASK ((1ull << 39) - 1)
-#define LB_TRACK_UNIT_SHIFT 10u
-
 /* The 48-bit address in a record, as a pointer.  A kernel's addresses
  * (code, module data) are in the upper half: sign-extended from bit 47.
  * User-space addresses fit 48 bits (x86-64, and aarch64's 48-bit VA, whose
@@ -154,19 +132,6 @@ void lb_track_write(struct lb_zone *z, struct lb_region *r, uint32_t idx, const 
     lb_track_write_rec(z, &r->track[idx], caller, site, tag);
 }
 
-void lb_track_write_rec(struct lb_zone *z, struct lb_track_rec *t, const void *caller,
-                        const struct labyrinth_site *site, uint32_t tag)
-{
-    uint32_t tid = lb_cache_thread_id();
-    uint64_t who = ((uintptr_t)(site ? (const void *)site : caller) & LB_TRACK_ADDR_MASK) |
-                   (uint64_t)(tid & LB_TRACK_THREAD_LO_MASK) << LB_TRACK_THREAD_LO_SHIFT |
-                   (site ? LB_TRACK_SITE_BIT : 0);
-    uint64_t units = (lb_os_cycles() - z->epoch_cycles) >> LB_TRACK_UNIT_SHIFT;
-    uint64_t when = (units & LB_TRACK_TIME_MASK) | ((tid & 0x8000u) ? LB_TRACK_THREAD_HI_BIT : 0) |
-                    (uint64_t)(tag & 0xffffffu) << 40;
-    lb_store_rlx_u64(&t->who, who);
-    lb_store_rlx_u64(&t->when, when);
-}
 
 void lb_track_read(struct lb_zone *z, const struct lb_region *r, uint32_t idx,
                    struct labyrinth_page_info *out)

@@ -60,7 +60,16 @@ struct labyrinth_zone {
     lb_atomic_ptr zone LB_ALIGNED_CL; /* struct lb_zone *, NULL when free or dead */
     lb_atomic_u64 live_serial;  /* the zone's serial while it lives, else 0 */
     struct lb_track_rec *r0_track; /* the record of r0_lo's page             */
+    lb_atomic_u64 clock;        /* the zone's coarse clock, 0 = none       */
+    uint64_t      epoch_cycles; /* the zone's, for the clock's fallback     */
 } LB_ALIGNED_CL;
+/* The zone's coarse clock: (cycles since epoch_cycles) >> LB_CLOCK_SHIFT,
+ * the unit of the tracking records' time.  The warden stores it in the
+ * handle (clock) at every run, at most warden_interval_us apart; a record
+ * written then reads that word instead of the cycle counter (about 10 ns
+ * on some CPUs, the largest cost of the seed's macro).  0: no warden, the
+ * writer reads the counter. */
+#define LB_CLOCK_SHIFT 10u
 #define LB_SERIAL_DEAD UINT64_MAX
 
 struct lb_zone {
@@ -256,6 +265,15 @@ static inline struct lb_zone *lb_zone_of_live(const struct labyrinth_zone *h)
     /* Acquire: pairs with lb_registry_add's release store, like
      * lb_zone_get (on x86 a plain load). */
     return (struct lb_zone *)lb_load_acq_ptr(&h->zone);
+}
+
+/* The zone's time in LB_CLOCK_SHIFT units: the warden's coarse clock when
+ * it runs, else the cycle counter (any context). */
+static inline uint64_t lb_zone_clock_read(const struct lb_zone *z, const struct labyrinth_zone *h)
+{
+    /* Relaxed: a time value, nothing is published with it. */
+    uint64_t t = lb_load_rlx_u64(&h->clock);
+    return LB_LIKELY(t != 0) ? t : (lb_os_cycles() - z->epoch_cycles) >> LB_CLOCK_SHIFT;
 }
 
 #include "level.h"

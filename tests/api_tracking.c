@@ -75,12 +75,61 @@ static void *other_thread(void *arg)
     return NULL;
 }
 
+/* A zone with a warden: records take the warden's clock, which is never
+ * ahead of the real time and never goes back; a record made after the
+ * warden has run at least twice more is later than one made before. */
+static void test_coarse_clock(void)
+{
+    struct labyrinth_zone_config c;
+    memset(&c, 0, sizeof c);
+    c.name = "clock";
+    c.pages = 256;
+    c.warden_interval_us = 1000;
+    uint64_t t_create = now_ns();
+    struct labyrinth_zone *z = labyrinth_zone_create(&c);
+    REQUIRE(z != NULL);
+    void *p[64];
+    uint64_t last = 0;
+    struct labyrinth_zone_stats s0, s1;
+    labyrinth_zone_stats(z, &s0);
+    for (int i = 0; i < 64; i++) {
+        p[i] = labyrinth_void_allocpage_gfpatomic_extra_quality(z, 0);
+        REQUIRE(p[i] != NULL);
+        struct labyrinth_page_info pi;
+        REQUIRE(labyrinth_page_info(z, p[i], &pi) == 0);
+        CHECK(pi.site != NULL);
+        CHECK(pi.alloc_ns >= last);               /* never goes back */
+        CHECK(pi.alloc_ns <= now_ns() - t_create); /* never ahead */
+        last = pi.alloc_ns;
+        if (i == 31) {
+            /* Wait for two more warden runs (kicks keep them coming). */
+            labyrinth_zone_stats(z, &s0);
+            do {
+                sleep_ms(2);
+                labyrinth_zone_stats(z, &s1);
+            } while (s1.warden_runs < s0.warden_runs + 2);
+        }
+        if (i == 32) {
+            struct labyrinth_page_info before;
+            REQUIRE(labyrinth_page_info(z, p[31], &before) == 0);
+            CHECK(pi.alloc_ns > before.alloc_ns); /* the clock moved on */
+        }
+    }
+    for (int i = 0; i < 64; i++)
+        CHECK_EQ(labyrinth_free_pages(z, p[i], 0), 0);
+    labyrinth_zone_destroy(z);
+}
+
 static void test_track_and_register(void)
 {
     struct labyrinth_zone_config c;
     memset(&c, 0, sizeof c);
     c.name = "track";
     c.pages = 512;
+    /* No warden: records read the cycle counter (exact), so the 20 ms
+     * below shows.  With a warden they read its coarse clock (checked in
+     * test_coarse_clock). */
+    c.flags = LABYRINTH_ZONE_NO_WARDEN;
     uint64_t t_create = now_ns();
     tz = zone_new(&c, &rec);
     uint32_t me = labyrinth_thread_id();
@@ -523,6 +572,7 @@ static void test_leaks(void)
 int main(void)
 {
     test_track_and_register();
+    test_coarse_clock();
     test_page_info_errors();
     test_macro();
     test_no_tracking();
