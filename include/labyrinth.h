@@ -192,9 +192,10 @@ extern "C" {
 #define LABYRINTH_ZONE_NO_TRACKING 0x20u /* no tracking table (saves 16 bytes
                                             per page); TRACK and register
                                             return -EOPNOTSUPP                 */
-#define LABYRINTH_ZONE_MUST_LOCK   0x40u /* fail creation (EPERM/ENOMEM) when
-                                            pages cannot be locked in memory,
-                                            instead of a notice               */
+#define LABYRINTH_ZONE_MUST_LOCK   0x40u /* fail creation when pages cannot be
+                                            locked in memory, instead of a
+                                            notice: EPERM for the memlock
+                                            limit, ENOMEM for want of memory */
 #define LABYRINTH_ZONE_WARDEN      0x80u /* start a warden even for a zone over
                                             caller memory (which otherwise
                                             makes no OS call at all)          */
@@ -228,7 +229,10 @@ struct labyrinth_zone_config {
     unsigned      flags;          /* LABYRINTH_ZONE_*                         */
     void         *memory;         /* optional caller-supplied backing memory:
                                      the zone then makes no OS call at all (no
-                                     warden unless flags ask otherwise)       */
+                                     warden unless flags ask otherwise; DMA
+                                     locks it and reads its physical
+                                     addresses at creation); readable and
+                                     writable, and no other live zone's   */
     size_t        memory_bytes;
 
     /* Extensions (0 = default). */
@@ -243,7 +247,13 @@ struct labyrinth_zone_config {
                                         free then hits a page nobody has yet;
                                         with ZONE_VERIFY it is found when the
                                         page leaves quarantine); 0 = none,
-                                        at most 4096                          */
+                                        at most (pages - reserve_pages) / 4
+                                        and 4096.  An order-0 request that
+                                        finds nothing else takes its own
+                                        level's oldest held page rather than
+                                        fail or wait; another thread's held
+                                        pages are out of its reach, as its
+                                        magazines are                         */
 };
 
 struct labyrinth_zone_stats {
@@ -267,6 +277,9 @@ struct labyrinth_zone_stats {
     size_t largest_free_order;   /* -1 cast to size_t when nothing is free  */
     size_t free_blocks[LABYRINTH_MAX_ORDER_LIMIT + 1]; /* buddyinfo-style   */
     unsigned long long atomic_reserve_allocs;  /* ATOMIC served by reserve  */
+    /* Counted by what a call may do, for raw gfp values too: with SLEEP
+     * as KERNEL, else with RESERVE as ATOMIC, else as NOWAIT (gfp 0, which
+     * never sleeps, is NOWAIT's). */
     unsigned long long nowait_allocs, nowait_failures;
     unsigned long long kernel_allocs, kernel_failures, kernel_waits;
     unsigned long long frees;
@@ -370,21 +383,41 @@ typedef void labyrinth_report_fn(const struct labyrinth_report *report, void *ar
  * ---------------------------------------------------------------------- */
 
 /* Create a zone.  cfg NULL or all-zero means defaults.
- * Returns the zone, or NULL with errno:
- *   EINVAL  a field out of range (unknown flag bits, max_order above
- *           LABYRINTH_MAX_ORDER_LIMIT, watermarks out of order
+ * Returns the zone, or NULL with errno.  A refusal also writes one line
+ * through the default report handler (there is no zone, so no handler of
+ * the caller's yet) naming the field, its value and the allowed range,
+ * e.g. "quarantine_pages 4096 must be at most 15 (...)".
+ *   EINVAL  a field out of range (unknown flag or quality bits, max_order
+ *           above LABYRINTH_MAX_ORDER_LIMIT, watermarks out of order
  *           reserve <= low <= high <= pages, max_pages below pages,
- *           memory without memory_bytes, pages above what memory holds,
- *           memory with max_pages other than pages (no growth), quality
- *           TRACK with ZONE_NO_TRACKING, memory with ZONE_MUST_LOCK,
- *           quarantine_pages above 4096)
+ *           memory without memory_bytes or memory_bytes without memory,
+ *           pages above what memory holds, memory with max_pages other
+ *           than pages (no growth), quality TRACK with ZONE_NO_TRACKING,
+ *           memory with ZONE_MUST_LOCK, magazine_pages above 256,
+ *           max_threads above 4096, quarantine_pages above a quarter of
+ *           pages - reserve_pages or above 4096)
+ *   EEXIST  memory overlaps the caller memory of a live zone (the same
+ *           buffer twice included): the new zone's metadata would be
+ *           written over the other's pages.  Adjacent buffers are fine;
+ *           the memory is free for a new zone once its zone is destroyed.
+ *           (A block allocated from another zone may carry a zone.)
  *   ENOMEM  mapping or metadata failed, or memory too small for metadata
- *           plus one page
+ *           plus one page, or ZONE_MUST_LOCK or ZONE_DMA and the pages
+ *           could not be locked for want of memory
  *   EPERM   ZONE_DMA without the right to read physical addresses, or
- *           ZONE_MUST_LOCK and the pages could not be locked
+ *           ZONE_MUST_LOCK or ZONE_DMA and the pages could not be locked
+ *           for the memlock limit (RLIMIT_MEMLOCK without CAP_IPC_LOCK)
  *   EIO     ZONE_DMA and /proc/self/pagemap could not be read
  *   EAGAIN  the warden thread could not be started
- *   ENOSPC  too many live zones (see docs/design.md, "Limits") */
+ *   ENOSPC  too many live zones (see docs/design.md, "Limits")
+ * Caller memory must be readable and writable for memory_bytes: creation
+ * writes the metadata and touches every page without an OS call, so
+ * read-only or unmapped memory faults (SIGSEGV) there, as memset would.
+ * Memory beyond one region (2^24 - 1 pages with the alignment hole, 64 GiB
+ * of 4 KiB pages) is left unused: pages = 0 takes what one region holds.
+ * ZONE_DMA over caller memory: the pages are touched, locked (mlock; the
+ * lock stays after destroy) and their physical addresses read, so such a
+ * zone makes those OS calls at creation. */
 LABYRINTH_API struct labyrinth_zone *labyrinth_zone_create(const struct labyrinth_zone_config *cfg);
 
 /* Destroy a zone: stops its warden, reports every page still in use as a

@@ -348,7 +348,7 @@ static void *lb_zone_alloc_loop(struct lb_zone *z, unsigned gfp, unsigned order,
         if (l) {
             p = lb_level_refill_pop(z, l, gfp);
             if (p) {
-                uint32_t gen = lb_level_count_alloc(l, lb_gfp_slot(gfp));
+                uint32_t gen = lb_level_count_alloc(l, lb_gfp_slot_any(gfp));
                 lb_store_rlx_u64(lb_zone_desc(z, p), lb_d_owned(l->pattern, dflags, gen));
                 return p;
             }
@@ -356,7 +356,7 @@ static void *lb_zone_alloc_loop(struct lb_zone *z, unsigned gfp, unsigned order,
         p = lb_zone_try_block(z, gfp, order, dflags, false);
         if (p) {
             /* Not from the level's magazines: counted apart (see struct lb_level). */
-            lb_add_rlx_u64(&z->cache.shared_allocs[lb_gfp_slot(gfp)], 1);
+            lb_add_rlx_u64(&z->cache.shared_allocs[lb_gfp_slot_any(gfp)], 1);
             return p;
         }
         /* Our own cached higher-order blocks, before the reserve or a NULL. */
@@ -364,7 +364,15 @@ static void *lb_zone_alloc_loop(struct lb_zone *z, unsigned gfp, unsigned order,
             continue;
         if (order == 0 && (gfp & LABYRINTH_GFP_BIT_RESERVE) &&
             (p = lb_zone_try_block(z, gfp, order, dflags, true))) {
-            lb_add_rlx_u64(&z->cache.shared_allocs[lb_gfp_slot(gfp)], 1);
+            lb_add_rlx_u64(&z->cache.shared_allocs[lb_gfp_slot_any(gfp)], 1);
+            return p;
+        }
+        /* Last, this level's own quarantine, oldest page first (issue
+         * 18.3): held-back pages are free, and holding them must not make
+         * a request fail (or a KERNEL caller wait) with them at hand. */
+        if (l && z->cache.quarantine && (p = lb_level_quarantine_take(l, z->cache.quarantine))) {
+            uint32_t gen = lb_level_count_alloc(l, lb_gfp_slot_any(gfp));
+            lb_store_rlx_u64(lb_zone_desc(z, p), lb_d_owned(l->pattern, dflags, gen));
             return p;
         }
         if (!lb_gfp_may_sleep(gfp))
@@ -396,7 +404,7 @@ static void *lb_zone_alloc_loop(struct lb_zone *z, unsigned gfp, unsigned order,
         if (LB_OS_CTX_PER_CPU)
             lb_zone_levels(z, order, d, &l, &own);
     }
-    lb_add_rlx_u64(&z->fails[lb_gfp_slot(gfp)], 1);
+    lb_add_rlx_u64(&z->fails[lb_gfp_slot_any(gfp)], 1);
     if (!*err)
         *err = -ENOMEM;
     return NULL;
@@ -415,8 +423,8 @@ void *lb_zone_alloc_err(struct lb_zone *z, unsigned gfp, unsigned order, unsigne
             lb_store_rlx_u64(lb_zone_desc(z, b), lb_d_make(LB_S_ALLOC, order, dflags));
             /* Counted in the level: no shared counter line per block. */
             lb_bump_1w_u64(&own->hi_allocs, 1);
-            if (lb_gfp_slot(gfp) != LB_SLOT_ATOMIC)
-                lb_bump_1w_u64(&own->mode_allocs[lb_gfp_slot(gfp)], 1);
+            if (lb_gfp_slot_any(gfp) != LB_SLOT_ATOMIC)
+                lb_bump_1w_u64(&own->mode_allocs[lb_gfp_slot_any(gfp)], 1);
             return b;
         }
     }

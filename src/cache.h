@@ -59,11 +59,13 @@ struct lb_stack {
 };
 
 /* Allocation counters are indexed by a mode slot: the two low GFP bits
- * (RESERVE, TRYLOCK) of the call, lb_gfp_slot() in zone.h.  Adding a mode
+ * (RESERVE, TRYLOCK) of the call, lb_gfp_slot() in zone.h, except gfp 0
+ * (no bit: never sleeps), which lb_gfp_slot_any() counts as NOWAIT, not in
+ * the KERNEL slot (SLEEP, with no low bit).  Adding a mode
  * means: a slot here, its stats field in lb_zone_stats (stats.c), and the
  * asserts in alloc.c. */
 enum lb_mode_slot {
-    LB_SLOT_KERNEL  = 0, /* neither bit: may wait for the lock           */
+    LB_SLOT_KERNEL  = 0, /* neither bit, SLEEP: may wait                 */
     LB_SLOT_RESERVE = 1, /* RESERVE alone: counted as ATOMIC             */
     LB_SLOT_NOWAIT  = 2, /* TRYLOCK                                      */
     LB_SLOT_ATOMIC  = 3, /* RESERVE | TRYLOCK: the uncounted default     */

@@ -54,6 +54,17 @@ void *lb_level_quarantine(struct lb_level *l, uint32_t cap, void *p)
     return out;
 }
 
+void *lb_level_quarantine_take(struct lb_level *l, uint32_t cap)
+{
+    uint32_t n = lb_load_rlx_u32(&l->q_count);
+    if (!n)
+        return NULL;
+    void *out = l->quarantine[l->q_head];
+    l->q_head = (l->q_head + 1) % cap;
+    lb_store_rlx_u32(&l->q_count, n - 1);
+    return out;
+}
+
 /* Give level l's cached higher-order blocks back to the buddy (l's own
  * context), so that they can be split or coalesced for a request that
  * would otherwise fail.  Returns pages given, 0 if none or the lock was

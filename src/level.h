@@ -33,6 +33,10 @@ void lb_zone_free0_slow(struct lb_zone *z, void *p, struct lb_region *r, uint32_
 /* Put a freed order-0 page (CACHED, ours) into level l's quarantine; the
  * page that leaves it, or NULL, is returned for the caller to cache. */
 void *lb_level_quarantine(struct lb_level *l, uint32_t cap, void *p);
+/* The page that has waited longest in level l's quarantine, taken out
+ * (CACHED, ours), or NULL when it is empty (l's own context): the last
+ * resort of an order-0 allocation before it fails (issue 18.3). */
+void *lb_level_quarantine_take(struct lb_level *l, uint32_t cap);
 /* Buddy lock held, l's tcache held by the caller: every page l holds
  * (magazines, quarantine, higher-order blocks) back to the buddy. */
 void lb_level_empty(struct lb_cache *c, struct lb_level *l);

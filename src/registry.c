@@ -221,3 +221,45 @@ void lb_registry_range_remove(uintptr_t lo)
     lb_range_remove_addr(lo);
     lb_os_mutex_unlock(&lb_registry_mutex);
 }
+
+/* Caller memory of live zones (issue 18.4), under the registry mutex:
+ * one entry per caller-memory zone, so LB_MAX_ZONES are enough. */
+static struct {
+    uintptr_t lo, hi; /* hi 0: a free entry */
+} lb_claims[LB_MAX_ZONES];
+
+int lb_registry_claim(uintptr_t lo, uintptr_t hi)
+{
+    int rc = -ENOSPC, free_at = -1;
+    lb_os_mutex_lock(&lb_registry_mutex);
+    for (unsigned i = 0; i < LB_MAX_ZONES; i++) {
+        if (!lb_claims[i].hi) {
+            if (free_at < 0)
+                free_at = (int)i;
+            continue;
+        }
+        if (lo < lb_claims[i].hi && lb_claims[i].lo < hi) {
+            free_at = -2; /* half-open ranges: adjacent ones do not overlap */
+            rc = -EEXIST;
+            break;
+        }
+    }
+    if (free_at >= 0) {
+        lb_claims[free_at].lo = lo;
+        lb_claims[free_at].hi = hi;
+        rc = 0;
+    }
+    lb_os_mutex_unlock(&lb_registry_mutex);
+    return rc;
+}
+
+void lb_registry_unclaim(uintptr_t lo)
+{
+    lb_os_mutex_lock(&lb_registry_mutex);
+    for (unsigned i = 0; i < LB_MAX_ZONES; i++)
+        if (lb_claims[i].hi && lb_claims[i].lo == lo) {
+            lb_claims[i].hi = 0;
+            break;
+        }
+    lb_os_mutex_unlock(&lb_registry_mutex);
+}

@@ -38,12 +38,13 @@ const char *labyrinth_strerror(int err)
     case ENOSPC: return "too many live zones";
     case EBUSY: return "the block's descriptor kept changing (concurrent register)";
     case EIO: return "could not read physical addresses (/proc/self/pagemap)";
+    case EEXIST: return "the memory overlaps the caller memory of a live zone";
     default: return "unknown error";
     }
 }
 LB_EXPORT(labyrinth_strerror);
 
-static const char *lb_errname(int err)
+const char *lb_errname(int err)
 {
     switch (err < 0 ? -err : err) {
     case EFAULT: return "EFAULT";
@@ -56,6 +57,13 @@ static const char *lb_errname(int err)
     case ENOENT: return "ENOENT";
     case EOPNOTSUPP: return "EOPNOTSUPP";
     case EBUSY: return "EBUSY";
+    case EEXIST: return "EEXIST";
+    case ENOMEM: return "ENOMEM";
+    case EPERM: return "EPERM";
+    case EIO: return "EIO";
+    case ENOSPC: return "ENOSPC";
+    case EAGAIN: return "EAGAIN";
+    case ETIMEDOUT: return "ETIMEDOUT";
     default: return "E?";
     }
 }

@@ -46,6 +46,8 @@ void lb_report_default(const struct labyrinth_report *rep, void *arg);
 void lb_zone_notice(struct lb_zone *z, const char *msg);
 /* A call refused before any zone could hear of it (NULL or dead zone):
  * reported by the default handler. */
+/* "EINVAL" for -EINVAL or EINVAL, "E?" for one the API never returns. */
+const char *lb_errname(int err);
 void lb_report_no_zone(const char *what, const void *addr, const void *caller);
 /* Report a refused free or register of addr (order) with err; returns err. */
 int lb_refuse(struct lb_zone *z, enum labyrinth_report_kind kind, const char *what,

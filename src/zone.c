@@ -12,21 +12,72 @@ struct lb_plan {
     uint32_t nmags;
 };
 
+/* A refused creation (issue 16.7): there is no zone yet, so no handler of
+ * the caller's; one line through the default report handler names the
+ * field, its value and what it may be ("rel limit why"), and err is
+ * returned.  rel NULL: no limit to state. */
+static int lb_create_refuse(int err, const char *field, uint64_t value, const char *rel, uint64_t limit,
+                            const char *why)
+{
+    char b[256];
+    struct lb_fmt f = {b, 0, sizeof b};
+    lb_fmt_str(&f, "zone_create refused (");
+    lb_fmt_str(&f, lb_errname(err));
+    lb_fmt_str(&f, "): ");
+    lb_fmt_str(&f, field);
+    lb_fmt_str(&f, " ");
+    if (!strcmp(field, "memory"))
+        lb_fmt_hex(&f, value);
+    else
+        lb_fmt_dec(&f, value);
+    if (rel) {
+        lb_fmt_str(&f, " ");
+        lb_fmt_str(&f, rel);
+        lb_fmt_str(&f, " ");
+        lb_fmt_dec(&f, limit);
+    }
+    if (why) {
+        lb_fmt_str(&f, " ");
+        lb_fmt_str(&f, why);
+    }
+    struct labyrinth_report rep = lb_report_make(LABYRINTH_REPORT_BAD_ARGS, NULL, err, b);
+    rep.caller = __builtin_return_address(0);
+    lb_report_default(&rep, NULL);
+    return err;
+}
+#define LB_REFUSE(field, value, rel, limit, why) \
+    lb_create_refuse(-EINVAL, field, (uint64_t)(value), rel, (uint64_t)(limit), why)
+
+/* The largest quarantine a zone of these pages and reserve accepts: a
+ * quarter of what is not the reserve (issue 18.3: a quarantine as large as
+ * the zone held every freed page back, and ATOMIC failed with the zone
+ * all free). */
+static size_t lb_quarantine_max(size_t pages, size_t reserve)
+{
+    size_t q = (pages - reserve) / 4;
+    return LB_MIN(q, (size_t)4096);
+}
+
 static int lb_plan_make(const struct labyrinth_zone_config *cfg, size_t pages, struct lb_plan *p)
 {
     p->pages = pages;
     if (pages < 1 || pages > (size_t)LB_REGION_MAX_PAGES)
-        return -EINVAL;
+        return LB_REFUSE("pages", pages, "must be 1 to", LB_REGION_MAX_PAGES, "(pages of one region)");
     p->max_order = cfg->max_order ? cfg->max_order : 10;
-    if (p->max_order > LB_ORDER_LIMIT || ((size_t)1 << p->max_order) > (size_t)LB_REGION_MAX_PAGES / 2)
-        return -EINVAL;
+    if (p->max_order > LB_ORDER_LIMIT)
+        return LB_REFUSE("max_order", p->max_order, "must be at most", LB_ORDER_LIMIT,
+                         "(LABYRINTH_MAX_ORDER_LIMIT)");
     /* A block never spans regions: the OS must give a region that holds
      * one (a kernel: 2^(MAX_ORDER-1) pages; user space: no limit). */
     if (!cfg->memory && ((size_t)1 << p->max_order) > lb_os_region_max_pages())
-        return -EINVAL;
+        return LB_REFUSE("max_order", p->max_order, "makes a block larger than the OS maps in one region, pages:",
+                         lb_os_region_max_pages(), NULL);
     p->max_pages = cfg->max_pages ? cfg->max_pages : pages;
-    if (p->max_pages < pages || p->max_pages > (size_t)LB_REGION_MAX_PAGES * LB_MAX_REGIONS)
-        return -EINVAL;
+    if (p->max_pages < pages)
+        return LB_REFUSE("max_pages", p->max_pages, "must be at least pages,", pages, "(or 0)");
+    if (p->max_pages > (size_t)LB_REGION_MAX_PAGES * LB_MAX_REGIONS)
+        return LB_REFUSE("max_pages", p->max_pages, "must be at most", (size_t)LB_REGION_MAX_PAGES * LB_MAX_REGIONS,
+                         "(64 regions)");
     /* Watermarks, as the kernel's min <= low <= high: a default adapts to
      * the fields the caller set; fields set out of order are refused. */
     p->reserve = cfg->reserve_pages ? cfg->reserve_pages : pages / 16;
@@ -36,21 +87,27 @@ static int lb_plan_make(const struct labyrinth_zone_config *cfg, size_t pages, s
     if (cfg->high_pages && !cfg->low_pages && p->low > cfg->high_pages)
         p->low = LB_MAX(p->reserve, cfg->high_pages);
     p->high = cfg->high_pages ? cfg->high_pages : LB_MIN(pages, LB_MAX(pages / 4, p->low));
-    if (p->reserve > p->low || p->low > p->high || p->high > pages)
-        return -EINVAL;
+    if (p->high > pages)
+        return LB_REFUSE("high_pages", p->high, "must be at most pages,", pages, "(reserve <= low <= high <= pages)");
+    if (p->low > p->high)
+        return LB_REFUSE("low_pages", p->low, "must be at most high_pages,", p->high, "(reserve <= low <= high <= pages)");
+    if (p->reserve > p->low)
+        return LB_REFUSE("reserve_pages", p->reserve, "must be at most low_pages,", p->low,
+                         "(reserve <= low <= high <= pages)");
     if (cfg->magazine_pages) {
         if (cfg->magazine_pages > LB_MAG_MAX)
-            return -EINVAL;
+            return LB_REFUSE("magazine_pages", cfg->magazine_pages, "must be at most", LB_MAG_MAX, NULL);
         p->mag_size = cfg->magazine_pages;
     } else {
         p->mag_size = (unsigned)LB_MIN((size_t)64, LB_MAX((size_t)2, pages / 64));
     }
     p->ntcaches = cfg->max_threads ? cfg->max_threads : (cfg->memory ? 8u : 64u);
     if (p->ntcaches > 4096)
-        return -EINVAL;
+        return LB_REFUSE("max_threads", p->ntcaches, "must be at most", 4096, NULL);
     p->quarantine = cfg->quarantine_pages;
-    if (p->quarantine > 4096)
-        return -EINVAL;
+    if (p->quarantine > lb_quarantine_max(pages, p->reserve))
+        return LB_REFUSE("quarantine_pages", p->quarantine, "must be at most", lb_quarantine_max(pages, p->reserve),
+                         "(a quarter of pages - reserve_pages, and 4096)");
     /* The depot holds up to high - reserve pages (more while the warden
      * has not trimmed it), in full magazines. */
     p->nmags = p->ntcaches * 2 * LB_LEVELS + (uint32_t)((2 * p->high + p->mag_size - 1) / p->mag_size) + 4;
@@ -100,23 +157,38 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct lb_zone **
     struct lb_plan plan;
     int rc;
     *out = NULL;
-    if ((cfg->flags & ~LABYRINTH_ZONE_FLAGS_ALL) || (cfg->quality & ~LABYRINTH_QUALITY_ALL))
-        return -EINVAL;
+    if (cfg->flags & ~LABYRINTH_ZONE_FLAGS_ALL)
+        return LB_REFUSE("flags", cfg->flags, "may only have the bits of", LABYRINTH_ZONE_FLAGS_ALL,
+                         "(LABYRINTH_ZONE_FLAGS_ALL)");
+    if (cfg->quality & ~LABYRINTH_QUALITY_ALL)
+        return LB_REFUSE("quality", cfg->quality, "may only have the bits of", LABYRINTH_QUALITY_ALL,
+                         "(LABYRINTH_QUALITY_ALL)");
     if ((cfg->flags & LABYRINTH_ZONE_NO_TRACKING) && (cfg->quality & LABYRINTH_QUALITY_TRACK))
-        return -EINVAL;
+        return LB_REFUSE("quality", cfg->quality, NULL, 0, "has TRACK, which ZONE_NO_TRACKING excludes");
+    /* memory_bytes without memory used to make a default mmap zone
+     * quietly (issue 18.5). */
+    if (!cfg->memory && cfg->memory_bytes)
+        return LB_REFUSE("memory_bytes", cfg->memory_bytes, NULL, 0, "given with memory NULL");
     size_t pg = lb_os_page_size();
     struct lb_zone *z;
     void *meta;
+    bool claimed = false;
 
     if (cfg->memory) {
-        if (!cfg->memory_bytes || (cfg->flags & LABYRINTH_ZONE_MUST_LOCK))
-            return -EINVAL;
+        if (!cfg->memory_bytes)
+            return LB_REFUSE("memory_bytes", 0, NULL, 0, "must be given with memory");
+        if (cfg->flags & LABYRINTH_ZONE_MUST_LOCK)
+            return LB_REFUSE("flags", cfg->flags, NULL, 0, "has ZONE_MUST_LOCK, which caller memory excludes");
         if (cfg->max_pages && cfg->max_pages != cfg->pages)
-            return -EINVAL; /* zones over caller memory do not grow */
+            return LB_REFUSE("max_pages", cfg->max_pages, "must be 0 or pages,", cfg->pages,
+                             "(zones over caller memory do not grow)");
         uintptr_t start = lb_align_up_ptr((uintptr_t)cfg->memory, LB_CACHELINE);
         uintptr_t end = (uintptr_t)cfg->memory + cfg->memory_bytes;
+        if (end < (uintptr_t)cfg->memory)
+            return LB_REFUSE("memory_bytes", cfg->memory_bytes, NULL, 0, "wraps around the address space");
         if (end <= start)
-            return -ENOMEM;
+            return lb_create_refuse(-ENOMEM, "memory_bytes", cfg->memory_bytes, NULL, 0,
+                                    "holds no metadata and no page");
         /* Pages and metadata share the buffer: the metadata first. Find the
          * largest page count whose metadata still fits (a few rounds). */
         size_t n = (end - start) / pg, fit = 0;
@@ -130,8 +202,8 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct lb_zone **
         for (int round = 0; round < 8 && n; round++) {
             struct labyrinth_zone_config c2 = *cfg;
             c2.max_pages = 0;
-            if (lb_plan_make(&c2, n, &trial))
-                return -EINVAL;
+            if ((rc = lb_plan_make(&c2, n, &trial)))
+                return rc;
             size_t span = n + ((size_t)1 << trial.max_order);
             region_meta = lb_region_meta_bytes(span, !(cfg->flags & LABYRINTH_ZONE_NO_TRACKING),
                                                cfg->flags & LABYRINTH_ZONE_DMA);
@@ -142,20 +214,30 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct lb_zone **
             n = fit;
         }
         if (!fit || !n)
-            return -ENOMEM;
+            return lb_create_refuse(-ENOMEM, "memory_bytes", cfg->memory_bytes, NULL, 0,
+                                    "holds the metadata but not one page more");
         if (cfg->pages) {
             if (cfg->pages > n)
-                return -EINVAL;
+                return LB_REFUSE("pages", cfg->pages, "must be at most what memory holds,", n, NULL);
             n = cfg->pages;
         }
         struct labyrinth_zone_config c2 = *cfg;
         c2.max_pages = 0;
         if ((rc = lb_plan_make(&c2, n, &plan)))
             return rc;
+        /* No other live zone's caller memory may overlap this one (issue
+         * 18.4): its metadata would be written over the other's pages, and
+         * the same buffer twice re-initialised a live zone.  Claimed before
+         * anything of the buffer is written. */
+        if ((rc = lb_registry_claim((uintptr_t)cfg->memory, end)))
+            return lb_create_refuse(rc, "memory", (uintptr_t)cfg->memory, NULL, 0,
+                                    "overlaps the caller memory of a live zone");
+        claimed = true;
         z = (struct lb_zone *)start;
         memset(z, 0, lb_zone_fixed_meta(&plan));
         lb_zone_fill_common(z, cfg, &plan);
         z->caller_memory = true;
+        z->claim_lo = (uintptr_t)cfg->memory;
         meta = (char *)z + lb_align_up(sizeof *z, LB_CACHELINE);
         char *rmeta = (char *)meta + lb_cache_meta_bytes(plan.mag_size, plan.nmags, plan.ntcaches, plan.quarantine);
         memset(rmeta, 0, region_meta);
@@ -165,18 +247,39 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct lb_zone **
         lb_region_init(&z->regions[0], 0, z->page_shift, base, first + (uint32_t)n, first,
                        first + (uint32_t)n, rmeta, !(cfg->flags & LABYRINTH_ZONE_NO_TRACKING),
                        cfg->flags & LABYRINTH_ZONE_DMA);
-        if (cfg->flags & LABYRINTH_ZONE_DMA) {
-            rc = lb_os_phys_table((void *)pages_at, n, z->regions[0].phys + first);
-            if (rc)
-                return rc;
-            lb_region_phys_index(&z->regions[0]);
-        }
         lb_store_rlx_u64(&z->metadata_bytes, pages_at - (uintptr_t)cfg->memory);
         if (cfg->flags & LABYRINTH_ZONE_VERIFY)
             memset((void *)pages_at, z->poison, n * pg);
         else /* fault every page in now, by touching it: no OS call */
             for (size_t i = 0; i < n; i++)
                 ((volatile char *)pages_at)[i * pg] = 0;
+        if (cfg->flags & LABYRINTH_ZONE_DMA) {
+            /* DMA over caller memory (issue 18.2): the pages are pinned
+             * and their physical addresses read, as for a mapped zone, so
+             * such a zone makes these OS calls.  Faulted in first (above),
+             * then locked (a page not present has no physical address;
+             * a DMA page must not move): a lock refused is EPERM (the
+             * memlock limit) or ENOMEM, as ZONE_MUST_LOCK.  The lock stays
+             * after destroy: mlock does not nest, and the memory may have
+             * been locked by its owner before. */
+            rc = lb_os_lock((void *)pages_at, n * pg);
+            if (rc) {
+                rc = rc == -EPERM ? -EPERM : -ENOMEM;
+                lb_create_refuse(rc, "flags", cfg->flags, NULL, 0,
+                                 rc == -EPERM ? "has ZONE_DMA: the caller memory could not be locked (memlock limit)"
+                                              : "has ZONE_DMA: the caller memory could not be locked");
+                goto fail_claimed;
+            }
+            z->regions[0].locked = true;
+            rc = lb_os_phys_table((void *)pages_at, n, z->regions[0].phys + first);
+            if (rc) {
+                lb_create_refuse(rc, "flags", cfg->flags, NULL, 0,
+                                 rc == -EPERM ? "has ZONE_DMA: physical addresses need root or CAP_SYS_ADMIN"
+                                              : "has ZONE_DMA: /proc/self/pagemap could not be read");
+                goto fail_claimed;
+            }
+            lb_region_phys_index(&z->regions[0]);
+        }
     } else {
         size_t pages = cfg->pages ? cfg->pages : 4096;
         if ((rc = lb_plan_make(cfg, pages, &plan)))
@@ -251,7 +354,10 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct lb_zone **
 fail_registered:
     lb_registry_remove(z);
     lb_cache_tls_unregister(&z->cache);
-    if (!z->caller_memory) {
+    if (claimed) {
+fail_claimed:
+        lb_registry_unclaim((uintptr_t)cfg->memory);
+    } else {
         struct lb_os_mapping mm = z->meta_map;
         unsigned n = lb_regmap_count(&z->map);
         lb_regmap_destroy(&z->map);
@@ -281,7 +387,10 @@ void lb_zone_destroy(struct lb_zone *z)
     lb_os_mutex_destroy(&z->grow_mutex);
     lb_os_mutex_destroy(&z->rebalance_mutex);
     if (z->caller_memory) {
+        uintptr_t claim = z->claim_lo;
         LB_TOOL_FORGET((void *)z->regions[0].lo, z->regions[0].bytes); /* the caller's again */
+        /* Last: from here another zone may be made over this memory. */
+        lb_registry_unclaim(claim);
         return;
     }
     unsigned n = lb_regmap_count(&z->map);

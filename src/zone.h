@@ -32,7 +32,21 @@ static inline bool lb_gfp_valid(unsigned gfp)
 /* The three named modes take the inlined fast path: a set of gfp values. */
 #define LB_GFP_FAST_SET ((1u << LABYRINTH_GFP_ATOMIC) | (1u << LABYRINTH_GFP_NOWAIT) | (1u << LABYRINTH_GFP_KERNEL))
 static inline bool lb_gfp_may_sleep(unsigned gfp) { return gfp & LABYRINTH_GFP_BIT_SLEEP; }
+/* The counters' slot of a named mode (the fast paths: two low bits, one
+ * instruction).  Exact for ATOMIC, NOWAIT, KERNEL and every gfp with a
+ * TRYLOCK, RESERVE or SLEEP bit. */
 static inline unsigned lb_gfp_slot(unsigned gfp) { return gfp & (LB_MODE_SLOTS - 1); }
+/* The slot of any valid gfp (the slow paths), by what the call does: only
+ * SLEEP makes a call wait (for the lock, for pages) and only RESERVE
+ * lets it take the reserve, so gfp 0, which has neither, is counted as
+ * NOWAIT, not as KERNEL as its two low bits would say (issue 18.5); gfp 1
+ * (RESERVE alone) counts as ATOMIC. */
+static inline unsigned lb_gfp_slot_any(unsigned gfp)
+{
+    return (gfp & (LABYRINTH_GFP_BIT_RESERVE | LABYRINTH_GFP_BIT_TRYLOCK | LABYRINTH_GFP_BIT_SLEEP))
+               ? lb_gfp_slot(gfp)
+               : (unsigned)LB_SLOT_NOWAIT;
+}
 
 /* The public handle, struct labyrinth_zone: a slot of a process-wide table
  * that is never unmapped (registry.c), so that a call on a destroyed zone,
@@ -98,6 +112,7 @@ struct lb_zone {
     size_t        page_size;
     unsigned char poison;
     bool          caller_memory;
+    uintptr_t     claim_lo;     /* caller memory: its claim in the registry */
     size_t        pages, max_pages, reserve_target, low, high;
     unsigned      wait_timeout_ms, warden_interval_us;
     uint64_t      epoch_cycles, cycles_per_us;
@@ -201,6 +216,11 @@ int lb_registry_add(struct lb_zone *z);
 void lb_registry_kill_handle(struct lb_zone *z);
 void lb_registry_remove(struct lb_zone *z);
 uint64_t lb_registry_next_serial(void);
+/* Caller memory [lo, hi) for a new zone: 0, or -EEXIST when it overlaps
+ * the caller memory of a live zone (adjacent is fine); unclaim gives it
+ * back (by its lo) when the zone is destroyed or its creation failed. */
+int lb_registry_claim(uintptr_t lo, uintptr_t hi);
+void lb_registry_unclaim(uintptr_t lo);
 /* A region added to / released from a live zone. */
 void lb_registry_range_add(uintptr_t lo, uintptr_t hi, uint64_t serial);
 void lb_registry_range_remove(uintptr_t lo);

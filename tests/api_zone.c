@@ -314,7 +314,7 @@ static void test_bad_handles(void)
 static void test_strerror(void)
 {
     static const int misuse[] = {EFAULT, EXDEV, EINVAL, ENXIO, EALREADY, ERANGE, EBADF};
-    static const int others[] = {ENOENT, EOPNOTSUPP, ENOMEM, ETIMEDOUT, EPERM, EAGAIN, ENOSPC, EIO};
+    static const int others[] = {ENOENT, EOPNOTSUPP, ENOMEM, ETIMEDOUT, EPERM, EAGAIN, ENOSPC, EIO, EEXIST};
     const size_t nm = sizeof misuse / sizeof misuse[0];
     for (size_t i = 0; i < nm; i++) {
         const char *a = labyrinth_strerror(misuse[i]), *b = labyrinth_strerror(-misuse[i]);

@@ -79,7 +79,9 @@ int lb_os_map(size_t bytes, size_t align, unsigned flags, struct lb_os_mapping *
 void lb_os_unmap(const struct lb_os_mapping *m);
 /* Pre-fault [addr, addr+bytes) for writing. */
 int lb_os_populate(void *addr, size_t bytes);
-/* Lock [addr, addr+bytes) in memory.  -EPERM/-ENOMEM/-EAGAIN from mlock. */
+/* Lock [addr, addr+bytes) in memory.  -EPERM when the memlock limit
+ * (RLIMIT_MEMLOCK, without CAP_IPC_LOCK) refuses it, else -ENOMEM/-EAGAIN
+ * from mlock. */
 int lb_os_lock(void *addr, size_t bytes);
 /* Physical address of each of n pages from addr into phys[].  -EPERM when
  * the caller may not read physical addresses (they read as 0), -EIO when

@@ -7,6 +7,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
@@ -260,7 +261,20 @@ int lb_os_lock(void *addr, size_t bytes)
 {
     if (lb_os_fault(LB_OS_OP_LOCK))
         return -ENOMEM;
-    return mlock(addr, bytes) == 0 ? 0 : -errno;
+    if (mlock(addr, bytes) == 0)
+        return 0;
+    int err = errno;
+    /* Over RLIMIT_MEMLOCK mlock says ENOMEM, as when memory is short; the
+     * header promises EPERM for the limit (issue 18.5): a finite limit and
+     * no CAP_IPC_LOCK (which lifts it) mean it was the limit. */
+    if (err == ENOMEM && lb_os_memlock_limit() != SIZE_MAX) {
+        struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+        struct __user_cap_data_struct data[2];
+        memset(data, 0, sizeof data);
+        if (syscall(SYS_capget, &hdr, data) != 0 || !(data[CAP_IPC_LOCK / 32].effective & (1u << (CAP_IPC_LOCK % 32))))
+            err = EPERM;
+    }
+    return -err;
 }
 
 int lb_os_phys_table(const void *addr, size_t n, uint64_t *phys)
