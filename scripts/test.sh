@@ -10,11 +10,13 @@
 #            that announces pages to memcheck (-DLABYRINTH_VALGRIND=ON), where
 #            tests/memtools.sh checks a use after free and a lost page are
 #            reported
-#   fuzz     clang -fsanitize=fuzzer,address,undefined (no trace-cmp): fuzz_model runs
-#            for LB_FUZZ_SECONDS (default 60; `make fuzz` runs 600) on a
-#            corpus under the build directory; a crash input is copied to
-#            fuzz/regressions/, where every flavour's fuzz_regressions
-#            test replays it
+#   fuzz     clang -fsanitize=fuzzer,address,undefined (no trace-cmp): for
+#            LB_FUZZ_SECONDS (default 60; `make fuzz` runs 600), three
+#            quarters fuzz_model, one quarter fuzz_config, each on a corpus
+#            under the build directory; a crash input is copied to
+#            fuzz/regressions/ (or fuzz/regressions-config/), where every
+#            flavour's fuzz_regressions (fuzz_config_regressions) test
+#            replays it
 #   kernel   kernel/run-qemu.sh: labyrinth.ko, its self-test and the example
 #            driver built against the newest installed Debian *-amd64
 #            kernel (installed as root when missing: linux-image-amd64
@@ -139,40 +141,55 @@ for f in $flavours; do
       san="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-coverage=trace-cmp -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
       if ! { cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
                -DLABYRINTH_FUZZ=ON -DLABYRINTH_TESTS=OFF -DLABYRINTH_TOOLS=OFF -DCMAKE_C_FLAGS="$san" \
-               >"$dir/configure.log" 2>&1 && cmake --build "$dir" -j "$jobs" --target fuzz_model >"$dir/build.log" 2>&1; }; then
+               >"$dir/configure.log" 2>&1 && cmake --build "$dir" -j "$jobs" --target fuzz_model fuzz_config >"$dir/build.log" 2>&1; }; then
         tail -n 30 "$dir/configure.log" "$dir/build.log"; summary+=("fuzz: BUILD FAILED"); failed=1; continue
       fi
-      say "flavour fuzz: fuzz_model for ${secs} s"
-      mkdir -p "$dir/corpus" "$dir/artifacts"
-      rm -f "$dir"/artifacts/crash-* "$dir"/artifacts/leak-* "$dir"/artifacts/timeout-* "$dir"/artifacts/oom-*
-      # Known library bugs (docs/reliability.md) are tolerated here so the run
-      # looks for new ones; fuzz_regressions still fails on them.
-      "$dir/fuzz/fuzz_model" -max_total_time="$secs" -max_len=4096 -timeout=60 \
-          -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$dir/artifacts/" \
-          "$dir/corpus" "$root/fuzz/regressions" >"$dir/fuzz.log" 2>&1
-      frc=$?
-      execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$dir/fuzz.log" | tail -1)
-      rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$dir/fuzz.log" | tail -1)
-      cov=$(grep -o 'cov: [0-9]* ft: [0-9]*' "$dir/fuzz.log" | tail -1)
-      corpus=$(ls "$dir/corpus" | wc -l)
-      figures="${execs:-?} execs, ${rate:-?}/s, ${cov:-cov ?}, corpus $corpus"
-      crashes=$(ls "$dir"/artifacts/ 2>/dev/null | grep -E '^(crash|leak|timeout|oom)-' || true)
-      if [ "$frc" = 0 ] && [ -z "$crashes" ]; then
-        summary+=("fuzz: passed (${secs} s: $figures; $(( $(date +%s) - t0 )) s)")
+      # The budget is split: three quarters for fuzz_model, the rest for
+      # fuzz_config (the zone-creation contract), so the flavour takes no
+      # longer than with the model alone.
+      model_secs=$(( secs * 3 / 4 )); [ "$model_secs" -lt 1 ] && model_secs=1
+      config_secs=$(( secs - model_secs )); [ "$config_secs" -lt 1 ] && config_secs=1
+      figures_all=(); fuzz_failed=0
+      for fz in "fuzz_model:$model_secs:regressions:corpus" "fuzz_config:$config_secs:regressions-config:corpus-config"; do
+        IFS=: read -r fname fsecs freg fcorpus <<<"$fz"
+        say "flavour fuzz: $fname for ${fsecs} s"
+        mkdir -p "$dir/$fcorpus" "$dir/artifacts-$fname"
+        art="$dir/artifacts-$fname"
+        rm -f "$art"/crash-* "$art"/leak-* "$art"/timeout-* "$art"/oom-*
+        # Known library bugs (docs/reliability.md) are tolerated here so the run
+        # looks for new ones; fuzz_regressions still fails on them.
+        "$dir/fuzz/$fname" -max_total_time="$fsecs" -max_len=4096 -timeout=60 \
+            -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$art/" \
+            "$dir/$fcorpus" "$root/fuzz/$freg" >"$dir/$fname.log" 2>&1
+        frc=$?
+        execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$dir/$fname.log" | tail -1)
+        rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$dir/$fname.log" | tail -1)
+        cov=$(grep -o 'cov: [0-9]* ft: [0-9]*' "$dir/$fname.log" | tail -1)
+        corpus=$(ls "$dir/$fcorpus" | wc -l)
+        figures="$fname ${fsecs} s: ${execs:-?} execs, ${rate:-?}/s, ${cov:-cov ?}, corpus $corpus"
+        figures_all+=("$figures")
+        crashes=$(ls "$art"/ 2>/dev/null | grep -E '^(crash|leak|timeout|oom)-' || true)
+        if [ "$frc" != 0 ] || [ -n "$crashes" ]; then
+          fuzz_failed=1
+          errpat='MODEL VIOLATION|CONFIG VIOLATION|ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error|ERROR: libFuzzer|==[0-9]+== ?ERROR'
+          grep -m1 -A3 -E "$errpat" "$dir/$fname.log"
+          for c in $crashes; do
+            cp "$art/$c" "$root/fuzz/$freg/$c"
+            echo "fuzz: $c copied to fuzz/$freg/ (commit it: the replay test of every flavour replays it)"
+          done
+          why=$(grep -m1 -E "$errpat" "$dir/$fname.log" | cut -c1-300)
+          summary+=("fuzz: FAILED ($figures; ${why:-exit $frc, no error line}; see $dir/$fname.log)")
+          # A CI log may only keep its tail: the reproducer goes after the summary.
+          for c in $crashes; do
+            tail_notes+=("fuzz reproducer $c ($(stat -c %s "$art/$c") bytes), base64 - decode it into fuzz/$freg/:")
+            tail_notes+=("$(base64 -w 100 "$art/$c")")
+          done
+        fi
+      done
+      if [ "$fuzz_failed" = 0 ]; then
+        summary+=("fuzz: passed (${figures_all[0]}; ${figures_all[1]}; $(( $(date +%s) - t0 )) s)")
       else
-        errpat='MODEL VIOLATION|ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error|ERROR: libFuzzer|==[0-9]+== ?ERROR'
-        grep -m1 -A3 -E "$errpat" "$dir/fuzz.log"
-        for c in $crashes; do
-          cp "$dir/artifacts/$c" "$root/fuzz/regressions/$c"
-          echo "fuzz: $c copied to fuzz/regressions/ (commit it: fuzz_regressions replays it in every flavour)"
-        done
-        why=$(grep -m1 -E "$errpat" "$dir/fuzz.log" | cut -c1-300)
-        summary+=("fuzz: FAILED ($figures; ${why:-exit $frc, no error line}; see $dir/fuzz.log)"); failed=1
-        # A CI log may only keep its tail: the reproducer goes after the summary.
-        for c in $crashes; do
-          tail_notes+=("fuzz reproducer $c ($(stat -c %s "$dir/artifacts/$c") bytes), base64 - decode it into fuzz/regressions/:")
-          tail_notes+=("$(base64 -w 100 "$dir/artifacts/$c")")
-        done
+        failed=1
       fi
       ;;
     kernel)
