@@ -198,14 +198,6 @@ static void place_memory(struct in *in, struct labyrinth_zone_config *c, unsigne
     }
 }
 
-static bool overlaps_live(uintptr_t lo, uintptr_t hi)
-{
-    for (unsigned i = 0; i < nzones; i++)
-        if (zones[i].mem_lo && lo < zones[i].mem_hi && zones[i].mem_lo < hi)
-            return true;
-    return false;
-}
-
 struct held {
     uintptr_t p;
     size_t bytes;
@@ -214,6 +206,22 @@ struct held {
 };
 static struct held held[MAX_HELD];
 static unsigned nheld;
+
+/* [lo, hi) overlaps a live zone's caller memory and lies inside none of
+ * that zone's held blocks (a zone nested in a block is allowed). */
+static bool overlaps_live(uintptr_t lo, uintptr_t hi)
+{
+    for (unsigned i = 0; i < nzones; i++) {
+        if (!zones[i].mem_lo || !(lo < zones[i].mem_hi && zones[i].mem_lo < hi))
+            continue;
+        bool nested = false;
+        for (unsigned k = 0; k < nheld; k++)
+            nested |= held[k].zi == i && lo >= held[k].p && hi <= held[k].p + held[k].bytes;
+        if (!nested)
+            return true;
+    }
+    return false;
+}
 
 static void workload(struct in *in, unsigned zi)
 {

@@ -396,11 +396,13 @@ typedef void labyrinth_report_fn(const struct labyrinth_report *report, void *ar
  *           memory with ZONE_MUST_LOCK, magazine_pages above 256,
  *           max_threads above 4096, quarantine_pages above a quarter of
  *           pages - reserve_pages or above 4096)
- *   EEXIST  memory overlaps the caller memory of a live zone (the same
- *           buffer twice included): the new zone's metadata would be
- *           written over the other's pages.  Adjacent buffers are fine;
- *           the memory is free for a new zone once its zone is destroyed.
- *           (A block allocated from another zone may carry a zone.)
+ *   EEXIST  memory overlaps the caller memory or the pages of a live
+ *           zone (the same buffer twice included): the new zone's
+ *           metadata would be written over pages the other hands out.
+ *           Adjacent buffers are fine, and so is memory inside one block
+ *           allocated from a zone (a zone nested in a block: the block is
+ *           its caller's); the memory is free for a new zone once its
+ *           zone is destroyed.
  *   ENOMEM  mapping or metadata failed, or memory too small for metadata
  *           plus one page, or ZONE_MUST_LOCK or ZONE_DMA and the pages
  *           could not be locked for want of memory

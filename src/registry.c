@@ -228,26 +228,65 @@ static struct {
     uintptr_t lo, hi; /* hi 0: a free entry */
 } lb_claims[LB_MAX_ZONES];
 
+/* The live zone with this serial, or whose caller memory starts at
+ * claim_lo (serial 0), or NULL (registry mutex held: it cannot go away). */
+static struct lb_zone *lb_registry_find(uint64_t serial, uintptr_t claim_lo)
+{
+    for (unsigned i = 0; i < LB_HANDLES; i++) {
+        /* Relaxed: slots change under the registry mutex, which we hold. */
+        struct lb_zone *z = lb_load_rlx_ptr(&lb_handles[i].zone);
+        if (z && (serial ? lb_load_rlx_u64(&lb_handles[i].live_serial) == serial
+                         : z->caller_memory && z->claim_lo == claim_lo))
+            return z;
+    }
+    return NULL;
+}
+
+/* [lo, hi) lies inside one block allocated from z: memory its caller
+ * owns, which may carry a zone of its own (a zone nested in a block). */
+static bool lb_zone_block_holds(struct lb_zone *z, uintptr_t lo, uintptr_t hi)
+{
+    struct lb_region *r = lb_regmap_lookup(&z->map, lo);
+    if (!r)
+        return false;
+    uint32_t head = lb_region_block_head(r, lb_region_index(r, (const void *)lo), z->max_order);
+    if (head == LB_NIL)
+        return false;
+    uint64_t w = lb_load_rlx_u64(&r->desc[head]);
+    uintptr_t b = lb_region_addr(r, head);
+    return lb_d_state(w) == LB_S_ALLOC && hi <= b + (z->page_size << lb_d_order(w));
+}
+
 int lb_registry_claim(uintptr_t lo, uintptr_t hi)
 {
-    int rc = -ENOSPC, free_at = -1;
+    int rc = 0, free_at = -1;
     lb_os_mutex_lock(&lb_registry_mutex);
-    for (unsigned i = 0; i < LB_MAX_ZONES; i++) {
+    for (unsigned i = 0; i < LB_MAX_ZONES && !rc; i++) {
         if (!lb_claims[i].hi) {
             if (free_at < 0)
                 free_at = (int)i;
-            continue;
-        }
-        if (lo < lb_claims[i].hi && lb_claims[i].lo < hi) {
-            free_at = -2; /* half-open ranges: adjacent ones do not overlap */
-            rc = -EEXIST;
-            break;
+        } else if (lo < lb_claims[i].hi && lb_claims[i].lo < hi) { /* half-open: adjacent is fine */
+            struct lb_zone *z = lb_registry_find(0, lb_claims[i].lo);
+            if (!z || !lb_zone_block_holds(z, lo, hi))
+                rc = -EEXIST;
         }
     }
-    if (free_at >= 0) {
+    /* The pages of every live zone, caller memory or mapped (a buffer over
+     * a mapped zone's free pages would be handed out by both). */
+    unsigned used = lb_load_rlx_u32(&lb_ranges_used);
+    for (unsigned i = 0; i < used && !rc; i++) {
+        uint64_t serial = lb_load_rlx_u64(&lb_ranges[i].serial);
+        if (serial && lo < lb_load_rlx_u64(&lb_ranges[i].hi) && lb_load_rlx_u64(&lb_ranges[i].lo) < hi) {
+            struct lb_zone *z = lb_registry_find(serial, 0);
+            if (!z || !lb_zone_block_holds(z, lo, hi))
+                rc = -EEXIST;
+        }
+    }
+    if (!rc && free_at < 0)
+        rc = -ENOSPC;
+    if (!rc) {
         lb_claims[free_at].lo = lo;
         lb_claims[free_at].hi = hi;
-        rc = 0;
     }
     lb_os_mutex_unlock(&lb_registry_mutex);
     return rc;

@@ -225,13 +225,15 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct lb_zone **
         c2.max_pages = 0;
         if ((rc = lb_plan_make(&c2, n, &plan)))
             return rc;
-        /* No other live zone's caller memory may overlap this one (issue
-         * 18.4): its metadata would be written over the other's pages, and
-         * the same buffer twice re-initialised a live zone.  Claimed before
-         * anything of the buffer is written. */
+        /* No other live zone's caller memory or pages may overlap this
+         * one (issue 18.4): its metadata would be written over the other's
+         * pages, and the same buffer twice re-initialised a live zone; a
+         * block allocated from a zone is its caller's, and may carry a
+         * zone.  Claimed before anything of the buffer is written. */
         if ((rc = lb_registry_claim((uintptr_t)cfg->memory, end)))
             return lb_create_refuse(rc, "memory", (uintptr_t)cfg->memory, NULL, 0,
-                                    "overlaps the caller memory of a live zone");
+                                    rc == -EEXIST ? "overlaps the caller memory or the pages of a live zone"
+                                                  : "needs a claim, and every one is taken (live zones)");
         claimed = true;
         z = (struct lb_zone *)start;
         memset(z, 0, lb_zone_fixed_meta(&plan));

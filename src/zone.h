@@ -217,8 +217,10 @@ void lb_registry_kill_handle(struct lb_zone *z);
 void lb_registry_remove(struct lb_zone *z);
 uint64_t lb_registry_next_serial(void);
 /* Caller memory [lo, hi) for a new zone: 0, or -EEXIST when it overlaps
- * the caller memory of a live zone (adjacent is fine); unclaim gives it
- * back (by its lo) when the zone is destroyed or its creation failed. */
+ * the caller memory or the pages of a live zone (adjacent is fine) without
+ * lying inside one block allocated from it (a zone nested in a block is
+ * fine), or -ENOSPC; unclaim gives it back (by its lo) when the zone is
+ * destroyed or its creation failed. */
 int lb_registry_claim(uintptr_t lo, uintptr_t hi);
 void lb_registry_unclaim(uintptr_t lo);
 /* A region added to / released from a live zone. */

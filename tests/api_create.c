@@ -164,6 +164,60 @@ static void test_overlap(void)
     printf("overlap: 8 overlapping shapes refused (EEXIST), 2 adjacent accepted, the memory reusable after destroy\n");
 }
 
+/* A zone nested in a block allocated from another zone (mapped or over
+ * caller memory) is the block's caller's: accepted.  Memory over another
+ * zone's free pages, or straddling the block's end, is not. */
+static void nest_in(struct labyrinth_zone *outer, const char *what)
+{
+    const unsigned order = 8; /* 1 MiB */
+    unsigned char *blk = labyrinth_alloc_pages(outer, LABYRINTH_GFP_NOWAIT, order, 0);
+    REQUIRE(blk);
+    size_t bytes = PG << order;
+    struct labyrinth_zone *in = over(blk, bytes);
+    if (!in)
+        fprintf(stderr, "nested in a block of %s: %s\n", what, labyrinth_strerror(errno));
+    CHECK(in != NULL);
+    if (in) {
+        exercise(in);
+        /* Another nested zone over the same block: the first one's. */
+        CHECK(over(blk, bytes) == NULL);
+        CHECK_EQ(errno, EEXIST);
+        labyrinth_zone_destroy(in);
+    }
+    /* Straddling the block's end, into pages of the outer zone that are
+     * not allocated. */
+    CHECK(over(blk + bytes / 2, bytes) == NULL);
+    CHECK_EQ(errno, EEXIST);
+    CHECK_EQ(labyrinth_free_pages(outer, blk, order), 0);
+    /* The block freed: its pages are the outer zone's again. */
+    CHECK(over(blk, bytes) == NULL);
+    CHECK_EQ(errno, EEXIST);
+    CHECK_EQ(labyrinth_zone_check(outer), 0);
+}
+
+static void test_nested(void)
+{
+    struct labyrinth_zone_config c;
+    memset(&c, 0, sizeof c);
+    c.name = "outer-mapped";
+    c.pages = 1024;
+    c.flags = LABYRINTH_ZONE_NO_WARDEN;
+    struct labyrinth_zone *mapped = labyrinth_zone_create(&c);
+    REQUIRE(mapped);
+    nest_in(mapped, "a mapped zone");
+    labyrinth_zone_destroy(mapped);
+
+    size_t bytes = 8u << 20;
+    void *mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(mem != MAP_FAILED);
+    struct labyrinth_zone *outer = over(mem, bytes);
+    REQUIRE(outer);
+    nest_in(outer, "a caller-memory zone");
+    labyrinth_zone_destroy(outer);
+    munmap(mem, bytes);
+    printf("nested: a zone in a 1 MiB block of a mapped and of a caller-memory zone accepted; over free pages refused\n");
+}
+
 /* 18.3: quarantine bounded against pages and reserve. */
 static void test_quarantine(void)
 {
@@ -450,7 +504,7 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         void (*fn)(void);
-    } parts[] = {{"overlap", test_overlap},      {"quarantine", test_quarantine}, {"args", test_args},
+    } parts[] = {{"overlap", test_overlap}, {"nested", test_nested}, {"quarantine", test_quarantine}, {"args", test_args},
                  {"dma", test_dma_untouched_root}, {"unprivileged", test_unprivileged}};
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
         if (argc < 2 || !strcmp(argv[1], parts[i].name))
