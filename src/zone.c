@@ -195,8 +195,18 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct lb_zone **
         /* More memory than one region holds (its pages plus the alignment
          * hole before them): the rest stays unused. */
         unsigned mo = cfg->max_order ? cfg->max_order : 10;
-        if (mo <= LB_ORDER_LIMIT && n > LB_REGION_MAX_PAGES - ((size_t)1 << mo))
+        bool region_capped = false;
+        if (mo <= LB_ORDER_LIMIT && n > LB_REGION_MAX_PAGES - ((size_t)1 << mo)) {
             n = LB_REGION_MAX_PAGES - ((size_t)1 << mo);
+            region_capped = true;
+        }
+        /* pages given: the metadata is sized for them, not for all the
+         * buffer could hold (a 64 GiB buffer for 1024 pages wrote 400 MB
+         * of metadata). */
+        if (cfg->pages && cfg->pages < n) {
+            n = cfg->pages;
+            region_capped = false;
+        }
         struct lb_plan trial;
         size_t region_meta = 0;
         for (int round = 0; round < 8 && n; round++) {
@@ -218,7 +228,8 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct lb_zone **
                                     "holds the metadata but not one page more");
         if (cfg->pages) {
             if (cfg->pages > n)
-                return LB_REFUSE("pages", cfg->pages, "must be at most what memory holds,", n, NULL);
+                return LB_REFUSE("pages", cfg->pages, "must be at most what memory holds,", n,
+                                 region_capped ? "(one region: 2^24 - 1 pages with the alignment hole)" : NULL);
             n = cfg->pages;
         }
         struct labyrinth_zone_config c2 = *cfg;

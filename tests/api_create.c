@@ -372,6 +372,51 @@ static void test_args(void)
     printf("args: memory NULL with memory_bytes refused; 9 refusals name their field; gfp 0 counted as NOWAIT\n");
 }
 
+/* 18.5: caller memory larger than one region (2^24 - 1 pages with the
+ * alignment hole): the zone takes what it is asked for, with metadata for
+ * that much; pages above one region are refused naming the limit.  The
+ * buffer is reserved, never touched beyond what the zone uses. */
+static void test_big_memory(void)
+{
+    size_t bytes = ((size_t)1 << 24) * PG + 64 * PG;
+    void *mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (mem == MAP_FAILED) {
+        printf("big memory: no %zu GiB of address space here, skipped\n", bytes >> 30);
+        return;
+    }
+    struct create_call c;
+    memset(&c, 0, sizeof c);
+    c.cfg.memory = mem;
+    c.cfg.memory_bytes = bytes;
+    c.cfg.pages = 1024;
+    do_create(&c);
+    CHECK(c.z != NULL);
+    if (c.z) {
+        struct labyrinth_zone_stats st;
+        labyrinth_zone_stats(c.z, &st);
+        CHECK_EQ(st.total_pages, 1024);
+        /* Metadata for 1024 pages, not for the 2^24 the buffer could hold
+         * (that was 400 MB of it, every byte written). */
+        CHECK(st.metadata_bytes < ((size_t)4 << 20));
+        exercise(c.z);
+        labyrinth_zone_destroy(c.z);
+    }
+    char msg[1024];
+    memset(&c, 0, sizeof c);
+    c.cfg.memory = mem;
+    c.cfg.memory_bytes = bytes;
+    c.cfg.pages = (size_t)1 << 24;
+    capture_stderr(do_create, &c, msg, sizeof msg);
+    CHECK(c.z == NULL);
+    CHECK_EQ(c.err, EINVAL);
+    CHECK(strstr(msg, "pages 16777216 must be at most") != NULL);
+    CHECK(strstr(msg, "one region") != NULL);
+    if (c.z)
+        labyrinth_zone_destroy(c.z);
+    munmap(mem, bytes);
+    printf("big memory: 1024 pages of a 64 GiB buffer with small metadata; 2^24 pages refused naming one region\n");
+}
+
 /* 18.2 as root: DMA over caller memory never touched. */
 static void test_dma_untouched_root(void)
 {
@@ -513,7 +558,7 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         void (*fn)(void);
-    } parts[] = {{"overlap", test_overlap}, {"nested", test_nested}, {"quarantine", test_quarantine}, {"args", test_args},
+    } parts[] = {{"overlap", test_overlap}, {"nested", test_nested}, {"quarantine", test_quarantine}, {"args", test_args}, {"big", test_big_memory},
                  {"dma", test_dma_untouched_root}, {"unprivileged", test_unprivileged}};
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
         if (argc < 2 || !strcmp(argv[1], parts[i].name))
