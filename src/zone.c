@@ -41,12 +41,29 @@ static int lb_create_refuse(int err, const char *field, uint64_t value, const ch
         lb_fmt_str(&f, why);
     }
     struct labyrinth_report rep = lb_report_make(LABYRINTH_REPORT_BAD_ARGS, NULL, err, b);
-    rep.caller = __builtin_return_address(0);
     lb_report_default(&rep, NULL);
     return err;
 }
 #define LB_REFUSE(field, value, rel, limit, why) \
     lb_create_refuse(-EINVAL, field, (uint64_t)(value), rel, (uint64_t)(limit), why)
+
+/* A creation the OS or the registry refused: the line says which. */
+static int lb_create_fail(int rc, const struct labyrinth_zone_config *cfg, size_t pages)
+{
+    const char *why;
+    switch (-rc) {
+    case ENOMEM: why = "could not be mapped, pre-faulted or (MUST_LOCK, DMA) locked: out of memory"; break;
+    case EPERM: why = (cfg->flags & LABYRINTH_ZONE_DMA)
+                          ? "could not be locked (RLIMIT_MEMLOCK) or their physical addresses read (root or CAP_SYS_ADMIN)"
+                          : "could not be locked: RLIMIT_MEMLOCK (and MUST_LOCK asks for it)";
+        break;
+    case EIO: why = "have no physical addresses: /proc/self/pagemap could not be read"; break;
+    case ENOSPC: why = "make one zone too many: 1024 live zones at most"; break;
+    case EAGAIN: why = "are there, but the warden thread could not be started"; break;
+    default: why = "could not be made"; break;
+    }
+    return lb_create_refuse(rc, "pages", pages, NULL, 0, why);
+}
 
 /* The largest quarantine a zone of these pages and reserve accepts: a
  * quarter of what is not the reserve (issue 18.3: a quarantine as large as
@@ -300,7 +317,7 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct lb_zone **
         struct lb_os_mapping mm;
         size_t fixed = lb_align_up(lb_zone_fixed_meta(&plan), pg);
         if ((rc = lb_os_map(fixed, pg, LB_OS_MAP_GUARD | LB_OS_MAP_PREFAULT, &mm)))
-            return rc;
+            return lb_create_fail(rc, cfg, pages);
         z = mm.addr;
         z->meta_map = mm;
         lb_zone_fill_common(z, cfg, &plan);
@@ -311,7 +328,7 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct lb_zone **
         rc = lb_zone_region_os(z, 0, LB_MIN(pages, lb_os_region_max_pages()), &z->regions[0]);
         if (rc) {
             lb_os_unmap(&mm);
-            return rc;
+            return lb_create_fail(rc, cfg, pages);
         }
         lb_store_rlx_u64(&z->metadata_bytes, fixed + z->regions[0].meta_map.bytes);
     }
@@ -365,6 +382,7 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct lb_zone **
     *out = z;
     return 0;
 fail_registered:
+    lb_create_fail(rc, cfg, plan.pages);
     lb_registry_remove(z);
     lb_cache_tls_unregister(&z->cache);
     if (claimed) {
