@@ -391,6 +391,7 @@ typedef void labyrinth_report_fn(const struct labyrinth_report *report, void *ar
  *           above LABYRINTH_MAX_ORDER_LIMIT, watermarks out of order
  *           reserve <= low <= high <= pages, max_pages below pages,
  *           memory without memory_bytes or memory_bytes without memory,
+ *           memory + memory_bytes past the end of the address space,
  *           pages above what memory holds, memory with max_pages other
  *           than pages (no growth), quality TRACK with ZONE_NO_TRACKING,
  *           memory with ZONE_MUST_LOCK, magazine_pages above 256,

@@ -252,6 +252,8 @@ static bool lb_zone_block_holds(struct lb_zone *z, uintptr_t lo, uintptr_t hi)
     uint32_t head = lb_region_block_head(r, lb_region_index(r, (const void *)lo), z->max_order);
     if (head == LB_NIL)
         return false;
+    /* Relaxed: a block the caller holds does not change under it (one
+     * being freed meanwhile is the caller's race, as any use of it). */
     uint64_t w = lb_load_rlx_u64(&r->desc[head]);
     uintptr_t b = lb_region_addr(r, head);
     return lb_d_state(w) == LB_S_ALLOC && hi <= b + (z->page_size << lb_d_order(w));
@@ -272,7 +274,9 @@ int lb_registry_claim(uintptr_t lo, uintptr_t hi)
         }
     }
     /* The pages of every live zone, caller memory or mapped (a buffer over
-     * a mapped zone's free pages would be handed out by both). */
+     * a mapped zone's free pages would be handed out by both).  Relaxed
+     * loads: the ranges are written under the registry mutex, which we
+     * hold (the atomics are for lb_zone_owner_of's lock-free reads). */
     unsigned used = lb_load_rlx_u32(&lb_ranges_used);
     for (unsigned i = 0; i < used && !rc; i++) {
         uint64_t serial = lb_load_rlx_u64(&lb_ranges[i].serial);
