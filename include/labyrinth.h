@@ -248,12 +248,15 @@ struct labyrinth_zone_config {
                                         with ZONE_VERIFY it is found when the
                                         page leaves quarantine); 0 = none,
                                         at most (pages - reserve_pages) / 4
-                                        and 4096.  An order-0 request that
-                                        finds nothing else takes its own
-                                        level's oldest held page rather than
-                                        fail or wait; another thread's held
-                                        pages are out of its reach, as its
-                                        magazines are                         */
+                                        and 4096.  A freed page enters the
+                                        quarantine before anything else, the
+                                        reserve included: the pages it lets
+                                        out refill a low reserve first.  An
+                                        order-0 request that finds nothing
+                                        else takes its own level's oldest
+                                        held page rather than fail or wait;
+                                        another thread's held pages are out
+                                        of its reach, as its magazines are    */
 };
 
 struct labyrinth_zone_stats {
@@ -402,7 +405,8 @@ typedef void labyrinth_report_fn(const struct labyrinth_report *report, void *ar
  *           metadata would be written over pages the other hands out.
  *           Adjacent buffers are fine, and so is memory inside one block
  *           allocated from a zone (a zone nested in a block: the block is
- *           its caller's); the memory is free for a new zone once its
+ *           its caller's, and freeing it while the nested zone lives is
+ *           a use after free); the memory is free for a new zone once its
  *           zone is destroyed.
  *   ENOMEM  mapping or metadata failed, or memory too small for metadata
  *           plus one page, or ZONE_MUST_LOCK or ZONE_DMA and the pages
