@@ -299,6 +299,37 @@ static void check_healthy(unsigned zi)
         violation("misuse reported for a correct workload", &zn->cfg, 0);
 }
 
+/* With nothing in use and no warden moving pages, every free page is
+ * this thread's to take: ATOMIC, order 0, gets them all (magazines,
+ * depot, buddy, parked blocks, reserve and the level's own quarantine)
+ * before it returns NULL (issue 18.3: a quarantine held them back). */
+static void drain_all(unsigned zi)
+{
+    struct zone *zn = &zones[zi];
+    bool warden = zn->cfg.memory ? (zn->cfg.flags & LABYRINTH_ZONE_WARDEN) : !(zn->cfg.flags & LABYRINTH_ZONE_NO_WARDEN);
+    if (warden)
+        return;
+    struct labyrinth_zone_stats st;
+    labyrinth_zone_stats(zn->z, &st);
+    size_t want = st.free_pages, n = 0;
+    static void *pages[1 << 16];
+    if (want > sizeof pages / sizeof pages[0])
+        return;
+    while (n < want && (pages[n] = labyrinth_alloc_pages(zn->z, LABYRINTH_GFP_ATOMIC, 0, 0)))
+        n++;
+    if (n != want) {
+        fprintf(stderr, "fuzz_config: ATOMIC got %zu of %zu free pages (quarantined %zu)\n", n, want,
+                st.quarantined_pages);
+        violation("ATOMIC failed with free pages left to its only thread", &zn->cfg, 0);
+    }
+    if (labyrinth_alloc_pages(zn->z, LABYRINTH_GFP_ATOMIC, 0, 0))
+        violation("ATOMIC got more pages than were free", &zn->cfg, 0);
+    for (size_t i = 0; i < n; i++)
+        if (labyrinth_free_pages(zn->z, pages[i], 0))
+            violation("a free of a drained page refused", &zn->cfg, 0);
+    check_healthy(zi);
+}
+
 static int documented(int err)
 {
     return err == EINVAL || err == EEXIST || err == ENOMEM || err == EPERM || err == EIO || err == EAGAIN ||
@@ -383,6 +414,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (unsigned i = 0; i < nzones; i++) {
         free_zone_blocks(i);
         check_healthy(i);
+        drain_all(i);
         labyrinth_zone_destroy(zones[i].z);
     }
     nzones = 0;
