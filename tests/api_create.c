@@ -4,6 +4,10 @@
  *   - two zones over the same or overlapping caller memory: refused
  *     (EEXIST) in every overlap shape, the first zone untouched; adjacent
  *     buffers are fine; the memory is free again once the zone is gone;
+ *   - a zone nested in a block allocated from a mapped or a caller-memory
+ *     zone: accepted; over that zone's free pages: EEXIST;
+ *   - caller memory beyond one region: metadata for the pages asked, and
+ *     pages above one region refused naming the limit;
  *   - a quarantine bounded by the zone (EINVAL naming quarantine_pages and
  *     its limit), and the largest one allowed never makes ATOMIC fail
  *     while the thread holds free pages back, the reserve refilled;
