@@ -61,9 +61,10 @@ void lb_track_write(struct lb_zone *z, struct lb_region *r, uint32_t idx, const 
 static inline void lb_track_store(struct lb_track_rec *t, const void *who_ptr, bool is_site, uint32_t tid,
                                   uint64_t units, uint32_t tag)
 {
-    uint64_t who = ((uintptr_t)who_ptr & LB_TRACK_ADDR_MASK) |
-                   (uint64_t)(tid & LB_TRACK_THREAD_LO_MASK) << LB_TRACK_THREAD_LO_SHIFT |
-                   (is_site ? LB_TRACK_SITE_BIT : 0);
+    /* The id's bit 15 would land on bit 63: the site flag sets it, a
+     * caller's record clears it (bit 15 is kept in `when`). */
+    uint64_t who = ((uintptr_t)who_ptr & LB_TRACK_ADDR_MASK) | (uint64_t)tid << LB_TRACK_THREAD_LO_SHIFT;
+    who = is_site ? who | LB_TRACK_SITE_BIT : who & ~LB_TRACK_SITE_BIT;
     uint64_t when = (units & LB_TRACK_TIME_MASK) | ((tid & 0x8000u) ? LB_TRACK_THREAD_HI_BIT : 0) |
                     (uint64_t)(tag & 0xffffffu) << 40;
     /* Relaxed: the record's owner is its only writer; readers may see one
