@@ -221,7 +221,7 @@ void *labyrinth_alloc_page_atomic_site(struct labyrinth_zone *h, unsigned qualit
                  * here without the zone: its epoch is in the handle). */
                 uint64_t units = lb_load_rlx_u64(&h->clock);
                 if (LB_UNLIKELY(units == 0))
-                    units = (lb_os_cycles() - h->epoch_cycles) >> LB_CLOCK_SHIFT;
+                    units = lb_clock_of(lb_os_cycles() - h->epoch_cycles, h->clock_mult);
                 uint32_t tid = lb_thread_id_peek();
                 if (LB_UNLIKELY(tid == 0))
                     return lb_alloc_site_first(h, p, &h->r0_track[i], site, units, d);

@@ -34,8 +34,9 @@ long lb_zone_for_each_in_use(struct lb_zone *z, int (*fn)(const struct labyrinth
  *   who:  bits 0..47  code address of the caller, or a struct labyrinth_site *
  *         bits 48..62 thread id, bits 0..14
  *         bit  63     the address is a site pointer
- *   when: bits 0..38  the zone's clock (lb_zone_clock_read: cycles since the
- *                     zone's creation >> 10, coarse when a warden runs)
+ *   when: bits 0..38  the zone's clock (lb_zone_clock_read: units of 1.024 ms
+ *                     since the zone's creation, 17.8 years; coarse when a
+ *                     warden runs)
  *         bit  39     thread id, bit 15
  *         bits 40..63 tag (24 bits)
  * Written by the block's owner with relaxed stores; readers (page_info, the
@@ -51,7 +52,6 @@ long lb_zone_for_each_in_use(struct lb_zone *z, int (*fn)(const struct labyrinth
 #define LB_TRACK_THREAD_LO_MASK  0x7fffu
 #define LB_TRACK_THREAD_HI_BIT   (1ull << 39)
 #define LB_TRACK_TIME_MASK ((1ull << 39) - 1)
-#define LB_TRACK_UNIT_SHIFT LB_CLOCK_SHIFT /* the zone's clock */
 
 /* Tracking records. */
 void lb_track_write(struct lb_zone *z, struct lb_region *r, uint32_t idx, const void *caller,

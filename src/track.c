@@ -148,8 +148,8 @@ void lb_track_read(struct lb_zone *z, const struct lb_region *r, uint32_t idx,
     out->thread = (uint32_t)((who >> LB_TRACK_THREAD_LO_SHIFT) & LB_TRACK_THREAD_LO_MASK) |
                   ((when & LB_TRACK_THREAD_HI_BIT) ? 0x8000u : 0);
     out->tag = (uint32_t)(when >> 40);
-    if (z->cycles_per_us)
-        out->alloc_ns = ((when & LB_TRACK_TIME_MASK) << LB_TRACK_UNIT_SHIFT) * 1000u / z->cycles_per_us;
+    if (z->clock_mult)
+        out->alloc_ns = (when & LB_TRACK_TIME_MASK) * (LB_CLOCK_UNIT_US * 1000ull);
 }
 
 void lb_page_info_fill(struct lb_zone *z, struct lb_region *r, uint32_t idx,

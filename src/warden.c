@@ -139,9 +139,9 @@ void *lb_warden_main(void *arg)
     const uint64_t min_ns = 100000, max_ns = (uint64_t)z->warden_interval_us * 1000u;
     uint64_t interval = min_ns;
     for (;;) {
-        /* The coarse clock (LB_CLOCK_SHIFT): relaxed, a time value; at
+        /* The coarse clock (lb_clock_of): relaxed, a time value; at
          * least 1, since 0 means none. */
-        uint64_t now = (lb_os_cycles() - z->epoch_cycles) >> LB_CLOCK_SHIFT;
+        uint64_t now = lb_clock_of(lb_os_cycles() - z->epoch_cycles, z->clock_mult);
         lb_store_rlx_u64(&z->handle->clock, now ? now : 1);
         uint32_t w = lb_load_rlx_u32(&z->warden_word);
         if (lb_load_rlx_u32(&z->warden_stop))

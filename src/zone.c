@@ -167,6 +167,17 @@ static void lb_zone_fill_common(struct lb_zone *z, const struct labyrinth_zone_c
     lb_buddy_init(&z->buddy, p->max_order);
 }
 
+/* The clock's conversion (lb_clock_of), once the counter is calibrated
+ * (cycles_per_us, 0 when it was not), into the zone and its handle: both
+ * are still the creator's (the handle's users get it when create returns,
+ * the warden when it is started after this). */
+static void lb_zone_set_clock(struct lb_zone *z)
+{
+    z->clock_mult = z->cycles_per_us ? ((uint64_t)1 << 42) / ((uint64_t)LB_CLOCK_UNIT_US * z->cycles_per_us) : 0;
+    if (z->handle)
+        z->handle->clock_mult = z->clock_mult;
+}
+
 int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct lb_zone **out)
 {
     static const struct labyrinth_zone_config zero_cfg;
@@ -369,6 +380,7 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct lb_zone **
                                         : !(z->flags & LABYRINTH_ZONE_NO_WARDEN);
     if (want_warden) {
         z->cycles_per_us = lb_os_cycles_per_us();
+        lb_zone_set_clock(z);
         rc = lb_os_thread_create(&z->warden, lb_warden_main, z, "lb-warden");
         if (rc) {
             rc = -EAGAIN;
@@ -377,6 +389,7 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct lb_zone **
         z->warden_running = true;
     } else {
         z->cycles_per_us = z->caller_memory ? 0 : lb_os_cycles_per_us();
+        lb_zone_set_clock(z);
     }
     lb_os_zone_event(z, z->name, true);
     *out = z;

@@ -76,14 +76,22 @@ struct labyrinth_zone {
     struct lb_track_rec *r0_track; /* the record of r0_lo's page             */
     lb_atomic_u64 clock;        /* the zone's coarse clock, 0 = none       */
     uint64_t      epoch_cycles; /* the zone's, for the clock's fallback     */
+    uint64_t      clock_mult;   /* the zone's (lb_clock_of)                 */
 } LB_ALIGNED_CL;
-/* The zone's coarse clock: (cycles since epoch_cycles) >> LB_CLOCK_SHIFT,
- * the unit of the tracking records' time.  The warden stores it in the
- * handle (clock) at every run, at most warden_interval_us apart; a record
- * written then reads that word instead of the cycle counter (about 10 ns
- * on some CPUs, the largest cost of the seed's macro).  0: no warden, the
- * writer reads the counter. */
-#define LB_CLOCK_SHIFT 10u
+/* The zone's clock, the unit of the tracking records' time: 1.024 ms
+ * (1024 us) since the zone was created, from the cycle counter through
+ * clock_mult (2^42 / (1024 * cycles per us)); 39 bits of it last 17.8
+ * years.  A zone that could not calibrate the counter (caller memory makes
+ * no OS call) counts cycles >> 20 instead, and reports no alloc_ns.  The
+ * warden stores the clock in the handle (clock) at every run, at most
+ * warden_interval_us apart; a record written then reads that word instead
+ * of the cycle counter (about 10 ns on some CPUs, the largest cost of the
+ * seed's macro).  0: no warden yet, the writer reads the counter. */
+#define LB_CLOCK_UNIT_US 1024u
+static inline uint64_t lb_clock_of(uint64_t dcycles, uint64_t mult)
+{
+    return mult ? (uint64_t)(((unsigned __int128)dcycles * mult) >> 42) : dcycles >> 20;
+}
 #define LB_SERIAL_DEAD UINT64_MAX
 
 struct lb_zone {
@@ -116,6 +124,8 @@ struct lb_zone {
     size_t        pages, max_pages, reserve_target, low, high;
     unsigned      wait_timeout_ms, warden_interval_us;
     uint64_t      epoch_cycles, cycles_per_us;
+    uint64_t      clock_mult;   /* lb_clock_of: cycles to clock units, 0 =
+                                   uncalibrated                             */
 
     struct lb_regmap map;
     struct lb_buddy  buddy;
@@ -289,13 +299,13 @@ static inline struct lb_zone *lb_zone_of_live(const struct labyrinth_zone *h)
     return (struct lb_zone *)lb_load_acq_ptr(&h->zone);
 }
 
-/* The zone's time in LB_CLOCK_SHIFT units: the warden's coarse clock when
+/* The zone's time in clock units (lb_clock_of): the warden's coarse clock when
  * it runs, else the cycle counter (any context). */
 static inline uint64_t lb_zone_clock_read(const struct lb_zone *z, const struct labyrinth_zone *h)
 {
     /* Relaxed: a time value, nothing is published with it. */
     uint64_t t = lb_load_rlx_u64(&h->clock);
-    return LB_LIKELY(t != 0) ? t : (lb_os_cycles() - z->epoch_cycles) >> LB_CLOCK_SHIFT;
+    return LB_LIKELY(t != 0) ? t : lb_clock_of(lb_os_cycles() - z->epoch_cycles, h->clock_mult);
 }
 
 #include "level.h"
