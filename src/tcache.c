@@ -123,6 +123,11 @@ struct lb_level *lb_tls_level_slow(const struct lb_cache *c, uint32_t d)
     return &e->tc->lvl[d];
 }
 
+void lb_cache_thread_id_test_set(uint32_t last)
+{
+    lb_store_rlx_u32(&lb_next_thread_id, last); /* tests only: no thread is taking an id */
+}
+
 uint32_t lb_cache_thread_id(void)
 {
     /* A kernel names contexts by CPU (any context, no state). */
@@ -134,7 +139,14 @@ uint32_t lb_cache_thread_id(void)
         /* Relaxed: ids only need to be unique.  A handler interrupting this
          * takes its own id and the thread keeps whichever is stored last;
          * both are unique, which is all a tracking record needs. */
-        id = lb_add_rlx_u32(&lb_next_thread_id, 1) + 1;
+        /* After 2^32 ids the counter wraps: 0 means "none yet" and
+         * LB_OWNER_WARDEN marks a cache the warden holds, so neither may
+         * name a thread (finding 11.7).  Uniqueness is then lost for ids
+         * 2^32 apart, which a tracking record can live with; a cache's
+         * owner is compared only while that thread lives. */
+        do
+            id = lb_add_rlx_u32(&lb_next_thread_id, 1) + 1;
+        while (LB_UNLIKELY(id == 0 || id == LB_OWNER_WARDEN));
         lb_ctx()->thread_id = id;
     }
     return id;

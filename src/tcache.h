@@ -109,6 +109,9 @@ void lb_cache_tls_unregister(struct lb_cache *c);
 struct lb_tcache *lb_cache_claim(struct lb_cache *c);
 /* Thread id of the caller, assigned on first use (any context). */
 uint32_t lb_cache_thread_id(void);
+/* Tests (the wrap flavour of the thread-id counter): the next id handed
+ * out is last + 1, skipping the reserved ones. */
+void lb_cache_thread_id_test_set(uint32_t last);
 /* The same if it is already known, else 0 (a kernel: the CPU's; user
  * space: the thread's TLS word, set at its first use). */
 static inline uint32_t lb_thread_id_peek(void)

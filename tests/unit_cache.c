@@ -795,8 +795,33 @@ static void test_lifo(void)
     labyrinth_zone_destroy(z);
 }
 
+/* The thread-id counter near its wrap (finding 11.7): no thread gets 0
+ * ("no id yet") or LB_OWNER_WARDEN (a cache the warden holds).  On
+ * 4d14bd8 the third thread below got 0xffffffff and the fourth 0. */
+static void *take_id(void *arg)
+{
+    *(uint32_t *)arg = lb_cache_thread_id();
+    return NULL;
+}
+static void test_thread_id_wrap(void)
+{
+    lb_cache_thread_id_test_set(0xfffffffcu);
+    uint32_t ids[6];
+    for (int i = 0; i < 6; i++) {
+        pthread_t t;
+        REQUIRE(pthread_create(&t, NULL, take_id, &ids[i]) == 0);
+        pthread_join(t, NULL);
+    }
+    const uint32_t want[6] = {0xfffffffdu, 0xfffffffeu, 1, 2, 3, 4};
+    for (int i = 0; i < 6; i++) {
+        CHECK(ids[i] != 0 && ids[i] != LB_OWNER_WARDEN);
+        CHECK_EQ(ids[i], want[i]);
+    }
+}
+
 int main(void)
 {
+    test_thread_id_wrap();
     test_depot_aba();
     test_reserve_aba();
     test_mag_to_stack();
