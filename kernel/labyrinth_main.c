@@ -16,6 +16,7 @@
  */
 #include <linux/debugfs.h>
 #include <linux/list.h>
+#include <linux/math64.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/seq_file.h>
@@ -116,6 +117,16 @@ DEFINE_SHOW_ATTRIBUTE(lb_dbg_buddyinfo);
  * freed by another context and still queued back to their owner read as
  * in use here (labyrinth_zone_for_each_in_use excludes them, but needs a
  * quiescent zone). */
+/* The zone's time in us, on the records' clock (lb_os_cycles_per_ms is an
+ * upper bound, so this is never ahead of a record's alloc_ns either). */
+static u64 lb_track_age_us(const struct lb_zone *z)
+{
+	u64 d = lb_os_cycles() - z->epoch_cycles, cpm = z->cycles_per_ms ? z->cycles_per_ms : 1, rem;
+	u64 ms = div64_u64_rem(d, cpm, &rem);
+
+	return ms * 1000 + div64_u64(rem * 1000, cpm);
+}
+
 static int lb_dbg_tracking_show(struct seq_file *m, void *unused)
 {
 	struct lb_zone *z = m->private;
@@ -142,9 +153,7 @@ static int lb_dbg_tracking_show(struct seq_file *m, void *unused)
 				if (info.tracked) {
 					seq_printf(m, "%px order %u cpu %u tag %u age %llu us ", info.block, info.order,
 							   info.thread ? info.thread - 1 : 0, info.tag,
-							   (unsigned long long)((lb_os_cycles() - z->epoch_cycles) /
-													(z->cycles_per_us ? z->cycles_per_us : 1) -
-													info.alloc_ns / 1000));
+							   (unsigned long long)(lb_track_age_us(z) - info.alloc_ns / 1000));
 					if (info.site)
 						seq_printf(m, "%s:%u (%s)\n", info.site->file, info.site->line, info.site->func);
 					else

@@ -168,12 +168,14 @@ static void lb_zone_fill_common(struct lb_zone *z, const struct labyrinth_zone_c
 }
 
 /* The clock's conversion (lb_clock_of), once the counter is calibrated
- * (cycles_per_us, 0 when it was not), into the zone and its handle: both
+ * (cycles_per_ms, 0 when it was not), into the zone and its handle: both
  * are still the creator's (the handle's users get it when create returns,
- * the warden when it is started after this). */
+ * the warden when it is started after this).  2^42 / (1024 cycles per us)
+ * = 2^32 * 1000 / cycles per ms; rounded down, like cycles_per_ms's upper
+ * bound, so the clock is never ahead. */
 static void lb_zone_set_clock(struct lb_zone *z)
 {
-    z->clock_mult = z->cycles_per_us ? ((uint64_t)1 << 42) / ((uint64_t)LB_CLOCK_UNIT_US * z->cycles_per_us) : 0;
+    z->clock_mult = z->cycles_per_ms ? ((uint64_t)1000 << 32) / z->cycles_per_ms : 0;
     if (z->handle)
         z->handle->clock_mult = z->clock_mult;
 }
@@ -379,7 +381,7 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct lb_zone **
     bool want_warden = z->caller_memory ? (z->flags & LABYRINTH_ZONE_WARDEN)
                                         : !(z->flags & LABYRINTH_ZONE_NO_WARDEN);
     if (want_warden) {
-        z->cycles_per_us = lb_os_cycles_per_us();
+        z->cycles_per_ms = lb_os_cycles_per_ms();
         lb_zone_set_clock(z);
         rc = lb_os_thread_create(&z->warden, lb_warden_main, z, "lb-warden");
         if (rc) {
@@ -388,7 +390,7 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct lb_zone **
         }
         z->warden_running = true;
     } else {
-        z->cycles_per_us = z->caller_memory ? 0 : lb_os_cycles_per_us();
+        z->cycles_per_ms = z->caller_memory ? 0 : lb_os_cycles_per_ms();
         lb_zone_set_clock(z);
     }
     lb_os_zone_event(z, z->name, true);

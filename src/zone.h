@@ -80,8 +80,10 @@ struct labyrinth_zone {
 } LB_ALIGNED_CL;
 /* The zone's clock, the unit of the tracking records' time: 1.024 ms
  * (1024 us) since the zone was created, from the cycle counter through
- * clock_mult (2^42 / (1024 * cycles per us)); 39 bits of it last 17.8
- * years.  A zone that could not calibrate the counter (caller memory makes
+ * clock_mult (2^32 * 1000 / cycles per ms, lb_zone_set_clock); 39 bits
+ * of it last 17.8 years.  Never ahead of the real time: the rate is an
+ * upper bound (lb_os_cycles_per_ms) and the product is rounded down; it
+ * may run slow by about 0.1 %.  A zone that could not calibrate the counter (caller memory makes
  * no OS call) counts cycles >> 20 instead, and reports no alloc_ns.  The
  * warden stores the clock in the handle (clock) at every run, at most
  * warden_interval_us apart; a record written then reads that word instead
@@ -123,7 +125,7 @@ struct lb_zone {
     uintptr_t     claim_lo;     /* caller memory: its claim in the registry */
     size_t        pages, max_pages, reserve_target, low, high;
     unsigned      wait_timeout_ms, warden_interval_us;
-    uint64_t      epoch_cycles, cycles_per_us;
+    uint64_t      epoch_cycles, cycles_per_ms;
     uint64_t      clock_mult;   /* lb_clock_of: cycles to clock units, 0 =
                                    uncalibrated                             */
 

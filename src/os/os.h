@@ -195,9 +195,21 @@ static inline uint64_t lb_os_cycles(void)
 #endif
 }
 #endif
-/* Cycles of lb_os_cycles() per microsecond, calibrated once (normal
- * context; later calls any context). */
-uint64_t lb_os_cycles_per_us(void);
+/* Ticks of lb_os_cycles() per millisecond, calibrated once (normal
+ * context; later calls any context); never below the true rate, so that
+ * a clock made from it is never ahead of the real time.  Per millisecond,
+ * not microsecond: an aarch64 counter at 19.2 MHz would round to 20 per us
+ * (4 % off), and is 19200 per ms. */
+uint64_t lb_os_cycles_per_ms(void);
+#ifndef __KERNEL__
+/* One calibration, uncached (what lb_os_cycles_per_ms caches; for
+ * tests/unit_os.c, which calibrates under load). */
+uint64_t lb_os_cycles_calibrate(void);
+/* Tests only: called between the clock's and the counter's reads of a
+ * calibration (where 0: after the clock's first read, 1: before its
+ * second), to stand for a preemption there.  NULL: none. */
+extern void (*lb_os_calibrate_pause)(int where);
+#endif
 
 /* ---- output ---------------------------------------------------------------- */
 /* Write to stderr with write(2) (async-signal-safe; the only system call a

@@ -473,29 +473,80 @@ uint64_t lb_os_clock_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static lb_atomic_u64 lb_os_cpu_us;
+static lb_atomic_u64 lb_os_cpu_ms;
 
-uint64_t lb_os_cycles_per_us(void)
+#if defined(__x86_64__)
+/* One (clock, counter) pair whose clock reads bracket the counter's read
+ * tightly: *lo and *hi are the clock just before and just after *c.  A
+ * preemption between the two reads widens the bracket; the pair with the
+ * narrowest of a few tries is kept. */
+void (*lb_os_calibrate_pause)(int where);
+
+static void lb_os_clock_pair(uint64_t *lo, uint64_t *c, uint64_t *hi)
 {
-    uint64_t v = lb_load_rlx_u64(&lb_os_cpu_us);
-    if (v)
-        return v;
+    uint64_t best = UINT64_MAX;
+    /* Relaxed: a test sets the pause before it calibrates. */
+    void (*pause)(int) = __atomic_load_n(&lb_os_calibrate_pause, __ATOMIC_RELAXED);
+    for (int i = 0; i < 16; i++) {
+        uint64_t a = lb_os_clock_ns();
+        if (pause)
+            pause(0);
+        uint64_t x = lb_os_cycles();
+        if (pause)
+            pause(1);
+        uint64_t b = lb_os_clock_ns();
+        if (b - a < best) {
+            best = b - a;
+            *lo = a, *c = x, *hi = b;
+        }
+        if (best < 1000u)
+            break;
+    }
+}
+#endif
+
+/* Counter ticks per millisecond, an upper bound: the tracking clock
+ * (lb_clock_of) divides by it, so it may run slow but is never ahead of
+ * the real time (tests/api_tracking.c, test_coarse_clock).  On x86-64 the
+ * counter's ticks between two bracketed pairs (lb_os_clock_pair) are
+ * divided by the shortest time that can lie between them (the later
+ * pair's lo minus the earlier's hi), rounded up, plus 1/1024 for the
+ * CLOCK_MONOTONIC slew NTP may apply (at most 500 ppm).  A preemption
+ * inside a bracket only makes the bound larger (the clock slower), never
+ * smaller: the earlier version, which read the clock and the counter one
+ * after the other, was made 8 records ahead in CI by one preemption
+ * between those reads. */
+uint64_t lb_os_cycles_calibrate(void)
+{
+    uint64_t v;
 #if defined(__aarch64__)
     uint64_t f;
     __asm__ __volatile__("mrs %0, cntfrq_el0" : "=r"(f));
-    v = f / 1000000u;
+    v = (f + 999u) / 1000u;
 #elif defined(__x86_64__)
-    uint64_t t0 = lb_os_clock_ns(), c0 = lb_os_cycles();
-    while (lb_os_clock_ns() - t0 < 2000000u) {
+    uint64_t lo0, c0, hi0, lo1, c1, hi1;
+    lb_os_clock_pair(&lo0, &c0, &hi0);
+    while (lb_os_clock_ns() - hi0 < 2000000u) {
     }
-    uint64_t t1 = lb_os_clock_ns(), c1 = lb_os_cycles();
-    v = (c1 - c0) * 1000u / (t1 - t0);
+    lb_os_clock_pair(&lo1, &c1, &hi1);
+    uint64_t ns = lo1 > hi0 ? lo1 - hi0 : 1;
+    v = ((c1 - c0) * 1000000u + ns - 1) / ns;
+    v += (v + 1023u) / 1024u;
 #else
-    v = 1000u; /* lb_os_cycles() is the clock in ns */
+    v = 1000000u; /* lb_os_cycles() is the clock in ns */
 #endif
-    if (!v)
-        v = 1;
-    lb_store_rlx_u64(&lb_os_cpu_us, v);
+    return v ? v : 1;
+}
+
+uint64_t lb_os_cycles_per_ms(void)
+{
+    /* Relaxed: a value, the same from whichever thread computes it first
+     * (two first callers may both calibrate and store close values). */
+    uint64_t v = lb_load_rlx_u64(&lb_os_cpu_ms);
+    if (!v) {
+        v = lb_os_cycles_calibrate();
+        lb_store_rlx_u64(&lb_os_cpu_ms, v);
+    }
     return v;
 }
 
