@@ -27,7 +27,12 @@
  *   labyrinth_thread_release
  *
  *   The one exception to "no system call": a misuse report through the
- *   default report handler writes one line to stderr with write(2).
+ *   default report handler writes one line to stderr with write(2).  The
+ *   line names the call, its arguments, the reason and errno, and the
+ *   caller as "caller 0xADDR (object+0xOFFSET)", from any context (objects
+ *   loaded before the last zone creation are known); `addr2line -f -e
+ *   object 0xOFFSET` gives the function and line.  A LEAK line at destroy
+ *   gives the function's name when the object exports it.
  *
  * ERRORS
  *

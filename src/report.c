@@ -110,7 +110,24 @@ int lb_refuse(struct lb_zone *z, enum labyrinth_report_kind kind, const char *wh
     lb_fmt_str(&f, ", order ");
     lb_fmt_dec(&f, order);
     lb_fmt_str(&f, ") refused: ");
-    lb_fmt_str(&f, lb_misuse_reason(err));
+    if (err == -ERANGE && order > z->max_order) {
+        lb_fmt_str(&f, "order above the zone's max_order ");
+        lb_fmt_dec(&f, z->max_order);
+    } else
+        lb_fmt_str(&f, lb_misuse_reason(err));
+    if (err == -ERANGE && order <= z->max_order) {
+        /* The block's real order, as its descriptor reads now (a relaxed
+         * load: a diagnostic, the block may be freed meanwhile). */
+        struct lb_region *r;
+        uint32_t idx;
+        if (lb_zone_locate(z, addr, &r, &idx) == 0) {
+            uint64_t w = lb_load_rlx_u64(&r->desc[idx]);
+            if (lb_d_state(w) == LB_S_ALLOC) {
+                lb_fmt_str(&f, ", allocated as order ");
+                lb_fmt_dec(&f, lb_d_order(w));
+            }
+        }
+    }
     lb_fmt_str(&f, " (");
     lb_fmt_str(&f, lb_errname(err));
     lb_fmt_str(&f, ")");
@@ -195,11 +212,19 @@ void lb_report_default(const struct labyrinth_report *rep, void *arg)
     } else if (rep->caller) {
         lb_fmt_str(&f, rep->kind == LABYRINTH_REPORT_LEAK ? " allocated by " : " caller ");
         char sym[160];
-        /* Symbolize only at destroy (normal context): dladdr takes locks. */
+        /* A function's name only at destroy (normal context: dladdr takes
+         * locks); elsewhere the object and offset, which any context can
+         * give (lb_os_symbolize_any) and addr2line turns into a line. */
         if (rep->kind == LABYRINTH_REPORT_LEAK && lb_os_symbolize(rep->caller, sym, sizeof sym) == 0)
             lb_fmt_str(&f, sym);
-        else
+        else {
             lb_fmt_hex(&f, (uintptr_t)rep->caller);
+            if (lb_os_symbolize_any(rep->caller, sym, sizeof sym) == 0) {
+                lb_fmt_str(&f, " (");
+                lb_fmt_str(&f, sym);
+                lb_fmt_str(&f, ")");
+            }
+        }
     }
     lb_fmt_str(&f, "\n");
     lb_os_write_err(b, f.len);

@@ -394,6 +394,9 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct lb_zone **
         lb_zone_set_clock(z);
     }
     lb_os_zone_event(z, z->name, true);
+    /* The objects loaded now, for the callers that reports name from any
+     * context (lb_os_symbolize_any; no system call). */
+    lb_os_objects_note();
     *out = z;
     return 0;
 fail_registered:

@@ -221,5 +221,15 @@ void lb_os_abort(void) __attribute__((__noreturn__));
 /* Describe a code address ("func+0x12 (libfoo.so)") into buf (normal
  * context).  Returns 0, or -ENOENT when nothing is known of it. */
 int lb_os_symbolize(const void *addr, char *buf, size_t n);
+/* The same in any context (a signal handler, an interrupt): user space
+ * gives "object+0x12a8" (what `addr2line -f -e object 0x12a8` turns into a
+ * function and a line) from a table of the loaded objects that
+ * lb_os_objects_note() fills; a kernel gives %pS.  -ENOENT when the
+ * address is in no object the table knows. */
+int lb_os_symbolize_any(const void *addr, char *buf, size_t n);
+/* Add the objects loaded now to lb_os_symbolize_any's table (normal
+ * context; zone creation calls it, so objects loaded before a zone was
+ * created are known). */
+void lb_os_objects_note(void);
 
 #endif /* LB_OS_H */

@@ -330,3 +330,13 @@ int lb_os_symbolize(const void *addr, char *buf, size_t n)
 	snprintf(buf, n, "%pS", addr);
 	return 0;
 }
+
+/* %pS is safe in any context (printk uses it from NMI). */
+int lb_os_symbolize_any(const void *addr, char *buf, size_t n)
+{
+	return lb_os_symbolize(addr, buf, n);
+}
+
+void lb_os_objects_note(void)
+{
+}

@@ -5,6 +5,8 @@
 #include "os.h"
 
 #include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
@@ -567,6 +569,87 @@ void lb_os_write_err(const char *buf, size_t n)
 }
 
 void lb_os_abort(void) { abort(); }
+
+/* lb_os_symbolize_any's table: append-only, so a reader in a signal
+ * handler never sees an entry change.  An entry is written whole, then
+ * published by the count (release store, paired with the readers'
+ * acquire load); writers are serialized by the mutex (normal context).
+ * An object unloaded stays in the table; a later one at the same
+ * addresses is found first (readers walk from the newest).  Full: later
+ * objects are unknown (the raw address is printed). */
+#define LB_OS_OBJECTS 128
+static struct lb_os_object {
+    uintptr_t lo, hi, base;
+    char name[56];
+} lb_os_objects[LB_OS_OBJECTS];
+static lb_atomic_u32 lb_os_nobjects;
+static pthread_mutex_t lb_os_objects_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int lb_os_note_one(struct dl_phdr_info *info, size_t size, void *ctx)
+{
+    (void)size, (void)ctx;
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (unsigned i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+            continue;
+        uintptr_t a = info->dlpi_addr + ph->p_vaddr;
+        lo = a < lo ? a : lo;
+        hi = a + ph->p_memsz > hi ? a + ph->p_memsz : hi;
+    }
+    if (hi <= lo)
+        return 0;
+    uint32_t n = lb_load_rlx_u32(&lb_os_nobjects); /* the mutex's: we are the writer */
+    for (uint32_t i = n; i-- > 0;)
+        if (lb_os_objects[i].lo == lo && lb_os_objects[i].hi == hi && lb_os_objects[i].base == info->dlpi_addr)
+            return 0;
+    if (n == LB_OS_OBJECTS)
+        return 1;
+    const char *name = info->dlpi_name && info->dlpi_name[0] ? info->dlpi_name : program_invocation_name;
+    const char *slash = name ? strrchr(name, '/') : NULL;
+    struct lb_os_object *o = &lb_os_objects[n];
+    o->lo = lo, o->hi = hi, o->base = info->dlpi_addr;
+    snprintf(o->name, sizeof o->name, "%s", slash ? slash + 1 : name ? name : "?");
+    lb_store_rel_u32(&lb_os_nobjects, n + 1);
+    return 0;
+}
+
+void lb_os_objects_note(void)
+{
+    pthread_mutex_lock(&lb_os_objects_lock);
+    dl_iterate_phdr(lb_os_note_one, NULL);
+    pthread_mutex_unlock(&lb_os_objects_lock);
+}
+
+int lb_os_symbolize_any(const void *addr, char *buf, size_t n)
+{
+    uintptr_t a = (uintptr_t)addr;
+    for (uint32_t i = lb_load_acq_u32(&lb_os_nobjects); a && i-- > 0;) {
+        const struct lb_os_object *o = &lb_os_objects[i];
+        if (a >= o->lo && a < o->hi) {
+            /* No snprintf: not async-signal-safe in general. */
+            static const char hex[] = "0123456789abcdef";
+            size_t k = 0;
+            for (const char *c = o->name; *c && k + 1 < n; c++)
+                buf[k++] = *c;
+            char t[20];
+            int m = 0;
+            uintptr_t off = a - o->base;
+            do
+                t[m++] = hex[off & 15];
+            while (off >>= 4);
+            const char *pre = "+0x";
+            for (const char *c = pre; *c && k + 1 < n; c++)
+                buf[k++] = *c;
+            while (m > 0 && k + 1 < n)
+                buf[k++] = t[--m];
+            if (n)
+                buf[k] = 0;
+            return 0;
+        }
+    }
+    return -ENOENT;
+}
 
 int lb_os_symbolize(const void *addr, char *buf, size_t n)
 {
