@@ -465,7 +465,11 @@ LABYRINTH_API int labyrinth_free_pages(struct labyrinth_zone *zone, void *addr, 
 
 /* Register an allocated block in the zone's tracking table: records the
  * caller's code address, the time and the calling thread, replacing any
- * earlier record of the block.  Any context.
+ * earlier record of the block.  Any context.  Register a block you hold:
+ * a register racing another thread's free of the block and its next
+ * allocation may land on that allocation's record (its time and tag then
+ * the register's, which may be earlier than the allocation's; the site or
+ * caller pointer is never wild).
  * Returns 0, or -EFAULT, -EXDEV, -EINVAL, -ENXIO, -EBADF as a free would,
  *   -ENOENT      the block is not allocated
  *   -EOPNOTSUPP  the zone has no tracking table (ZONE_NO_TRACKING) */

@@ -139,10 +139,14 @@ void *lb_warden_main(void *arg)
     const uint64_t min_ns = 100000, max_ns = (uint64_t)z->warden_interval_us * 1000u;
     uint64_t interval = min_ns;
     for (;;) {
-        /* The coarse clock (lb_clock_of): relaxed, a time value; at
-         * least 1, since 0 means none. */
+        /* The coarse clock (lb_clock_of): relaxed, a time value.  0 means
+         * none (writers read the counter), so it is stored only from the
+         * first whole unit on: storing 1 before then put records up to
+         * 1.024 ms ahead of the real time (found by the review of KB20:
+         * 98 of 200 zones created in a row). */
         uint64_t now = lb_clock_of(lb_os_cycles() - z->epoch_cycles, z->clock_mult);
-        lb_store_rlx_u64(&z->handle->clock, now ? now : 1);
+        if (now)
+            lb_store_rlx_u64(&z->handle->clock, now);
         uint32_t w = lb_load_rlx_u32(&z->warden_word);
         if (lb_load_rlx_u32(&z->warden_stop))
             break;
