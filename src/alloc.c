@@ -336,6 +336,39 @@ static void lb_zone_sleep_end(uint32_t d)
     }
 }
 
+/* Whether a request that may not sleep would find nothing anywhere the
+ * loop below looks: the level's spare, queue, inbox, quarantine and cached
+ * higher-order blocks (its loaded magazine too: the general path comes
+ * here without popping it), the orphans, the depot, the pending stack, the
+ * buddy, and (RESERVE) the reserve.  Relaxed loads: hints, the values the
+ * loop would read first; taken in the direction pages flow, so that a page
+ * moving while we look is mostly seen at one end or the other (one in
+ * transit between two, in a mover's hands, is missed here as it is by the
+ * loop).  A drained zone then fails in a few loads, with no lock, no scan
+ * and no call (issue 12 target 4: 3,790 instructions per failed ATOMIC
+ * allocation before, with 64 thread caches). */
+static bool lb_zone_dry(struct lb_zone *z, const struct lb_level *l, const struct lb_level *own, unsigned gfp)
+{
+    const struct lb_cache *c = &z->cache;
+    if (l) {
+        if (lb_load_rlx_u32(&lb_level_loaded(l)->count) || lb_load_rlx_u32(&lb_level_spare(l)->count) ||
+            lb_load_rlx_u32(&l->queue) ||
+            (uint32_t)lb_load_rlx_u64(&l->inbox.head) || (c->quarantine && lb_load_rlx_u32(&l->q_count)))
+            return false;
+    }
+    uintptr_t any = 0; /* or-ed, not a branch per word */
+    if (own)
+        for (unsigned k = 0; k < c->oc_max_order && k < LB_OC_ORDERS; k++)
+            any |= (uintptr_t)lb_load_rlx_ptr(&own->oc[k]);
+    for (uint32_t w = 0; w < (c->ntcaches + 63) / 64; w++)
+        any |= lb_load_rlx_u64(&c->orphans[w]);
+    if (any)
+        return false;
+    return !lb_load_rlx_u64(&c->full.count) && !lb_load_rlx_u64(&c->pending.count) &&
+           !lb_load_rlx_u64(&z->buddy.free_pages) &&
+           (!(gfp & LABYRINTH_GFP_BIT_RESERVE) || !lb_load_rlx_u64(&c->reserve.count));
+}
+
 /* The common slow loop: level refill (if l), buddy, higher-order level
  * cache, reserve, depot drain, growth, wait. */
 static void *lb_zone_alloc_loop(struct lb_zone *z, unsigned gfp, unsigned order, unsigned dflags,
@@ -343,6 +376,10 @@ static void *lb_zone_alloc_loop(struct lb_zone *z, unsigned gfp, unsigned order,
 {
     uint64_t deadline = 0;
     long grow_rc = 0;
+    if (!lb_gfp_may_sleep(gfp) && lb_zone_dry(z, l, own, gfp)) {
+        lb_zone_kick(z); /* the warden's next tick refills the reserve */
+        goto fail;
+    }
     for (;;) {
         void *p = NULL;
         if (l) {
@@ -404,6 +441,7 @@ static void *lb_zone_alloc_loop(struct lb_zone *z, unsigned gfp, unsigned order,
         if (LB_OS_CTX_PER_CPU)
             lb_zone_levels(z, order, d, &l, &own);
     }
+fail:
     lb_add_rlx_u64(&z->fails[lb_gfp_slot_any(gfp)], 1);
     if (!*err)
         *err = -ENOMEM;

@@ -178,6 +178,8 @@ static inline uintptr_t lb_entry(uint32_t page_id, uint32_t gen)
 
 typedef void lb_bad_entry_fn(void *ctx, void *page, uint64_t w);
 
+#define LB_ORPHAN_WORDS 64 /* 4096 tcaches, the max_threads limit (zone.c) */
+
 struct lb_cache {
     unsigned        mag_size;    /* pages per magazine (M)                */
     size_t          mag_stride;  /* bytes per magazine                    */
@@ -214,6 +216,12 @@ struct lb_cache {
                                       (no level, or no outbox magazine) */
     lb_bad_entry_fn *bad_entry;  /* reports a late-detected double free     */
     void           *bad_ctx;
+    /* A bit per tcache that may be unowned with pages on a level's inbox
+     * or queue (an orphan: pages freed to a thread that has released its
+     * cache), so that a failing allocation adopts them without looking at
+     * every tcache (lb_cache_adopt; remote.c says how the bits are kept
+     * exact). */
+    lb_atomic_u64   orphans[LB_ORPHAN_WORDS];
 };
 
 

@@ -213,8 +213,10 @@ void lb_cache_release(struct lb_cache *c, struct lb_tcache *tc)
     lb_spin_unlock(&c->buddy->lock);
     lb_add_rlx_u32(&c->threads, (uint32_t)-1);
     /* Release: the emptied magazines and zeroed counters are visible to
-     * the next owner (pairs with the acquire CAS in lb_cache_claim). */
-    lb_store_rel_u32(&tc->owner, 0);
+     * the next owner (pairs with the acquire CAS in lb_cache_claim); and
+     * pages freed to us since the take above mark the tcache an orphan
+     * (remote.c, "orphans"). */
+    lb_tcache_unown(c, tc);
 }
 
 void lb_cache_release_self(struct lb_cache *c)
