@@ -12,8 +12,11 @@
  *   /sys/kernel/debug/labyrinth/<zone>.<n>/tracking   the tracking records
  *                                                     of blocks in use
  *
- * read without stopping anyone (snapshots, as labyrinth_zone_stats says).
+ * read without stopping anyone (snapshots, as labyrinth_zone_stats says),
+ * and a CPU hotplug callback: a CPU that has gone offline gives its caches
+ * back to every live zone (issue 17.5).
  */
+#include <linux/cpuhotplug.h>
 #include <linux/debugfs.h>
 #include <linux/list.h>
 #include <linux/math64.h>
@@ -220,9 +223,38 @@ void lb_os_zone_event(void *zone, const char *name, bool created)
 		module_put(THIS_MODULE);
 }
 
+/* CPU hotplug: the caches of a CPU that went offline.  The CPU's per-CPU
+ * struct still names them and their owner is the CPU's id, so the warden's
+ * reap and adopt skip them: without this, every page the CPU handed out
+ * and someone freed later would wait in its inboxes until the CPU came
+ * back and ran dry (issue 17.5).
+ *
+ * CPUHP_BP_PREPARE_DYN, teardown only: its teardown is the "dead" callback,
+ * run on a control CPU in process context after the CPU has stopped.
+ * Nothing runs on that CPU any more (no task, no interrupt, no NMI), so
+ * its struct and caches are ours without a race, exactly as an exited
+ * thread's are to the exit hook in user space; and we may take the TLS
+ * mutex and the buddy lock.  (CPUHP_AP_ONLINE_DYN's teardown runs on the
+ * dying CPU itself, where interrupts and per-CPU kthreads still run after
+ * it and could claim a cache again.)  No startup callback: a CPU claims a
+ * cache at its first labyrinth call, online or back online. */
+static enum cpuhp_state lb_cpuhp_state;
+
+static int lb_cpu_dead(unsigned int cpu)
+{
+	lb_cache_release_ctx(per_cpu_ptr(&lb_tls, cpu), cpu + 1); /* its id: lb_os_ctx_id() */
+	return 0;
+}
+
 static int __init labyrinth_init(void)
 {
+	int rc;
+
 	lb_os_kernel_init();
+	rc = cpuhp_setup_state_nocalls(CPUHP_BP_PREPARE_DYN, "labyrinth:dead", NULL, lb_cpu_dead);
+	if (rc < 0)
+		return rc;
+	lb_cpuhp_state = rc;
 	lb_dbg_root = debugfs_create_dir("labyrinth", NULL);
 	pr_info("labyrinth: page allocator for code that must never wait, %u.%u.%u (%u CPUs, %lu-page regions)\n",
 			LABYRINTH_VERSION_MAJOR, LABYRINTH_VERSION_MINOR, LABYRINTH_VERSION_PATCH, num_online_cpus(),
@@ -234,6 +266,7 @@ static void __exit labyrinth_exit(void)
 {
 	/* Modules using ours hold a reference: every zone is gone by now. */
 	debugfs_remove_recursive(lb_dbg_root);
+	cpuhp_remove_state_nocalls(lb_cpuhp_state);
 }
 
 module_init(labyrinth_init);

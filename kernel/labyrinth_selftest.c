@@ -23,6 +23,9 @@
  *              contexts and CPUs), while the warden refills; every page's
  *              contents are checked, no page may be handed out twice
  * 4. check     labyrinth_zone_check() == 0, nothing in use, counters agree
+ *    hotplug   a CPU taken offline with pages out and its magazines loaded:
+ *              every page comes back to the others; online again, it
+ *              allocates (issue 17.5)
  * 5. bench     cycles per alloc+free pair: labyrinth ATOMIC, the seed
  *              macro, alloc_pages(GFP_ATOMIC, 0) + __free_pages
  *
@@ -30,6 +33,7 @@
  * with its counts; insmod fails (-EIO) on FAIL.
  */
 #include <linux/atomic.h>
+#include <linux/cpu.h>
 #include <linux/cpumask.h>
 #include <linux/delay.h>
 #include <linux/gfp.h>
@@ -41,6 +45,7 @@
 #include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/timex.h>
+#include <linux/workqueue.h>
 #ifdef CONFIG_X86
 #include <asm/apic.h>
 #include <asm/nmi.h>
@@ -684,6 +689,136 @@ out:
 	st.z = NULL;
 }
 
+/* ---- 4b. CPU hotplug (issue 17.5) -------------------------------------- */
+
+#define ST_HP_PAGES 128
+#define ST_HP_TAKE  64
+
+struct st_hp {
+	struct labyrinth_zone *z;
+	void *taken[ST_HP_TAKE];
+	void *all[2 * ST_HP_PAGES];
+	unsigned int ntaken, nall, cpu;
+	int release_rc;
+};
+
+/* On the CPU that goes offline next: take pages (the test frees them
+ * elsewhere later) and leave the CPU's magazines loaded. */
+static long st_hp_take(void *arg)
+{
+	struct st_hp *h = arg;
+	unsigned int i;
+
+	h->cpu = raw_smp_processor_id();
+	for (i = 0; i < ST_HP_TAKE; i++) {
+		h->taken[i] = labyrinth_alloc_pages(h->z, LABYRINTH_GFP_NOWAIT, 0, 0);
+		if (h->taken[i])
+			h->ntaken++;
+	}
+	return 0;
+}
+
+/* On a CPU that stays: free what the offline CPU handed out, then take
+ * every page the zone will give (ATOMIC, reserve included), then give
+ * them back and release this CPU's cache. */
+static long st_hp_reclaim(void *arg)
+{
+	struct st_hp *h = arg;
+	unsigned int i;
+
+	for (i = 0; i < ST_HP_TAKE; i++)
+		if (h->taken[i] && labyrinth_free_pages(h->z, h->taken[i], 0))
+			ST_FAIL("hotplug: the free of a page the offline CPU handed out");
+	/* Our outboxes go to their owners now, not at some later free. */
+	labyrinth_thread_release(h->z);
+	h->nall = 0;
+	while (h->nall < ARRAY_SIZE(h->all) &&
+	       (h->all[h->nall] = labyrinth_alloc_pages(h->z, LABYRINTH_GFP_ATOMIC, 0, 0)))
+		h->nall++;
+	for (i = 0; i < h->nall; i++)
+		labyrinth_free_pages(h->z, h->all[i], 0);
+	h->release_rc = labyrinth_thread_release(h->z);
+	return 0;
+}
+
+/* On the CPU back online: it allocates again. */
+static long st_hp_again(void *arg)
+{
+	struct st_hp *h = arg;
+	void *p = labyrinth_alloc_pages(h->z, LABYRINTH_GFP_NOWAIT, 0, 0);
+
+	h->cpu = raw_smp_processor_id();
+	h->ntaken = p ? 1 : 0;
+	if (p && labyrinth_free_pages(h->z, p, 0))
+		ST_FAIL("hotplug: the free on the CPU back online");
+	labyrinth_thread_release(h->z);
+	return 0;
+}
+
+static void st_hotplug(void)
+{
+	struct labyrinth_zone_config cfg = {
+		.name = "st-hotplug", .pages = ST_HP_PAGES, .max_pages = ST_HP_PAGES, .max_order = 2,
+		.flags = LABYRINTH_ZONE_NO_WARDEN,
+	};
+	unsigned int stay = 0, off = 1, got, taken;
+	struct labyrinth_zone_stats s;
+	struct st_hp *h;
+	long check;
+	int rc;
+
+	if (num_online_cpus() < 2 || !cpu_online(off)) {
+		ST_FAIL("hotplug: needs CPUs 0 and 1 online (QEMU -smp 2)");
+		return;
+	}
+	h = kzalloc(sizeof(*h), GFP_KERNEL);
+	if (!h)
+		return;
+	h->z = labyrinth_zone_create(&cfg);
+	if (!h->z) {
+		ST_FAIL("hotplug: zone");
+		goto out;
+	}
+	labyrinth_zone_set_report_handler(h->z, st_report, &st_rep);
+	work_on_cpu(off, st_hp_take, h);
+	taken = h->ntaken;
+	ST_EXPECT(h->cpu == off && taken == ST_HP_TAKE, "hotplug: CPU %u took %u pages", h->cpu, taken);
+	rc = remove_cpu(off);
+	if (rc) {
+		ST_FAIL("hotplug: remove_cpu(%u): %d", off, rc);
+		work_on_cpu(stay, st_hp_reclaim, h);
+		goto out;
+	}
+	work_on_cpu(stay, st_hp_reclaim, h);
+	got = h->nall;
+	labyrinth_zone_stats(h->z, &s);
+	ST_EXPECT(got == s.total_pages, "hotplug: with CPU %u offline, CPU %u got %u of the zone's %zu pages",
+		  off, stay, got, s.total_pages);
+	ST_EXPECT(s.free_pages == s.total_pages && s.in_flight_pages == 0 && s.in_use_pages == 0,
+		  "hotplug: offline, free %zu of %zu, in flight %zu, in use %zu", s.free_pages, s.total_pages,
+		  s.in_flight_pages, s.in_use_pages);
+	ST_EXPECT(h->release_rc == 0, "hotplug: thread_release %d", h->release_rc);
+	check = labyrinth_zone_check(h->z);
+	ST_EXPECT(check == 0, "hotplug: zone check with CPU %u offline: %ld", off, check);
+	rc = add_cpu(off);
+	ST_EXPECT(rc == 0, "hotplug: add_cpu(%u): %d", off, rc);
+	if (!rc) {
+		h->ntaken = 0;
+		work_on_cpu(off, st_hp_again, h);
+		ST_EXPECT(h->cpu == off && h->ntaken == 1, "hotplug: CPU %u back online allocates (%u)", h->cpu,
+			  h->ntaken);
+	}
+	labyrinth_zone_stats(h->z, &s);
+	check = labyrinth_zone_check(h->z);
+	ST_EXPECT(check == 0 && s.free_pages == s.total_pages && s.in_use_pages == 0,
+		  "hotplug: online again, check %ld, free %zu of %zu", check, s.free_pages, s.total_pages);
+	pr_info(ST "hotplug: CPU %u offline after taking %u pages (its magazines loaded): CPU %u then got %u of %zu pages; back online it allocates: %s; zone check %ld\n",
+		off, taken, stay, got, s.total_pages, h->ntaken == 1 ? "yes" : "no", check);
+out:
+	labyrinth_zone_destroy(h->z);
+	kfree(h);
+}
+
 /* ---- 5. benchmark ------------------------------------------------------ */
 
 #define ST_BENCH_PAIRS 20000
@@ -744,6 +879,7 @@ static int __init st_init(void)
 	st_quality();
 	st_misuse();
 	st_stress();
+	st_hotplug();
 	if (bench)
 		st_bench();
 	errs = atomic_read(&st_errors);

@@ -104,6 +104,38 @@ static void lb_tls_exit(void *arg)
     lb_leave(d);
 }
 
+void lb_cache_release_ctx(struct lb_tls *t, uint32_t id)
+{
+    /* t is not in use: the context is gone (a kernel: the CPU is dead,
+     * and the hotplug core's hand-shake with it ordered its last stores
+     * before this call).  Detach first, as lb_tls_exit does, so that the
+     * context, when it comes back, claims anew. */
+    struct lb_tls_zone held[LB_TLS_ZONES];
+    t->cur_serial = 0;
+    t->cur_lvl = NULL;
+    for (unsigned i = 0; i < LB_TLS_ZONES; i++) {
+        held[i] = t->z[i];
+        t->z[i].serial = 0;
+        t->z[i].tc = NULL;
+    }
+    /* Acquire: pairs with the release store in lb_tls_mutex_once; not
+     * ready means no zone was ever registered, so t holds no cache. */
+    if (!lb_load_acq_u32(&lb_tls_mutex_ready))
+        return;
+    /* Under the mutex a zone cannot be destroyed (it unregisters first),
+     * and its slot names it by serial. */
+    lb_os_mutex_lock(&lb_tls_mutex);
+    for (unsigned i = 0; i < LB_TLS_ZONES; i++) {
+        struct lb_tcache *tc = held[i].tc;
+        /* Relaxed: only t's context stores its id there (the acquire CAS
+         * of its claim, which is ordered before us as t's other stores). */
+        if (held[i].serial && lb_tls_owner[i].serial == held[i].serial && lb_tls_owner[i].cache && tc &&
+            lb_load_rlx_u32(&tc->owner) == id)
+            lb_cache_release(lb_tls_owner[i].cache, tc);
+    }
+    lb_os_mutex_unlock(&lb_tls_mutex);
+}
+
 struct lb_level *lb_tls_level_slow(const struct lb_cache *c, uint32_t d)
 {
     if (d >= LB_LEVELS || c->tls_slot >= LB_TLS_ZONES)

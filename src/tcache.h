@@ -23,6 +23,9 @@
  *                                                      adopt/reap skip it (owned)
  *   thread-exit hook           normal (a pthread key   the same as release
  *                              destructor)
+ *   lb_cache_release_ctx       normal, another         the same as release
+ *                              context's (a CPU that
+ *                              went offline)
  *   lb_cache_tls_(un)register  normal (zone create/    each other (a mutex)
  *                              destroy)
  */
@@ -132,6 +135,11 @@ static inline uint32_t lb_thread_id_fast(void)
 void lb_cache_release(struct lb_cache *c, struct lb_tcache *tc);
 /* Release the calling thread's cache of c, if any (normal context). */
 void lb_cache_release_self(struct lb_cache *c);
+/* Release every cache that context t (whose id is id) holds, in every
+ * zone that still lives, and detach them from t.  Normal context; t runs
+ * nothing and nothing runs on it meanwhile (a kernel: the per-CPU struct of
+ * a CPU that has gone offline; its hotplug callback). */
+void lb_cache_release_ctx(struct lb_tls *t, uint32_t id);
 
 
 #endif /* LB_TCACHE_H */
