@@ -317,12 +317,32 @@ static void st_misuse(void)
 		  "TRACK in a zone without tracking");
 	/* A KERNEL allocation may sleep: refused inside an RCU read-side
 	 * section (Debian's preemptible RCU leaves preempt_count() at 0
-	 * there; issue 17.6). */
-	rcu_read_lock();
-	ST_MISUSE(labyrinth_alloc_pages(a, LABYRINTH_GFP_KERNEL, 0, 0), 0L, "KERNEL under rcu_read_lock()");
-	rcu_read_unlock();
+	 * there; issue 17.6), on the fast path and the general one, and with
+	 * preemption off; each a BAD_ARGS report with EINVAL, and none
+	 * sleeps (no voluntary context switch). */
+	{
+		unsigned long nvcsw = current->nvcsw;
+		int einval = atomic_read(&st_rep.err[2]);
+		int bad_args = atomic_read(&st_rep.kind[LABYRINTH_REPORT_BAD_ARGS]);
+
+		rcu_read_lock();
+		ST_MISUSE(labyrinth_alloc_pages(a, LABYRINTH_GFP_KERNEL, 0, 0), 0L, "KERNEL under rcu_read_lock()");
+		ST_MISUSE(labyrinth_alloc_pages(a, LABYRINTH_GFP_KERNEL, 1, LABYRINTH_QUALITY_ZERO), 0L,
+			  "KERNEL order 1 + ZERO under rcu_read_lock()");
+		rcu_read_unlock();
+		preempt_disable();
+		ST_MISUSE(labyrinth_alloc_pages(a, LABYRINTH_GFP_KERNEL, 0, 0), 0L, "KERNEL with preemption off");
+		preempt_enable();
+		ST_EXPECT(current->nvcsw == nvcsw, "KERNEL refused without sleeping (%lu voluntary switches)",
+			  current->nvcsw - nvcsw);
+		ST_EXPECT(atomic_read(&st_rep.err[2]) == einval + 3 &&
+			  atomic_read(&st_rep.kind[LABYRINTH_REPORT_BAD_ARGS]) == bad_args + 3,
+			  "KERNEL in atomic context: 3 BAD_ARGS reports with EINVAL (%d, %d)",
+			  atomic_read(&st_rep.err[2]) - einval,
+			  atomic_read(&st_rep.kind[LABYRINTH_REPORT_BAD_ARGS]) - bad_args);
+	}
 	labyrinth_zone_stats(a, &s);
-	ST_EXPECT(s.misuse_reports == misuse0 + 13, "misuse_reports counts every misuse of zone a (%llu)",
+	ST_EXPECT(s.misuse_reports == misuse0 + 15, "misuse_reports counts every misuse of zone a (%llu)",
 		  s.misuse_reports - misuse0);
 	/* Refused without a report: the zone handle itself is bad, or the
 	 * call is not misuse. */

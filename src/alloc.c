@@ -42,9 +42,9 @@ static LB_NOINLINE void *lb_alloc_general(struct lb_zone *z, unsigned gfp, unsig
     if (!bad && (q & LABYRINTH_QUALITY_TRACK) && (z->flags & LABYRINTH_ZONE_NO_TRACKING))
         bad = -EOPNOTSUPP;
     /* A kernel: a mode that may sleep, from a context that must not
-     * (interrupt, softirq, preemption or interrupts off).  User space:
-     * never (lb_os_can_sleep() is true). */
-    bool atomic_ctx = !bad && sleeps && !lb_os_can_sleep();
+     * (interrupt, softirq, preemption or interrupts off, an RCU reader).
+     * User space: never (lb_os_may_sleep() is true). */
+    bool atomic_ctx = !bad && sleeps && !lb_os_may_sleep();
     if (atomic_ctx)
         bad = -EINVAL;
     if (bad) {
@@ -91,7 +91,7 @@ static LB_NOINLINE void *lb_alloc_miss(struct labyrinth_zone *h, unsigned gfp, u
 {
     struct lb_zone *z = lb_zone_get(h);
     if (z != NULL && (order | quality | (gfp & ~LABYRINTH_GFP_BITS_ALL)) == 0 && ((z->fast_gfp >> gfp) & 1) &&
-        (!lb_gfp_may_sleep(gfp) || lb_os_can_sleep())) {
+        (!lb_gfp_may_sleep(gfp) || lb_os_may_sleep())) {
         /* Order 0, a named mode, no quality: the magazines missed. */
         int err = 0;
         uint32_t d = lb_enter();
@@ -124,7 +124,7 @@ void *labyrinth_alloc_pages(struct labyrinth_zone *z, unsigned gfp, unsigned ord
      * thread's loaded magazine.  Anything else is a tail call. */
     if (LB_LIKELY(z != NULL) && LB_LIKELY((order | quality | (gfp & ~LABYRINTH_GFP_BITS_ALL)) == 0) &&
         LB_LIKELY((z->fast_gfp >> gfp) & 1) &&
-        (!LB_OS_CTX_PER_CPU || !lb_gfp_may_sleep(gfp) || lb_os_can_sleep())) {
+        (!LB_OS_CTX_PER_CPU || !lb_gfp_may_sleep(gfp) || lb_os_may_sleep())) {
         uint32_t d = lb_enter();
         struct lb_level *l = lb_tls_level_cur(z->serial, d);
         if (LB_LIKELY(l != NULL)) {

@@ -121,6 +121,10 @@ int lb_os_virt_to_phys(const void *addr, uint64_t *phys);
  *                         or 0: ids are then handed out on first use
  *   lb_os_can_sleep()     false where sleeping is a bug (a kernel's atomic
  *                         contexts); user space: always true
+ *   lb_os_may_sleep()     the same, at the start of a call that may sleep
+ *                         or wait for a lock (KERNEL allocations, the
+ *                         normal-context entry points): a kernel also
+ *                         tells its debug checks (might_sleep())
  * In user space they compile to what the code wrote before: a TLS access
  * (tools: the callgrind LIFO count, docs/kernel.md). */
 #ifndef __KERNEL__
@@ -132,6 +136,7 @@ static inline void lb_os_preempt_off(void) {}
 static inline void lb_os_preempt_on(void) {}
 static inline uint32_t lb_os_ctx_id(void) { return 0; }
 static inline bool lb_os_can_sleep(void) { return true; }
+static inline bool lb_os_may_sleep(void) { return true; }
 /* The address map's key of an address: itself (kernel: its offset from
  * the direct map, so that it fits in 48 bits). */
 #define LB_OS_ADDR_BASE ((uintptr_t)0)

@@ -43,14 +43,28 @@ static inline uint32_t lb_os_ctx_id(void) { return raw_smp_processor_id() + 1; }
 /* Sleeping is allowed: not in an interrupt, preemption and interrupts on
  * (and, where the kernel counts it, no spinlock held), and not inside an
  * RCU read-side critical section (with preemptible RCU, Debian's default,
- * preempt_count() stays 0 there: issue 17.6). */
+ * preempt_count() stays 0 there: issue 17.6).  in_interrupt() as well
+ * where preemption is counted: on PREEMPT_RT a softirq runs in a thread,
+ * counted in the task's softirq count, not in preempt_count(). */
 static inline bool lb_os_can_sleep(void)
 {
 #ifdef CONFIG_PREEMPT_COUNT
-	return preempt_count() == 0 && !irqs_disabled() && !rcu_preempt_depth();
+	return preempt_count() == 0 && !in_interrupt() && !irqs_disabled() && !rcu_preempt_depth();
 #else
 	return !in_interrupt() && !irqs_disabled() && !rcu_preempt_depth();
 #endif
+}
+
+/* A call that may sleep or wait for a lock begins (os.h): refused where
+ * that is a bug; otherwise might_sleep(), so that a debug kernel
+ * (CONFIG_DEBUG_ATOMIC_SLEEP) checks what we cannot see, as every sleeping
+ * kernel function does, even when this call does not sleep after all. */
+static inline bool lb_os_may_sleep(void)
+{
+	if (!lb_os_can_sleep())
+		return false;
+	might_sleep();
+	return true;
 }
 
 /* The address map's key: the offset from the direct map (1 GiB aligned),
