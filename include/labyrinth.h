@@ -24,7 +24,17 @@
  *                                               sleep, take locks, map memory.
  *   labyrinth_zone_create/_destroy,           normal thread context only.
  *   labyrinth_zone_stats/_check,
+ *   labyrinth_zone_region_info/_shrink,
+ *   labyrinth_zone_for_each_in_use,
  *   labyrinth_thread_release
+ *
+ *   In the kernel module (labyrinth.ko) a call of a normal-context function
+ *   where it cannot sleep (an interrupt, preemption or interrupts off, an
+ *   RCU read-side section) is refused with -EDEADLK and a BAD_ARGS report,
+ *   and zone_create returns NULL, zone_destroy does nothing: each may take
+ *   a mutex or spin for a lock the interrupted code holds.  A KERNEL
+ *   allocation there is refused with EINVAL (docs/kernel.md, "Contexts,
+ *   checked").
  *
  *   The one exception to "no system call": a misuse report through the
  *   default report handler writes one line to stderr with write(2).  The
@@ -56,6 +66,8 @@
  *     -EBADF     the zone handle is NULL or not a live zone
  *     -EBUSY     the block's descriptor kept changing under a concurrent
  *                labyrinth_register_page (nothing freed: free it again)
+ *   And of a refused normal-context call (kernel module only):
+ *     -EDEADLK   called where it cannot sleep or wait for a lock
  *   labyrinth_strerror() turns any of them into a sentence.
  *
  * HANDLES
@@ -502,14 +514,15 @@ struct labyrinth_region_info {
 };
 
 /* Describe region index (0 .. stats.regions - 1).  Normal context.
- * Returns 0, or -EBADF, -EINVAL (out is NULL), -ENOENT (no such region). */
+ * Returns 0, or -EBADF, -EINVAL (out is NULL), -ENOENT (no such region),
+ * -EDEADLK (kernel: not normal context). */
 LABYRINTH_API int labyrinth_zone_region_info(struct labyrinth_zone *zone, unsigned index,
                                              struct labyrinth_region_info *out);
 
 /* Give every idle region (all of its pages free in the buddy) except the
  * first back to the OS.  Pages cached in magazines are first returned to
  * the buddy (the depot; thread caches stay).  Normal context.  Returns the
- * pages released, or -EBADF. */
+ * pages released, or -EBADF, -EDEADLK (kernel: not normal context). */
 LABYRINTH_API long labyrinth_zone_shrink(struct labyrinth_zone *zone);
 
 /* DMA zones, any context.  The zone page holding physical address phys
@@ -528,7 +541,8 @@ LABYRINTH_API int labyrinth_phys_contiguous(struct labyrinth_zone *zone, const v
 
 /* Fill *out.  Counters are read without stopping other threads, so a
  * snapshot taken while others allocate is approximate; it is exact when
- * the zone is quiescent.  Returns 0, -EBADF, or -EINVAL (out is NULL). */
+ * the zone is quiescent.  Normal context.  Returns 0, -EBADF, -EINVAL (out
+ * is NULL), or -EDEADLK (kernel: not normal context). */
 LABYRINTH_API int labyrinth_zone_stats(struct labyrinth_zone *zone, struct labyrinth_zone_stats *out);
 
 /* Count violated invariants (0 = healthy): conservation (free + cached +
@@ -536,7 +550,8 @@ LABYRINTH_API int labyrinth_zone_stats(struct labyrinth_zone *zone, struct labyr
  * and reserve contents, block alignment, coalescing.  Call it when the zone
  * is quiescent (no other thread allocating or freeing; the call itself
  * keeps the warden out): pages moving between threads make counts race.
- * Returns the count, or -EBADF, or -ENOMEM (no memory for its page map). */
+ * Returns the count, or -EBADF, or -ENOMEM (no memory for its page map),
+ * or -EDEADLK (kernel: not normal context). */
 LABYRINTH_API long labyrinth_zone_check(struct labyrinth_zone *zone);
 
 /* Physical address of addr (any byte of a zone page).  O(1) and safe in any
@@ -555,14 +570,14 @@ LABYRINTH_API int labyrinth_zone_set_report_handler(struct labyrinth_zone *zone,
 
 /* Return the calling thread's cached pages in this zone to the zone and
  * release its cache (a thread does this at exit by itself).  Normal thread
- * context.  Returns 0, or -EBADF. */
+ * context.  Returns 0, or -EBADF, -EDEADLK (kernel: not normal context). */
 LABYRINTH_API int labyrinth_thread_release(struct labyrinth_zone *zone);
 
 /* Call fn for every block still in use, in address order, with what
  * labyrinth_page_info would say of it; stops early when fn returns
  * non-zero.  Pages freed and queued back to their owner are not in use.
  * Normal thread context, quiescent zone.  Returns the number of blocks
- * visited, or -EBADF, or -ENOMEM. */
+ * visited, or -EBADF, or -ENOMEM, or -EDEADLK (kernel: not normal context). */
 LABYRINTH_API long labyrinth_zone_for_each_in_use(struct labyrinth_zone *zone,
                                     int (*fn)(const struct labyrinth_page_info *info, void *arg),
                                     void *arg);

@@ -81,7 +81,7 @@ static atomic_t st_errors = ATOMIC_INIT(0);
 
 struct st_reports {
 	atomic_t kind[LABYRINTH_REPORT_NOTICE + 1];
-	atomic_t err[8]; /* EFAULT EXDEV EINVAL ENXIO EALREADY ERANGE ENOENT EOPNOTSUPP */
+	atomic_t err[9]; /* EFAULT EXDEV EINVAL ENXIO EALREADY ERANGE ENOENT EOPNOTSUPP EDEADLK */
 	atomic_t total;
 };
 static struct st_reports st_rep;
@@ -97,6 +97,7 @@ static int st_err_slot(int err)
 	case ERANGE: return 5;
 	case ENOENT: return 6;
 	case EOPNOTSUPP: return 7;
+	case EDEADLK: return 8;
 	default: return -1;
 	}
 }
@@ -246,6 +247,11 @@ struct st_irq_misuse {
 	void *kernel_page; /* what a KERNEL allocation from hard IRQ returned */
 	int double_free_rc;
 	void *page;
+	/* Normal-context calls from hard IRQ: each refused (issue 17.7). */
+	struct labyrinth_zone *victim; /* a zone the IRQ tries to destroy */
+	struct labyrinth_zone *created; /* what zone_create returned in the IRQ */
+	int release_rc, region_rc, stats_rc;
+	long shrink_rc, each_rc, check_rc;
 	bool in_irq, done;
 };
 
@@ -258,6 +264,22 @@ static enum hrtimer_restart st_misuse_irq(struct hrtimer *t)
 	m->kernel_page = labyrinth_alloc_pages(m->z, LABYRINTH_GFP_KERNEL, 0, 0);
 	/* A double free from hard IRQ. */
 	m->double_free_rc = labyrinth_free_pages(m->z, m->page, 0);
+	/* Normal context only: each may spin for the buddy lock or take a
+	 * mutex the interrupted code holds on this CPU (issue 17.7). */
+	{
+		struct labyrinth_region_info ri;
+		struct labyrinth_zone_stats zs;
+		struct labyrinth_zone_config cfg = { .name = "st-irq-create", .pages = 64 };
+
+		m->release_rc = labyrinth_thread_release(m->z);
+		m->region_rc = labyrinth_zone_region_info(m->z, 0, &ri);
+		m->stats_rc = labyrinth_zone_stats(m->z, &zs);
+		m->shrink_rc = labyrinth_zone_shrink(m->z);
+		m->each_rc = labyrinth_zone_for_each_in_use(m->z, NULL, NULL);
+		m->check_rc = labyrinth_zone_check(m->z);
+		labyrinth_zone_destroy(m->victim); /* refused: the zone lives on */
+		m->created = labyrinth_zone_create(&cfg);
+	}
 	smp_store_release(&m->done, true);
 	return HRTIMER_NORESTART;
 }
@@ -362,7 +384,10 @@ static void st_misuse(void)
 	if (m) {
 		int before = atomic_read(&st_rep.total);
 
+		int deadlk = atomic_read(&st_rep.err[8]);
+
 		m->z = a;
+		m->victim = st_zone("st-irq-victim", 64, 2, LABYRINTH_ZONE_NO_WARDEN, 0);
 		m->page = labyrinth_alloc_pages(a, LABYRINTH_GFP_ATOMIC, 0, 0);
 		if (m->page)
 			labyrinth_free_pages(a, m->page, 0);
@@ -375,9 +400,24 @@ static void st_misuse(void)
 		ST_EXPECT(m->in_irq, "the misuse timer ran in hard-IRQ context");
 		ST_EXPECT(m->kernel_page == NULL, "KERNEL from hard IRQ refused");
 		ST_EXPECT(m->double_free_rc == -EALREADY, "double free from hard IRQ: %d", m->double_free_rc);
-		ST_EXPECT(atomic_read(&st_rep.total) == before + 2, "two reports from hard IRQ (%d)",
-			  atomic_read(&st_rep.total) - before);
-		st_misuse_cases += 2;
+		ST_EXPECT(m->release_rc == -EDEADLK && m->region_rc == -EDEADLK && m->stats_rc == -EDEADLK &&
+			  m->shrink_rc == -EDEADLK && m->each_rc == -EDEADLK && m->check_rc == -EDEADLK,
+			  "normal-context calls from hard IRQ refused with EDEADLK: thread_release %d, region_info %d, stats %d, shrink %ld, for_each_in_use %ld, check %ld",
+			  m->release_rc, m->region_rc, m->stats_rc, m->shrink_rc, m->each_rc, m->check_rc);
+		ST_EXPECT(m->created == NULL, "zone_create from hard IRQ refused");
+		ST_EXPECT(m->victim && labyrinth_zone_name(m->victim) != NULL, "zone_destroy from hard IRQ refused");
+		/* KERNEL, the double free, six calls on a, the destroy of victim
+		 * (create has no zone: the default handler prints it). */
+		ST_EXPECT(atomic_read(&st_rep.total) == before + 9 && atomic_read(&st_rep.err[8]) == deadlk + 7,
+			  "nine reports from hard IRQ, seven of them EDEADLK (%d, %d)",
+			  atomic_read(&st_rep.total) - before, atomic_read(&st_rep.err[8]) - deadlk);
+		pr_info(ST "from hard IRQ: thread_release %d, zone_region_info %d, zone_stats %d, zone_shrink %ld, for_each_in_use %ld, zone_check %ld, zone_create %s, zone_destroy %s\n",
+			m->release_rc, m->region_rc, m->stats_rc, m->shrink_rc, m->each_rc, m->check_rc,
+			m->created ? "made a zone" : "NULL", labyrinth_zone_name(m->victim) ? "refused" : "destroyed it");
+		if (m->created)
+			labyrinth_zone_destroy(m->created);
+		labyrinth_zone_destroy(m->victim);
+		st_misuse_cases += 10;
 		kfree(m);
 	}
 	labyrinth_free_pages(a, o1, 1);

@@ -10,7 +10,9 @@
 struct labyrinth_zone *labyrinth_zone_create(const struct labyrinth_zone_config *cfg)
 {
     struct lb_zone *z;
-    int rc = lb_zone_create(cfg, &z);
+    int rc = LB_NORMAL_CONTEXT(NULL, "zone_create");
+    if (!rc)
+        rc = lb_zone_create(cfg, &z);
     if (rc) {
         lb_set_errno(-rc);
         return NULL;
@@ -57,6 +59,8 @@ void labyrinth_zone_destroy(struct labyrinth_zone *h)
         lb_report_no_zone("zone_destroy", h, __builtin_return_address(0));
         return;
     }
+    if (LB_NORMAL_CONTEXT(z, "zone_destroy"))
+        return; /* the zone lives on */
     struct lb_leaks lk = {z, 0, 0};
     /* First the TLS slot: an exit hook under way on another thread (it
      * holds lb_tls_mutex while it releases its caches) is waited out, and
@@ -87,6 +91,9 @@ int labyrinth_zone_stats(struct labyrinth_zone *h, struct labyrinth_zone_stats *
         return -EBADF;
     if (!out)
         return -EINVAL;
+    int rc = LB_NORMAL_CONTEXT(z, "zone_stats");
+    if (rc)
+        return rc;
     lb_zone_stats(z, out);
     return 0;
 }
@@ -97,6 +104,9 @@ long labyrinth_zone_check(struct labyrinth_zone *h)
     struct lb_zone *z = lb_zone_get(h);
     if (!z)
         return -EBADF;
+    int rc = LB_NORMAL_CONTEXT(z, "zone_check");
+    if (rc)
+        return rc;
     return lb_zone_check(z);
 }
 LB_EXPORT(labyrinth_zone_check);
@@ -128,6 +138,9 @@ int labyrinth_zone_region_info(struct labyrinth_zone *h, unsigned index, struct 
         return -EBADF;
     if (!out)
         return -EINVAL;
+    int rc = LB_NORMAL_CONTEXT(z, "zone_region_info");
+    if (rc)
+        return rc;
     return lb_zone_region_info(z, index, out);
 }
 LB_EXPORT(labyrinth_zone_region_info);
@@ -137,6 +150,9 @@ long labyrinth_zone_shrink(struct labyrinth_zone *h)
     struct lb_zone *z = lb_zone_get(h);
     if (!z)
         return -EBADF;
+    int rc = LB_NORMAL_CONTEXT(z, "zone_shrink");
+    if (rc)
+        return rc;
     return lb_zone_shrink(z);
 }
 LB_EXPORT(labyrinth_zone_shrink);
@@ -217,6 +233,11 @@ int labyrinth_thread_release(struct labyrinth_zone *h)
     struct lb_zone *z = lb_zone_get(h);
     if (!z)
         return -EBADF;
+    /* It spins for the buddy lock, which the code this call interrupted
+     * may hold on this CPU (issue 17.7: for ever, from a hard IRQ). */
+    int rc = LB_NORMAL_CONTEXT(z, "thread_release");
+    if (rc)
+        return rc;
     /* Entered, so that a kernel stays on the CPU whose cache it releases;
      * a call nested in another labyrinth call (a handler) must not take
      * the cache from under it: it does nothing. */

@@ -39,6 +39,7 @@ const char *labyrinth_strerror(int err)
     case EBUSY: return "the block's descriptor kept changing (concurrent register)";
     case EIO: return "could not read physical addresses (/proc/self/pagemap)";
     case EEXIST: return "the memory overlaps the caller memory of a live zone";
+    case EDEADLK: return "normal context only: called where it cannot sleep (an interrupt, an atomic section)";
     default: return "unknown error";
     }
 }
@@ -64,6 +65,7 @@ const char *lb_errname(int err)
     case ENOSPC: return "ENOSPC";
     case EAGAIN: return "EAGAIN";
     case ETIMEDOUT: return "ETIMEDOUT";
+    case EDEADLK: return "EDEADLK";
     default: return "E?";
     }
 }
@@ -97,6 +99,21 @@ void lb_report_no_zone(const char *what, const void *addr, const void *caller)
     rep.addr = addr;
     rep.caller = caller;
     lb_report_default(&rep, NULL);
+}
+
+int lb_refuse_context(struct lb_zone *z, const char *what, const void *caller)
+{
+    char b[200];
+    struct lb_fmt f = {b, 0, sizeof b};
+    lb_fmt_str(&f, what);
+    lb_fmt_str(&f, " refused: normal context only, called where it cannot sleep or wait for a lock (EDEADLK)");
+    struct labyrinth_report rep = lb_report_make(LABYRINTH_REPORT_BAD_ARGS, z, -EDEADLK, b);
+    rep.caller = caller;
+    if (z)
+        lb_zone_report(z, &rep);
+    else
+        lb_report_default(&rep, NULL);
+    return -EDEADLK;
 }
 
 int lb_refuse(struct lb_zone *z, enum labyrinth_report_kind kind, const char *what,

@@ -49,6 +49,15 @@ void lb_zone_notice(struct lb_zone *z, const char *msg);
 /* "EINVAL" for -EINVAL or EINVAL, "E?" for one the API never returns. */
 const char *lb_errname(int err);
 void lb_report_no_zone(const char *what, const void *addr, const void *caller);
+/* A normal-context entry point called where it cannot sleep (issue 17.7):
+ * a BAD_ARGS report (to z's handler, or the default one when z is NULL)
+ * naming what; returns -EDEADLK. */
+int lb_refuse_context(struct lb_zone *z, const char *what, const void *caller);
+/* The check at the top of every normal-context entry point: 0, or
+ * -EDEADLK after a report.  User space: always 0 (any context may call
+ * them as far as the OS is concerned; a signal handler must not). */
+#define LB_NORMAL_CONTEXT(z, what) \
+    (LB_LIKELY(lb_os_may_sleep()) ? 0 : lb_refuse_context((z), (what), __builtin_return_address(0)))
 /* Report a refused free or register of addr (order) with err; returns err. */
 int lb_refuse(struct lb_zone *z, enum labyrinth_report_kind kind, const char *what,
               const void *addr, unsigned order, int err, const void *caller);

@@ -109,6 +109,9 @@ long labyrinth_zone_for_each_in_use(struct labyrinth_zone *h,
     struct lb_zone *z = lb_zone_get(h);
     if (!z)
         return -EBADF;
+    int rc = LB_NORMAL_CONTEXT(z, "zone_for_each_in_use");
+    if (rc)
+        return rc;
     return lb_zone_for_each_in_use(z, fn, arg);
 }
 LB_EXPORT(labyrinth_zone_for_each_in_use);
