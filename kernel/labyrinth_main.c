@@ -101,7 +101,7 @@ static int lb_dbg_buddyinfo_show(struct seq_file *m, void *unused)
 	for (i = 0; i < n; i++) {
 		struct lb_region *r = lb_regmap_get(&z->map, i);
 
-		seq_printf(m, "  region %-2u %px", i, (void *)r->lo);
+		seq_printf(m, "  region %-2u %p", i, (void *)r->lo);
 		if (r->released) {
 			seq_puts(m, " released\n");
 			continue;
@@ -154,7 +154,7 @@ static int lb_dbg_tracking_show(struct seq_file *m, void *unused)
 			if (s == LB_S_ALLOC && (lb_d_flags(w) & LB_D_TRACKED)) {
 				lb_page_info_fill(z, r, idx, &info);
 				if (info.tracked) {
-					seq_printf(m, "%px order %u cpu %u tag %u age %llu us ", info.block, info.order,
+					seq_printf(m, "%p order %u cpu %u tag %u age %llu us ", info.block, info.order,
 							   info.thread ? info.thread - 1 : 0, info.tag,
 							   (unsigned long long)(lb_track_age_us(z) - info.alloc_ns / 1000));
 					if (info.site)

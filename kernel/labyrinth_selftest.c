@@ -34,11 +34,13 @@
  */
 #include <linux/atomic.h>
 #include <linux/cpu.h>
+#include <linux/ctype.h>
 #include <linux/cpumask.h>
 #include <linux/delay.h>
 #include <linux/gfp.h>
 #include <linux/hardirq.h>
 #include <linux/hrtimer.h>
+#include <linux/kmsg_dump.h>
 #include <linux/kthread.h>
 #include <linux/llist.h>
 #include <linux/mm.h>
@@ -164,7 +166,7 @@ static void st_quality(void)
 	memset(p, 0xee, PAGE_SIZE);
 	labyrinth_free_pages(z, p, 0);
 	q = labyrinth_void_allocpage_gfpatomic_extra_quality(z, LABYRINTH_QUALITY_ZERO);
-	ST_EXPECT(q == p, "LIFO: the page just freed comes back (%px, %px)", p, q);
+	ST_EXPECT(q == p, "LIFO: the page just freed comes back (%p, %p)", p, q);
 	ST_EXPECT(q && st_all(q, PAGE_SIZE, 0), "ZERO: the page reads as zeros");
 	labyrinth_free_pages(z, q, 0);
 	q = labyrinth_void_allocpage_gfpatomic_extra_quality(z, LABYRINTH_QUALITY_POISON);
@@ -931,6 +933,63 @@ static void st_bench(void)
 	labyrinth_zone_destroy(z);
 }
 
+/* ---- 6. no raw kernel addresses in labyrinth's log lines (issue 17.8) */
+
+/* "ffff" and 12 more hex digits, not inside a longer hex run: an x86-64
+ * kernel address as %px or a raw hex formatter prints it.  (%p prints
+ * 00000000 and a 32-bit hash; %pS a symbol.) */
+static bool st_raw_addr(const char *s, size_t n)
+{
+	size_t i, k;
+
+	for (i = 0; i + 16 <= n; i++) {
+		if (strncmp(s + i, "ffff", 4) || (i && isxdigit(s[i - 1])))
+			continue;
+		for (k = 4; k < 16 && isxdigit(s[i + k]); k++)
+			;
+		if (k == 16 && (i + 16 == n || !isxdigit(s[i + 16])))
+			return true;
+	}
+	return false;
+}
+
+static void st_log(void)
+{
+	struct labyrinth_zone_config cfg = { .name = "st-log", .pages = 64, .flags = LABYRINTH_ZONE_NO_WARDEN };
+	struct labyrinth_zone *z = labyrinth_zone_create(&cfg); /* the default handler: printk */
+	unsigned long lines = 0, raw = 0;
+	struct kmsg_dump_iter it;
+	size_t len;
+	char *line;
+	void *p;
+
+	/* A bad free and a leak through the default handler: an address, a
+	 * caller, a leaked block and its allocator's symbol. */
+	if (z) {
+		p = labyrinth_alloc_pages(z, LABYRINTH_GFP_KERNEL, 0, 0);
+		labyrinth_free_pages(z, p, 0);
+		labyrinth_free_pages(z, p, 0);
+		labyrinth_void_allocpage_gfpatomic_extra_quality(z, 0);
+		labyrinth_zone_destroy(z);
+	}
+	line = kmalloc(1024, GFP_KERNEL);
+	if (!line)
+		return;
+	kmsg_dump_rewind(&it);
+	while (kmsg_dump_get_line(&it, false, line, 1023, &len)) {
+		line[len] = 0;
+		if (!strstr(line, "labyrinth: "))
+			continue;
+		lines++;
+		if (st_raw_addr(line, len) && raw++ < 3)
+			pr_err(ST "a raw kernel address in: %s", line);
+	}
+	kfree(line);
+	ST_EXPECT(lines >= 4 && raw == 0, "%lu of %lu labyrinth log line(s) print a raw kernel address", raw,
+		  lines);
+	pr_info(ST "log: %lu labyrinth line(s), %lu with a raw kernel address\n", lines, raw);
+}
+
 static int __init st_init(void)
 {
 	int i, errs;
@@ -940,6 +999,7 @@ static int __init st_init(void)
 	st_misuse();
 	st_stress();
 	st_hotplug();
+	st_log();
 	if (bench)
 		st_bench();
 	errs = atomic_read(&st_errors);

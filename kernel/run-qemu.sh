@@ -104,6 +104,8 @@ sleep 1
 for f in /sys/kernel/debug/labyrinth/*/stats /sys/kernel/debug/labyrinth/*/buddyinfo /sys/kernel/debug/labyrinth/*/tracking; do
   [ -r "\$f" ] || verdict '\\001' "FAIL: no debugfs file \$f"
   echo "init: --- \$f"; head -n 12 "\$f"
+  # No raw kernel addresses (%px) in debugfs: %p hashes them (issue 17.8).
+  grep -qE 'ffff[0-9a-f]{12}' "\$f" && verdict '\\001' "FAIL: a raw kernel address in \$f"
 done
 rmmod labyrinth_example || verdict '\\001' "FAIL: the example driver did not unload"
 echo "init: insmod labyrinth_selftest.ko seconds=$secs"

@@ -34,7 +34,7 @@ static int lb_leak_one(const struct labyrinth_page_info *info, void *arg)
     char b[160];
     struct lb_fmt f = {b, 0, sizeof b};
     lb_fmt_str(&f, "leak: block ");
-    lb_fmt_hex(&f, (uintptr_t)info->block);
+    lb_fmt_ptr(&f, info->block);
     lb_fmt_str(&f, " (order ");
     lb_fmt_dec(&f, info->order);
     lb_fmt_str(&f, info->tracked ? ") still in use at destroy, thread " : ") still in use at destroy (untracked)");

@@ -11,7 +11,7 @@ bool lb_quality_assert_cl_align(struct lb_zone *z, const void *p, unsigned order
     char b[128];
     struct lb_fmt f = {b, 0, sizeof b};
     lb_fmt_str(&f, "CL_ALIGN assertion failed: block ");
-    lb_fmt_hex(&f, (uintptr_t)p);
+    lb_fmt_ptr(&f, p);
     lb_fmt_str(&f, " is not aligned to a 64-byte cache line");
     struct labyrinth_report rep = lb_report_make(LABYRINTH_REPORT_CL_ALIGN, z, 0, b);
     rep.addr = p;
@@ -67,7 +67,7 @@ bool lb_verify_check(struct lb_zone *z, void *p, unsigned order, const void *cal
     char b[200];
     struct lb_fmt f = {b, 0, sizeof b};
     lb_fmt_str(&f, "use after free: freed block ");
-    lb_fmt_hex(&f, (uintptr_t)p);
+    lb_fmt_ptr(&f, p);
     lb_fmt_str(&f, " was written at offset ");
     lb_fmt_dec(&f, off);
     lb_fmt_str(&f, " (byte ");

@@ -93,7 +93,7 @@ void lb_report_no_zone(const char *what, const void *addr, const void *caller)
     struct lb_fmt f = {b, 0, sizeof b};
     lb_fmt_str(&f, what);
     lb_fmt_str(&f, "(");
-    lb_fmt_hex(&f, (uintptr_t)addr);
+    lb_fmt_ptr(&f, addr);
     lb_fmt_str(&f, ") refused: not a live zone (EBADF)");
     struct labyrinth_report rep = lb_report_make(LABYRINTH_REPORT_BAD_ARGS, NULL, -EBADF, b);
     rep.addr = addr;
@@ -123,7 +123,7 @@ int lb_refuse(struct lb_zone *z, enum labyrinth_report_kind kind, const char *wh
     struct lb_fmt f = {b, 0, sizeof b};
     lb_fmt_str(&f, what);
     lb_fmt_str(&f, "(");
-    lb_fmt_hex(&f, (uintptr_t)addr);
+    lb_fmt_ptr(&f, addr);
     lb_fmt_str(&f, ", order ");
     lb_fmt_dec(&f, order);
     lb_fmt_str(&f, ") refused: ");
@@ -162,6 +162,19 @@ void lb_fmt_str(struct lb_fmt *f, const char *s)
         f->buf[f->len++] = *s++;
     f->buf[f->len] = 0;
 }
+
+static void lb_fmt_addr(struct lb_fmt *f, const void *p, bool code)
+{
+    size_t n = f->len < f->cap ? lb_os_fmt_addr(f->buf + f->len, f->cap - f->len, p, code) : 0;
+    if (n) {
+        f->len += n;
+        return;
+    }
+    lb_fmt_hex(f, (uintptr_t)p);
+}
+
+void lb_fmt_ptr(struct lb_fmt *f, const void *p) { lb_fmt_addr(f, p, false); }
+void lb_fmt_code(struct lb_fmt *f, const void *p) { lb_fmt_addr(f, p, true); }
 
 void lb_fmt_hex(struct lb_fmt *f, uint64_t v)
 {
@@ -235,7 +248,9 @@ void lb_report_default(const struct labyrinth_report *rep, void *arg)
         if (rep->kind == LABYRINTH_REPORT_LEAK && lb_os_symbolize(rep->caller, sym, sizeof sym) == 0)
             lb_fmt_str(&f, sym);
         else {
-            lb_fmt_hex(&f, (uintptr_t)rep->caller);
+            /* A kernel: %pS already (lb_os_fmt_addr); user space: the
+             * address, then its object and offset. */
+            lb_fmt_code(&f, rep->caller);
             if (lb_os_symbolize_any(rep->caller, sym, sizeof sym) == 0) {
                 lb_fmt_str(&f, " (");
                 lb_fmt_str(&f, sym);
@@ -298,7 +313,7 @@ void lb_zone_bad_entry(void *ctx, void *page, uint64_t w)
     char b[200];
     struct lb_fmt f = {b, 0, sizeof b};
     lb_fmt_str(&f, "free_pages(");
-    lb_fmt_hex(&f, (uintptr_t)page);
+    lb_fmt_ptr(&f, page);
     lb_fmt_str(&f, ", order 0) refused when its owner took the batch: double free, the block is ");
     lb_fmt_str(&f, lb_d_state(w) == LB_S_ALLOC ? "allocated again (EALREADY)" : "not allocated (EALREADY)");
     struct labyrinth_report rep = lb_report_make(LABYRINTH_REPORT_BAD_FREE, z, -EALREADY, b);

@@ -21,6 +21,11 @@ struct lb_fmt {
 void lb_fmt_str(struct lb_fmt *f, const char *s);
 void lb_fmt_hex(struct lb_fmt *f, uint64_t v);
 void lb_fmt_dec(struct lb_fmt *f, uint64_t v);
+/* An address: a data address (lb_fmt_ptr) or a code address
+ * (lb_fmt_code).  User space: hex, as lb_fmt_hex; a kernel: hashed, or a
+ * symbol (lb_os_fmt_addr). */
+void lb_fmt_ptr(struct lb_fmt *f, const void *p);
+void lb_fmt_code(struct lb_fmt *f, const void *p);
 
 /* The one constructor: a report of kind in zone z (NULL: no zone) with
  * its message; the caller sets the other fields it knows. */

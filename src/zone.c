@@ -27,7 +27,7 @@ static int lb_create_refuse(int err, const char *field, uint64_t value, const ch
     lb_fmt_str(&f, field);
     lb_fmt_str(&f, " ");
     if (!strcmp(field, "memory"))
-        lb_fmt_hex(&f, value);
+        lb_fmt_ptr(&f, (const void *)(uintptr_t)value);
     else
         lb_fmt_dec(&f, value);
     if (rel) {

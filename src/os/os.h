@@ -236,5 +236,19 @@ int lb_os_symbolize_any(const void *addr, char *buf, size_t n);
  * context; zone creation calls it, so objects loaded before a zone was
  * created are known). */
 void lb_os_objects_note(void);
+/* An address for a report line, any context: into buf (cap bytes, NUL
+ * included), returning the characters written, or 0 for "write it in hex
+ * yourself" (user space: always; the core's formatter does).  A kernel
+ * must not print raw addresses (kptr_restrict): a data address is hashed
+ * (%p), a code address is a symbol (%pS) (issue 17.8). */
+#ifndef __KERNEL__
+static inline size_t lb_os_fmt_addr(char *buf, size_t cap, const void *addr, bool code)
+{
+    (void)buf, (void)cap, (void)addr, (void)code;
+    return 0;
+}
+#else
+size_t lb_os_fmt_addr(char *buf, size_t cap, const void *addr, bool code);
+#endif
 
 #endif /* LB_OS_H */
