@@ -21,7 +21,8 @@ _Static_assert((LABYRINTH_GFP_ATOMIC & (LB_MODE_SLOTS - 1)) == LB_SLOT_ATOMIC &&
  * and a bit of fast_gfp: every bit value must index fast_gfp. */
 _Static_assert(LABYRINTH_GFP_BITS_ALL < 32, "fast_gfp has a bit per gfp value");
 
-static LB_NOINLINE void *lb_alloc_general(struct lb_zone *z, unsigned gfp, unsigned order,
+static LB_NOINLINE void *lb_alloc_general(const struct labyrinth_zone *h, struct lb_zone *z, unsigned gfp,
+                                          unsigned order,
                                           unsigned quality, const void *caller,
                                           const struct labyrinth_site *site, uint32_t tag)
 {
@@ -30,7 +31,7 @@ static LB_NOINLINE void *lb_alloc_general(struct lb_zone *z, unsigned gfp, unsig
      * whose errno must be preserved. */
     bool sleeps = gfp & LABYRINTH_GFP_BIT_SLEEP;
     if (!z) {
-        lb_report_no_zone("alloc_pages", NULL, caller);
+        lb_report_no_zone("alloc_pages", h, NULL, caller);
         if (sleeps)
             lb_set_errno(EBADF);
         return NULL;
@@ -103,7 +104,7 @@ static LB_NOINLINE void *lb_alloc_miss(struct labyrinth_zone *h, unsigned gfp, u
             lb_set_errno(-err);
         return p;
     }
-    return lb_alloc_general(z, gfp, order, quality, caller, NULL, 0);
+    return lb_alloc_general(h, z, gfp, order, quality, caller, NULL, 0);
 }
 
 /* The fast path popped p from level l (depth d) but p is not in region 0. */
@@ -179,7 +180,7 @@ static LB_NOINLINE void *lb_alloc_site_slow(struct labyrinth_zone *h, unsigned q
     if (z)
         quality = (z->flags & LABYRINTH_ZONE_NO_TRACKING) ? quality & ~LABYRINTH_QUALITY_TRACK
                                                           : quality | LABYRINTH_QUALITY_TRACK;
-    return lb_alloc_general(z, LABYRINTH_GFP_ATOMIC, 0, quality, caller, site, 0);
+    return lb_alloc_general(h, z, LABYRINTH_GFP_ATOMIC, 0, quality, caller, site, 0);
 }
 
 /* The macro's fast path found no thread id yet (the thread's first

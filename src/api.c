@@ -56,7 +56,12 @@ void labyrinth_zone_destroy(struct labyrinth_zone *h)
         return;
     struct lb_zone *z = lb_zone_get(h);
     if (!z) {
-        lb_report_no_zone("zone_destroy", h, __builtin_return_address(0));
+        /* In the child of a fork(), a zone of the parent: its slot and
+         * claim are freed; nothing else of it is here (no warden to stop,
+         * its memory never came over: docs/design.md, "fork"). */
+        if (lb_registry_release_inherited(h))
+            return;
+        lb_report_no_zone("zone_destroy", h, h, __builtin_return_address(0));
         return;
     }
     if (LB_NORMAL_CONTEXT(z, "zone_destroy"))
@@ -88,7 +93,7 @@ int labyrinth_zone_stats(struct labyrinth_zone *h, struct labyrinth_zone_stats *
 {
     struct lb_zone *z = lb_zone_get(h);
     if (!z)
-        return -EBADF;
+        return lb_refuse_handle("zone_stats", h);
     if (!out)
         return -EINVAL;
     int rc = LB_NORMAL_CONTEXT(z, "zone_stats");
@@ -103,7 +108,7 @@ long labyrinth_zone_check(struct labyrinth_zone *h)
 {
     struct lb_zone *z = lb_zone_get(h);
     if (!z)
-        return -EBADF;
+        return lb_refuse_handle("zone_check", h);
     int rc = LB_NORMAL_CONTEXT(z, "zone_check");
     if (rc)
         return rc;
@@ -115,7 +120,7 @@ int labyrinth_virt_to_phys(struct labyrinth_zone *h, const void *addr, uint64_t 
 {
     struct lb_zone *z = lb_zone_get(h);
     if (!z)
-        return -EBADF;
+        return lb_refuse_handle("virt_to_phys", h);
     if (!phys)
         return -EINVAL;
     uintptr_t a = (uintptr_t)addr;
@@ -135,7 +140,7 @@ int labyrinth_zone_region_info(struct labyrinth_zone *h, unsigned index, struct 
 {
     struct lb_zone *z = lb_zone_get(h);
     if (!z)
-        return -EBADF;
+        return lb_refuse_handle("zone_region_info", h);
     if (!out)
         return -EINVAL;
     int rc = LB_NORMAL_CONTEXT(z, "zone_region_info");
@@ -149,7 +154,7 @@ long labyrinth_zone_shrink(struct labyrinth_zone *h)
 {
     struct lb_zone *z = lb_zone_get(h);
     if (!z)
-        return -EBADF;
+        return lb_refuse_handle("zone_shrink", h);
     int rc = LB_NORMAL_CONTEXT(z, "zone_shrink");
     if (rc)
         return rc;
@@ -161,7 +166,7 @@ int labyrinth_phys_to_virt(struct labyrinth_zone *h, uint64_t phys, void **addr)
 {
     struct lb_zone *z = lb_zone_get(h);
     if (!z)
-        return -EBADF;
+        return lb_refuse_handle("phys_to_virt", h);
     if (!addr)
         return -EINVAL;
     if (!(z->flags & LABYRINTH_ZONE_DMA))
@@ -185,7 +190,7 @@ int labyrinth_phys_contiguous(struct labyrinth_zone *h, const void *block, unsig
 {
     struct lb_zone *z = lb_zone_get(h);
     if (!z)
-        return -EBADF;
+        return lb_refuse_handle("phys_contiguous", h);
     if (!(z->flags & LABYRINTH_ZONE_DMA))
         return -EOPNOTSUPP;
     struct lb_region *r;
@@ -206,7 +211,7 @@ int labyrinth_zone_set_report_handler(struct labyrinth_zone *h, labyrinth_report
 {
     struct lb_zone *z = lb_zone_get(h);
     if (!z)
-        return -EBADF;
+        return lb_refuse_handle("zone_set_report_handler", h);
     /* A ticket: unique, so no two writers share a slot until the ring
      * wraps (relaxed: only uniqueness matters). */
     uint64_t n = lb_add_rlx_u64(&z->report_next, 1) + 1;
@@ -232,7 +237,7 @@ int labyrinth_thread_release(struct labyrinth_zone *h)
 {
     struct lb_zone *z = lb_zone_get(h);
     if (!z)
-        return -EBADF;
+        return lb_refuse_handle("thread_release", h);
     /* It spins for the buddy lock, which the code this call interrupted
      * may hold on this CPU (issue 17.7: for ever, from a hard IRQ). */
     int rc = LB_NORMAL_CONTEXT(z, "thread_release");
@@ -252,6 +257,8 @@ LB_EXPORT(labyrinth_thread_release);
 const char *labyrinth_zone_name(const struct labyrinth_zone *h)
 {
     struct lb_zone *z = lb_zone_get(h);
+    if (!z)
+        lb_refuse_handle("zone_name", h);
     return z ? z->name : NULL;
 }
 LB_EXPORT(labyrinth_zone_name);

@@ -31,7 +31,7 @@ static LB_NOINLINE int lb_free_general(struct labyrinth_zone *h, void *addr, uns
         return 0;
     struct lb_zone *z = lb_zone_get(h);
     if (!z) {
-        lb_report_no_zone("free_pages", addr, caller);
+        lb_report_no_zone("free_pages", h, addr, caller);
         return -EBADF;
     }
     struct lb_region *r;

@@ -115,14 +115,23 @@ uint64_t lb_zone_owner_of(uintptr_t a)
     return 0;
 }
 
-struct lb_zone *lb_zone_get(const struct labyrinth_zone *h)
+/* The slot h is, or NULL: h is not one (never dereferenced). */
+static struct labyrinth_zone *lb_handle_slot(const struct labyrinth_zone *h)
 {
     uintptr_t off = (uintptr_t)h - (uintptr_t)lb_handles;
     if (off >= sizeof lb_handles || off % sizeof *h)
-        return NULL; /* not a slot: never dereferenced */
+        return NULL;
+    return &lb_handles[off / sizeof *h];
+}
+
+struct lb_zone *lb_zone_get(const struct labyrinth_zone *h)
+{
+    struct labyrinth_zone *s = lb_handle_slot(h);
+    if (!s)
+        return NULL;
     /* Acquire: pairs with the release store in lb_registry_add, so the
      * zone's fields are visible to whoever finds it here. */
-    return (struct lb_zone *)lb_load_acq_ptr(&lb_handles[off / sizeof *h].zone);
+    return (struct lb_zone *)lb_load_acq_ptr(&s->zone);
 }
 
 int lb_registry_add(struct lb_zone *z)
@@ -151,6 +160,8 @@ int lb_registry_add(struct lb_zone *z)
         lb_store_rlx_u64(&h->clock, 0); /* no warden yet (it stores the first tick) */
         h->page_mask = z->page_mask;
         h->r0_first = z->r0_first;
+        h->claim_lo = z->caller_memory ? z->claim_lo : 0;
+        lb_store_rlx_u32(&h->inherited, 0); /* under the mutex, as every write */
         z->handle = h;
         lb_store_rlx_u64(&h->live_serial, z->serial); /* read under the mutex only */
         /* Release: the handle's hot line and the zone are complete before
@@ -169,11 +180,8 @@ int lb_registry_add(struct lb_zone *z)
     return rc;
 }
 
-void lb_registry_kill_handle(struct lb_zone *z)
+static void lb_handle_kill(struct labyrinth_zone *h)
 {
-    struct labyrinth_zone *h = z->handle;
-    if (!h)
-        return;
     /* Every fast path misses from now on (a serial no thread's current
      * zone has, no region 0, no fast mode), and the slow paths' lb_zone_get
      * says NULL.  Plain stores: a call racing the destruction of its zone
@@ -187,6 +195,12 @@ void lb_registry_kill_handle(struct lb_zone *z)
      * handle; one that still sees the zone raced its destruction, which
      * the contract leaves to the caller.  Nothing is published here. */
     lb_store_rel_ptr(&h->zone, NULL);
+}
+
+void lb_registry_kill_handle(struct lb_zone *z)
+{
+    if (z->handle)
+        lb_handle_kill(z->handle);
 }
 
 void lb_registry_remove(struct lb_zone *z)
@@ -306,4 +320,128 @@ void lb_registry_unclaim(uintptr_t lo)
             break;
         }
     lb_os_mutex_unlock(&lb_registry_mutex);
+}
+
+/* ---- fork() (docs/design.md, "fork") ------------------------------------
+ *
+ * The child of a fork() has one thread and copies of the parent's
+ * bookkeeping, but not the zones: every mapping labyrinth makes is
+ * MADV_DONTFORK (os.h), the warden and the other threads (whose caches
+ * may be half-way through a plain-store pop) do not exist there, mlock is
+ * not inherited.  So every zone the parent had is refused in the child
+ * (EBADF, with a report saying it was inherited) until the child destroys
+ * it, which frees its slot and, for caller memory, its claim; zones the
+ * child creates work normally.  The registry and TLS mutexes are held
+ * across the fork, so the child's copies are consistent and its first
+ * zone creation cannot find them locked for ever.  The hot paths pay
+ * nothing: the child's hook makes them miss as a destroyed handle does. */
+static void lb_fork_prepare(void)
+{
+    /* The order the hooks take them in; no path holds one while taking
+     * the other. */
+    lb_os_mutex_lock(&lb_registry_mutex);
+    lb_cache_tls_fork_prepare();
+}
+
+static void lb_fork_parent(void)
+{
+    lb_cache_tls_fork_parent();
+    lb_os_mutex_unlock(&lb_registry_mutex);
+}
+
+static void lb_fork_child(void)
+{
+    /* The child's only thread; the registry mutex, taken in prepare by
+     * this thread, is made anew at the end.  Relaxed loads and stores
+     * below: nothing else runs, but a signal handler of this thread may
+     * read the handles (lb_zone_get), so each handle dies as
+     * lb_handle_kill does it, hot line first, with a release store of
+     * NULL last. */
+    for (unsigned i = 0; i < LB_HANDLES; i++) {
+        struct labyrinth_zone *h = &lb_handles[i];
+        if (lb_load_rlx_ptr(&h->zone)) {
+            lb_store_rlx_u32(&h->inherited, 1); /* before the zone goes: a report says why */
+            lb_handle_kill(h);
+        } else if (lb_load_rlx_u64(&h->live_serial)) {
+            /* Being destroyed by a thread the child does not have: no one
+             * here holds this handle any more. */
+            lb_store_rlx_u64(&h->live_serial, 0);
+            lb_live_zones--;
+        }
+    }
+    /* No zone's address range is the child's: a mapped zone's pages are
+     * not in it (and the addresses may be mapped anew), and a caller-memory
+     * zone's copy is the caller's again.  A free of such an address to a
+     * zone of the child is foreign (-EFAULT). */
+    unsigned used = lb_load_rlx_u32(&lb_ranges_used);
+    for (unsigned i = 0; i < used; i++)
+        if (lb_load_rlx_u64(&lb_ranges[i].serial))
+            lb_range_write(&lb_ranges[i], 0, 0, 0);
+    /* Claims of caller memory stay for inherited zones (the buffer is
+     * taken until the child destroys the zone); a claim of a zone half
+     * made or half destroyed by another thread goes. */
+    for (unsigned i = 0; i < LB_MAX_ZONES; i++) {
+        if (!lb_claims[i].hi)
+            continue;
+        bool held = false;
+        for (unsigned j = 0; j < LB_HANDLES && !held; j++)
+            held = lb_load_rlx_u32(&lb_handles[j].inherited) && lb_handles[j].claim_lo == lb_claims[i].lo;
+        if (!held)
+            lb_claims[i].hi = 0;
+    }
+    lb_cache_tls_fork_child();
+    lb_os_mutex_init(&lb_registry_mutex);
+}
+
+void lb_registry_fork_init(void)
+{
+    /* 0: not yet, 1: being registered, 2: registered.  Every creation
+     * returns from here only once the hooks are in place, before its zone
+     * is in the registry (not under the registry mutex: a fork under way
+     * holds glibc's atfork lock and then waits for that mutex in
+     * prepare, while pthread_atfork waits for the atfork lock). */
+    static lb_atomic_u32 state;
+    uint32_t zero = 0;
+    /* Acquire CAS: the winner registers; the others wait below. */
+    if (lb_cas_acq_u32(&state, &zero, 1)) {
+        (void)lb_os_fork_hooks(lb_fork_prepare, lb_fork_parent, lb_fork_child);
+        lb_store_rel_u32(&state, 2); /* pairs with the acquire load below */
+        return;
+    }
+    /* Acquire: pairs with the release store above. */
+    while (lb_load_acq_u32(&state) != 2)
+        lb_os_yield();
+}
+
+bool lb_registry_inherited(const struct labyrinth_zone *h)
+{
+    struct labyrinth_zone *s = lb_handle_slot(h);
+    /* Relaxed: set by the child's hook before any call of the child, and
+     * cleared under the mutex by the destroy that ends the handle. */
+    return s && lb_load_rlx_u32(&s->inherited);
+}
+
+bool lb_registry_release_inherited(const struct labyrinth_zone *h)
+{
+    struct labyrinth_zone *s = lb_handle_slot(h);
+    if (!s)
+        return false;
+    bool was = false;
+    lb_os_mutex_lock(&lb_registry_mutex);
+    /* Relaxed: under the registry mutex, as every write of these. */
+    if (lb_load_rlx_u32(&s->inherited)) {
+        was = true;
+        lb_store_rlx_u32(&s->inherited, 0);
+        lb_store_rlx_u64(&s->live_serial, 0); /* the slot is free again */
+        lb_live_zones--;
+        if (s->claim_lo)
+            for (unsigned i = 0; i < LB_MAX_ZONES; i++)
+                if (lb_claims[i].hi && lb_claims[i].lo == s->claim_lo) {
+                    lb_claims[i].hi = 0;
+                    break;
+                }
+        s->claim_lo = 0;
+    }
+    lb_os_mutex_unlock(&lb_registry_mutex);
+    return was;
 }

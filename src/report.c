@@ -87,14 +87,17 @@ static const char *lb_misuse_reason(int err)
 }
 
 /* A call refused before any zone could hear of it (NULL or dead zone). */
-void lb_report_no_zone(const char *what, const void *addr, const void *caller)
+void lb_report_no_zone(const char *what, const struct labyrinth_zone *h, const void *addr, const void *caller)
 {
     char b[200];
     struct lb_fmt f = {b, 0, sizeof b};
     lb_fmt_str(&f, what);
     lb_fmt_str(&f, "(");
     lb_fmt_ptr(&f, addr);
-    lb_fmt_str(&f, ") refused: not a live zone (EBADF)");
+    lb_fmt_str(&f, lb_registry_inherited(h)
+                       ? ") refused: zone inherited across fork(), usable only in the process that created it;"
+                         " destroy it here and create one (EBADF)"
+                       : ") refused: not a live zone (EBADF)");
     struct labyrinth_report rep = lb_report_make(LABYRINTH_REPORT_BAD_ARGS, NULL, -EBADF, b);
     rep.addr = addr;
     rep.caller = caller;
@@ -114,6 +117,13 @@ int lb_refuse_context(struct lb_zone *z, const char *what, const void *caller)
     else
         lb_report_default(&rep, NULL);
     return -EDEADLK;
+}
+
+int lb_refuse_handle_at(const char *what, const struct labyrinth_zone *h, const void *caller)
+{
+    if (lb_registry_inherited(h))
+        lb_report_no_zone(what, h, h, caller);
+    return -EBADF;
 }
 
 int lb_refuse(struct lb_zone *z, enum labyrinth_report_kind kind, const char *what,

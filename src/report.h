@@ -53,7 +53,12 @@ void lb_zone_notice(struct lb_zone *z, const char *msg);
  * reported by the default handler. */
 /* "EINVAL" for -EINVAL or EINVAL, "E?" for one the API never returns. */
 const char *lb_errname(int err);
-void lb_report_no_zone(const char *what, const void *addr, const void *caller);
+void lb_report_no_zone(const char *what, const struct labyrinth_zone *h, const void *addr, const void *caller);
+/* The calls that report nothing on a dead handle (stats, check, ...):
+ * -EBADF, and a report through the default handler when h is a zone
+ * inherited across fork() (the child's surprise deserves a line). */
+int lb_refuse_handle_at(const char *what, const struct labyrinth_zone *h, const void *caller);
+#define lb_refuse_handle(what, h) lb_refuse_handle_at((what), (h), __builtin_return_address(0))
 /* A normal-context entry point called where it cannot sleep (issue 17.7):
  * a BAD_ARGS report (to z's handler, or the default one when z is NULL)
  * naming what; returns -EDEADLK. */

@@ -72,6 +72,38 @@ void lb_cache_tls_unregister(struct lb_cache *c)
     c->tls_slot = LB_TLS_ZONES;
 }
 
+void lb_cache_tls_fork_prepare(void)
+{
+    lb_tls_mutex_once();
+    /* Held across fork(): no exit hook or slot change is half done in the
+     * child's copy of lb_tls_owner. */
+    lb_os_mutex_lock(&lb_tls_mutex);
+}
+
+void lb_cache_tls_fork_parent(void) { lb_os_mutex_unlock(&lb_tls_mutex); }
+
+void lb_cache_tls_fork_child(void)
+{
+    /* The child's one thread (the one that forked; the mutex, taken in
+     * prepare, is made anew rather than unlocked).  Every slot's cache is
+     * the parent's, in memory the child does not have (MADV_DONTFORK). */
+    for (unsigned i = 0; i < LB_TLS_ZONES; i++) {
+        lb_tls_owner[i].cache = NULL;
+        lb_tls_owner[i].serial = 0;
+    }
+    /* The forking thread's entries name those caches: detached as the
+     * exit hook does, serial before pointer (a handler between finds no
+     * cache; this thread is at depth 0, fork is not a labyrinth call). */
+    lb_ctx()->cur_serial = 0;
+    lb_signal_fence();
+    for (unsigned i = 0; i < LB_TLS_ZONES; i++) {
+        lb_ctx()->z[i].serial = 0;
+        lb_signal_fence(); /* the serial is gone before the pointer */
+        lb_ctx()->z[i].tc = NULL;
+    }
+    lb_os_mutex_init(&lb_tls_mutex);
+}
+
 /* Runs in an exiting thread that used a zone: give its caches back. */
 static void lb_tls_exit(void *arg)
 {

@@ -105,6 +105,12 @@ static inline struct lb_level *lb_tls_level(const struct lb_cache *c, uint32_t d
 bool lb_cache_tls_register(struct lb_cache *c);
 /* Forget c: threads exiting later leave its caches alone. */
 void lb_cache_tls_unregister(struct lb_cache *c);
+/* fork() (registry.c's hooks): prepare takes the TLS mutex, parent gives
+ * it back; child forgets every slot's cache (they are the parent's) and
+ * the forking thread's entries, and makes the mutex anew. */
+void lb_cache_tls_fork_prepare(void);
+void lb_cache_tls_fork_parent(void);
+void lb_cache_tls_fork_child(void);
 
 /* ---- thread caches --------------------------------------------------------------- */
 /* Claim a cache for the calling thread (any context at depth 0; a bounded

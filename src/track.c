@@ -6,10 +6,11 @@
  */
 #include "quality.h"
 
-static int lb_register(struct lb_zone *z, void *page, uint32_t tag, const void *caller)
+static int lb_register(const struct labyrinth_zone *h, struct lb_zone *z, void *page, uint32_t tag,
+                       const void *caller)
 {
     if (!z) {
-        lb_report_no_zone("register_page", page, caller);
+        lb_report_no_zone("register_page", h, page, caller);
         return -EBADF;
     }
     if (z->flags & LABYRINTH_ZONE_NO_TRACKING)
@@ -43,14 +44,14 @@ static int lb_register(struct lb_zone *z, void *page, uint32_t tag, const void *
 int labyrinth_register_page(struct labyrinth_zone *h, void *page)
 {
     struct lb_zone *z = lb_zone_get(h);
-    return lb_register(z, page, 0, __builtin_return_address(0));
+    return lb_register(h, z, page, 0, __builtin_return_address(0));
 }
 LB_EXPORT(labyrinth_register_page);
 
 int labyrinth_register_page_tag(struct labyrinth_zone *h, void *page, uint32_t tag)
 {
     struct lb_zone *z = lb_zone_get(h);
-    return lb_register(z, page, tag, __builtin_return_address(0));
+    return lb_register(h, z, page, tag, __builtin_return_address(0));
 }
 LB_EXPORT(labyrinth_register_page_tag);
 
@@ -58,7 +59,7 @@ int labyrinth_page_info(struct labyrinth_zone *h, const void *addr, struct labyr
 {
     struct lb_zone *z = lb_zone_get(h);
     if (!z)
-        return -EBADF;
+        return lb_refuse_handle("page_info", h);
     if (!out)
         return -EINVAL;
     uintptr_t a = (uintptr_t)addr;
@@ -108,7 +109,7 @@ long labyrinth_zone_for_each_in_use(struct labyrinth_zone *h,
 {
     struct lb_zone *z = lb_zone_get(h);
     if (!z)
-        return -EBADF;
+        return lb_refuse_handle("zone_for_each_in_use", h);
     int rc = LB_NORMAL_CONTEXT(z, "zone_for_each_in_use");
     if (rc)
         return rc;

@@ -77,6 +77,9 @@ struct labyrinth_zone {
     lb_atomic_u64 clock;        /* the zone's coarse clock, 0 = none       */
     uint64_t      epoch_cycles; /* the zone's, for the clock's fallback     */
     uint64_t      clock_mult;   /* the zone's (lb_clock_of)                 */
+    uintptr_t     claim_lo;     /* caller memory: the zone's claim, else 0  */
+    lb_atomic_u32 inherited;    /* 1: a live zone of the parent of a fork(),
+                                   dead in this child until destroyed     */
 } LB_ALIGNED_CL;
 /* The zone's clock, the unit of the tracking records' time: 1.024 ms
  * (1024 us) since the zone was created, from the cycle counter through
@@ -228,6 +231,17 @@ int lb_registry_add(struct lb_zone *z);
 void lb_registry_kill_handle(struct lb_zone *z);
 void lb_registry_remove(struct lb_zone *z);
 uint64_t lb_registry_next_serial(void);
+/* fork() (docs/design.md, "fork"): the hooks are registered once, before
+ * the first zone is (normal context).  In the child every zone the parent
+ * had is inherited: its handle is dead (every call refused, EBADF), its
+ * TLS slot, address ranges and the zones half made or half destroyed by
+ * other threads are forgotten.  lb_registry_inherited: h is such a handle
+ * (any context).  lb_registry_release_inherited: destroy of such a handle
+ * in the child frees its slot and its caller-memory claim; false when h
+ * is not one (normal context). */
+void lb_registry_fork_init(void);
+bool lb_registry_inherited(const struct labyrinth_zone *h);
+bool lb_registry_release_inherited(const struct labyrinth_zone *h);
 /* Caller memory [lo, hi) for a new zone: 0, or -EEXIST when it overlaps
  * the caller memory or the pages of a live zone (adjacent is fine) without
  * lying inside one block allocated from it (a zone nested in a block is

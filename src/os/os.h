@@ -74,7 +74,10 @@ struct lb_os_mapping {
 
 /* Map bytes (a multiple of the page size) of zeroed private anonymous
  * memory aligned to align (a power of two >= page size).  Returns 0 or
- * -ENOMEM / -EINVAL. */
+ * -ENOMEM / -EINVAL.  User space: the mapping is left out of the child of
+ * a fork() (MADV_DONTFORK, docs/design.md "fork"): the parent's pages are
+ * never made copy-on-write, so its ATOMIC path takes no page fault and a
+ * DMA zone's pages keep their physical addresses after a fork. */
 int lb_os_map(size_t bytes, size_t align, unsigned flags, struct lb_os_mapping *out);
 void lb_os_unmap(const struct lb_os_mapping *m);
 /* Pre-fault [addr, addr+bytes) for writing. */
@@ -177,6 +180,12 @@ void lb_os_mutex_destroy(lb_os_mutex *m);
  * one word of the thread's own descriptor, no system call). */
 int lb_os_thread_exit_hook_init(void (*fn)(void *));
 void lb_os_thread_exit_arm(void *arg);
+
+/* fork() hooks (normal context, once per process): prepare runs in the
+ * forking thread before the fork, parent and child after it in each
+ * process (pthread_atfork).  A kernel has no fork: nothing is registered,
+ * 0 is returned. */
+int lb_os_fork_hooks(void (*prepare)(void), void (*parent)(void), void (*child)(void));
 
 /* ---- time ---------------------------------------------------------------- */
 /* Monotonic nanoseconds (normal context). */

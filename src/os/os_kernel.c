@@ -276,6 +276,9 @@ void lb_os_mutex_destroy(lb_os_mutex *m) { mutex_destroy(m); }
 int lb_os_thread_exit_hook_init(void (*fn)(void *)) { return 0; }
 void lb_os_thread_exit_arm(void *arg) { }
 
+/* No fork in a kernel: nothing to prepare or clean up. */
+int lb_os_fork_hooks(void (*prepare)(void), void (*parent)(void), void (*child)(void)) { return 0; }
+
 /* ---- time --------------------------------------------------------------------- */
 
 uint64_t lb_os_clock_ns(void) { return ktime_get_ns(); }

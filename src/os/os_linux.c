@@ -27,6 +27,9 @@
 #ifndef MAP_HUGE_SHIFT
 #define MAP_HUGE_SHIFT 26
 #endif
+#ifndef MADV_DONTFORK
+#define MADV_DONTFORK 10
+#endif
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
@@ -155,6 +158,17 @@ size_t lb_os_huge_pages_free_of(size_t huge_page_bytes)
     return (size_t)strtoull(b, NULL, 10);
 }
 
+/* Leave the whole mapping (guards included) out of a fork()'s child:
+ * the child refuses every inherited zone (docs/design.md, "fork"), and
+ * the parent keeps its pages as they are, with no copy-on-write fault on
+ * its ATOMIC path and no DMA page moved.  Best effort: a kernel that
+ * refuses leaves a copy in the child, which never uses it. */
+static void lb_os_dontfork(const struct lb_os_mapping *m)
+{
+    if (m->raw && m->raw_bytes)
+        (void)madvise(m->raw, m->raw_bytes, MADV_DONTFORK);
+}
+
 int lb_os_map(size_t bytes, size_t align, unsigned flags, struct lb_os_mapping *out)
 {
     size_t pg = lb_os_page_size();
@@ -183,6 +197,7 @@ int lb_os_map(size_t bytes, size_t align, unsigned flags, struct lb_os_mapping *
                 m.bytes = bytes;
                 m.got = LB_OS_GOT_HUGETLB;
                 m.huge_bytes = hp;
+                lb_os_dontfork(&m);
                 *out = m;
                 return 0;
             }
@@ -236,6 +251,7 @@ int lb_os_map(size_t bytes, size_t align, unsigned flags, struct lb_os_mapping *
         }
         (void)mlock(m.addr, m.bytes); /* best effort: metadata is small */
     }
+    lb_os_dontfork(&m);
     *out = m;
     return 0;
 }
@@ -464,6 +480,11 @@ void lb_os_thread_exit_arm(void *arg)
      * test (tests/test_seccomp.c) checks the whole ATOMIC path, this call
      * included, makes no system call. */
     pthread_setspecific(lb_os_exit_key, arg);
+}
+
+int lb_os_fork_hooks(void (*prepare)(void), void (*parent)(void), void (*child)(void))
+{
+    return -pthread_atfork(prepare, parent, child);
 }
 
 /* ---- time ------------------------------------------------------------------------ */
