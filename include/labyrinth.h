@@ -89,6 +89,31 @@
  *   "thread" means CPU, and a KERNEL allocation from a context that must
  *   not sleep is refused as misuse (BAD_ARGS, -EINVAL).
  *
+ * FORK
+ *
+ *   A zone belongs to the process that created it.  In the child of a
+ *   fork(), every zone the parent had (an "inherited" zone) is refused as
+ *   a dead handle is, by every call: -EBADF from the calls that return an
+ *   int or long, NULL from labyrinth_alloc_pages (errno EBADF when gfp has
+ *   the SLEEP bit; ATOMIC and NOWAIT leave errno alone) and from
+ *   labyrinth_zone_name, and each call writes one report line through the
+ *   default handler (stderr): "zone inherited across fork(), usable only
+ *   in the process that created it".  labyrinth_zone_destroy on an
+ *   inherited zone in the child releases it at once (no warden is waited
+ *   for, no leak is reported) and frees its caller memory for a new zone;
+ *   until then a zone over that memory is refused with EEXIST.  Zones the
+ *   child creates work normally, from any of its threads.  The parent is
+ *   unaffected: labyrinth's own mappings (pages and metadata) are not
+ *   copied into the child (MADV_DONTFORK), so the parent takes no
+ *   copy-on-write fault and a DMA zone's pages keep their physical
+ *   addresses; in the child, a block of a mapped zone is not mapped at all
+ *   (touching it is SIGSEGV), while a zone over caller memory leaves the
+ *   child the caller's copy of that memory.  Only fork() (glibc's, which
+ *   runs pthread_atfork handlers) is covered: a child made by a raw clone
+ *   or _Fork() must not call labyrinth on an inherited zone.  vfork and
+ *   posix_spawn copy nothing and need nothing.  docs/design.md, "fork",
+ *   says why the child is refused rather than given working zones.
+ *
  * FREES FROM OTHER THREADS
  *
  *   An order-0 page taken from a thread's cache belongs to that thread
@@ -441,13 +466,16 @@ typedef void labyrinth_report_fn(const struct labyrinth_report *report, void *ar
  * of 4 KiB pages) is left unused: pages = 0 takes what one region holds.
  * ZONE_DMA over caller memory: the pages are touched, locked (mlock; the
  * lock stays after destroy) and their physical addresses read, so such a
- * zone makes those OS calls at creation. */
+ * zone makes those OS calls at creation.
+ * The zone is this process's: in the child of a fork() it is refused
+ * (EBADF, "FORK" at the top of this header), and the child makes its own. */
 LABYRINTH_API struct labyrinth_zone *labyrinth_zone_create(const struct labyrinth_zone_config *cfg);
 
 /* Destroy a zone: stops its warden, reports every page still in use as a
  * LABYRINTH_REPORT_LEAK (tracked ones with their call sites), and returns
  * all its memory.  No other thread may use the zone during or after the
- * call.  NULL is a no-op. */
+ * call.  NULL is a no-op.  In the child of a fork(), a zone inherited from
+ * the parent is released at once, without a report ("FORK" above). */
 LABYRINTH_API void labyrinth_zone_destroy(struct labyrinth_zone *zone);
 
 /* Allocate 2^order pages, naturally aligned, with quality flags added to

@@ -1,6 +1,6 @@
 /*
  * api_fork.c - fork() in a process with live zones (issue 11, deliver 4;
- * docs/design.md "fork", docs/reliability.md KB23).
+ * docs/design.md "fork", docs/reliability.md KB25).
  *
  * The contract: in the child of a fork(), every zone the parent had is
  * refused (-EBADF, NULL, errno EBADF with SLEEP) with a report line

@@ -53,7 +53,7 @@ static bool write_long(const char *path, long v)
 /* A read of addr faults (a guard page), asked in this process: write(2)
  * of one byte from it to a pipe says EFAULT instead of faulting (the raw
  * system call, past any sanitizer's interceptor).  A forked child cannot
- * be asked: the zone's mappings are not in it (MADV_DONTFORK, KB23). */
+ * be asked: the zone's mappings are not in it (MADV_DONTFORK, KB25). */
 static bool faults_at(const void *addr)
 {
     int p[2];

@@ -285,7 +285,7 @@ static void test_guard(void)
         CHECK(mapped(u - PG) && !readable(u - PG));
         CHECK(mapped(u + bytes) && !readable(u + bytes));
         CHECK(mapped(u + bytes + PG - 1) && !readable(u + bytes + PG - 1));
-        /* Nothing of it is in a fork()'s child (MADV_DONTFORK, KB23). */
+        /* Nothing of it is in a fork()'s child (MADV_DONTFORK, KB25). */
         CHECK(killed_by(in_child(child_read, u), SIGSEGV));
         CHECK(killed_by(in_child(child_read, u + bytes - 1), SIGSEGV));
         lb_os_unmap(&m);

@@ -141,7 +141,7 @@ static void default_signal(int sig)
 }
 
 /* In a child: assert on a page + off of a STRICT zone the child makes
- * (a zone of the parent is refused in a child of fork(), KB23); reports
+ * (a zone of the parent is refused in a child of fork(), KB25); reports
  * go to fd.  The wait status and what the handler wrote. */
 static int strict_child(size_t off, char *got, size_t n)
 {
