@@ -111,6 +111,8 @@ struct lbb_peer {
     const char *name;  /* row label and --peers name                         */
     const char *api;   /* what is called, for the report                     */
     bool reference;    /* not an allocator (the harness baseline): no ratios */
+    bool grows;        /* never runs dry (the malloc family): no failure
+                          latency to measure                             */
 
     /* Process set-up in normal context; 0, or -1 with why[] filled (the
      * peer is then reported MISSING with that reason). */

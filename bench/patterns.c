@@ -6,6 +6,8 @@
 
 #include "timer.h"
 
+#include <time.h>
+
 #define LBB_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 /* ---- inner loops ---------------------------------------------------------------- */
@@ -212,6 +214,72 @@ void lbb_job_lat_lifo(void *arg)
             release(ctx, b);
         }
     }
+    j->t1 = lbb_now_ns();
+}
+
+void lbb_job_drain(void *arg)
+{
+    struct lbb_job *j = arg;
+    void *ctx = lbb_job_ctx(j);
+    lbb_job_begin(j);
+    if (ctx) {
+        /* Dry means three NULLs in a row, a millisecond apart (a pool
+         * whose refill is under way elsewhere is not dry yet). */
+        unsigned nulls = 0;
+        while (nulls < 3) {
+            void *b = j->held < j->cap ? j->peer->alloc(ctx) : NULL;
+            if (b) {
+                j->hold[j->held++] = b;
+                nulls = 0;
+                continue;
+            }
+            if (j->held >= j->cap) {
+                j->error = 3;
+                break;
+            }
+            nulls++;
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    j->t1 = lbb_now_ns();
+}
+
+void lbb_job_lat_fail(void *arg)
+{
+    struct lbb_job *j = arg;
+    void *ctx = lbb_job_ctx(j);
+    lbb_job_begin(j);
+    if (ctx) {
+        lbb_alloc_fn *alloc = j->peer->alloc;
+        struct lbb_hist *h = j->hist;
+        for (uint64_t i = 0; i < j->iters; i++) {
+            uint64_t c0 = lbb_tick_start();
+            void *b = alloc(ctx);
+            uint64_t c1 = lbb_tick_stop();
+            lbb_hist_add(h, c1 - c0);
+            if (LBB_UNLIKELY(b != NULL)) {
+                /* Not dry after all: kept (freed with the rest), counted. */
+                j->fails++;
+                if (j->held < j->cap)
+                    j->hold[j->held++] = b;
+                else
+                    j->peer->free(ctx, b);
+            }
+        }
+    }
+    j->t1 = lbb_now_ns();
+}
+
+void lbb_job_undrain(void *arg)
+{
+    struct lbb_job *j = arg;
+    void *ctx = lbb_job_ctx(j);
+    lbb_job_begin(j);
+    if (ctx)
+        for (uint64_t i = 0; i < j->held; i++)
+            j->peer->free(ctx, j->hold[i]);
+    j->held = 0;
     j->t1 = lbb_now_ns();
 }
 

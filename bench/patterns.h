@@ -27,6 +27,8 @@ struct lbb_job {
     struct lbb_start *start; /* multi-thread start line, or NULL          */
     struct lbb_spsc *ring;   /* handoff                                   */
     struct lbb_hist *hist;   /* latency samples, or NULL                  */
+    void **hold;             /* drain/undrain: the blocks taken            */
+    uint64_t cap, held;      /* hold's size; blocks in it                  */
 
     /* Results. */
     uint64_t t0, t1;         /* CLOCK_MONOTONIC ns around the loop        */
@@ -46,6 +48,13 @@ void lbb_job_consumer(void *arg);      /* pop, free                           */
 void lbb_job_ring_producer(void *arg); /* pointers only                       */
 void lbb_job_ring_consumer(void *arg);
 void lbb_job_lat_lifo(void *arg);      /* time each alloc of a LIFO pair      */
+/* The failure latency: drain takes blocks into hold until the pool runs
+ * dry (error 3: not dry after cap), lat_fail times iters allocations of
+ * the dry pool (a success is kept in hold and counted in fails), undrain
+ * frees hold. */
+void lbb_job_drain(void *arg);
+void lbb_job_lat_fail(void *arg);
+void lbb_job_undrain(void *arg);
 void lbb_job_floor(void *arg);         /* two back-to-back timer reads        */
 
 #endif /* LBB_PATTERNS_H */

@@ -76,6 +76,7 @@ static const struct lbb_order_ops lbb_glibc_orders = {
 
 struct lbb_peer lbb_peer_glibc = {
     .name = "glibc",
+    .grows = true,
     .api = "aligned_alloc(4096, 4096) / free(p)",
     .init = lbb_glibc_init,
     .thread_init = lbb_glibc_thread_init,

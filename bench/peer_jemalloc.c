@@ -25,6 +25,7 @@ static int lbb_je_init(struct lbb_peer *p)
 
 struct lbb_peer lbb_peer_jemalloc = {
     .name = "jemalloc",
+    .grows = true,
     .api = "aligned_alloc(4096, 4096) / free(p), jemalloc's own",
     .init = lbb_je_init,
     .thread_init = lbb_dl_thread_init,

@@ -25,6 +25,7 @@ static int lbb_mi_init(struct lbb_peer *p)
 
 struct lbb_peer lbb_peer_mimalloc = {
     .name = "mimalloc",
+    .grows = true,
     .api = "mi_aligned_alloc(4096, 4096) / mi_free(p)",
     .init = lbb_mi_init,
     .thread_init = lbb_dl_thread_init,

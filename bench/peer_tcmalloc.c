@@ -27,6 +27,7 @@ static int lbb_tc_init(struct lbb_peer *p)
 
 struct lbb_peer lbb_peer_tcmalloc = {
     .name = "tcmalloc",
+    .grows = true,
     .api = "tc_memalign(4096, 4096) / tc_free(p)",
     .init = lbb_tc_init,
     .thread_init = lbb_dl_thread_init,

@@ -257,6 +257,24 @@ static unsigned lbb_targets(const struct lbb_results *r, struct lbb_target *t)
         t[n++].verdict = lbb_verdict(v, 1.9, false);
     }
 
+    /* Issue 12 target 4: a failed ATOMIC allocation is instant. */
+    for (unsigned f = 0; f < 2; f++) {
+        const struct lbb_latency *fl = f ? &lab->lat_fail_fresh : &lab->lat_fail, *ok = &lab->lat_lifo;
+        bool both = fl->measured && ok->measured;
+        for (unsigned q = 1; q <= 2; q++) {
+            double lim = q == 1 ? 2.0 : 10.0;
+            v = both ? fl->ns[q] / ok->ns[q] : NAN;
+            t[n].what = f ? (q == 1 ? "failed ATOMIC allocation (new thread): p99 at most 2x a successful one's"
+                                    : "failed ATOMIC allocation (new thread): p99.9 at most 10x a successful one's")
+                          : (q == 1 ? "failed ATOMIC allocation (drained by this thread): p99 at most 2x a successful one's"
+                                    : "failed ATOMIC allocation (drained by this thread): p99.9 at most 10x a successful one's");
+            snprintf(t[n].measured, sizeof t[n].measured,
+                     "%.2fx (%s %.1f vs LIFO %.1f ns, timer included; %llu succeeded)", v, q == 1 ? "p99" : "p99.9",
+                     fl->measured ? fl->ns[q] : NAN, ok->measured ? ok->ns[q] : NAN, (unsigned long long)fl->fails);
+            t[n++].verdict = lbb_verdict(v, lim, true);
+        }
+    }
+
     v = r->meta_default >= 0 ? r->meta_default : NAN;
     t[n].what = "metadata: at most 8 bytes per page";
     snprintf(t[n].measured, sizeof t[n].measured, "%.2f bytes/page (default zone); %.2f with ZONE_NO_TRACKING", v,
@@ -352,7 +370,15 @@ static void lbb_text_series_row(const char *label, const struct lbb_row *row, co
            extra ? "; " : "", (unsigned long long)s->fails);
 }
 
-static void lbb_text_latency(const struct lbb_results *r, bool handoff)
+/* which: 0 LIFO, 1 handoff, 2 failed (the thread that drained), 3 failed
+ * (a new thread). */
+static const struct lbb_latency *lbb_lat_of(const struct lbb_row *row, int which)
+{
+    return which == 0 ? &row->lat_lifo : which == 1 ? &row->lat_handoff : which == 2 ? &row->lat_fail
+                                                                                      : &row->lat_fail_fresh;
+}
+
+static void lbb_text_latency(const struct lbb_results *r, int which)
 {
     printf("| allocator | p50 | p99 | p99.9 | p99.99 | max | p99.99 - floor p50 | samples |\n");
     printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
@@ -366,9 +392,13 @@ static void lbb_text_latency(const struct lbb_results *r, bool handoff)
         const struct lbb_row *row = &r->rows[i];
         if (row->peer->reference)
             continue;
-        const struct lbb_latency *l = handoff ? &row->lat_handoff : &row->lat_lifo;
+        const struct lbb_latency *l = lbb_lat_of(row, which);
         if (!row->peer->ok) {
             printf("| %s | MISSING: %s | | | | | | |\n", row->peer->name, row->peer->why);
+            continue;
+        }
+        if (!l->measured && which >= 2 && row->peer->grows) {
+            printf("| %s | n/a: never runs dry (it grows) | | | | | | |\n", row->peer->name);
             continue;
         }
         if (!l->measured) {
@@ -378,8 +408,12 @@ static void lbb_text_latency(const struct lbb_results *r, bool handoff)
         printf("| %s |", row->peer->name);
         for (unsigned k = 0; k < LBB_NPCT; k++)
             printf(" %.1f |", l->ns[k]);
-        printf(" %+.1f | %llu%s |\n", l->ns[3] - r->floor.ns[0], (unsigned long long)l->samples,
-               l->fails ? " (NULLs counted)" : "");
+        if (which >= 2 && l->fails)
+            printf(" %+.1f | %llu (%llu succeeded: not dry) |\n", l->ns[3] - r->floor.ns[0],
+                   (unsigned long long)l->samples, (unsigned long long)l->fails);
+        else
+            printf(" %+.1f | %llu%s |\n", l->ns[3] - r->floor.ns[0], (unsigned long long)l->samples,
+                   l->fails ? " (NULLs counted)" : "");
     }
 }
 
@@ -766,9 +800,14 @@ void lbb_report_text(const struct lbb_opts *o, struct lbb_results *r)
                "the timer's own cost, shown as the floor row.  Percentiles over all samples of one pass "
                "(nearest rank).\n\n", LBB_TICK_NAME);
         printf("### LIFO (one thread; each allocation is freed before the next)\n\n");
-        lbb_text_latency(r, false);
+        lbb_text_latency(r, 0);
         printf("\n### Handoff (the producer's allocations while the consumer frees on the other CPU)\n\n");
-        lbb_text_latency(r, true);
+        lbb_text_latency(r, 1);
+        printf("\n### A failed allocation: the pool drained (both workers took every block they could reach), "
+               "timed on the thread that drained it last\n\n");
+        lbb_text_latency(r, 2);
+        printf("\n### A failed allocation of the drained pool on a new thread (no cache of its own yet)\n\n");
+        lbb_text_latency(r, 3);
     }
     if (p & (1u << LBB_P_ORDERS))
         lbb_text_orders(r);
@@ -951,6 +990,8 @@ static void lbb_jfrag(const char *key, const struct lbb_frag_row *fr)
 
 static void lbb_jlat(const char *key, const struct lbb_latency *l)
 {
+    /* The failure rows count the allocations that succeeded (not dry). */
+    bool failed = strncmp(key, "latency_failed", 14) == 0;
     printf("\"%s\": {", key);
     if (!l->measured) {
         printf("\"error\": ");
@@ -963,7 +1004,8 @@ static void lbb_jlat(const char *key, const struct lbb_latency *l)
         lbb_jnum(l->ns[k]);
         printf(", ");
     }
-    printf("\"samples\": %llu, \"nulls\": %llu}", (unsigned long long)l->samples, (unsigned long long)l->fails);
+    printf("\"samples\": %llu, \"%s\": %llu}", (unsigned long long)l->samples, failed ? "succeeded" : "nulls",
+           (unsigned long long)l->fails);
 }
 
 static void lbb_jinstr(const char *key, const struct lbb_results *r, const struct lbb_instr *ins, bool burst)
@@ -1095,6 +1137,10 @@ void lbb_report_json(const struct lbb_opts *o, struct lbb_results *r)
                 lbb_jlat("latency_lifo", &row->lat_lifo);
                 printf(",\n     ");
                 lbb_jlat("latency_handoff", &row->lat_handoff);
+                printf(",\n     ");
+                lbb_jlat("latency_failed", &row->lat_fail);
+                printf(",\n     ");
+                lbb_jlat("latency_failed_new_thread", &row->lat_fail_fresh);
                 printf(",\n     ");
             }
             if (pe->orders && (o->patterns & (1u << LBB_P_ORDERS))) {

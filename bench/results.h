@@ -109,6 +109,11 @@ struct lbb_row {
     struct lbb_series handoff_b; /* handoff through the batched ring   */
     struct lbb_series scale2h; /* two threads right after a handoff burst */
     struct lbb_latency lat_lifo, lat_handoff;
+    /* A failed allocation of a drained pool: on the thread that drained
+     * it, and on a new thread (no cache of its own yet); fails counts
+     * allocations that succeeded after all. */
+    struct lbb_latency lat_fail, lat_fail_fresh;
+    uint64_t fail_drained;     /* blocks the drain took                   */
     struct lbb_instr instr_lifo, instr_burst;
     char after[400]; /* the peer's own account after the run */
     /* orders */

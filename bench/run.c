@@ -41,6 +41,8 @@ static void lbb_seterr(char *err, size_t len, const struct lbb_job *j)
     else if (j->error == 2)
         snprintf(err, len, "gave up: allocations kept failing for %llu s",
                  (unsigned long long)(LBB_GIVE_UP_NS / 1000000000u));
+    else if (j->error == 3)
+        snprintf(err, len, "never runs dry: %llu blocks taken without a NULL", (unsigned long long)j->cap);
 }
 
 /* One job on worker 0 alone. */
@@ -301,6 +303,75 @@ static void lbb_lat_fill(struct lbb_latency *l, struct lbb_hist *h, double ticks
     l->measured = true;
 }
 
+/* The failure latency of row (issue 12 target 4): both workers take every
+ * block they can reach (worker 1 first: what it has cached is out of
+ * worker 0's reach), then worker 0, which drained last, times n failing
+ * allocations, and so does a new thread (no cache of its own); then the
+ * blocks go back, each freed by the thread that took it.  A peer that
+ * never runs dry (malloc grows) is not measured. */
+static void lbb_fail_latency(struct lbb_row *row, uint64_t n, struct lbb_hist *h, double ticks_per_ns)
+{
+    static void *hold[2][4 * LBB_POOL_PAGES];
+    struct lbb_job jd[2];
+    char err[160] = "";
+    for (unsigned w = 2; w-- > 0;) {
+        memset(&jd[w], 0, sizeof jd[w]);
+        jd[w].peer = row->peer;
+        jd[w].hold = hold[w];
+        jd[w].cap = 4 * LBB_POOL_PAGES;
+        lbb_worker_post(w, lbb_job_drain, &jd[w]);
+        lbb_worker_wait(w);
+    }
+    row->fail_drained = jd[0].held + jd[1].held;
+    if (jd[0].error || jd[1].error) {
+        lbb_seterr(err, sizeof err, jd[0].error ? &jd[0] : &jd[1]);
+        snprintf(row->lat_fail.error, sizeof row->lat_fail.error, "%s", err);
+        snprintf(row->lat_fail_fresh.error, sizeof row->lat_fail_fresh.error, "%s", err);
+    } else {
+        struct lbb_job jt = jd[0];
+        jt.iters = n;
+        jt.hist = h;
+        jt.fails = 0;
+        lbb_hist_reset(h);
+        lbb_worker_post(0, lbb_job_lat_fail, &jt);
+        lbb_worker_wait(0);
+        jd[0].held = jt.held;
+        row->lat_fail.fails = jt.fails;
+        if (jt.error) {
+            lbb_seterr(err, sizeof err, &jt);
+            snprintf(row->lat_fail.error, sizeof row->lat_fail.error, "%s", err);
+        } else
+            lbb_lat_fill(&row->lat_fail, h, ticks_per_ns);
+        /* The new thread keeps what it got (nothing, if dry) in its own
+         * hold and frees it before it ends. */
+        static void *fresh_hold[LBB_POOL_PAGES];
+        struct lbb_job jf;
+        memset(&jf, 0, sizeof jf);
+        jf.peer = row->peer;
+        jf.iters = n;
+        jf.hist = h;
+        jf.hold = fresh_hold;
+        jf.cap = LBB_POOL_PAGES;
+        lbb_hist_reset(h);
+        if (lbb_run_fresh(lbb_job_lat_fail, &jf) == 0 && !jf.error) {
+            row->lat_fail_fresh.fails = jf.fails;
+            lbb_lat_fill(&row->lat_fail_fresh, h, ticks_per_ns);
+        } else {
+            lbb_seterr(err, sizeof err, &jf);
+            snprintf(row->lat_fail_fresh.error, sizeof row->lat_fail_fresh.error, "%s",
+                     err[0] ? err : "thread creation failed");
+        }
+        /* What the new thread got back (a pool not dry after all): freed
+         * by worker 0, as a cross-thread free. */
+        for (uint64_t i = 0; i < jf.held && i + jd[0].held < jd[0].cap; i++)
+            hold[0][jd[0].held++] = fresh_hold[i];
+    }
+    for (unsigned w = 0; w < 2; w++) {
+        lbb_worker_post(w, lbb_job_undrain, &jd[w]);
+        lbb_worker_wait(w);
+    }
+}
+
 static void lbb_latency(const struct lbb_opts *o, struct lbb_results *r)
 {
     struct lbb_hist h;
@@ -347,6 +418,13 @@ static void lbb_latency(const struct lbb_opts *o, struct lbb_results *r)
             lbb_lat_fill(&row->lat_handoff, &h, r->ticks_per_ns);
         else
             snprintf(row->lat_handoff.error, sizeof row->lat_handoff.error, "%s", err);
+        if (row->peer->grows) {
+            snprintf(row->lat_fail.error, sizeof row->lat_fail.error, "never runs dry (it grows)");
+            snprintf(row->lat_fail_fresh.error, sizeof row->lat_fail_fresh.error, "never runs dry (it grows)");
+        } else {
+            lbb_progress("latency: %s, failed allocations of a drained pool", row->peer->name);
+            lbb_fail_latency(row, n / 4 ? n / 4 : 1, &h, r->ticks_per_ns);
+        }
     }
     lbb_hist_free(&h);
 }

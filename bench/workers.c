@@ -54,6 +54,30 @@ static void lbb_tl_fini(void)
     }
 }
 
+struct lbb_fresh {
+    void (*fn)(void *arg);
+    void *arg;
+};
+
+static void *lbb_fresh_main(void *arg)
+{
+    struct lbb_fresh *f = arg;
+    f->fn(f->arg);
+    lbb_tl_fini();
+    return NULL;
+}
+
+int lbb_run_fresh(void (*fn)(void *arg), void *arg)
+{
+    struct lbb_fresh f = {fn, arg};
+    pthread_t t;
+    int rc = pthread_create(&t, NULL, lbb_fresh_main, &f);
+    if (rc)
+        return rc;
+    pthread_join(t, NULL);
+    return 0;
+}
+
 static void *lbb_worker_main(void *arg)
 {
     struct lbb_worker *w = arg;

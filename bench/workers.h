@@ -29,6 +29,10 @@ void lbb_workers_stop(void);
 /* On a worker: the calling thread's context for peer p (thread_init on
  * first use).  NULL when thread_init failed (p->why says why). */
 void *lbb_tctx(struct lbb_peer *p);
+/* Run fn(arg) on a new thread, not a worker (it sets up its own peer
+ * contexts and finishes them when fn returns); unpinned.  0, or an errno
+ * from pthread_create. */
+int lbb_run_fresh(void (*fn)(void *arg), void *arg);
 
 /* A one-shot start line for jobs that run on several workers at once. */
 struct lbb_start {
