@@ -88,7 +88,14 @@ static struct {
     uint64_t wk_undelayed;   /* freed at the end without --worker-delay */
     uint64_t drain_until_ns; /* __atomic: the delay holds until then once stopped */
     uint64_t bg_allocs;
-    struct tool_hist hist; /* allocation latency in cycles, written by the fast context */
+    /* Written by the fast context.  In cycles: hist, the allocator's call
+     * alone for each page handed out; hist_fail, the same for each NULL;
+     * hist_burst, a whole burst (its allocations, packet writes and ring
+     * pushes: the handler's own work).  In ns: hist_late, how late each
+     * burst started after its scheduled time (the timer's and the
+     * machine's delay, not the allocator's). */
+    struct tool_hist hist, hist_fail, hist_burst, hist_late;
+    uint64_t timer_t0_ns, interval_ns; /* __atomic: the timer's schedule */
     uint64_t seq;
 } D;
 
@@ -101,11 +108,12 @@ static uint64_t rd(const uint64_t *c) { return __atomic_load_n(c, __ATOMIC_RELAX
 /* One burst of packets, from the fast context (signal handler or poller). */
 static void rx_burst(void)
 {
+    uint64_t b0 = tool_cycles();
     for (unsigned i = 0; i < D.burst; i++) {
         uint64_t t0 = tool_cycles();
         void *page = labyrinth_void_allocpage_gfpatomic_extra_quality(D.zone, D.quality);
         uint64_t dt = tool_cycles() - t0;
-        tool_hist_add(&D.hist, (int64_t)dt < 0 ? 0 : dt);
+        tool_hist_add(page ? &D.hist : &D.hist_fail, (int64_t)dt < 0 ? 0 : dt);
         bump(&D.rx_packets, 1);
         if (!page) {
             bump(&D.rx_fail, 1); /* the reserve is spent: drop the packet */
@@ -122,6 +130,8 @@ static void rx_burst(void)
         }
         bump(&D.rx_pages, 1);
     }
+    uint64_t bd = tool_cycles() - b0;
+    tool_hist_add(&D.hist_burst, (int64_t)bd < 0 ? 0 : bd);
     bump(&D.ticks, 1);
 }
 
@@ -129,6 +139,13 @@ static void on_tick(int sig)
 {
     (void)sig;
     int saved = errno;
+    /* How long after its latest scheduled expiry this signal came (the
+     * expiries are t0 + k * interval; a later one may have merged into
+     * this signal, so the lateness is taken modulo the interval). */
+    uint64_t t0 = __atomic_load_n(&D.timer_t0_ns, __ATOMIC_RELAXED), iv = __atomic_load_n(&D.interval_ns, __ATOMIC_RELAXED);
+    uint64_t now = tool_now_ns();
+    if (t0 && iv && now >= t0 + iv)
+        tool_hist_add(&D.hist_late, (now - t0) % iv);
     if (!__atomic_load_n(&D.stop_rx, __ATOMIC_RELAXED))
         rx_burst();
     errno = saved;
@@ -163,6 +180,7 @@ static void *rx_main(void *arg)
             /* Busy poller: a burst every interval, spinning in between. */
             uint64_t t = tool_now_ns();
             if (t >= next) {
+                tool_hist_add(&D.hist_late, t - next);
                 rx_burst();
                 next += a->interval_ns;
                 if (t > next + 100 * a->interval_ns)
@@ -586,6 +604,18 @@ int tool_demo(int argc, char **argv)
     D.pause_at_ns = pause_at_us * 1000;
     D.pause_len_ns = pause_len_us * 1000;
     cyc_per_ns = tool_calibrate();
+    /* The cycle counter's own cost, in every allocation time: the median
+     * of back-to-back reads. */
+    struct tool_hist *fh = calloc(1, sizeof *fh);
+    uint64_t floor_cyc = 0;
+    if (fh) {
+        for (int i = 0; i < 10000; i++) {
+            uint64_t a = tool_cycles(), b = tool_cycles();
+            tool_hist_add(fh, b - a);
+        }
+        floor_cyc = tool_hist_quantile(fh, 0.5);
+        free(fh);
+    }
     bool tty = isatty(2);
 
     struct labyrinth_zone_stats st0;
@@ -665,6 +695,8 @@ int tool_demo(int argc, char **argv)
             duration_us = 0;
         } else {
             struct itimerspec its = {{0, (long)ra.interval_ns}, {0, (long)ra.interval_ns}};
+            __atomic_store_n(&D.interval_ns, ra.interval_ns, __ATOMIC_RELAXED);
+            __atomic_store_n(&D.timer_t0_ns, tool_now_ns(), __ATOMIC_RELAXED);
             timer_settime(timer, 0, &its, NULL);
         }
     }
@@ -828,6 +860,17 @@ int tool_demo(int argc, char **argv)
     double p50 = cyc_ns(tool_hist_quantile(h, 0.50)), p99 = cyc_ns(tool_hist_quantile(h, 0.99)),
            p999 = cyc_ns(tool_hist_quantile(h, 0.999)), p9999 = cyc_ns(tool_hist_quantile(h, 0.9999)),
            pmax = cyc_ns(tool_hist_max(h));
+    /* The failed calls, the bursts and the timer's lateness, apart: the
+     * allocation latency above is the allocator's call alone. */
+    const struct tool_hist *hf = &D.hist_fail, *hb = &D.hist_burst, *hl = &D.hist_late;
+    uint64_t nfail = tool_hist_total(hf), nburst = tool_hist_total(hb), nlate = tool_hist_total(hl);
+    double f50 = cyc_ns(tool_hist_quantile(hf, 0.50)), f99 = cyc_ns(tool_hist_quantile(hf, 0.99)),
+           f999 = cyc_ns(tool_hist_quantile(hf, 0.999)), fmax = cyc_ns(tool_hist_max(hf));
+    double b50 = cyc_ns(tool_hist_quantile(hb, 0.50)), b99 = cyc_ns(tool_hist_quantile(hb, 0.99)),
+           b999 = cyc_ns(tool_hist_quantile(hb, 0.999)), bmax = cyc_ns(tool_hist_max(hb));
+    double l50 = (double)tool_hist_quantile(hl, 0.50), l99 = (double)tool_hist_quantile(hl, 0.99),
+           l999 = (double)tool_hist_quantile(hl, 0.999), lmax = (double)tool_hist_max(hl);
+    double floor_ns = cyc_ns(floor_cyc);
     bool healthy = rc == TOOL_OK && violations == 0 && leaks == 0 && st.misuse_reports == 0 && D.wk_bad == 0 &&
                    D.wk_free_err == 0;
     double drop_rate = D.rx_packets ? (double)(D.rx_fail + D.rx_drop) / (double)D.rx_packets : 0.0;
@@ -872,6 +915,21 @@ int tool_demo(int argc, char **argv)
                st.misuse_reports, violations, interrupted ? "true" : "false", interrupted ? "\"" : "",
                interrupted ? tool_signal_name(interrupted) : "null", interrupted ? "\"" : "",
                (unsigned long long)queued, drain_secs, (unsigned long long)D.wk_undelayed);
+        /* Each null when nothing was measured (docs/json.md). */
+        printf("\"timer_floor_ns\":%.1f,", floor_ns);
+        if (nfail)
+            printf("\"failed_latency_ns\":{\"p50\":%.1f,\"p99\":%.1f,\"p99_9\":%.1f,\"max\":%.1f},", f50, f99, f999,
+                   fmax);
+        else
+            printf("\"failed_latency_ns\":null,");
+        if (nburst)
+            printf("\"burst_ns\":{\"p50\":%.1f,\"p99\":%.1f,\"p99_9\":%.1f,\"max\":%.1f},", b50, b99, b999, bmax);
+        else
+            printf("\"burst_ns\":null,");
+        if (nlate)
+            printf("\"timer_late_ns\":{\"p50\":%.1f,\"p99\":%.1f,\"p99_9\":%.1f,\"max\":%.1f},", l50, l99, l999, lmax);
+        else
+            printf("\"timer_late_ns\":null,");
         struct pause_span ps = pause_span(secs);
         if (ps.from >= 0)
             printf("\"worker_pause\":{\"from_s\":%.3f,\"to_s\":%.3f},", ps.from, ps.to);
@@ -947,8 +1005,25 @@ int tool_demo(int argc, char **argv)
                    (unsigned long long)D.bg_allocs, more, more);
         }
         printf("  allocation latency     p50 %.0f ns  p99 %.0f ns  p99.9 %.0f ns\n"
-               "                         p99.99 %.0f ns  max %.0f ns\n",
-               p50, p99, p999, p9999, pmax);
+               "                         p99.99 %.0f ns  max %.0f ns\n"
+               "                         the call alone, per page handed out\n"
+               "                         (the cycle counter's own %.0f ns in it)\n",
+               p50, p99, p999, p9999, pmax, floor_ns);
+        if (nfail)
+            printf("  failed allocations     p50 %.0f ns  p99 %.0f ns  p99.9 %.0f ns\n"
+                   "                         max %.0f ns; %llu NULLs (reserve spent)\n",
+                   f50, f99, f999, fmax, (unsigned long long)nfail);
+        if (nburst)
+            printf("  %-22s p50 %.0f ns  p99 %.0f ns  max %.0f ns\n"
+                   "                         per burst of %u (allocations, packet\n"
+                   "                         writes, ring pushes: the %s)\n",
+                   poll ? "burst" : "handler", b50, b99, bmax, D.burst, poll ? "poller's work" : "handler's work");
+        if (nlate)
+            printf("  %-22s p50 %.0f ns  p99 %.0f ns  max %.0f ns\n"
+                   "                         the burst's start after its scheduled\n"
+                   "                         time: %s\n",
+                   poll ? "poller lateness" : "timer lateness", l50, l99, lmax,
+                   poll ? "the poller off its CPU" : "the kernel and the machine");
         if (slow_n) {
             printf("  slow outliers          %12llu  allocations over 100 us: the thread\n"
                    "%slost its CPU in mid-call (switched out\n"
