@@ -68,6 +68,8 @@ for c in demo bench stress info stats; do
 done
 # The same names for the same things across commands.
 json_true "$tmp/demo.out" 'sorted(d["latency_ns"]) == sorted(["p50", "p99", "p99_9", "p99_99", "max"])' "demo: the percentiles"
+json_true "$tmp/demo.out" 'd["timer_floor_ns"] > 0 and d["latency_ns"]["p50"] >= d["timer_floor_ns"] and sorted(d["burst_ns"]) == sorted(["p50", "p99", "p99_9", "max"]) and d["burst_ns"]["p50"] >= d["latency_ns"]["p50"] and sorted(d["timer_late_ns"]) == sorted(["p50", "p99", "p99_9", "max"]) and (d["failed_latency_ns"] is None) == (d["atomic_failures"] == 0)' \
+  "demo: the allocator's time apart from the burst's and the timer's (a burst holds its allocations; failures timed only when there were some)"
 json_true "$tmp/bench.out" 'sorted(d["allocators"][0]["latency_ns"]) == sorted(["p50", "p99", "p99_9", "p99_99", "max", "samples"])' \
   "bench: the same percentiles"
 json_true "$tmp/demo.out" 'd["config"]["quality"] == ["poison", "cl_align"] and d["config"]["worker_delay_s"] == 1e-06' \
