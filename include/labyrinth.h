@@ -111,8 +111,16 @@
  *   child the caller's copy of that memory.  Only fork() (glibc's, which
  *   runs pthread_atfork handlers) is covered: a child made by a raw clone
  *   or _Fork() must not call labyrinth on an inherited zone.  vfork and
- *   posix_spawn copy nothing and need nothing.  docs/design.md, "fork",
- *   says why the child is refused rather than given working zones.
+ *   posix_spawn copy nothing and need nothing.  Not supported: fork()
+ *   from a signal handler that interrupted a labyrinth call (POSIX.1-2024
+ *   no longer counts fork as async-signal-safe): the fork handlers take
+ *   the registry mutex, which an interrupted zone creation or destroy
+ *   holds (the fork never returns), and a child that returns from the
+ *   handler into an interrupted ATOMIC call finishes it on metadata it
+ *   does not have (SIGSEGV).  A grandchild inherits the zones its parent
+ *   inherited and had not destroyed, refused the same way.
+ *   docs/design.md, "fork", says why the child is refused rather than
+ *   given working zones.
  *
  * FREES FROM OTHER THREADS
  *

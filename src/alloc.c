@@ -361,13 +361,22 @@ static bool lb_zone_dry(struct lb_zone *z, const struct lb_level *l, const struc
     if (own)
         for (unsigned k = 0; k < c->oc_max_order && k < LB_OC_ORDERS; k++)
             any |= (uintptr_t)lb_load_rlx_ptr(&own->oc[k]);
+    /* The orphan bits, when they can be trusted (no push or unown under
+     * way: remote.c, "orphans"; acquire there, so the bits set before are
+     * seen). */
+    if (!lb_cache_orphans_sure(c))
+        return false;
     for (uint32_t w = 0; w < (c->ntcaches + 63) / 64; w++)
         any |= lb_load_rlx_u64(&c->orphans[w]);
-    if (any)
-        return false;
-    return !lb_load_rlx_u64(&c->full.count) && !lb_load_rlx_u64(&c->pending.count) &&
-           !lb_load_rlx_u64(&z->buddy.free_pages) &&
-           (!(gfp & LABYRINTH_GFP_BIT_RESERVE) || !lb_load_rlx_u64(&c->reserve.count));
+    /* The stacks by their heads, not their counts: a push adds to the
+     * count only after its CAS has put the items on (the review found
+     * NULL with a full magazine on the depot, its count still 0).  The
+     * buddy: its count is changed inside the lock, so while the lock is
+     * held the loop below may still find a block. */
+    any |= (uint32_t)lb_load_rlx_u64(&c->full.head) | (uint32_t)lb_load_rlx_u64(&c->pending.head);
+    if ((gfp & LABYRINTH_GFP_BIT_RESERVE))
+        any |= (uint32_t)lb_load_rlx_u64(&c->reserve.head);
+    return !any && !lb_load_rlx_u64(&z->buddy.free_pages) && !lb_spin_is_locked(&z->buddy.lock);
 }
 
 /* The common slow loop: level refill (if l), buddy, higher-order level

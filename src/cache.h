@@ -222,6 +222,9 @@ struct lb_cache {
      * every tcache (lb_cache_adopt; remote.c says how the bits are kept
      * exact). */
     lb_atomic_u64   orphans[LB_ORPHAN_WORDS];
+    /* Pushes onto another tcache's level under way (remote.c, "orphans"):
+     * while it is not 0 a reader cannot trust a missing bit. */
+    lb_atomic_u64   pushes;
 };
 
 

@@ -70,6 +70,10 @@ static inline uint32_t lb_add_rlx_u32(lb_atomic_u32 *a, uint32_t x)
 { return __atomic_fetch_add(&a->v, x, __ATOMIC_RELAXED); }
 static inline uint32_t lb_add_acqrel_u32(lb_atomic_u32 *a, uint32_t x)
 { return __atomic_fetch_add(&a->v, x, __ATOMIC_ACQ_REL); }
+static inline uint64_t lb_add_acqrel_u64(lb_atomic_u64 *a, uint64_t x)
+{ return __atomic_fetch_add(&a->v, x, __ATOMIC_ACQ_REL); }
+static inline uint64_t lb_sub_rel_u64(lb_atomic_u64 *a, uint64_t x)
+{ return __atomic_fetch_sub(&a->v, x, __ATOMIC_RELEASE); }
 static inline uint64_t lb_or_rel_u64(lb_atomic_u64 *a, uint64_t x)
 { return __atomic_fetch_or(&a->v, x, __ATOMIC_RELEASE); }
 static inline uint64_t lb_and_acq_u64(lb_atomic_u64 *a, uint64_t x)
@@ -85,11 +89,6 @@ static inline void lb_bump_1w_u64(lb_atomic_u64 *a, uint64_t x)
 /* Order compiler-visible memory accesses against a signal handler running
  * on this thread (no CPU fence: the handler runs on the same CPU, in
  * program order with the interrupted code). */
-/* A full fence (seq_cst): for the store-load patterns that acquire and
- * release cannot order (each use says what it pairs with). */
-static inline void lb_fence_sc(void)
-{ __atomic_thread_fence(__ATOMIC_SEQ_CST); }
-
 static inline void lb_signal_fence(void)
 { __atomic_signal_fence(__ATOMIC_SEQ_CST); }
 

@@ -362,6 +362,11 @@ static void lb_fork_child(void)
         if (lb_load_rlx_ptr(&h->zone)) {
             lb_store_rlx_u32(&h->inherited, 1); /* before the zone goes: a report says why */
             lb_handle_kill(h);
+        } else if (lb_load_rlx_u32(&h->inherited)) {
+            /* Inherited already (we are a child's child): it stays so,
+             * counted once, until destroyed here (the review of this
+             * change: counting it off here too made the count wrap, and
+             * every later creation fail with ENOSPC). */
         } else if (lb_load_rlx_u64(&h->live_serial)) {
             /* Being destroyed by a thread the child does not have: no one
              * here holds this handle any more. */

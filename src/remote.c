@@ -24,8 +24,9 @@ void lb_level_flush_one(struct lb_cache *c, struct lb_level *l, unsigned k)
         l->out_bloom[k][i] = 0;
     lb_store_rlx_ptr(&l->out_mag[k], NULL);
     lb_add_rlx_u64(&dst->inbox_pages, n); /* a statistic: before the push, so it never underflows */
+    lb_tcache_push_begin(c);                 /* P0 */
     lb_magstack_push(c, &dst->inbox, m);     /* release: the entries reach the owner's acquire */
-    lb_tcache_note_push(c, dst);             /* P2, P3: an orphan's bit */
+    lb_tcache_note_push(c, dst);             /* P2..P4: an orphan's bit */
 }
 
 void lb_level_flush_outboxes(struct lb_cache *c, struct lb_level *l)
@@ -86,8 +87,9 @@ static bool lb_remote_push_one(struct lb_cache *c, uint32_t page_id, uint64_t w)
     m->slot[0] = (void *)lb_entry(page_id, lb_d_gen(w));
     lb_store_rlx_u32(&m->count, 1);
     lb_add_rlx_u64(&dst->inbox_pages, 1); /* a statistic: before the push (see flush_one) */
+    lb_tcache_push_begin(c);              /* P0 */
     lb_magstack_push(c, &dst->inbox, m);  /* release: the entry reaches the owner's acquire */
-    lb_tcache_note_push(c, dst);          /* P2, P3: an orphan's bit */
+    lb_tcache_note_push(c, dst);          /* P2..P4: an orphan's bit */
     lb_add_rlx_u64(&c->remote_singles, 1); /* a statistic: no order */
     lb_add_rlx_u64(&c->shared_frees, 1); /* a free outside any level (see lb_cache_counts) */
     return true;
@@ -209,53 +211,118 @@ static bool lb_tcache_has_queued(const struct lb_tcache *tc)
 /* ---- orphans: unowned tcaches with queued frees ---------------------------------
  *
  * c->orphans has a bit per tcache that may be unowned with pages on a
- * level's inbox or queue.  The bit is never missing while that is so:
+ * level's inbox or queue; c->pushes counts the operations under way that
+ * can make a tcache so (a push onto another tcache's level, a holder
+ * letting go).  A reader that reads pushes == 0 finds every such tcache's
+ * bit set; one that reads more looks at every tcache:
  *
  *   pusher (a batch or a queued page      unowner (release, adopt, reap)
  *   onto a level of tc)
+ *   P0 pushes += 1                        U0 pushes += 1
  *   P1 push (release CAS)                 U1 owner = 0 (release store)
- *   P2 fence seq_cst                      U2 fence seq_cst
+ *   P2 pushes += 0 (acq_rel RMW)          U2 pushes += 0 (acq_rel RMW)
  *   P3 load owner: 0 -> set the bit       U3 load the levels' inbox and
  *                                            queue heads: any -> set the bit
+ *   P4 pushes -= 1 (release)              U4 pushes -= 1 (release)
  *
- * The two fences are ordered in the single total order of seq_cst: if P2
- * comes first, U3 sees P1's push; if U2 comes first, P3 sees U1's 0 (or a
- * later owner, who then holds the pages as its own).  Acquire/release
- * alone cannot order these store-load pairs.  The bit is set with a
- * release or and cleared with an acquire and (lb_cache_adopt), which so
- * sees every push made before a set it clears; a push after the clear
- * sets the bit again.  A stale bit (the tcache was claimed since) costs
- * one look.  The warden's reap still looks at every tcache. */
+ * P2 and U2 are read-modify-writes of one word, so one comes first in its
+ * modification order and the later one acquires from the earlier: if P2
+ * is first, U3 sees P1's push; if U2 is first, P3 sees U1's 0 (or a later
+ * owner, who then holds the pages as its own).  Either way the bit is set
+ * before P4/U4.  (A store then a load of another word: acquire and release
+ * alone cannot order that; a seq_cst fence could, but TSan does not model
+ * fences, and these RMWs are on a line that is written only on these
+ * paths.)  The reader loads pushes with acquire: every decrement is a
+ * release RMW and every access to pushes an RMW, so reading 0 synchronizes
+ * with every P4/U4 before it, and the bits they set are seen.  Until P4 or
+ * U4 — a pusher preempted between its push and its bit, say — pushes is
+ * not 0 and readers look everywhere (the review of the first version of
+ * this found exactly that window: 32 instructions of a single-stepped free
+ * where ATOMIC said NULL with a batch on an unowned inbox).  The bit is set
+ * with a release or and cleared with an acquire and (lb_cache_adopt),
+ * which so sees the pushes made before a set it clears; a push after the
+ * clear sets it again.  A stale bit (the tcache claimed since) costs one
+ * look.  The warden's reap looks at every tcache. */
 static void lb_orphan_set(struct lb_cache *c, uint32_t t)
 {
     lb_or_rel_u64(&c->orphans[t / 64], 1ull << (t % 64));
 }
 
+void lb_tcache_push_begin(struct lb_cache *c)
+{
+    /* P0.  Acquire-release as every access to pushes (see above). */
+    lb_add_acqrel_u64(&c->pushes, 1);
+}
+
 void lb_tcache_note_push(struct lb_cache *c, const struct lb_level *dst)
 {
-    lb_fence_sc(); /* P2 */
+    lb_add_acqrel_u64(&c->pushes, 0); /* P2 */
     const struct lb_tcache *tc = lb_level_tcache(c, dst);
     if (!lb_load_rlx_u32(&tc->owner)) /* P3 */
         lb_orphan_set(c, tc->index);
+    lb_sub_rel_u64(&c->pushes, 1); /* P4 */
 }
 
 void lb_tcache_unown(struct lb_cache *c, struct lb_tcache *tc)
 {
+    lb_add_acqrel_u64(&c->pushes, 1); /* U0 */
     /* U1.  Release: what the holder did to the tcache is visible to the
      * next claimant (pairs with the acquire CAS of lb_cache_claim,
      * lb_cache_adopt and lb_cache_reap). */
     lb_store_rel_u32(&tc->owner, 0);
-    lb_fence_sc(); /* U2 */
+    lb_add_acqrel_u64(&c->pushes, 0); /* U2 */
     if (lb_tcache_has_queued(tc)) /* U3 */
         lb_orphan_set(c, tc->index);
+    lb_sub_rel_u64(&c->pushes, 1); /* U4 */
+}
+
+bool lb_cache_orphans_sure(const struct lb_cache *c)
+{
+    /* Acquire: pairs with the release decrements P4/U4 (above). */
+    return lb_load_acq_u64(&c->pushes) == 0;
+}
+
+/* Take the queued frees of tcache tc if no thread holds it (a claim by
+ * CAS); NULL and *took false if it was held or had none. */
+static struct lb_mag *lb_cache_adopt_one(struct lb_cache *c, struct lb_tcache *tc, struct lb_level *into,
+                                         uint64_t *pages, bool *took)
+{
+    uint32_t zero = 0;
+    *took = false;
+    /* Acquire/release as a claim: while we hold the cache, we are its
+     * levels' owner and may validate their queued frees.  An owned
+     * tcache: its owner has the pages, or sets the bit again when it lets
+     * go (lb_tcache_unown). */
+    if (!lb_tcache_has_queued(tc) || lb_load_rlx_u32(&tc->owner) ||
+        !lb_cas_acq_u32(&tc->owner, &zero, LB_OWNER_WARDEN))
+        return NULL;
+    struct lb_mag *chain = NULL;
+    uint64_t queued = 0;
+    for (unsigned d = 0; d < LB_LEVELS; d++)
+        queued += lb_level_take_queue(c, &tc->lvl[d], into);
+    for (unsigned d = 0; d < LB_LEVELS && !chain; d++)
+        chain = lb_level_take_inbox_bounded(c, &tc->lvl[d], 2, pages);
+    lb_tcache_unown(c, tc); /* the bit again if pages are left */
+    *took = chain || queued;
+    return chain;
 }
 
 struct lb_mag *lb_cache_adopt(struct lb_cache *c, struct lb_level *into, uint64_t *pages)
 {
     *pages = 0;
-    /* Only the tcaches whose orphan bit is set (see above): a failing
-     * allocation in a drained zone looked at every tcache (about 2,900 of
-     * the 3,790 instructions of a failed ATOMIC allocation with 64). */
+    bool took;
+    /* Only the tcaches whose orphan bit is set, when no push or unown is
+     * under way (see above): a failing allocation in a drained zone looked
+     * at every tcache (about 2,900 of the 3,790 instructions of a failed
+     * ATOMIC allocation with 64).  Otherwise every tcache, as before. */
+    if (!lb_cache_orphans_sure(c)) {
+        for (uint32_t t = 0; t < c->ntcaches; t++) {
+            struct lb_mag *chain = lb_cache_adopt_one(c, &c->tcaches[t], into, pages, &took);
+            if (took)
+                return chain;
+        }
+        return NULL;
+    }
     for (uint32_t w = 0; w < (c->ntcaches + 63) / 64; w++) {
         /* Relaxed: a hint; the clear below is the acquire. */
         uint64_t bits = lb_load_rlx_u64(&c->orphans[w]);
@@ -265,23 +332,8 @@ struct lb_mag *lb_cache_adopt(struct lb_cache *c, struct lb_level *into, uint64_
             /* Acquire: pairs with the release or of every set it clears,
              * so the pushes before them are seen below. */
             lb_and_acq_u64(&c->orphans[w], ~(1ull << b));
-            struct lb_tcache *tc = &c->tcaches[w * 64 + b];
-            uint32_t zero = 0;
-            /* Acquire/release as a claim: while we hold the cache, we are
-             * its levels' owner and may validate their queued frees.  An
-             * owned tcache: its owner has the pages, or sets the bit again
-             * when it lets go (lb_tcache_unown). */
-            if (!lb_tcache_has_queued(tc) || lb_load_rlx_u32(&tc->owner) ||
-                !lb_cas_acq_u32(&tc->owner, &zero, LB_OWNER_WARDEN))
-                continue;
-            struct lb_mag *chain = NULL;
-            uint64_t queued = 0;
-            for (unsigned d = 0; d < LB_LEVELS; d++)
-                queued += lb_level_take_queue(c, &tc->lvl[d], into);
-            for (unsigned d = 0; d < LB_LEVELS && !chain; d++)
-                chain = lb_level_take_inbox_bounded(c, &tc->lvl[d], 2, pages);
-            lb_tcache_unown(c, tc); /* the bit again if pages are left */
-            if (chain || queued)
+            struct lb_mag *chain = lb_cache_adopt_one(c, &c->tcaches[w * 64 + b], into, pages, &took);
+            if (took)
                 return chain;
         }
     }
@@ -362,6 +414,7 @@ uint64_t lb_cache_reap(struct lb_cache *c)
 static void lb_queue_push(struct lb_cache *c, struct lb_level *dst, uint32_t page_id, lb_atomic_u32 *link)
 {
     lb_add_rlx_u64(&dst->queue_pages, 1); /* a statistic: before the push, so it never underflows */
+    lb_tcache_push_begin(c); /* P0 */
     uint32_t h = lb_load_rlx_u32(&dst->queue);
     do {
         /* Relaxed: the link is published by the release CAS below. */
@@ -370,7 +423,7 @@ static void lb_queue_push(struct lb_cache *c, struct lb_level *dst, uint32_t pag
          * then reads this page's link.  A push-only stack taken whole has
          * no ABA: a head equal to h again is still the right next. */
     } while (!lb_cas_rel_u32(&dst->queue, &h, page_id + 1));
-    lb_tcache_note_push(c, dst); /* P2, P3: an orphan's bit */
+    lb_tcache_note_push(c, dst); /* P2..P4: an orphan's bit */
 }
 
 /* F2 + F3: queue page idx of r (now QUEUED for owner o) unless it is

@@ -102,9 +102,14 @@ uint64_t lb_cache_reap(struct lb_cache *c);
  * on that cache's queues go into into's loaded magazine (the caller's own
  * level, or NULL) while it has room, else to the pending stack. */
 struct lb_mag *lb_cache_adopt(struct lb_cache *c, struct lb_level *into, uint64_t *pages);
-/* After a push onto a level of another tcache (a batch, or a page onto its
- * queue): mark that tcache an orphan if no thread owns it.  Any context. */
+/* Around a push onto a level of another tcache (a batch, or a page onto
+ * its queue): begin before it; note after it marks that tcache an orphan
+ * if no thread owns it, and ends the push.  Any context. */
+void lb_tcache_push_begin(struct lb_cache *c);
 void lb_tcache_note_push(struct lb_cache *c, const struct lb_level *dst);
+/* Whether the orphan bits can be trusted now (no push or unown under way:
+ * remote.c, "orphans"); if not, a reader must look at every tcache. */
+bool lb_cache_orphans_sure(const struct lb_cache *c);
 /* Let go of tc (its holder: a thread releasing it, the warden or an
  * adopter), marking it an orphan if pages are queued on it. */
 void lb_tcache_unown(struct lb_cache *c, struct lb_tcache *tc);

@@ -473,6 +473,58 @@ static long parent_faults_after_fork(void)
     return r1.ru_minflt - r0.ru_minflt + (r1.ru_majflt - r0.ru_majflt);
 }
 
+/* A grandchild: it inherits the zone its parent inherited and had not
+ * destroyed, refused the same way; destroying it there frees its slot
+ * once, and the grandchild then creates zones as any process does.  (The
+ * review of this change: the grandchild counted the slot off twice, the
+ * live-zone count wrapped, and every later creation failed, ENOSPC.)
+ * Exit status: 0, or the number of the step that failed. */
+static int grandchild_case(void)
+{
+    struct labyrinth_zone_config c;
+    memset(&c, 0, sizeof c);
+    c.name = "gen0";
+    c.pages = 64;
+    struct labyrinth_zone *z = labyrinth_zone_create(&c);
+    if (!z)
+        return 1;
+    labyrinth_zone_set_report_handler(z, NULL, NULL);
+    pid_t child = fork();
+    if (child == 0) {
+        pid_t gc = fork();
+        if (gc == 0) {
+            if (labyrinth_void_allocpage_gfpatomic_extra_quality(z, 0) != NULL)
+                _exit(2);
+            labyrinth_zone_destroy(z);
+            for (int i = 0; i < 8; i++) {
+                struct labyrinth_zone *y = labyrinth_zone_create(&c);
+                if (!y)
+                    _exit(3);
+                void *p = labyrinth_alloc_pages(y, LABYRINTH_GFP_ATOMIC, 0, 0);
+                if (!p || labyrinth_free_pages(y, p, 0) != 0)
+                    _exit(4);
+                labyrinth_zone_destroy(y);
+            }
+            _exit(0);
+        }
+        int st = 0;
+        if (gc < 0 || waitpid(gc, &st, 0) != gc)
+            _exit(5);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            _exit(10 + (WIFEXITED(st) ? WEXITSTATUS(st) : 9));
+        labyrinth_zone_destroy(z);
+        struct labyrinth_zone *y = labyrinth_zone_create(&c);
+        if (!y)
+            _exit(6);
+        labyrinth_zone_destroy(y);
+        _exit(0);
+    }
+    int st = 0;
+    int rc = child < 0 || waitpid(child, &st, 0) != child ? 7 : !WIFEXITED(st) ? 8 : WEXITSTATUS(st);
+    labyrinth_zone_destroy(z);
+    return rc;
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -582,5 +634,10 @@ int main(void)
     labyrinth_zone_destroy(Z);
     labyrinth_zone_destroy(M);
     munmap(mbuf, mbuf_bytes);
+    int gc = grandchild_case();
+    if (gc)
+        fprintf(stderr, "FAIL grandchild case: step %d (1: create, 2: ATOMIC on the inherited zone not NULL, 3/4: "
+                "the grandchild's own zones, 5-8: the child's)\n", gc);
+    CHECK_EQ(gc, 0);
     return check_done("api_fork");
 }

@@ -23,15 +23,17 @@
  * labyrinth_zone_check is 0 after every round.
  *
  * What it hunts, each seen caught with the code broken on purpose:
- * - the pusher's check (P3, remote.c "orphans") left out: every run, the
- *   first round ("the drain got 428 of 508 pages ... in_flight 80");
+ * - the pusher's check (P3, remote.c "orphans") left out: 2 runs of 2,
+ *   the first round ("the drain got 504 of 508 pages ... in_flight 4");
  * - the unowner's check (U3) left out, so that a batch pushed after O
  *   took its inbox but before its owner word read 0 is seen by no one:
- *   1 run in 3 ("504 of 508 ... in_flight 4");
+ *   2 runs in 3 ("416 of 508 ... in_flight 92");
  * - the quick refusal (lb_zone_dry) not looking at the orphans: every
  *   run ("NOWAIT stopped with 233 pages outside the reserve").
- * The fences' absence was not caught on x86 (the push is a locked
- * instruction there, a full barrier in itself).
+ * Not hunted here: a reader inside a pusher's own window (between its
+ * push and its bit), which needs single-stepping; the review's
+ * a2_orphan_step found it in the first version (32 instructions of
+ * NULL), and the pushes count closes it.
  * LB_ORPHAN_SECONDS (default 1.5), LB_SEED.
  */
 #define _GNU_SOURCE

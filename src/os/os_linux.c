@@ -621,16 +621,28 @@ static int lb_os_note_one(struct dl_phdr_info *info, size_t size, void *ctx)
     if (hi <= lo)
         return 0;
     uint32_t n = lb_load_rlx_u32(&lb_os_nobjects); /* the mutex's: we are the writer */
-    for (uint32_t i = n; i-- > 0;)
-        if (lb_os_objects[i].lo == lo && lb_os_objects[i].hi == hi && lb_os_objects[i].base == info->dlpi_addr)
-            return 0;
-    if (n == LB_OS_OBJECTS)
-        return 1;
     const char *name = info->dlpi_name && info->dlpi_name[0] ? info->dlpi_name : program_invocation_name;
     const char *slash = name ? strrchr(name, '/') : NULL;
+    char nm[sizeof lb_os_objects[0].name];
+    snprintf(nm, sizeof nm, "%s", slash ? slash + 1 : name ? name : "?");
+    /* Known already only if the newest entry over these addresses is this
+     * very object: one unloaded and another (or the same again) loaded at
+     * its addresses gets an entry of its own, found first by readers (the
+     * review: after liba, libb and liba again at one address, libb's
+     * name was printed for liba's calls). */
+    for (uint32_t i = n; i-- > 0;) {
+        const struct lb_os_object *e = &lb_os_objects[i];
+        if (e->lo < hi && lo < e->hi) {
+            if (e->lo == lo && e->hi == hi && e->base == info->dlpi_addr && strcmp(e->name, nm) == 0)
+                return 0;
+            break;
+        }
+    }
+    if (n == LB_OS_OBJECTS)
+        return 1;
     struct lb_os_object *o = &lb_os_objects[n];
     o->lo = lo, o->hi = hi, o->base = info->dlpi_addr;
-    snprintf(o->name, sizeof o->name, "%s", slash ? slash + 1 : name ? name : "?");
+    memcpy(o->name, nm, sizeof nm);
     lb_store_rel_u32(&lb_os_nobjects, n + 1);
     return 0;
 }
