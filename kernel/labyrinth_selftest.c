@@ -37,6 +37,7 @@
 #include <linux/ctype.h>
 #include <linux/cpumask.h>
 #include <linux/delay.h>
+#include <linux/fs.h>
 #include <linux/gfp.h>
 #include <linux/hardirq.h>
 #include <linux/hrtimer.h>
@@ -44,9 +45,13 @@
 #include <linux/kthread.h>
 #include <linux/llist.h>
 #include <linux/mm.h>
+#include <linux/mman.h>
 #include <linux/module.h>
+#include <linux/random.h>
+#include <linux/sched/task.h>
 #include <linux/slab.h>
 #include <linux/timex.h>
+#include <linux/uaccess.h>
 #include <linux/workqueue.h>
 #ifdef CONFIG_X86
 #include <asm/apic.h>
@@ -990,6 +995,600 @@ static void st_log(void)
 	pr_info(ST "log: %lu labyrinth line(s), %lu with a raw kernel address\n", lines, raw);
 }
 
+/* ---- 7. a racing double free across preemption and migration (17.1) --- */
+
+/*
+ * Unpinned workers, each with two zones of its own (X and Y) used in turn:
+ * a round allocates page P from one, now and then lets itself be
+ * rescheduled or migrated (cond_resched, schedule_timeout, or a KERNEL
+ * allocation that sleeps in a drained zone), allocates and frees a page
+ * of the other zone (so the CPU's current zone is the other one, and the
+ * free of P takes lb_free_general's general branch), then publishes P in
+ * its mailbox and frees it.  A hard-IRQ and a softirq hrtimer on every CPU
+ * take whatever P is published and free it too: on the worker's CPU they
+ * land anywhere in its free, at depth 0 before its lb_enter(); on the
+ * other, they race with it.  KB7: the descriptor read before lb_enter()
+ * let such a free land in between, and both frees pushed P.  The zones are
+ * private to a worker and it waits for the timer's free to finish, so no
+ * one can be handed P between the two frees: a page handed out twice is
+ * the allocator's doing, never the test's.  An ownership bitmap per zone
+ * is set on every allocation and must be clear.
+ */
+#define ST_RF_WORKERS 4
+#define ST_RF_PAGES   64
+#define ST_RF_MS      3000
+
+struct st_rf_zone {
+	struct labyrinth_zone *z;
+	unsigned long base;
+	DECLARE_BITMAP(own, ST_RF_PAGES);
+};
+
+struct st_rf_worker {
+	struct task_struct *task;
+	struct st_rf_zone zone[2];
+	struct labyrinth_zone *mbzone;	/* P's zone, for the timer */
+	void *mailbox;			/* P while a timer may take it */
+	int phase;			/* 0 before main's free of P, 1 in it, 2 after */
+	int timer_rc, timer_phase, timer_cpu, timer_soft;
+	bool timer_done;
+	unsigned long rounds, taken, during, same_cpu, soft, migrated, slept, both_zero, refused_now;
+};
+
+struct st_rf_cpu {
+	struct hrtimer hard, soft;
+};
+
+static struct {
+	struct st_rf_worker w[ST_RF_WORKERS];
+	struct st_rf_cpu *cpu;		/* nr_cpu_ids of them */
+	struct labyrinth_zone *sleepy;	/* drained: KERNEL allocations there sleep */
+	void *sleepy_pages[ST_RF_PAGES];
+	unsigned long deadline;
+	bool stop;
+	unsigned int drained_short;
+	long bad_check;
+	atomic_t twice, bad_rc, ealready, other;
+} st_rf;
+
+/* Any context: atomics only. */
+static void st_rf_report(const struct labyrinth_report *r, void *arg)
+{
+	/* atomic_inc: relaxed; read after kthread_stop(), which orders it. */
+	if (r->kind == LABYRINTH_REPORT_BAD_FREE && r->err == -EALREADY)
+		atomic_inc(&st_rf.ealready);
+	else
+		atomic_inc(&st_rf.other);
+}
+
+static struct labyrinth_zone *st_rf_zone_create(const char *name)
+{
+	struct labyrinth_zone_config cfg = {
+		.name = name, .pages = ST_RF_PAGES, .max_pages = ST_RF_PAGES, .max_order = 2,
+		.flags = LABYRINTH_ZONE_NO_WARDEN, .wait_timeout_ms = 1,
+	};
+	struct labyrinth_zone *z = labyrinth_zone_create(&cfg);
+
+	if (!z)
+		ST_FAIL("racefree: zone '%s' could not be created", name);
+	else
+		labyrinth_zone_set_report_handler(z, st_rf_report, NULL);
+	return z;
+}
+
+/* The test is handed p from zone rz: its bit must be clear. */
+static void st_rf_take(struct st_rf_zone *rz, void *p)
+{
+	unsigned long i = ((unsigned long)p - rz->base) >> PAGE_SHIFT;
+
+	if ((unsigned long)p < rz->base || i >= ST_RF_PAGES || !PAGE_ALIGNED(p)) {
+		ST_FAIL("racefree: %p is not a page of zone %s", p, labyrinth_zone_name(rz->z));
+		return;
+	}
+	/* test_and_set_bit: a value-returning RMW, fully ordered. */
+	if (test_and_set_bit(i, rz->own) && atomic_inc_return(&st_rf.twice) <= 3)
+		ST_FAIL("racefree: page %lu of %s (%p) handed out twice", i, labyrinth_zone_name(rz->z), p);
+}
+
+static void st_rf_give(struct st_rf_zone *rz, void *p)
+{
+	/* clear_bit: unordered; only the owning worker uses its tables until
+	 * kthread_stop(), which orders them before the final drain. */
+	clear_bit(((unsigned long)p - rz->base) >> PAGE_SHIFT, rz->own);
+}
+
+/* The second freer, in hard-IRQ or softirq context on any CPU. */
+static void st_rf_timer_free(bool soft)
+{
+	unsigned int i;
+
+	for (i = 0; i < ST_RF_WORKERS; i++) {
+		struct st_rf_worker *w = &st_rf.w[i];
+		/* xchg: fully ordered; exactly one of the timers and the
+		 * worker takes P, and sees the worker's stores before it
+		 * published P (mbzone, phase). */
+		void *p = xchg(&w->mailbox, NULL);
+
+		if (!p)
+			continue;
+		w->timer_phase = READ_ONCE(w->phase);
+		w->timer_cpu = raw_smp_processor_id();
+		w->timer_soft = soft;
+		w->timer_rc = labyrinth_free_pages(w->mbzone, p, 0);
+		/* Release: the fields above are visible once done is. */
+		smp_store_release(&w->timer_done, true);
+	}
+}
+
+static enum hrtimer_restart st_rf_hard_fn(struct hrtimer *t)
+{
+	st_rf_timer_free(false);
+	if (READ_ONCE(st_rf.stop))
+		return HRTIMER_NORESTART;
+	hrtimer_forward_now(t, ns_to_ktime(10000 + (get_random_u32() & 0x3fff)));
+	return HRTIMER_RESTART;
+}
+
+static enum hrtimer_restart st_rf_soft_fn(struct hrtimer *t)
+{
+	st_rf_timer_free(true);
+	if (READ_ONCE(st_rf.stop))
+		return HRTIMER_NORESTART;
+	hrtimer_forward_now(t, ns_to_ktime(20000 + (get_random_u32() & 0x7fff)));
+	return HRTIMER_RESTART;
+}
+
+/* On each CPU (a bound kworker): its timers, pinned there. */
+static long st_rf_timers_start(void *arg)
+{
+	struct st_rf_cpu *c = &st_rf.cpu[raw_smp_processor_id()];
+
+	hrtimer_init(&c->hard, CLOCK_MONOTONIC, HRTIMER_MODE_REL_PINNED_HARD);
+	c->hard.function = st_rf_hard_fn;
+	hrtimer_init(&c->soft, CLOCK_MONOTONIC, HRTIMER_MODE_REL_PINNED_SOFT);
+	c->soft.function = st_rf_soft_fn;
+	hrtimer_start(&c->hard, ns_to_ktime(10000), HRTIMER_MODE_REL_PINNED_HARD);
+	hrtimer_start(&c->soft, ns_to_ktime(15000), HRTIMER_MODE_REL_PINNED_SOFT);
+	return 0;
+}
+
+/* Allocate every page rz will give on this CPU, holding them all (each
+ * must be clear in the table), then give them back.  Returns how many. */
+static unsigned int st_rf_deep(struct st_rf_zone *rz)
+{
+	void *held[ST_RF_PAGES + 8];
+	unsigned int n = 0, i;
+
+	while (n < ARRAY_SIZE(held) && (held[n] = labyrinth_alloc_pages(rz->z, LABYRINTH_GFP_ATOMIC, 0, 0)))
+		st_rf_take(rz, held[n++]);
+	for (i = 0; i < n; i++) {
+		st_rf_give(rz, held[i]);
+		if (labyrinth_free_pages(rz->z, held[i], 0))
+			ST_FAIL("racefree: the free of a drained page %p", held[i]);
+	}
+	return n;
+}
+
+static void st_rf_round(struct st_rf_worker *w)
+{
+	unsigned int k = w->rounds & 1, r = get_random_u32();
+	struct st_rf_zone *rz = &w->zone[k], *other = &w->zone[!k];
+	int cpu, rc;
+	void *p, *q;
+
+	p = labyrinth_alloc_pages(rz->z, LABYRINTH_GFP_ATOMIC, 0, 0);
+	if (!p) {
+		ST_FAIL("racefree: ATOMIC allocation from the worker's own zone %s", labyrinth_zone_name(rz->z));
+		return;
+	}
+	st_rf_take(rz, p);
+	cpu = raw_smp_processor_id();
+	/* Now and then (1 round in 128) reschedule or migrate while P is held. */
+	switch (r & 511) {
+	case 0:
+		cond_resched();
+		break;
+	case 1:
+		schedule_timeout_uninterruptible(1);
+		break;
+	case 2:
+	case 3:
+		/* Sleeps (1 ms) in the drained zone, then fails with
+		 * ETIMEDOUT; the worker may wake on another CPU. */
+		if (labyrinth_alloc_pages(st_rf.sleepy, LABYRINTH_GFP_KERNEL, 0, 0))
+			ST_FAIL("racefree: the drained zone gave a page");
+		w->slept++;
+		break;
+	default:
+		break;
+	}
+	/* The other zone becomes this CPU's current zone. */
+	q = labyrinth_alloc_pages(other->z, LABYRINTH_GFP_ATOMIC, 0, 0);
+	if (q) {
+		st_rf_take(other, q);
+		st_rf_give(other, q);
+		labyrinth_free_pages(other->z, q, 0);
+	}
+	if (raw_smp_processor_id() != cpu)
+		w->migrated++;
+	cpu = raw_smp_processor_id();
+	/* The race: our free of P and a timer's. */
+	st_rf_give(rz, p);
+	w->mbzone = rz->z;
+	WRITE_ONCE(w->phase, 0);
+	w->timer_done = false;
+	/* Release: a timer that takes P sees the stores above. */
+	smp_store_release(&w->mailbox, p);
+	WRITE_ONCE(w->phase, 1);
+	rc = labyrinth_free_pages(rz->z, p, 0);
+	WRITE_ONCE(w->phase, 2);
+	w->rounds++;
+	/* xchg: fully ordered, pairs with the timers'. */
+	if (xchg(&w->mailbox, NULL)) {
+		/* No timer took P: a single free. */
+		if (rc)
+			ST_FAIL("racefree: a single free of %p returned %d", p, rc);
+		return;
+	}
+	/* A timer took P: wait until its free is over (acquire: pairs with
+	 * its release of the results).  A softirq may run in ksoftirqd on
+	 * this CPU: let it. */
+	while (!smp_load_acquire(&w->timer_done))
+		cond_resched();
+	w->taken++;
+	w->during += w->timer_phase == 1;
+	w->same_cpu += w->timer_cpu == cpu;
+	w->soft += w->timer_soft;
+	if ((rc && rc != -EALREADY) || (w->timer_rc && w->timer_rc != -EALREADY) ||
+	    (rc == -EALREADY && w->timer_rc == -EALREADY)) {
+		if (atomic_inc_return(&st_rf.bad_rc) <= 3)
+			ST_FAIL("racefree: the two frees of %p returned %d (process) and %d (%s)", p, rc,
+				w->timer_rc, w->timer_soft ? "softirq" : "hardirq");
+		return;
+	}
+	w->refused_now += (rc == -EALREADY) + (w->timer_rc == -EALREADY);
+	if (!rc && !w->timer_rc) {
+		/* Both 0: one was queued to P's owner, which refuses it later
+		 * (a late report) - or P was pushed twice (KB7): look for it. */
+		w->both_zero++;
+		st_rf_deep(rz);
+	}
+}
+
+static int st_rf_worker_fn(void *arg)
+{
+	struct st_rf_worker *w = arg;
+
+	while (!kthread_should_stop()) {
+		if (time_before(jiffies, READ_ONCE(st_rf.deadline)))
+			st_rf_round(w);
+		else
+			schedule_timeout_uninterruptible(1);
+	}
+	return 0;
+}
+
+/* Normal context on each CPU: give the CPU's caches of every zone back. */
+static long st_rf_release(void *arg)
+{
+	unsigned int i, k;
+
+	for (i = 0; i < ST_RF_WORKERS; i++)
+		for (k = 0; k < 2; k++)
+			if (st_rf.w[i].zone[k].z)
+				labyrinth_thread_release(st_rf.w[i].zone[k].z);
+	return 0;
+}
+
+/* On one CPU (a bound kworker: no migration mid-drain): every page of
+ * every worker zone comes out once, and the zones check clean. */
+static long st_rf_final(void *arg)
+{
+	unsigned int i, k, n;
+
+	for (i = 0; i < ST_RF_WORKERS; i++)
+		for (k = 0; k < 2; k++) {
+			n = st_rf_deep(&st_rf.w[i].zone[k]);
+			if (n != ST_RF_PAGES && st_rf.drained_short++ < 3)
+				ST_FAIL("racefree: zone %s drained %u of %u pages",
+					labyrinth_zone_name(st_rf.w[i].zone[k].z), n, ST_RF_PAGES);
+			st_rf.bad_check += labyrinth_zone_check(st_rf.w[i].zone[k].z);
+		}
+	return 0;
+}
+
+static void st_racefree(void)
+{
+	unsigned long rounds = 0, taken = 0, during = 0, same = 0, soft = 0, migrated = 0, slept = 0;
+	unsigned long both = 0, now = 0;
+	unsigned int i, k, n, cpu, pass;
+	char name[32];
+
+	memset(&st_rf, 0, sizeof(st_rf));
+	st_rf.cpu = kcalloc(nr_cpu_ids, sizeof(*st_rf.cpu), GFP_KERNEL);
+	st_rf.sleepy = st_rf_zone_create("st-rf-sleepy");
+	if (!st_rf.cpu || !st_rf.sleepy)
+		goto out;
+	for (n = 0; n < ST_RF_PAGES && (st_rf.sleepy_pages[n] = labyrinth_alloc_pages(st_rf.sleepy,
+							LABYRINTH_GFP_ATOMIC, 0, 0)); n++)
+		;
+	for (i = 0; i < ST_RF_WORKERS; i++) {
+		for (k = 0; k < 2; k++) {
+			struct st_rf_zone *rz = &st_rf.w[i].zone[k];
+			struct labyrinth_region_info ri;
+
+			snprintf(name, sizeof(name), "st-rf-%u%c", i, "xy"[k]);
+			rz->z = st_rf_zone_create(name);
+			if (!rz->z || labyrinth_zone_region_info(rz->z, 0, &ri) || ri.pages != ST_RF_PAGES) {
+				ST_FAIL("racefree: zone %s: one region of %u pages", name, ST_RF_PAGES);
+				goto out;
+			}
+			rz->base = (unsigned long)ri.start;
+		}
+	}
+	for_each_online_cpu(cpu)
+		work_on_cpu(cpu, st_rf_timers_start, NULL);
+	/* Written before the workers start (kthread_run orders it). */
+	st_rf.deadline = jiffies + msecs_to_jiffies(ST_RF_MS);
+	for (i = 0; i < ST_RF_WORKERS; i++) {
+		/* Not bound to a CPU: the scheduler moves them. */
+		st_rf.w[i].task = kthread_run(st_rf_worker_fn, &st_rf.w[i], "lb-st-rf/%u", i);
+		if (IS_ERR(st_rf.w[i].task)) {
+			st_rf.w[i].task = NULL;
+			ST_FAIL("racefree: worker %u", i);
+		}
+	}
+	msleep(ST_RF_MS);
+	for (i = 0; i < ST_RF_WORKERS; i++)
+		if (st_rf.w[i].task)
+			kthread_stop(st_rf.w[i].task);
+	WRITE_ONCE(st_rf.stop, true);
+	for_each_online_cpu(cpu) {
+		hrtimer_cancel(&st_rf.cpu[cpu].hard);
+		hrtimer_cancel(&st_rf.cpu[cpu].soft);
+	}
+	/* Every CPU's caches back (twice: the first pass's outboxes reach
+	 * their owners' inboxes, the second takes them in), then every page
+	 * of every zone drainable on one CPU, none handed out twice. */
+	for (pass = 0; pass < 2; pass++)
+		for_each_online_cpu(cpu)
+			work_on_cpu(cpu, st_rf_release, NULL);
+	work_on_cpu(cpumask_first(cpu_online_mask), st_rf_final, NULL);
+	for (i = 0; i < ST_RF_WORKERS; i++) {
+		struct st_rf_worker *w = &st_rf.w[i];
+
+		rounds += w->rounds;
+		taken += w->taken;
+		during += w->during;
+		same += w->same_cpu;
+		soft += w->soft;
+		migrated += w->migrated;
+		slept += w->slept;
+		both += w->both_zero;
+		now += w->refused_now;
+	}
+	ST_EXPECT(st_rf.bad_check == 0, "racefree: labyrinth_zone_check: %ld violation(s)", st_rf.bad_check);
+	ST_EXPECT(atomic_read(&st_rf.twice) == 0, "racefree: %d page(s) handed out twice",
+		  atomic_read(&st_rf.twice));
+	/* Each double free refused exactly once: at once, or by P's owner
+	 * later (the rounds whose frees both returned 0). */
+	ST_EXPECT(atomic_read(&st_rf.ealready) == taken,
+		  "racefree: %lu double frees, %d EALREADY reports (%lu refused at once, %lu both 0)", taken,
+		  atomic_read(&st_rf.ealready), now, both);
+	ST_EXPECT(atomic_read(&st_rf.other) == 0, "racefree: %d other report(s)", atomic_read(&st_rf.other));
+	ST_EXPECT(during > 0 && same > 0 && soft > 0 && migrated > 0,
+		  "racefree: timer frees during the worker's free %lu, on its CPU %lu, in softirq %lu; migrations %lu",
+		  during, same, soft, migrated);
+	pr_info(ST "racefree: %u unpinned workers, %lu rounds in %u ms, %lu migrated between P's allocation and its free (%lu KERNEL sleeps): %lu double frees (%lu during the worker's free, %lu on its CPU, %lu in softirq), %lu refused at once, %lu by a late report; %d page(s) handed out twice; zones drained %u short, check %ld\n",
+		ST_RF_WORKERS, rounds, ST_RF_MS, migrated, slept, taken, during, same, soft, now, both,
+		atomic_read(&st_rf.twice), st_rf.drained_short, st_rf.bad_check);
+out:
+	for (i = 0; i < ST_RF_WORKERS; i++)
+		for (k = 0; k < 2; k++)
+			labyrinth_zone_destroy(st_rf.w[i].zone[k].z);
+	for (n = 0; n < ST_RF_PAGES && st_rf.sleepy_pages[n]; n++)
+		labyrinth_free_pages(st_rf.sleepy, st_rf.sleepy_pages[n], 0);
+	labyrinth_zone_destroy(st_rf.sleepy);
+	kfree(st_rf.cpu);
+}
+
+/* ---- 8. mixed site and caller records read concurrently (17.2) -------- */
+
+/*
+ * A writer (CPU 0) allocates a page with the seed's macro (a site record)
+ * and registers it with labyrinth_register_page (a caller record), again
+ * and again; a reader (CPU 1) calls labyrinth_page_info on it, and a third
+ * thread reads the zone's debugfs `tracking` file (which prints
+ * site->file).  Every site pointer must be NULL or this file's own struct
+ * labyrinth_site, every caller never that struct.  KB8: the site flag sat
+ * in the record's other word, and a torn read paired a caller's code
+ * address with it.
+ */
+#define ST_TR_MS 2000
+
+static struct {
+	struct labyrinth_zone *z;
+	const struct labyrinth_site *site;
+	void *page;
+	bool stop;
+	unsigned long rounds, reads, sites, callers, wild, site_as_caller, files, lines, site_lines;
+	const void *first_wild;
+	char path[96];
+} st_tr;
+
+static noinline void *st_tr_seed_alloc(void)
+{
+	return labyrinth_void_allocpage_gfpatomic_extra_quality(st_tr.z, 0);
+}
+
+static int st_tr_writer(void *arg)
+{
+	while (!READ_ONCE(st_tr.stop)) {
+		void *p = st_tr_seed_alloc();
+
+		if (p) {
+			WRITE_ONCE(st_tr.page, p); /* any value is safe for page_info */
+			labyrinth_register_page(st_tr.z, p);
+			labyrinth_free_pages(st_tr.z, p, 0);
+			st_tr.rounds++;
+		}
+		if ((st_tr.rounds & 255) == 0)
+			cond_resched();
+	}
+	return 0;
+}
+
+static int st_tr_reader(void *arg)
+{
+	struct labyrinth_page_info info;
+	unsigned long n = 0;
+
+	while (!READ_ONCE(st_tr.stop)) {
+		void *p = READ_ONCE(st_tr.page);
+
+		if (p && labyrinth_page_info(st_tr.z, p, &info) == 0 && info.tracked) {
+			st_tr.reads++;
+			if (!info.site) {
+				st_tr.callers++;
+			} else if (info.site == st_tr.site) {
+				st_tr.sites++;
+			} else {
+				if (!st_tr.wild++)
+					st_tr.first_wild = info.site; /* never dereferenced */
+			}
+			if (info.caller && info.caller == (const void *)st_tr.site)
+				st_tr.site_as_caller++;
+		}
+		if ((++n & 1023) == 0)
+			cond_resched();
+	}
+	return 0;
+}
+
+/* Reads the zone's debugfs tracking file (which follows info.site->file:
+ * a wild site oopses here) until the deadline, in the insmod task: a
+ * debugfs seq_file has no read_iter, so kernel_read() refuses it, and its
+ * read() wants a user buffer (mapped here in insmod's mm). */
+static void st_tr_debugfs(unsigned long deadline)
+{
+	char *kbuf = kmalloc(PAGE_SIZE, GFP_KERNEL);
+	unsigned long ubuf = -ENOMEM;
+	struct file *f;
+	loff_t pos;
+	ssize_t got;
+	char *s;
+
+	if (kbuf && current->mm)
+		ubuf = vm_mmap(NULL, 0, PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, 0);
+	while (!IS_ERR_VALUE(ubuf) && time_before(jiffies, deadline)) {
+		f = filp_open(st_tr.path, O_RDONLY, 0);
+		if (IS_ERR(f))
+			break;
+		pos = 0;
+		while ((got = f->f_op->read(f, (char __user *)ubuf, PAGE_SIZE - 1, &pos)) > 0) {
+			if (copy_from_user(kbuf, (const void __user *)ubuf, got))
+				break;
+			kbuf[got] = 0;
+			for (s = kbuf; (s = strchr(s, '\n')); s++)
+				st_tr.lines++;
+			for (s = kbuf; (s = strstr(s, "(st_tr_seed_alloc)")); s++)
+				st_tr.site_lines++;
+		}
+		filp_close(f, NULL);
+		st_tr.files++;
+		cond_resched();
+	}
+	if (!IS_ERR_VALUE(ubuf))
+		vm_munmap(ubuf, PAGE_SIZE);
+	kfree(kbuf);
+	/* The rest of the time, if the file could not be read. */
+	while (time_before(jiffies, deadline))
+		msleep(10);
+}
+
+static void st_tornrec(void)
+{
+	struct task_struct *t[2] = { NULL, NULL };
+	bool found = false;
+	struct labyrinth_page_info info;
+	struct file *f;
+	unsigned int i;
+	long check;
+	void *p;
+
+	memset(&st_tr, 0, sizeof(st_tr));
+	if (num_online_cpus() < 2) {
+		ST_FAIL("tornrec: needs two CPUs");
+		return;
+	}
+	st_tr.z = st_zone("st-tornrec", 64, 2, LABYRINTH_ZONE_NO_WARDEN, 0);
+	if (!st_tr.z)
+		return;
+	/* The macro's site, learnt with nothing racing. */
+	p = st_tr_seed_alloc();
+	if (!p || labyrinth_page_info(st_tr.z, p, &info) || !info.tracked || !info.site ||
+	    strcmp(info.site->func, "st_tr_seed_alloc")) {
+		ST_FAIL("tornrec: the macro's site record");
+		goto out;
+	}
+	st_tr.site = info.site;
+	ST_EXPECT(labyrinth_register_page(st_tr.z, p) == 0 && labyrinth_page_info(st_tr.z, p, &info) == 0 &&
+		  info.tracked && !info.site && info.caller, "tornrec: a caller record replaces the site record");
+	labyrinth_free_pages(st_tr.z, p, 0);
+	/* The zone's debugfs directory is "<name>.<n>": find n. */
+	for (i = 0; i < 4096; i++) {
+		snprintf(st_tr.path, sizeof(st_tr.path), "/sys/kernel/debug/labyrinth/st-tornrec.%u/tracking", i);
+		f = filp_open(st_tr.path, O_RDONLY, 0);
+		if (!IS_ERR(f)) {
+			filp_close(f, NULL);
+			found = true;
+			break;
+		}
+	}
+	t[0] = kthread_create_on_cpu(st_tr_writer, NULL, 0, "lb-st-tr-w/%u");
+	t[1] = kthread_create_on_cpu(st_tr_reader, NULL, 1, "lb-st-tr-r/%u");
+	for (i = 0; i < 2; i++) {
+		if (IS_ERR(t[i])) {
+			ST_FAIL("tornrec: thread %u", i);
+			t[i] = NULL;
+		}
+		if (t[i]) {
+			get_task_struct(t[i]); /* kthread_stop after a thread that ended */
+			wake_up_process(t[i]);
+		}
+	}
+	if (found)
+		st_tr_debugfs(jiffies + msecs_to_jiffies(ST_TR_MS));
+	else
+		msleep(ST_TR_MS);
+	WRITE_ONCE(st_tr.stop, true);
+	for (i = 0; i < 2; i++)
+		if (t[i]) {
+			kthread_stop(t[i]);
+			put_task_struct(t[i]);
+		}
+	check = labyrinth_zone_check(st_tr.z);
+	ST_EXPECT(st_tr.wild == 0, "tornrec: %lu wild site pointer(s) from labyrinth_page_info, first %p (the site is %p)",
+		  st_tr.wild, st_tr.first_wild, st_tr.site);
+	ST_EXPECT(st_tr.site_as_caller == 0, "tornrec: %lu read(s) gave the site's address as the caller",
+		  st_tr.site_as_caller);
+	ST_EXPECT(st_tr.sites > 0 && st_tr.callers > 0, "tornrec: both kinds read (%lu site, %lu caller records)",
+		  st_tr.sites, st_tr.callers);
+	ST_EXPECT(check == 0, "tornrec: labyrinth_zone_check: %ld", check);
+	pr_info(ST "tornrec: %u ms, %lu rewrites (macro, then register_page), %lu tracked reads (%lu site, %lu caller): %lu wild site pointer(s), %lu site as caller; debugfs tracking read %lu time(s) (%lu lines, %lu naming the site)%s\n",
+		ST_TR_MS, st_tr.rounds, st_tr.reads, st_tr.sites, st_tr.callers, st_tr.wild, st_tr.site_as_caller,
+		st_tr.files, st_tr.lines, st_tr.site_lines, found ? "" : " - no debugfs file found");
+out:
+	labyrinth_zone_destroy(st_tr.z);
+}
+
+/* Issue 17 deliver 1, findings 1 and 2 (KB7, KB8). */
+static void st_core_races(void)
+{
+	st_racefree();
+	st_tornrec();
+}
+
 static int __init st_init(void)
 {
 	int i, errs;
@@ -999,6 +1598,7 @@ static int __init st_init(void)
 	st_misuse();
 	st_stress();
 	st_hotplug();
+	st_core_races();
 	st_log();
 	if (bench)
 		st_bench();
