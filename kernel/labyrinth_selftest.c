@@ -1376,9 +1376,11 @@ static void st_racefree(void)
 		  "racefree: %lu double frees, %d EALREADY reports (%lu refused at once, %lu both 0)", taken,
 		  atomic_read(&st_rf.ealready), now, both);
 	ST_EXPECT(atomic_read(&st_rf.other) == 0, "racefree: %d other report(s)", atomic_read(&st_rf.other));
-	ST_EXPECT(during > 0 && same > 0 && soft > 0 && migrated > 0,
-		  "racefree: timer frees during the worker's free %lu, on its CPU %lu, in softirq %lu; migrations %lu",
-		  during, same, soft, migrated);
+	/* Softirq hits are counted, not required: under TCG a boot may see
+	 * none (0 of 72 double frees once; usually 15-35). */
+	ST_EXPECT(during > 0 && same > 0 && migrated > 0,
+		  "racefree: timer frees during the worker's free %lu, on its CPU %lu; migrations %lu", during,
+		  same, migrated);
 	pr_info(ST "racefree: %u unpinned workers, %lu rounds in %u ms, %lu migrated between P's allocation and its free (%lu KERNEL sleeps): %lu double frees (%lu during the worker's free, %lu on its CPU, %lu in softirq), %lu refused at once, %lu by a late report; %d page(s) handed out twice; zones drained %u short, check %ld\n",
 		ST_RF_WORKERS, rounds, ST_RF_MS, migrated, slept, taken, during, same, soft, now, both,
 		atomic_read(&st_rf.twice), st_rf.drained_short, st_rf.bad_check);
