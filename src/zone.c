@@ -180,6 +180,25 @@ static void lb_zone_set_clock(struct lb_zone *z)
         z->handle->clock_mult = z->clock_mult;
 }
 
+/* Caller memory [start, end): how many pages fit after the metadata of
+ * a zone of n pages (*fit), or a negative errno from the plan. */
+static int lb_caller_fit(const struct labyrinth_zone_config *cfg, size_t n, uintptr_t start, uintptr_t end,
+                         size_t pg, size_t *fit)
+{
+    struct labyrinth_zone_config c2 = *cfg;
+    struct lb_plan trial = {0}; /* set by lb_plan_make; zeroed for -O2's maybe-uninitialized */
+    c2.max_pages = 0;
+    int rc = lb_plan_make(&c2, n, &trial);
+    if (rc)
+        return rc;
+    size_t span = n + ((size_t)1 << trial.max_order);
+    size_t region_meta = lb_region_meta_bytes(span, !(cfg->flags & LABYRINTH_ZONE_NO_TRACKING),
+                                              cfg->flags & LABYRINTH_ZONE_DMA);
+    uintptr_t pages_at = lb_align_up_ptr(start + lb_zone_fixed_meta(&trial) + region_meta, pg);
+    *fit = pages_at < end ? (end - pages_at) / pg : 0;
+    return 0;
+}
+
 int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct lb_zone **out)
 {
     static const struct labyrinth_zone_config zero_cfg;
@@ -237,21 +256,27 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct lb_zone **
             n = cfg->pages;
             region_capped = false;
         }
-        struct lb_plan trial;
-        size_t region_meta = 0;
+        size_t cap = n;
         for (int round = 0; round < 8 && n; round++) {
-            struct labyrinth_zone_config c2 = *cfg;
-            c2.max_pages = 0;
-            if ((rc = lb_plan_make(&c2, n, &trial)))
+            if ((rc = lb_caller_fit(cfg, n, start, end, pg, &fit)))
                 return rc;
-            size_t span = n + ((size_t)1 << trial.max_order);
-            region_meta = lb_region_meta_bytes(span, !(cfg->flags & LABYRINTH_ZONE_NO_TRACKING),
-                                               cfg->flags & LABYRINTH_ZONE_DMA);
-            uintptr_t pages_at = lb_align_up_ptr(start + lb_zone_fixed_meta(&trial) + region_meta, pg);
-            fit = pages_at < end ? (end - pages_at) / pg : 0;
             if (fit >= n)
                 break;
             n = fit;
+        }
+        /* Coming down from above, the rounds can stop a page or two short
+         * of the most that fits (n's metadata is smaller than the count
+         * it was computed from needed): step up while the next count's
+         * metadata still leaves room for it, so that a zone of pages = 0
+         * gets every page a given pages could. */
+        for (int up = 0; up < 64 && fit >= n && n && n < cap; up++) {
+            size_t fit2;
+            if ((rc = lb_caller_fit(cfg, n + 1, start, end, pg, &fit2)))
+                return rc;
+            if (fit2 < n + 1)
+                break;
+            n++;
+            fit = fit2;
         }
         if (!fit || !n)
             return lb_create_refuse(-ENOMEM, "memory_bytes", cfg->memory_bytes, NULL, 0,
@@ -283,6 +308,10 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct lb_zone **
         z->claim_lo = (uintptr_t)cfg->memory;
         meta = (char *)z + lb_align_up(sizeof *z, LB_CACHELINE);
         char *rmeta = (char *)meta + lb_cache_meta_bytes(plan.mag_size, plan.nmags, plan.ntcaches, plan.quarantine);
+        /* As lb_caller_fit sized it for these n pages. */
+        size_t region_meta = lb_region_meta_bytes(n + ((size_t)1 << plan.max_order),
+                                                  !(cfg->flags & LABYRINTH_ZONE_NO_TRACKING),
+                                                  cfg->flags & LABYRINTH_ZONE_DMA);
         memset(rmeta, 0, region_meta);
         uintptr_t pages_at = lb_align_up_ptr((uintptr_t)rmeta + region_meta, pg);
         uintptr_t base = pages_at & ~(uintptr_t)((pg << plan.max_order) - 1);
