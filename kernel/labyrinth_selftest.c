@@ -26,6 +26,9 @@
  *    hotplug   a CPU taken offline with pages out and its magazines loaded:
  *              every page comes back to the others; online again, it
  *              allocates (issue 17.5)
+ *    reports   the default handler's limits per zone and kind: one
+ *              zone's flood does not starve another's lines, 30 leaks
+ *              and their summary are all printed (issue 17.9)
  * 5. bench     cycles per alloc+free pair: labyrinth ATOMIC, the seed
  *              macro, alloc_pages(GFP_ATOMIC, 0) + __free_pages
  *
@@ -1589,6 +1592,75 @@ static void st_core_races(void)
 {
 	st_racefree();
 	st_tornrec();
+/* ---- 7. reports per zone and kind (issue 17.9) ------------------------ */
+
+/* Lines of the kernel log that contain a (and b, unless NULL). */
+static unsigned long st_log_count(const char *a, const char *b)
+{
+	struct kmsg_dump_iter it;
+	unsigned long n = 0;
+	size_t len;
+	char *line = kmalloc(1024, GFP_KERNEL);
+
+	if (!line)
+		return 0;
+	kmsg_dump_rewind(&it);
+	while (kmsg_dump_get_line(&it, false, line, 1023, &len)) {
+		line[len] = 0;
+		if (strstr(line, a) && (!b || strstr(line, b)))
+			n++;
+	}
+	kfree(line);
+	return n;
+}
+
+/* Two zones with the default handler (printk).  Zone A: 30 double frees,
+ * then 30 leaks at destroy; zone B, in between: one double free.  Each
+ * zone and kind has its own rate limit: B's line is printed although A
+ * flooded, A's leaks are all printed with their summary, and A's bad frees
+ * beyond the burst are counted in a "suppressed" line at destroy. */
+#define ST_RL_N 30
+static void st_ratelimit(void)
+{
+	struct labyrinth_zone_config ca = { .name = "st-rl-a", .pages = 128, .flags = LABYRINTH_ZONE_NO_WARDEN };
+	struct labyrinth_zone_config cb = { .name = "st-rl-b", .pages = 64, .flags = LABYRINTH_ZONE_NO_WARDEN };
+	struct labyrinth_zone *a = labyrinth_zone_create(&ca), *b = labyrinth_zone_create(&cb);
+	unsigned long bad_a, bad_b, leaks, summary, supp;
+	void *p;
+	int i;
+
+	if (!a || !b) {
+		ST_FAIL("rate limit: zones not created");
+		goto out;
+	}
+	p = labyrinth_alloc_pages(a, LABYRINTH_GFP_KERNEL, 0, 0);
+	labyrinth_free_pages(a, p, 0);
+	for (i = 0; i < ST_RL_N; i++)
+		labyrinth_free_pages(a, p, 0);
+	p = labyrinth_alloc_pages(b, LABYRINTH_GFP_KERNEL, 0, 0);
+	labyrinth_free_pages(b, p, 0);
+	labyrinth_free_pages(b, p, 0);
+	for (i = 0; i < ST_RL_N; i++)
+		labyrinth_alloc_pages(a, LABYRINTH_GFP_KERNEL, 0, 0);
+	labyrinth_zone_destroy(a);
+	labyrinth_zone_destroy(b);
+	a = b = NULL;
+	bad_a = st_log_count("labyrinth: zone 'st-rl-a': free_pages(", "double free");
+	bad_b = st_log_count("labyrinth: zone 'st-rl-b': free_pages(", "double free");
+	leaks = st_log_count("labyrinth: zone 'st-rl-a': leak: block", NULL);
+	summary = st_log_count("labyrinth: zone 'st-rl-a': 30 block(s), 30 page(s), still in use at destroy", NULL);
+	supp = st_log_count("labyrinth: zone 'st-rl-a': 20 bad free line(s) suppressed", NULL);
+	pr_info(ST "reports: zone A %lu of %d bad-free lines, %lu suppressed-summary line(s), %lu of %d leak lines, %lu leak summary; zone B %lu of 1 bad-free line\n",
+		bad_a, ST_RL_N, supp, leaks, ST_RL_N, summary, bad_b);
+	ST_EXPECT(bad_b == 1, "zone B's report starved by zone A's (%lu line(s))", bad_b);
+	ST_EXPECT(leaks == ST_RL_N && summary == 1, "leak lines %lu of %d, summary %lu", leaks, ST_RL_N, summary);
+	ST_EXPECT(bad_a == 10 && supp == 1, "zone A: %lu bad-free lines (want the burst, 10), %lu suppressed line(s)",
+		  bad_a, supp);
+out:
+	if (a)
+		labyrinth_zone_destroy(a);
+	if (b)
+		labyrinth_zone_destroy(b);
 }
 
 static int __init st_init(void)
@@ -1602,6 +1674,7 @@ static int __init st_init(void)
 	st_hotplug();
 	st_core_races();
 	st_log();
+	st_ratelimit();
 	if (bench)
 		st_bench();
 	errs = atomic_read(&st_errors);

@@ -85,6 +85,7 @@ void labyrinth_zone_destroy(struct labyrinth_zone *h)
         struct labyrinth_report rep = lb_report_make(LABYRINTH_REPORT_NOTICE, z, 0, b);
         lb_zone_report(z, &rep);
     }
+    lb_report_flush(z);
     lb_zone_destroy(z);
 }
 LB_EXPORT(labyrinth_zone_destroy);

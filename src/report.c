@@ -213,28 +213,134 @@ void lb_fmt_dec(struct lb_fmt *f, uint64_t v)
     f->buf[f->len] = 0;
 }
 
-#define LB_REPORT_LINES 100u /* the default handler's lines per zone */
+#define LB_REPORT_LINES 100u /* the default handler's lines per zone and kind */
+
+static const char *lb_kind_name(unsigned kind)
+{
+    switch (kind) {
+    case LABYRINTH_REPORT_BAD_FREE: return "bad free";
+    case LABYRINTH_REPORT_BAD_ARGS: return "bad args";
+    case LABYRINTH_REPORT_CL_ALIGN: return "CL_ALIGN";
+    case LABYRINTH_REPORT_USE_AFTER_FREE: return "use after free";
+    case LABYRINTH_REPORT_LEAK: return "leak";
+    default: return "notice";
+    }
+}
+
+/* "labyrinth: zone 'name': n <kind> line(s) <why>" */
+static void lb_report_suppressed(const char *zname, unsigned kind, uint64_t n, const char *why)
+{
+    char b[200];
+    struct lb_fmt f = {b, 0, sizeof b};
+    lb_fmt_str(&f, "labyrinth: zone '");
+    lb_fmt_str(&f, zname);
+    lb_fmt_str(&f, "': ");
+    lb_fmt_dec(&f, n);
+    lb_fmt_str(&f, " ");
+    lb_fmt_str(&f, lb_kind_name(kind));
+    lb_fmt_str(&f, " line(s) ");
+    lb_fmt_str(&f, why);
+    lb_fmt_str(&f, "\n");
+    lb_os_write_err(b, f.len);
+}
+
+/* Reports of no zone (a dead or NULL handle, a refused creation): one
+ * set of limits for all of them. */
+static struct lb_report_limit lb_noz_limit[LB_REPORT_KINDS];
+
+#if LB_OS_REPORT_BURST
+/* Milliseconds for the windows, any context: the zone's clock (1.024 ms
+ * units from the cycle counter), or the counter at its cached rate
+ * (lb_os_cycles_per_ms, primed at module init in a kernel). */
+static uint64_t lb_report_ms(const struct lb_zone *z)
+{
+    if (z)
+        return lb_clock_of(lb_os_cycles() - z->epoch_cycles, z->clock_mult) * LB_CLOCK_UNIT_US / 1000;
+    uint64_t cpm = lb_os_cycles_per_ms();
+    return lb_os_cycles() / (cpm ? cpm : 1);
+}
+
+/* The window's part of lb_report_admit (only where the OS has one: the
+ * comparisons with a 0 burst would be constant). */
+static bool lb_report_window(struct lb_zone *z, struct lb_report_limit *l, unsigned kind, const char *zname)
+{
+    uint64_t now = lb_report_ms(z) + 1; /* + 1: 0 is "no window yet" */
+    /* Relaxed: the window is a time stamp; the counters below are
+     * each exact on their own, no other data hangs on it. */
+    uint64_t w = lb_load_rlx_u64(&l->window);
+    if (!w || now - w >= LB_OS_REPORT_WINDOW_MS) {
+        /* Relaxed CAS: one opener per window; it resets the window's
+         * count and summarises what the last held back (the exchange
+         * takes each count exactly once). */
+        if (lb_cas_rlx_u64(&l->window, &w, now)) {
+            lb_store_rlx_u32(&l->lines, 0);
+            /* Acquire, the wrappers' weakest exchange: only the count
+             * matters, and the exchange takes it once. */
+            uint32_t s = lb_xchg_acq_u32(&l->suppressed, 0);
+            if (s)
+                lb_report_suppressed(zname, kind, s, "suppressed in the last window (rate limit per zone and kind)");
+        }
+    }
+    /* Relaxed: a count, no data published through it. */
+    if (lb_add_rlx_u32(&l->lines, 1) >= LB_OS_REPORT_BURST) {
+        lb_add_rlx_u32(&l->suppressed, 1); /* relaxed: a count, taken by the exchange above */
+        return false;
+    }
+    return true;
+}
+#endif
+
+/* Whether the default handler prints a line of this kind now (issue
+ * 17.9).  Per zone and kind: a window of LB_OS_REPORT_BURST lines per
+ * LB_OS_REPORT_WINDOW_MS where the OS has one (not for leaks: they come
+ * at destroy only, bounded by the cap), whose held-back lines are
+ * summarised when the next window opens (or at destroy,
+ * lb_report_flush); then the cap of LB_REPORT_LINES over the zone's
+ * life.  Lock-free, any context: concurrent reports may let a window
+ * admit a line or two more than the burst, never lose a count. */
+static bool lb_report_admit(struct lb_zone *z, unsigned kind, const char *zname)
+{
+    struct lb_report_limit *l = z ? &z->report_limit[kind] : &lb_noz_limit[kind];
+#if LB_OS_REPORT_BURST
+    if (kind != LABYRINTH_REPORT_LEAK && !lb_report_window(z, l, kind, zname))
+        return false;
+#endif
+    if (!z)
+        return true; /* no zone, no life to cap: the window only */
+    /* Relaxed: a count, no data published through it. */
+    uint32_t n = lb_add_rlx_u32(&l->total, 1);
+    if (n < LB_REPORT_LINES)
+        return true;
+    if (n == LB_REPORT_LINES)
+        lb_report_suppressed(zname, kind, LB_REPORT_LINES,
+                             kind == LABYRINTH_REPORT_LEAK || kind == LABYRINTH_REPORT_NOTICE
+                                 ? "printed; further ones suppressed"
+                                 : "printed; further ones suppressed (counted in misuse_reports)");
+    return false;
+}
+
+void lb_report_flush(struct lb_zone *z)
+{
+    for (unsigned k = 0; k < LB_REPORT_KINDS; k++) {
+        /* Acquire, as in lb_report_admit: the count is taken once (the
+         * zone is dying; its handle is still live, so a late report may
+         * still add to a count: it is then lost with the zone). */
+        uint32_t s = lb_xchg_acq_u32(&z->report_limit[k].suppressed, 0);
+        if (s)
+            lb_report_suppressed(z->name, k, s, "suppressed (rate limit per zone and kind)");
+    }
+}
 
 void lb_report_default(const struct labyrinth_report *rep, void *arg)
 {
-    struct lb_zone *z = arg;
-    if (z) {
-        /* Misuse and leak lines have caps of their own. */
-        bool leak = rep->kind == LABYRINTH_REPORT_LEAK;
-        uint32_t n = lb_add_rlx_u32(leak ? &z->leaks_printed : &z->reports_printed, 1);
-        if (n > LB_REPORT_LINES)
-            return;
-        if (n == LB_REPORT_LINES) {
-            char b[160];
-            struct lb_fmt f = {b, 0, sizeof b};
-            lb_fmt_str(&f, "labyrinth: zone '");
-            lb_fmt_str(&f, rep->zone_name);
-            lb_fmt_str(&f, leak ? "': further leak lines suppressed\n"
-                                : "': further reports suppressed (counted in misuse_reports)\n");
-            lb_os_write_err(b, f.len);
-            return;
-        }
-    }
+    lb_report_print(rep, arg, false);
+}
+
+void lb_report_print(const struct labyrinth_report *rep, struct lb_zone *z, bool force)
+{
+    unsigned kind = (unsigned)rep->kind < LB_REPORT_KINDS ? (unsigned)rep->kind : LABYRINTH_REPORT_NOTICE;
+    if (!force && !lb_report_admit(z, kind, rep->zone_name ? rep->zone_name : "?"))
+        return;
     char b[512];
     struct lb_fmt f = {b, 0, sizeof b};
     lb_fmt_str(&f, "labyrinth: zone '");
@@ -300,11 +406,12 @@ void lb_zone_report(struct lb_zone *z, const struct labyrinth_report *rep)
             break;
         }
     }
+    bool strict = misuse && (z->flags & LABYRINTH_ZONE_STRICT);
     if (fn)
         fn(rep, arg);
     else
-        lb_report_default(rep, z);
-    if (misuse && (z->flags & LABYRINTH_ZONE_STRICT))
+        lb_report_print(rep, z, strict); /* the line before an abort is never held back */
+    if (strict)
         lb_os_abort();
 }
 

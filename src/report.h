@@ -45,8 +45,15 @@ static inline struct labyrinth_report lb_report_make(enum labyrinth_report_kind 
 /* Hand a report to the zone's handler; counts misuse kinds and aborts
  * after the report in STRICT zones. */
 void lb_zone_report(struct lb_zone *z, const struct labyrinth_report *rep);
-/* The default handler: one line on stderr (async-signal-safe). */
+/* The default handler: one line on stderr (async-signal-safe), within
+ * the limits per zone and kind (arg: the zone, or NULL; issue 17.9). */
 void lb_report_default(const struct labyrinth_report *rep, void *arg);
+/* The same; force: past every limit (a STRICT zone's line before its
+ * abort). */
+void lb_report_print(const struct labyrinth_report *rep, struct lb_zone *z, bool force);
+/* At destroy (normal context): a line for each kind whose lines a window
+ * held back and no later line summarised. */
+void lb_report_flush(struct lb_zone *z);
 /* A NOTICE with message msg. */
 void lb_zone_notice(struct lb_zone *z, const char *msg);
 /* A call refused before any zone could hear of it (NULL or dead zone):

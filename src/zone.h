@@ -99,6 +99,19 @@ static inline uint64_t lb_clock_of(uint64_t dcycles, uint64_t mult)
 }
 #define LB_SERIAL_DEAD UINT64_MAX
 
+/* What the default handler has printed of one report kind in one zone
+ * (issue 17.9; report.c, lb_report_admit): a cap over the zone's life
+ * (LB_REPORT_LINES) and, where the OS asks for one (a kernel:
+ * LB_OS_REPORT_BURST lines per LB_OS_REPORT_WINDOW_MS), a window; the
+ * lines a window held back are counted and summarised in one line. */
+#define LB_REPORT_KINDS (LABYRINTH_REPORT_NOTICE + 1)
+struct lb_report_limit {
+    lb_atomic_u64 window;     /* the window's start, ms + 1 (0: none yet)  */
+    lb_atomic_u32 lines;      /* lines admitted in the window              */
+    lb_atomic_u32 total;      /* lines admitted in the zone's life         */
+    lb_atomic_u32 suppressed; /* held back by windows, not yet summarised  */
+};
+
 struct lb_zone {
     /* Hot: everything the order-0 fast paths read, in one cache line (the
      * same fields as the handle's first line). */
@@ -176,8 +189,8 @@ struct lb_zone {
         lb_atomic_u64 seq;
         lb_atomic_ptr fn, arg;
     } report_ring[LB_REPORT_RING];
-    lb_atomic_u32 reports_printed;
-    lb_atomic_u32 leaks_printed;
+    /* The default handler's limits, per report kind (report.c). */
+    struct lb_report_limit report_limit[LB_REPORT_KINDS];
 };
 
 /* Create / destroy (normal context).  Create returns 0 and *out, or a

@@ -143,6 +143,12 @@ static inline bool lb_os_may_sleep(void) { return true; }
 /* The address map's key of an address: itself (kernel: its offset from
  * the direct map, so that it fits in 48 bits). */
 #define LB_OS_ADDR_BASE ((uintptr_t)0)
+/* The default report handler's window (report.c): at most BURST lines of
+ * a zone's report kind per WINDOW_MS, the rest counted in a "suppressed"
+ * line.  0: no window (user space: stderr is the process's own; only the
+ * lifetime cap, LB_REPORT_LINES, applies).  A kernel: os_kernel.h. */
+#define LB_OS_REPORT_BURST 0u
+#define LB_OS_REPORT_WINDOW_MS 0u
 #endif
 
 /* An environment variable, or NULL (a kernel has none). */
@@ -227,7 +233,9 @@ extern void (*lb_os_calibrate_pause)(int where);
 
 /* ---- output ---------------------------------------------------------------- */
 /* Write to stderr with write(2) (async-signal-safe; the only system call a
- * misuse report may make).  A kernel: printk, any context. */
+ * misuse report may make).  A kernel: printk, any context, not rate
+ * limited here: the core limits report lines per zone and kind
+ * (LB_OS_REPORT_BURST), and a line before an abort must not be lost. */
 void lb_os_write_err(const char *buf, size_t n);
 #ifndef __KERNEL__
 void lb_os_abort(void) __attribute__((__noreturn__));

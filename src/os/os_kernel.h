@@ -71,6 +71,13 @@ static inline bool lb_os_may_sleep(void)
  * so the kernel's upper-half addresses fit the map's 48 bits. */
 #define LB_OS_ADDR_BASE ((uintptr_t)PAGE_OFFSET)
 
+/* The default report handler's window, per zone and report kind (issue
+ * 17.9): printk's own default (DEFAULT_RATELIMIT_BURST lines per
+ * DEFAULT_RATELIMIT_INTERVAL), but for each zone and kind apart, so one
+ * zone's flood cannot starve another's lines; os.h. */
+#define LB_OS_REPORT_BURST 10u
+#define LB_OS_REPORT_WINDOW_MS 5000u
+
 typedef struct mutex lb_os_mutex;
 #define LB_OS_MUTEX_INITIALIZER(name) __MUTEX_INITIALIZER(name)
 
