@@ -147,6 +147,7 @@
 #include <linux/types.h>
 #include <linux/errno.h> /* the E* names the functions return, negated */
 #include <linux/stddef.h>
+#include <linux/export.h> /* THIS_MODULE, for the sites and zone owners (issue 17.3) */
 #else
 #include <errno.h> /* the E* names the functions return, negated */
 #include <stddef.h>
@@ -367,7 +368,18 @@ struct labyrinth_site {
     const char *file;
     const char *func;
     unsigned    line;
+#if defined(__KERNEL__)
+    struct module *module; /* the module holding this site (THIS_MODULE),
+                              NULL in the kernel image: labyrinth.ko pins
+                              it while a zone it did not create keeps a
+                              record of the site (issue 17.3)             */
+#endif
 };
+#if defined(__KERNEL__)
+#define LABYRINTH_SITE_MODULE_ , THIS_MODULE
+#else
+#define LABYRINTH_SITE_MODULE_
+#endif
 
 enum labyrinth_page_state {
     LABYRINTH_PAGE_NOT_A_BLOCK = 0, /* interior page of a block            */
@@ -481,6 +493,14 @@ typedef void labyrinth_report_fn(const struct labyrinth_report *report, void *ar
  * The zone is this process's: in the child of a fork() it is refused
  * (EBADF, "FORK" at the top of this header), and the child makes its own. */
 LABYRINTH_API struct labyrinth_zone *labyrinth_zone_create(const struct labyrinth_zone_config *cfg);
+#if defined(__KERNEL__)
+/* A kernel module's labyrinth_zone_create names the module (THIS_MODULE),
+ * whose own seed-macro sites the zone then does not pin: it destroys its
+ * zones before it unloads (issue 17.3, docs/kernel.md). */
+LABYRINTH_API struct labyrinth_zone *labyrinth_zone_create_owned(const struct labyrinth_zone_config *cfg,
+                                                                 struct module *owner);
+#define labyrinth_zone_create(cfg) labyrinth_zone_create_owned((cfg), THIS_MODULE)
+#endif
 
 /* Destroy a zone: stops its warden, reports every page still in use as a
  * LABYRINTH_REPORT_LEAK (tracked ones with their call sites), and returns
@@ -647,7 +667,7 @@ LABYRINTH_API void *labyrinth_alloc_page_atomic_site(struct labyrinth_zone *zone
 #define labyrinth_void_allocpage_gfpatomic_extra_quality(zone, quality_flags)          \
     __extension__({                                                                 \
         static const struct labyrinth_site labyrinth_site_here_ = {                 \
-            __FILE__, __func__, __LINE__};                                          \
+            __FILE__, __func__, __LINE__ LABYRINTH_SITE_MODULE_};                   \
         labyrinth_alloc_page_atomic_site((zone), (quality_flags),                   \
                                          &labyrinth_site_here_);                    \
     })

@@ -32,6 +32,8 @@ static LLIST_HEAD(rx_ring);
 static struct rx_buf *held[8];	/* delivered, not yet released */
 static unsigned int held_next;
 static atomic_t rx_dropped = ATOMIC_INIT(0);
+static void *adopted[8];	/* pages another module handed over */
+static DEFINE_SPINLOCK(adopt_lock);
 static bool stopping;
 
 /* Hard-IRQ context: no sleeping, no waiting for a lock. */
@@ -70,6 +72,35 @@ static void rx_deliver(struct work_struct *w)
 	}
 }
 
+/* For the test's site module (site_module.c, issue 17.3): the zone, and
+ * a page it allocated there that this driver keeps and frees at exit.  Not
+ * something a driver needs. */
+struct labyrinth_zone *labyrinth_example_zone(void);
+struct labyrinth_zone *labyrinth_example_zone(void)
+{
+	return rx_zone;
+}
+EXPORT_SYMBOL_GPL(labyrinth_example_zone);
+
+int labyrinth_example_adopt(void *page);
+int labyrinth_example_adopt(void *page)
+{
+	unsigned int i;
+	int rc = -ENOSPC;
+
+	spin_lock(&adopt_lock);
+	for (i = 0; i < ARRAY_SIZE(adopted); i++) {
+		if (!adopted[i]) {
+			adopted[i] = page;
+			rc = 0;
+			break;
+		}
+	}
+	spin_unlock(&adopt_lock);
+	return rc;
+}
+EXPORT_SYMBOL_GPL(labyrinth_example_adopt);
+
 static int __init example_init(void)
 {
 	struct labyrinth_zone_config cfg = {
@@ -103,6 +134,9 @@ static void __exit example_exit(void)
 	for (i = 0; i < ARRAY_SIZE(held); i++)
 		if (held[i])
 			labyrinth_free_pages(rx_zone, held[i], 0);
+	for (i = 0; i < ARRAY_SIZE(adopted); i++)
+		if (adopted[i])
+			labyrinth_free_pages(rx_zone, adopted[i], 0);
 	labyrinth_zone_stats(rx_zone, &s);
 	pr_info("labyrinth_example: %llu packets received, %d dropped, %llu misuse, check %ld\n",
 		s.atomic_allocs, atomic_read(&rx_dropped), s.misuse_reports, labyrinth_zone_check(rx_zone));

@@ -74,7 +74,7 @@ fi
 if grep -E "warning|error" "$out/build.log" | grep -v "Skipping BTF"; then
   die "the module build has warnings (W=1; see $out/build.log)"
 fi
-for m in labyrinth labyrinth_selftest labyrinth_example; do
+for m in labyrinth labyrinth_selftest labyrinth_example labyrinth_sitemod; do
   [ -f "$out/$m.ko" ] || die "$m.ko was not built"
 done
 echo "kernel: built labyrinth.ko, labyrinth_selftest.ko, labyrinth_example.ko ($(( $(date +%s) - t0 )) s, W=1, no warnings)"
@@ -83,7 +83,7 @@ echo "kernel: built labyrinth.ko, labyrinth_selftest.ko, labyrinth_example.ko ($
 ird="$out/initramfs"
 rm -rf "$ird"; mkdir -p "$ird"/{bin,dev,proc,sys,lib/modules,tmp}
 cp "$busybox" "$ird/bin/busybox"
-cp "$out"/labyrinth.ko "$out"/labyrinth_selftest.ko "$out"/labyrinth_example.ko "$ird/lib/modules/"
+cp "$out"/labyrinth.ko "$out"/labyrinth_selftest.ko "$out"/labyrinth_example.ko "$out"/labyrinth_sitemod.ko "$ird/lib/modules/"
 cat >"$ird/init" <<INIT
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -107,7 +107,24 @@ for f in /sys/kernel/debug/labyrinth/*/stats /sys/kernel/debug/labyrinth/*/buddy
   # No raw kernel addresses (%px) in debugfs: %p hashes them (issue 17.8).
   grep -qE 'ffff[0-9a-f]{12}' "\$f" && verdict '\\001' "FAIL: a raw kernel address in \$f"
 done
+# Issue 17.3: a module's seed-macro sites in a zone it did not create.
+# labyrinth_sitemod allocates from the example's zone and hands the pages
+# over; its unload must be refused while the zone lives (the zone pins it),
+# and the tracking file must still name its sites.
+insmod /lib/modules/labyrinth_sitemod.ko || verdict '\\001' "FAIL: labyrinth_sitemod.ko did not load"
+trk=\$(ls /sys/kernel/debug/labyrinth/example-rx.*/tracking)
+if rmmod labyrinth_sitemod 2>/dev/null; then
+  echo "init: rmmod labyrinth_sitemod succeeded while its sites are in the example's zone; reading \$trk:"
+  cat "\$trk" >/tmp/trk 2>&1; echo "init: cat status \$?"; grep site_module /tmp/trk | head -n 2
+  verdict '\\001' "FAIL: a site-owning module was unloaded while its records lived"
+fi
+echo "init: rmmod labyrinth_sitemod refused while the example's zone holds its sites"
+n=\$(grep -c 'site_module.c:[0-9]* (sitemod_init)' "\$trk")
+echo "init: \$trk names site_module.c \$n time(s)"
+[ "\$n" -ge 4 ] || verdict '\\001' "FAIL: the tracking file lost the site module's records"
 rmmod labyrinth_example || verdict '\\001' "FAIL: the example driver did not unload"
+rmmod labyrinth_sitemod || verdict '\\001' "FAIL: labyrinth_sitemod did not unload once the zone was destroyed"
+echo "init: labyrinth_sitemod unloaded after the example's zone was destroyed"
 echo "init: insmod labyrinth_selftest.ko seconds=$secs"
 insmod /lib/modules/labyrinth_selftest.ko seconds=$secs
 rc=\$?

@@ -177,6 +177,8 @@ static LB_NOINLINE void *lb_alloc_site_slow(struct labyrinth_zone *h, unsigned q
     struct lb_zone *z = lb_zone_get(h);
     /* The macro registers the page; a zone without a tracking table still
      * gets its page, unregistered (the header's promise). */
+    if (z && site)
+        site = lb_os_site_keep(&z->handle->sites, site); /* again: idempotent */
     if (z)
         quality = (z->flags & LABYRINTH_ZONE_NO_TRACKING) ? quality & ~LABYRINTH_QUALITY_TRACK
                                                           : quality | LABYRINTH_QUALITY_TRACK;
@@ -202,14 +204,19 @@ void *labyrinth_alloc_page_atomic_site(struct labyrinth_zone *h, unsigned qualit
      * C), a page in this thread's loaded magazine.  The same steps as
      * labyrinth_alloc_pages's, plus the TRACKED flag in the descriptor and
      * the page's tracking record, written before the page is returned (its
-     * owner is the only writer of both).  Anything else is a tail call. */
+     * owner is the only writer of both).  Anything else is a tail call.
+     * The site goes through the OS once the handle is known live (a level
+     * of it found, or lb_zone_get): a kernel pins its module at its first
+     * use in the zone (issue 17.3); a site it cannot keep is not recorded,
+     * the caller is. */
     if (LB_LIKELY(h != NULL) && LB_LIKELY(quality == 0) && LB_LIKELY(h->site_fast) && LB_LIKELY(site != NULL)) {
         uint32_t d = lb_enter();
         struct lb_level *l = lb_tls_level_cur(h->serial, d);
         if (LB_LIKELY(l != NULL)) {
             struct lb_mag *m = lb_level_loaded(l);
             uint32_t n = lb_load_rlx_u32(&m->count);
-            if (LB_LIKELY(n != 0)) {
+            site = lb_os_site_keep(&h->sites, site);
+            if (LB_LIKELY(n != 0) && LB_LIKELY(site != NULL)) {
                 void *p = m->slot[--n];
                 lb_store_rlx_u32(&m->count, n);
                 uintptr_t off = (uintptr_t)p - h->r0_lo;

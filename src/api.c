@@ -7,7 +7,7 @@
 #include "quality.h"
 #include "remote.h"
 
-struct labyrinth_zone *labyrinth_zone_create(const struct labyrinth_zone_config *cfg)
+static struct labyrinth_zone *lb_zone_create_owned(const struct labyrinth_zone_config *cfg, void *owner)
 {
     struct lb_zone *z;
     int rc = LB_NORMAL_CONTEXT(NULL, "zone_create");
@@ -17,9 +17,25 @@ struct labyrinth_zone *labyrinth_zone_create(const struct labyrinth_zone_config 
         lb_set_errno(-rc);
         return NULL;
     }
+    /* The creator's sites are not pinned (os.h, lb_os_sites_init). */
+    lb_os_sites_init(&z->handle->sites, owner);
     return z->handle;
 }
+
+/* The name in parentheses: a kernel build's header makes it a macro. */
+struct labyrinth_zone *(labyrinth_zone_create)(const struct labyrinth_zone_config *cfg)
+{
+    return lb_zone_create_owned(cfg, NULL);
+}
 LB_EXPORT(labyrinth_zone_create);
+
+#ifdef __KERNEL__
+struct labyrinth_zone *labyrinth_zone_create_owned(const struct labyrinth_zone_config *cfg, struct module *owner)
+{
+    return lb_zone_create_owned(cfg, owner);
+}
+LB_EXPORT(labyrinth_zone_create_owned);
+#endif
 
 struct lb_leaks {
     struct lb_zone *z;

@@ -452,6 +452,9 @@ void lb_zone_destroy(struct lb_zone *z)
     /* First the handle: from here every call on it is refused (EBADF). */
     lb_registry_kill_handle(z);
     lb_os_zone_event(z, z->name, false);
+    /* After debugfs (just withdrawn) and the leak report (before this):
+     * no reader of the records' sites is left. */
+    lb_os_sites_release(&z->handle->sites);
     if (z->warden_running) {
         lb_store_rlx_u32(&z->warden_stop, 1);
         lb_add_rlx_u32(&z->warden_word, 1);

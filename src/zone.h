@@ -80,6 +80,9 @@ struct labyrinth_zone {
     uintptr_t     claim_lo;     /* caller memory: the zone's claim, else 0  */
     lb_atomic_u32 inherited;    /* 1: a live zone of the parent of a fork(),
                                    dead in this child until destroyed     */
+    /* Third line: what the OS keeps of the seed macro's sites (a kernel:
+     * the modules pinned that hold them, issue 17.3; user space: nothing). */
+    struct lb_os_sites sites LB_ALIGNED_CL;
 } LB_ALIGNED_CL;
 /* The zone's clock, the unit of the tracking records' time: 1.024 ms
  * (1024 us) since the zone was created, from the cycle counter through

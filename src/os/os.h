@@ -154,6 +154,30 @@ static inline bool lb_os_may_sleep(void) { return true; }
 /* An environment variable, or NULL (a kernel has none). */
 const char *lb_os_getenv(const char *name);
 
+/* The seed macro's sites (issue 17.3).  A record points at the caller's
+ * static struct labyrinth_site; where the code holding it can go away (a
+ * kernel module unloaded) the OS keeps it (a kernel: pins the module) for
+ * as long as the zone lives.  lb_os_site_keep (any context, on every
+ * macro call): the site to record, or NULL to record the caller instead
+ * (the site could not be kept).  lb_os_sites_init (zone creation, normal
+ * context): owner is the creating module (a kernel: THIS_MODULE through
+ * the header's labyrinth_zone_create macro; NULL: none), whose
+ * sites are not pinned (it destroys its zones before it goes; pinning it
+ * would refuse its unload for ever).  lb_os_sites_release (destroy, after
+ * the last reader): drops what keep took.  User space: nothing to keep. */
+#ifndef __KERNEL__
+struct lb_os_sites {
+    uint32_t none;
+};
+static inline const void *lb_os_site_keep(struct lb_os_sites *s, const void *site)
+{
+    (void)s;
+    return site;
+}
+static inline void lb_os_sites_init(struct lb_os_sites *s, void *owner) { (void)s, (void)owner; }
+static inline void lb_os_sites_release(struct lb_os_sites *s) { (void)s; }
+#endif
+
 /* Zone life-cycle hook (normal context): a kernel publishes each zone in
  * debugfs; user space does nothing.  zone is a struct labyrinth_zone *. */
 void lb_os_zone_event(void *zone, const char *name, bool created);

@@ -147,6 +147,56 @@ size_t lb_os_huge_pages_free_of(size_t huge_page_bytes) { return 0; }
 size_t lb_os_memlock_limit(void) { return SIZE_MAX; }
 const char *lb_os_getenv(const char *name) { return NULL; }
 
+/* ---- the seed macro's sites (issue 17.3) ----------------------------------- */
+
+/* A site's first use in a zone, from any context (NMI included):
+ * try_module_get is an atomic increment that fails once the module is
+ * going.  The site's module m is live: its code is calling us. */
+const void *lb_k_site_pin(struct lb_os_sites *s, const void *site, struct module *m)
+{
+	struct module *old;
+	unsigned int i;
+
+	if (!try_module_get(m))
+		return NULL;	/* the module is going: record the caller */
+	for (i = 0; i < LB_K_SITE_MODS; i++) {
+		/* Full barrier (cmpxchg): publishes m after its reference was
+		 * taken; pairs with READ_ONCE in lb_os_site_keep. */
+		old = cmpxchg(&s->mods[i], NULL, m);
+		if (!old)
+			return site;
+		if (old == m) {	/* another context pinned it first */
+			module_put(m);
+			return site;
+		}
+	}
+	module_put(m);		/* table full */
+	return NULL;
+}
+
+void lb_os_sites_init(struct lb_os_sites *s, void *owner)
+{
+	/* WRITE_ONCE: read by lb_os_site_keep; the handle is not yet known to
+	 * anyone but its creator, whose own later calls follow in order. */
+	WRITE_ONCE(s->owner, (struct module *)owner);
+}
+
+void lb_os_sites_release(struct lb_os_sites *s)
+{
+	unsigned int i;
+	struct module *m;
+
+	for (i = 0; i < LB_K_SITE_MODS; i++) {
+		/* Full barrier (xchg): the slot is empty before the reference
+		 * goes; no reader is left (destroy, after debugfs and the leak
+		 * report). */
+		m = xchg(&s->mods[i], NULL);
+		if (m)
+			module_put(m);
+	}
+	WRITE_ONCE(s->owner, NULL);
+}
+
 /* ---- threads and waiting -------------------------------------------------- */
 
 struct lb_k_thread {

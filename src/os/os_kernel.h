@@ -28,6 +28,8 @@
 #include <linux/version.h>
 #include <linux/bug.h>
 #include <linux/rcupdate.h>
+#include <linux/module.h>
+#include <labyrinth.h> /* struct labyrinth_site: its module */
 
 #define LB_OS_CTX_PER_CPU 1
 #define LB_OS_CTX_DECLARE(type, name) DECLARE_PER_CPU(type, name)
@@ -95,6 +97,46 @@ static inline uint64_t lb_os_cycles(void) { return (uint64_t)get_cycles(); }
 #else
 #define LB_K_MAX_ORDER (MAX_ORDER - 1)
 #endif
+
+/* The seed macro's sites (os.h, issue 17.3): a site names its module
+ * (struct labyrinth_site.module, THIS_MODULE in the macro).  A site of a
+ * module other than the zone's creator pins that module (try_module_get)
+ * at its first use in the zone, until the zone is destroyed; the
+ * module's unload is refused meanwhile (-EBUSY).  Sites in the kernel
+ * image (module NULL), or in the creator's module, are recorded as they
+ * are.  At most LB_K_SITE_MODS modules per zone; a site of one more is not
+ * recorded (the record keeps the caller).  (The kernel exports no lookup
+ * from an address to its module, __module_address, to modules: the site
+ * carries its module instead.) */
+#define LB_K_SITE_MODS 8
+struct module;
+struct lb_os_sites {
+	struct module *owner;			/* the creator's, or NULL */
+	struct module *mods[LB_K_SITE_MODS];	/* pinned; NULL-terminated */
+};
+const void *lb_k_site_pin(struct lb_os_sites *s, const void *site, struct module *m);
+void lb_os_sites_init(struct lb_os_sites *s, void *owner);
+void lb_os_sites_release(struct lb_os_sites *s);
+
+static inline const void *lb_os_site_keep(struct lb_os_sites *s, const void *site)
+{
+	struct module *m = ((const struct labyrinth_site *)site)->module;
+	unsigned int i;
+
+	/* READ_ONCE: pairs with the cmpxchg that published the entry (a full
+	 * barrier, after try_module_get); only compared, never dereferenced. */
+	if (!m || m == READ_ONCE(s->owner))
+		return site;
+	for (i = 0; i < LB_K_SITE_MODS; i++) {
+		struct module *p = READ_ONCE(s->mods[i]);
+
+		if (p == m)
+			return site;
+		if (!p)
+			break;
+	}
+	return lb_k_site_pin(s, site, m);
+}
 
 /* Module init / exit of the OS layer (the wait queues). */
 void lb_os_kernel_init(void);
