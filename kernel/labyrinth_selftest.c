@@ -1592,7 +1592,9 @@ static void st_core_races(void)
 {
 	st_racefree();
 	st_tornrec();
-/* ---- 7. reports per zone and kind (issue 17.9) ------------------------ */
+}
+
+/* ---- 8. reports per zone and kind (issue 17.9) ------------------------ */
 
 /* Lines of the kernel log that contain a (and b, unless NULL). */
 static unsigned long st_log_count(const char *a, const char *b)
