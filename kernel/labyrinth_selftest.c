@@ -1647,6 +1647,21 @@ static void st_ratelimit(void)
 	labyrinth_zone_destroy(a);
 	labyrinth_zone_destroy(b);
 	a = b = NULL;
+	{
+		/* A zone with fewer thread caches than online CPUs says so once,
+		 * at creation (issue 17.10). */
+		struct labyrinth_zone_config one = { .name = "st-one-cache", .pages = 64, .max_threads = 1 };
+		struct labyrinth_zone *z1 = num_online_cpus() > 1 ? labyrinth_zone_create(&one) : NULL;
+
+		if (z1) {
+			unsigned long said = st_log_count("labyrinth: zone 'st-one-cache': max_threads 1 is below the", NULL);
+
+			labyrinth_zone_destroy(z1);
+			ST_EXPECT(said == 1, "max_threads below the CPUs: %lu notice line(s), want 1", said);
+			pr_info(ST "reports: a zone with max_threads 1 on %u CPUs said so in %lu line(s)\n",
+				num_online_cpus(), said);
+		}
+	}
 	bad_a = st_log_count("labyrinth: zone 'st-rl-a': free_pages(", "double free");
 	bad_b = st_log_count("labyrinth: zone 'st-rl-b': free_pages(", "double free");
 	leaks = st_log_count("labyrinth: zone 'st-rl-a': leak: block", NULL);
