@@ -20,6 +20,7 @@
  *   labyrinth_register_page[_tag]()             makes a system call, never
  *   labyrinth_page_info()                       page-faults, never waits for
  *   labyrinth_virt_to_phys()                    a lock.
+ *   labyrinth_zone_zero_stock()
  *   labyrinth_alloc_pages(..KERNEL..)         normal thread context only: may
  *                                               sleep, take locks, map memory.
  *   labyrinth_zone_create/_destroy,           normal thread context only.
@@ -312,14 +313,16 @@ struct labyrinth_zone_config {
 
 struct labyrinth_zone_stats {
     /* The original contract (the seed's API).  free_pages counts every page not in use:
-     * buddy + cached (depot and thread magazines) + reserve. */
+     * buddy + cached (depot, thread magazines and the zeroed stock) + reserve. */
     size_t total_pages, free_pages, in_use_pages, reserve_free_pages;
     unsigned long long atomic_allocs, atomic_failures, misuse_reports;
 
     /* Extensions. */
     size_t max_pages, regions;
     size_t buddy_free_pages;     /* in the buddy's free areas               */
-    size_t cached_pages;         /* in magazines: depot and threads         */
+    size_t cached_pages;         /* in magazines (depot and threads), and in
+                                    the zeroed stock (stock_pages of
+                                    labyrinth_zone_zero_stock)              */
     size_t depot_pages;          /* in full magazines in the depot          */
     /* reserve_free_pages may exceed reserve_target_pages by up to one
      * magazine per context freeing at that moment: a batch freed while the
@@ -385,7 +388,8 @@ enum labyrinth_page_state {
     LABYRINTH_PAGE_NOT_A_BLOCK = 0, /* interior page of a block            */
     LABYRINTH_PAGE_FREE,            /* in the buddy's free areas           */
     LABYRINTH_PAGE_IN_USE,          /* allocated                           */
-    LABYRINTH_PAGE_CACHED,          /* free, in a magazine                 */
+    LABYRINTH_PAGE_CACHED,          /* free, in a magazine or the zeroed
+                                       stock                              */
     LABYRINTH_PAGE_RESERVED         /* free, in the atomic reserve         */
 };
 
@@ -612,6 +616,35 @@ LABYRINTH_API int labyrinth_zone_stats(struct labyrinth_zone *zone, struct labyr
  * Returns the count, or -EBADF, or -ENOMEM (no memory for its page map),
  * or -EDEADLK (kernel: not normal context). */
 LABYRINTH_API long labyrinth_zone_check(struct labyrinth_zone *zone);
+
+/* The zeroed stock (docs/design.md, "The zeroed stock").  A zone with a
+ * warden keeps a stock of order-0 pages the warden has cleared in the
+ * background; an order-0 ZERO allocation (labyrinth_alloc_pages with
+ * LABYRINTH_QUALITY_ZERO, the seed's macro with it, or any allocation of a
+ * zone whose quality has it) takes one when there is one, with no memset,
+ * and otherwise clears its page itself.  The stock is free memory: its
+ * pages are in cached_pages, and any order-0 request that finds nothing
+ * else takes them.  Its target starts at 0 (nothing is cleared in a zone
+ * that never asks for ZERO), doubles from a magazine's worth after each
+ * warden run that follows a miss, up to max_pages (the zone's
+ * reserve_target_pages; 0 in a zone without a warden, which has no stock),
+ * and halves after 64 warden runs without ZERO demand. */
+struct labyrinth_zero_stock_stats {
+    unsigned long long hits;     /* ZERO allocations served from the stock  */
+    unsigned long long misses;   /* ZERO order-0 allocations that found it
+                                    empty (the page was cleared in the call) */
+    unsigned long long cleared_pages; /* pages the warden has cleared      */
+    size_t stock_pages;          /* in the stock now (part of cached_pages) */
+    size_t target_pages;         /* what the warden keeps in it now        */
+    size_t max_pages;            /* the target's bound                      */
+};
+
+/* Fill *out with the zone's zeroed stock figures: hit rate =
+ * hits / (hits + misses).  A snapshot of relaxed counters, any context
+ * (no lock, no system call).  Returns 0, or
+ *   -EBADF   zone is NULL or not a live zone (also a report)
+ *   -EINVAL  out is NULL */
+LABYRINTH_API int labyrinth_zone_zero_stock(struct labyrinth_zone *zone, struct labyrinth_zero_stock_stats *out);
 
 /* Physical address of addr (any byte of a zone page).  O(1) and safe in any
  * context for LABYRINTH_ZONE_DMA zones (a table read at creation).

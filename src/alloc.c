@@ -7,6 +7,7 @@
 #include "zone.h"
 #include "remote.h"
 #include "quality.h"
+#include "level.h"
 #include "lb_annotate.h"
 
 _Static_assert(LB_ORDER_LIMIT == LABYRINTH_MAX_ORDER_LIMIT, "order limits differ");
@@ -20,6 +21,8 @@ _Static_assert((LABYRINTH_GFP_ATOMIC & (LB_MODE_SLOTS - 1)) == LB_SLOT_ATOMIC &&
 /* The fast paths' test "a named mode" is gfp & ~LABYRINTH_GFP_BITS_ALL == 0
  * and a bit of fast_gfp: every bit value must index fast_gfp. */
 _Static_assert(LABYRINTH_GFP_BITS_ALL < 32, "fast_gfp has a bit per gfp value");
+
+static void *lb_zone_alloc_zeroed(struct lb_zone *z, unsigned gfp, unsigned dflags, uint32_t d);
 
 static LB_NOINLINE void *lb_alloc_general(const struct labyrinth_zone *h, struct lb_zone *z, unsigned gfp,
                                           unsigned order,
@@ -71,12 +74,22 @@ static LB_NOINLINE void *lb_alloc_general(const struct labyrinth_zone *h, struct
     unsigned dflags = (q & LABYRINTH_QUALITY_TRACK) ? LB_D_TRACKED : 0;
     int err = 0;
     uint32_t d = lb_enter();
-    void *p = lb_zone_alloc_err(z, gfp, order, dflags, d, &err);
+    /* ZERO, order 0: a page the warden cleared, if the stock has one. */
+    void *p = order == 0 && (q & LABYRINTH_QUALITY_ZERO) ? lb_zone_alloc_zeroed(z, gfp, dflags, d) : NULL;
+    bool zeroed = p != NULL;
+    if (!p)
+        p = lb_zone_alloc_err(z, gfp, order, dflags, d, &err);
     if (p) {
         LB_TOOL_ALLOC(p, z->page_size << order,
                       (z->flags & LABYRINTH_ZONE_VERIFY) || (q & (LABYRINTH_QUALITY_ZERO | LABYRINTH_QUALITY_POISON)));
+        /* A stock page holds zeros, not the poison: VERIFY checks those
+         * (a write into the stock is a use after free), and clears the
+         * page again when they are not all there. */
         if (z->flags & LABYRINTH_ZONE_VERIFY)
-            lb_verify_check(z, p, order, caller);
+            zeroed = zeroed ? lb_verify_check_byte(z, p, 0, caller, 0) : (lb_verify_check(z, p, order, caller), false);
+        /* ZERO done: POISON too (ZERO wins over it). */
+        if (zeroed)
+            q &= ~(LABYRINTH_QUALITY_ZERO | LABYRINTH_QUALITY_POISON);
         if (q)
             lb_quality_apply(z, p, order, q, caller, site, tag);
     }
@@ -301,6 +314,17 @@ static void *lb_zone_try_block(struct lb_zone *z, unsigned gfp, unsigned order, 
             lb_zone_kick(z);
             return p;
         }
+        /* The zeroed stock's pages are free pages like any others: never
+         * left there while a request fails.  In a VERIFY zone the caller
+         * checks the poison, so the page gets it back first. */
+        void *p = lb_cache_zstock_pop(c);
+        if (p) {
+            if (z->flags & LABYRINTH_ZONE_VERIFY)
+                lb_zero_unstock(z, p);
+            lb_store_rlx_u64(lb_zone_desc(z, p), lb_d_make(LB_S_ALLOC, 0, dflags));
+            lb_zone_kick(z);
+            return p;
+        }
     }
     return NULL;
 }
@@ -348,7 +372,7 @@ static void lb_zone_sleep_end(uint32_t d)
  * loop below looks: the level's spare, queue, inbox, quarantine and cached
  * higher-order blocks (its loaded magazine too: the general path comes
  * here without popping it), the orphans, the depot, the pending stack, the
- * buddy, and (RESERVE) the reserve.  Relaxed loads: hints, the values the
+ * buddy, the zeroed stock, and (RESERVE) the reserve.  Relaxed loads: hints, the values the
  * loop would read first; taken in the direction pages flow, so that a page
  * moving while we look is mostly seen at one end or the other (one in
  * transit between two, in a mover's hands, is missed here as it is by the
@@ -380,7 +404,8 @@ static bool lb_zone_dry(struct lb_zone *z, const struct lb_level *l, const struc
      * NULL with a full magazine on the depot, its count still 0).  The
      * buddy: its count is changed inside the lock, so while the lock is
      * held the loop below may still find a block. */
-    any |= (uint32_t)lb_load_rlx_u64(&c->full.head) | (uint32_t)lb_load_rlx_u64(&c->pending.head);
+    any |= (uint32_t)lb_load_rlx_u64(&c->full.head) | (uint32_t)lb_load_rlx_u64(&c->pending.head) |
+           (uint32_t)lb_load_rlx_u64(&c->zstock.head);
     if ((gfp & LABYRINTH_GFP_BIT_RESERVE))
         any |= (uint32_t)lb_load_rlx_u64(&c->reserve.head);
     return !any && !lb_load_rlx_u64(&z->buddy.free_pages) && !lb_spin_is_locked(&z->buddy.lock);
@@ -463,6 +488,40 @@ fail:
     if (!*err)
         *err = -ENOMEM;
     return NULL;
+}
+
+/* A ZERO order-0 request (depth d entered): a page of the zeroed stock,
+ * made the caller's level's (its frees then take the fast paths), or NULL
+ * when the stock is empty: a miss, which the warden reads as demand. */
+static void *lb_zone_alloc_zeroed(struct lb_zone *z, unsigned gfp, unsigned dflags, uint32_t d)
+{
+    struct lb_level *l, *own;
+    lb_zone_levels(z, 0, d, &l, &own);
+    struct lb_cache *c = &z->cache;
+    struct lb_tcache *tc = l ? lb_level_tcache(c, l) : NULL;
+    /* Relaxed: a hint that spares the CAS when the stock is empty. */
+    void *p = lb_load_rlx_u64(&c->zstock.count) ? lb_cache_zstock_pop(c) : NULL;
+    if (!p) {
+        if (tc)
+            lb_bump_1w_u64(&tc->zero_misses[d], 1);
+        else
+            lb_add_rlx_u64(&z->zero_misses_shared, 1); /* a statistic */
+        /* Relaxed: a hint for the warden's next run (lb_zone_kick's). */
+        if (z->zero_max && !lb_load_rlx_u32(&z->zero_want)) {
+            lb_store_rlx_u32(&z->zero_want, 1);
+            lb_zone_kick(z);
+        }
+        return NULL;
+    }
+    if (tc) {
+        lb_bump_1w_u64(&tc->zero_hits[d], 1);
+        lb_level_own_page(z, l, p, gfp, dflags);
+    } else {
+        lb_add_rlx_u64(&z->zero_hits_shared, 1); /* a statistic */
+        lb_store_rlx_u64(lb_zone_desc(z, p), lb_d_make(LB_S_ALLOC, 0, dflags));
+        lb_add_rlx_u64(&z->cache.shared_allocs[lb_gfp_slot_any(gfp)], 1);
+    }
+    return p;
 }
 
 void *lb_zone_alloc_err(struct lb_zone *z, unsigned gfp, unsigned order, unsigned dflags,

@@ -133,6 +133,18 @@ long labyrinth_zone_check(struct labyrinth_zone *h)
 }
 LB_EXPORT(labyrinth_zone_check);
 
+int labyrinth_zone_zero_stock(struct labyrinth_zone *h, struct labyrinth_zero_stock_stats *out)
+{
+    struct lb_zone *z = lb_zone_get(h);
+    if (!z)
+        return lb_refuse_handle("zone_zero_stock", h);
+    if (!out)
+        return -EINVAL;
+    lb_zone_zero_stats(z, out);
+    return 0;
+}
+LB_EXPORT(labyrinth_zone_zero_stock);
+
 int labyrinth_virt_to_phys(struct labyrinth_zone *h, const void *addr, uint64_t *phys)
 {
     struct lb_zone *z = lb_zone_get(h);

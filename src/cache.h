@@ -146,6 +146,11 @@ struct lb_tcache {
     uint32_t        flushed_epoch[LB_LEVELS]; /* lb_level_flush_once: each
                                 level's last epoch (the level's own context;
                                 here because struct lb_level is full)        */
+    /* ZERO allocations by each level (its own context writes, with
+     * lb_bump_1w_u64; stats read): served from the zeroed stock, or not
+     * (the page cleared by the caller).  Never reset: lifetime totals. */
+    lb_atomic_u64   zero_hits[LB_LEVELS];
+    lb_atomic_u64   zero_misses[LB_LEVELS];
 } LB_ALIGNED_CL;
 #define LB_OWNER_WARDEN 0xffffffffu
 
@@ -195,6 +200,10 @@ struct lb_cache {
     struct lb_stack empty;       /* depot: empty magazines                 */
     struct lb_stack reserve;     /* reserve pages (ATOMIC only)            */
     struct lb_stack pending;     /* blocks freed while the buddy was busy  */
+    /* The zeroed stock (issue 12 target 6): order-0 pages the warden has
+     * cleared, state RESERVED with LB_D_ZEROED, for ZERO allocations
+     * (and for any order-0 request that finds nothing else). */
+    struct lb_stack zstock;
     lb_atomic_u64   pending_pages;
     lb_atomic_u64   reserve_low_water;
     lb_atomic_u64   retry_cap_hits;
@@ -327,7 +336,7 @@ struct lb_mag *lb_magstack_take_all(struct lb_cache *c, struct lb_stack *s);
  * and links written by the caller) from first to last (global page ids). */
 void lb_pstack_push_chain(struct lb_cache *c, struct lb_stack *s, uint32_t first_id,
                           uint32_t last_id, unsigned last_state, unsigned last_order,
-                          uint64_t n);
+                          unsigned last_flags, uint64_t n);
 /* Pop one block; returns its global id + 1 (0 = empty or retry cap). The
  * caller owns the block and rewrites its descriptor. */
 uint32_t lb_pstack_pop(struct lb_cache *c, struct lb_stack *s);
@@ -356,6 +365,16 @@ void lb_cache_pend(struct lb_cache *c, struct lb_region *r, uint32_t idx, unsign
 void lb_cache_reserve_put(struct lb_cache *c, struct lb_region *r, uint32_t idx);
 /* Take a page from the reserve (ATOMIC only); state becomes ALLOC|flags. */
 void *lb_cache_reserve_get(struct lb_cache *c, unsigned flags);
+/* The zeroed stock.  Take up to n order-0 pages from the buddy for the
+ * caller to clear (buddy lock held): their ids into ids[], state RESERVED
+ * with LB_D_ZEROED, on no stack yet (the caller holds them).  Returns how
+ * many. */
+uint32_t lb_cache_zstock_take(struct lb_cache *c, uint32_t *ids, uint32_t n);
+/* Push n pages held by the caller (ids[], cleared) onto the stock, one CAS. */
+void lb_cache_zstock_push(struct lb_cache *c, const uint32_t *ids, uint32_t n);
+/* Pop a stock page; its descriptor is left to the caller, who owns the
+ * page now (any context).  NULL when the stock is empty. */
+void *lb_cache_zstock_pop(struct lb_cache *c);
 /* Move all of m's pages (state CACHED, the caller holds m) onto stack s
  * with state (RESERVED or PENDING), one CAS for the lot; m ends empty. */
 void lb_cache_mag_to_stack(struct lb_cache *c, struct lb_mag *m, struct lb_stack *s, unsigned state);

@@ -41,7 +41,7 @@ static long lb_check_mag(const struct lb_cache *c, uint8_t *const *mark, const s
 }
 
 static long lb_check_pstack(const struct lb_cache *c, uint8_t *const *mark, const struct lb_stack *s,
-                            unsigned state, uint64_t *pages, uint64_t limit)
+                            unsigned state, unsigned zeroed, uint64_t *pages, uint64_t limit)
 {
     long bad = 0;
     uint64_t n = 0;
@@ -54,6 +54,8 @@ static long lb_check_pstack(const struct lb_cache *c, uint8_t *const *mark, cons
             return bad + 1;
         uint64_t w = lb_load_rlx_u64(&r->desc[lb_page_id_index(top - 1)]);
         bad += lb_check_page(c, mark, top - 1, state);
+        /* The zeroed stock's pages, and only they, carry LB_D_ZEROED. */
+        bad += (lb_d_flags(w) & LB_D_ZEROED) != zeroed;
         *pages += 1u << lb_d_order(w);
         top = lb_d_link(w);
     }
@@ -256,8 +258,12 @@ long lb_cache_check(const struct lb_cache *c, uint8_t *const *mark, uint64_t *ca
     if (lb_load_rlx_u64(&c->full.count) + lb_load_rlx_u64(&c->empty.count) + queued_mags +
             (uint64_t)c->ntcaches * 2 * LB_LEVELS != c->nmags)
         bad++;
-    bad += lb_check_pstack(c, mark, &c->reserve, LB_S_RESERVED, reserved, UINT32_MAX);
-    bad += lb_check_pstack(c, mark, &c->pending, LB_S_PENDING, pending, UINT32_MAX);
+    bad += lb_check_pstack(c, mark, &c->reserve, LB_S_RESERVED, 0, reserved, UINT32_MAX);
+    bad += lb_check_pstack(c, mark, &c->pending, LB_S_PENDING, 0, pending, UINT32_MAX);
+    /* The zeroed stock: free pages, counted as cached (as in the stats). */
+    uint64_t zstock = 0;
+    bad += lb_check_pstack(c, mark, &c->zstock, LB_S_RESERVED, LB_D_ZEROED, &zstock, UINT32_MAX);
+    *cached += zstock;
     if (*pending != lb_load_rlx_u64(&c->pending_pages))
         bad++;
     return bad;
@@ -384,7 +390,9 @@ long lb_zone_check(struct lb_zone *z)
             case LB_S_PENDING:
                 /* Must sit in exactly one magazine or stack: marked once. */
                 LB_VIOLATION(mark[i][idx] != 1, "a cached/reserved/pending page is in no magazine or stack, or in two");
-                LB_VIOLATION(s == LB_S_RESERVED && o != 0, "a reserved page of order > 0");
+                LB_VIOLATION(s == LB_S_RESERVED && o != 0, "a reserved (or zeroed stock) page of order > 0");
+                LB_VIOLATION(s != LB_S_RESERVED && (lb_d_flags(w) & LB_D_ZEROED),
+                             "a page outside the reserve's state marked as of the zeroed stock");
                 break;
             case LB_S_QUEUED:
                 /* Freed through its queue link: on exactly one queue
@@ -405,6 +413,7 @@ long lb_zone_check(struct lb_zone *z)
     LB_VIOLATION(buddy_pages + cached + reserved + pending + in_flight + in_use != total,
                  "conservation: free + cached + reserved + pending + in flight + in use != total");
     LB_VIOLATION(lb_load_rlx_u64(&c->reserve.count) != reserved, "the reserve's count differs from its pages");
+    LB_VIOLATION(lb_load_rlx_u64(&z->zero_target) > z->zero_max, "the zeroed stock's target exceeds its bound");
     lb_spin_unlock(&z->buddy.lock);
     lb_os_mutex_unlock(&z->grow_mutex);
     lb_os_mutex_unlock(&z->rebalance_mutex);

@@ -43,6 +43,11 @@ void lb_level_empty(struct lb_cache *c, struct lb_level *l);
 /* Fold a level's counters into the retired totals (its owner is gone; its
  * magazines are empty, their pages counted in moved_out). */
 void lb_level_retire(struct lb_cache *c, struct lb_level *l);
+/* Page p, which the caller took from a shared supply (the zeroed stock)
+ * and owns, becomes level l's as if it had come through its magazines:
+ * counted as moved in and allocated in mode gfp, its descriptor owned by
+ * l with dflags (l's own context), so that its frees take the fast paths. */
+void lb_level_own_page(struct lb_zone *z, struct lb_level *l, void *p, unsigned gfp, unsigned dflags);
 /* Frees into level l so far (see struct lb_level).  Any context: a
  * snapshot of relaxed counters. */
 uint64_t lb_level_frees(const struct lb_level *l);

@@ -2,6 +2,7 @@
  * quality.c - layer 6: zero, poison, the CL_ALIGN assertion, VERIFY.
  */
 #include "quality.h"
+#include "lb_annotate.h"
 
 bool lb_quality_assert_cl_align(struct lb_zone *z, const void *p, unsigned order,
                                 const void *caller)
@@ -45,8 +46,32 @@ void lb_verify_poison(struct lb_zone *z, void *p, unsigned order)
 
 bool lb_verify_check(struct lb_zone *z, void *p, unsigned order, const void *caller)
 {
+    return lb_verify_check_byte(z, p, order, caller, z->poison);
+}
+
+void lb_zero_clear(struct lb_zone *z, void *p)
+{
+    /* A free page: poisoned for ASan, free-like for memcheck.  Handed to
+     * the warden for the clearing, and free again after it. */
+    LB_TOOL_ALLOC(p, z->page_size, 1);
+    if (z->flags & LABYRINTH_ZONE_VERIFY)
+        lb_verify_check(z, p, 0, NULL);
+    memset(p, 0, z->page_size);
+    LB_TOOL_FREE(p, z->page_size);
+}
+
+void lb_zero_unstock(struct lb_zone *z, void *p)
+{
+    LB_TOOL_ALLOC(p, z->page_size, 1);
+    lb_verify_check_byte(z, p, 0, NULL, 0);
+    lb_verify_poison(z, p, 0);
+    LB_TOOL_FREE(p, z->page_size);
+}
+
+bool lb_verify_check_byte(struct lb_zone *z, void *p, unsigned order, const void *caller, unsigned char want)
+{
     size_t bytes = z->page_size << order;
-    const uint64_t pat = 0x0101010101010101ull * z->poison;
+    const uint64_t pat = 0x0101010101010101ull * want;
     const uint64_t *w = p;
     size_t i = 0, n = bytes / 8;
     for (; i < n; i++)
@@ -56,7 +81,7 @@ bool lb_verify_check(struct lb_zone *z, void *p, unsigned order, const void *cal
         return true;
     size_t off = i * 8;
     const unsigned char *c = p;
-    while (c[off] == z->poison)
+    while (c[off] == want)
         off++;
     /* The page holding the bad byte, and who owned it last. */
     struct lb_region *r = lb_regmap_lookup(&z->map, (uintptr_t)p + off);
@@ -72,8 +97,8 @@ bool lb_verify_check(struct lb_zone *z, void *p, unsigned order, const void *cal
     lb_fmt_dec(&f, off);
     lb_fmt_str(&f, " (byte ");
     lb_fmt_hex(&f, c[off]);
-    lb_fmt_str(&f, ", poison ");
-    lb_fmt_hex(&f, z->poison);
+    lb_fmt_str(&f, want == z->poison ? ", poison " : ", zeroed stock ");
+    lb_fmt_hex(&f, want);
     lb_fmt_str(&f, ")");
     if (last.site || last.caller) {
         lb_fmt_str(&f, "; last owner thread ");

@@ -24,6 +24,19 @@ bool lb_quality_assert_cl_align(struct lb_zone *z, const void *p, unsigned order
  * USE_AFTER_FREE with the offset and the page's last owner). */
 void lb_verify_poison(struct lb_zone *z, void *p, unsigned order);
 bool lb_verify_check(struct lb_zone *z, void *p, unsigned order, const void *caller);
+/* The same check against byte b (0 for a page of the zeroed stock). */
+bool lb_verify_check_byte(struct lb_zone *z, void *p, unsigned order, const void *caller, unsigned char b);
+
+/* The zeroed stock (docs/design.md, "The zeroed stock").  lb_zero_clear:
+ * the warden clears free page p, which it holds (VERIFY zones: its poison
+ * is checked first, a use after free reported as on allocation); memory
+ * tools see the page free before and after.  lb_zero_unstock: a VERIFY
+ * zone's stock page p, held by the caller, leaves the stock for the buddy
+ * or for an allocation that did not ask for ZERO: its zeros are checked
+ * (a write into the stock is a use after free) and the poison restored,
+ * as every free page of a VERIFY zone holds it. */
+void lb_zero_clear(struct lb_zone *z, void *p);
+void lb_zero_unstock(struct lb_zone *z, void *p);
 
 /* Call fn for every block in use (not in flight back to its owner) until
  * it returns non-zero; returns the blocks visited or -ENOMEM (normal

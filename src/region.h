@@ -37,7 +37,8 @@ enum lb_state {
     LB_S_FREE = 2,     /* head of a free block in the buddy's lists       */
     LB_S_ALLOC = 3,    /* head of an allocated block                      */
     LB_S_CACHED = 4,   /* free order-0 page in a magazine                 */
-    LB_S_RESERVED = 5, /* free order-0 page in the atomic reserve         */
+    LB_S_RESERVED = 5, /* free order-0 page in the atomic reserve, or
+                          (flag LB_D_ZEROED) in the zeroed stock         */
     LB_S_PENDING = 6,  /* free block waiting for the buddy lock           */
     LB_S_QUEUED = 7    /* order-0 page of a level, freed by another context
                           through the page's queue link (owner and
@@ -46,6 +47,8 @@ enum lb_state {
 
 #define LB_D_TRACKED  0x01u /* ALLOC: the tracking record is current      */
 #define LB_D_POISONED 0x02u /* free: contents are the poison pattern       */
+#define LB_D_ZEROED   0x04u /* RESERVED: a page of the zeroed stock (the
+                               warden cleared it; cache.h, zstock)       */
 
 #define LB_NIL 0xffffffu
 

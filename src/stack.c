@@ -61,14 +61,14 @@ void lb_magstack_push(struct lb_cache *c, struct lb_stack *s, struct lb_mag *m)
 
 void lb_pstack_push_chain(struct lb_cache *c, struct lb_stack *s, uint32_t first_id,
                           uint32_t last_id, unsigned last_state, unsigned last_order,
-                          uint64_t n)
+                          unsigned last_flags, uint64_t n)
 {
     lb_atomic_u64 *last = lb_id_desc(c, last_id);
     uint64_t old = lb_load_rlx_u64(&s->head);
     unsigned tries = 0;
     for (;; tries++) {
         /* Only the chain's owner writes these descriptors until the CAS. */
-        lb_store_rlx_u64(last, lb_d_make_linked(last_state, last_order, 0, (uint32_t)old));
+        lb_store_rlx_u64(last, lb_d_make_linked(last_state, last_order, last_flags, (uint32_t)old));
         /* Release: the chain's descriptors (states and links) are visible
          * to whoever pops them (pairs with lb_pstack_pop's acquire). */
         if (lb_cas_rel_u64(&s->head, &old, lb_head_next(old, first_id + 1)))

@@ -43,7 +43,9 @@ void lb_cache_counts(const struct lb_cache *c, struct lb_cache_counts *out)
         }
     }
     out->depot_pages = lb_load_rlx_u64(&c->full.count) * c->mag_size;
-    out->cached_pages += out->depot_pages;
+    /* The zeroed stock's pages are free: counted as cached (the header's
+     * cached_pages), beside the depot's. */
+    out->cached_pages += out->depot_pages + lb_load_rlx_u64(&c->zstock.count);
     out->threads = lb_load_rlx_u32(&c->threads);
 }
 

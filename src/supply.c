@@ -116,7 +116,7 @@ void lb_cache_pend(struct lb_cache *c, struct lb_region *r, uint32_t idx, unsign
 {
     uint32_t id = lb_page_id(r, idx);
     lb_add_rlx_u64(&c->pending_pages, 1u << order);
-    lb_pstack_push_chain(c, &c->pending, id, id, LB_S_PENDING, order, 1);
+    lb_pstack_push_chain(c, &c->pending, id, id, LB_S_PENDING, order, 0, 1);
 }
 
 static void lb_reserve_note_level(struct lb_cache *c)
@@ -129,7 +129,7 @@ static void lb_reserve_note_level(struct lb_cache *c)
 void lb_cache_reserve_put(struct lb_cache *c, struct lb_region *r, uint32_t idx)
 {
     uint32_t id = lb_page_id(r, idx);
-    lb_pstack_push_chain(c, &c->reserve, id, id, LB_S_RESERVED, 0, 1);
+    lb_pstack_push_chain(c, &c->reserve, id, id, LB_S_RESERVED, 0, 0, 1);
 }
 
 void *lb_cache_reserve_get(struct lb_cache *c, unsigned flags)
@@ -163,7 +163,7 @@ void lb_cache_mag_to_stack(struct lb_cache *c, struct lb_mag *m, struct lb_stack
     }
     if (state == LB_S_PENDING)
         lb_add_rlx_u64(&c->pending_pages, n);
-    lb_pstack_push_chain(c, s, first, prev, state, 0, n);
+    lb_pstack_push_chain(c, s, first, prev, state, 0, 0, n);
     lb_store_rlx_u32(&m->count, 0);
 }
 
@@ -187,7 +187,7 @@ uint64_t lb_cache_reserve_fill(struct lb_cache *c, uint64_t n)
         moved++;
     }
     if (moved)
-        lb_pstack_push_chain(c, &c->reserve, first, prev, LB_S_RESERVED, 0, moved);
+        lb_pstack_push_chain(c, &c->reserve, first, prev, LB_S_RESERVED, 0, 0, moved);
     return moved;
 }
 
@@ -204,4 +204,37 @@ uint64_t lb_cache_reserve_trim(struct lb_cache *c, uint64_t n)
         moved++;
     }
     return moved;
+}
+
+uint32_t lb_cache_zstock_take(struct lb_cache *c, uint32_t *ids, uint32_t n)
+{
+    LB_DEBUG_CHECK(lb_spin_is_locked(&c->buddy->lock));
+    uint32_t got = 0;
+    while (got < n) {
+        struct lb_region *r;
+        uint32_t idx = lb_buddy_take(c->buddy, 0, LB_S_RESERVED, LB_D_ZEROED, &r);
+        if (idx == LB_NIL)
+            break;
+        ids[got++] = lb_page_id(r, idx);
+    }
+    return got;
+}
+
+void lb_cache_zstock_push(struct lb_cache *c, const uint32_t *ids, uint32_t n)
+{
+    if (!n)
+        return;
+    /* The caller holds these pages: no one else writes their descriptors
+     * until the push's release CAS publishes the chain. */
+    for (uint32_t i = 0; i + 1 < n; i++)
+        lb_store_rlx_u64(lb_id_desc(c, ids[i]), lb_d_make_linked(LB_S_RESERVED, 0, LB_D_ZEROED, ids[i + 1] + 1));
+    lb_pstack_push_chain(c, &c->zstock, ids[0], ids[n - 1], LB_S_RESERVED, 0, LB_D_ZEROED, n);
+}
+
+void *lb_cache_zstock_pop(struct lb_cache *c)
+{
+    uint32_t top = lb_pstack_pop(c, &c->zstock);
+    if (!top)
+        return NULL;
+    return (void *)lb_region_addr(lb_cache_id_region(c, top - 1), lb_page_id_index(top - 1));
 }

@@ -176,7 +176,9 @@ void lb_page_info_fill(struct lb_zone *z, struct lb_region *r, uint32_t idx,
     case LB_S_QUEUED: out->state = LABYRINTH_PAGE_FREE; break; /* freed, on its way to its owner */
     case LB_S_ALLOC: out->state = LABYRINTH_PAGE_IN_USE; break;
     case LB_S_CACHED: out->state = LABYRINTH_PAGE_CACHED; break;
-    case LB_S_RESERVED: out->state = LABYRINTH_PAGE_RESERVED; break;
+    case LB_S_RESERVED: /* the zeroed stock's pages count as cached */
+        out->state = (lb_d_flags(w) & LB_D_ZEROED) ? LABYRINTH_PAGE_CACHED : LABYRINTH_PAGE_RESERVED;
+        break;
     default: out->state = LABYRINTH_PAGE_NOT_A_BLOCK; break;
     }
     if (lb_d_state(w) == LB_S_ALLOC && (lb_d_flags(w) & LB_D_TRACKED) && r->track) {

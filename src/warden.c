@@ -4,6 +4,7 @@
  */
 #include "zone.h"
 #include "remote.h"
+#include "quality.h"
 
 
 void lb_zone_kick(struct lb_zone *z)
@@ -55,7 +56,122 @@ uint64_t lb_zone_drain_depot(struct lb_zone *z)
         lb_spin_unlock(&z->buddy.lock);
         lb_magstack_push(c, &c->empty, m);
     }
-    return pages;
+    return pages + lb_zone_zero_trim(z, 0);
+}
+
+/* ---- the zeroed stock (docs/design.md, "The zeroed stock") ---------------- */
+
+#define LB_ZERO_BATCH     16u /* pages per buddy lock hold, cleared outside it */
+#define LB_ZERO_IDLE_RUNS 64u /* warden runs without ZERO demand before the
+                                 target halves                               */
+
+uint64_t lb_zone_zero_trim(struct lb_zone *z, uint64_t keep)
+{
+    struct lb_cache *c = &z->cache;
+    uint64_t given = 0;
+    void *p[LB_ZERO_BATCH];
+    while (lb_load_rlx_u64(&c->zstock.count) > keep) {
+        uint32_t n = 0;
+        uint64_t over = lb_load_rlx_u64(&c->zstock.count) - keep;
+        while (n < LB_ZERO_BATCH && n < over && (p[n] = lb_cache_zstock_pop(c)))
+            n++;
+        if (!n)
+            break;
+        /* Ours now: the poison back in VERIFY zones, outside the lock. */
+        if (z->flags & LABYRINTH_ZONE_VERIFY)
+            for (uint32_t i = 0; i < n; i++)
+                lb_zero_unstock(z, p[i]);
+        lb_spin_lock(&z->buddy.lock);
+        for (uint32_t i = 0; i < n; i++) {
+            struct lb_region *r = lb_regmap_lookup(&z->map, (uintptr_t)p[i]);
+            lb_buddy_give(&z->buddy, r, lb_region_index(r, p[i]), 0);
+        }
+        lb_spin_unlock(&z->buddy.lock);
+        given += n;
+    }
+    return given;
+}
+
+/* Clear up to want pages from the buddy into the stock, a batch per lock
+ * hold, leaving the buddy at least the reserve's target (for the
+ * reserve's own refill and for higher orders).  Pages cleared. */
+static uint64_t lb_zone_zero_fill(struct lb_zone *z, uint64_t want)
+{
+    struct lb_cache *c = &z->cache;
+    uint32_t ids[LB_ZERO_BATCH];
+    uint64_t done = 0;
+    while (done < want) {
+        uint64_t n = LB_MIN(want - done, (uint64_t)LB_ZERO_BATCH);
+        lb_spin_lock(&z->buddy.lock);
+        uint64_t bf = lb_load_rlx_u64(&z->buddy.free_pages);
+        n = bf > z->reserve_target ? LB_MIN(n, bf - z->reserve_target) : 0;
+        uint32_t got = n ? lb_cache_zstock_take(c, ids, (uint32_t)n) : 0;
+        lb_spin_unlock(&z->buddy.lock);
+        if (!got)
+            break;
+        /* Ours (RESERVED, on no stack): cleared with no lock held. */
+        for (uint32_t i = 0; i < got; i++)
+            lb_zero_clear(z, (void *)lb_region_addr(lb_cache_id_region(c, ids[i]), lb_page_id_index(ids[i])));
+        lb_cache_zstock_push(c, ids, got);
+        done += got;
+    }
+    if (done)
+        lb_add_rlx_u64(&z->zero_cleared, done);
+    return done;
+}
+
+/* One warden run's decision: adapt the target to the demand, then fill or
+ * trim the stock to it.  Pages moved. */
+static uint64_t lb_zone_zero_rebalance(struct lb_zone *z)
+{
+    if (!z->zero_max)
+        return 0;
+    struct lb_cache *c = &z->cache;
+    uint64_t target = lb_load_rlx_u64(&z->zero_target);
+    uint64_t have = lb_load_rlx_u64(&c->zstock.count);
+    /* Relaxed: a hint, as the kick (a miss racing the clear is seen at
+     * the next one, or counted in misses only). */
+    if (lb_load_rlx_u32(&z->zero_want)) {
+        lb_store_rlx_u32(&z->zero_want, 0);
+        target = target ? LB_MIN(target * 2, (uint64_t)z->zero_max)
+                        : LB_MIN((uint64_t)c->mag_size, (uint64_t)z->zero_max);
+        z->zero_idle = 0;
+    } else if (have >= target) {
+        /* Nothing taken since the last run, nothing missed. */
+        if (target && ++z->zero_idle >= LB_ZERO_IDLE_RUNS) {
+            target /= 2;
+            z->zero_idle = 0;
+        }
+    } else {
+        z->zero_idle = 0;
+    }
+    /* Relaxed: a statistic for labyrinth_zone_zero_stock; only the warden
+     * (under the rebalance mutex) writes it. */
+    lb_store_rlx_u64(&z->zero_target, target);
+    if (have > target)
+        return lb_zone_zero_trim(z, target);
+    /* While KERNEL callers wait, leave the buddy's pages to them. */
+    if (have < target && !lb_load_rlx_u32(&z->waiters))
+        return lb_zone_zero_fill(z, target - have);
+    return 0;
+}
+
+void lb_zone_zero_stats(struct lb_zone *z, struct labyrinth_zero_stock_stats *o)
+{
+    const struct lb_cache *c = &z->cache;
+    memset(o, 0, sizeof *o);
+    /* Relaxed: statistics, a snapshot. */
+    o->hits = lb_load_rlx_u64(&z->zero_hits_shared);
+    o->misses = lb_load_rlx_u64(&z->zero_misses_shared);
+    for (uint32_t t = 0; t < c->ntcaches; t++)
+        for (unsigned d = 0; d < LB_LEVELS; d++) {
+            o->hits += lb_load_rlx_u64(&c->tcaches[t].zero_hits[d]);
+            o->misses += lb_load_rlx_u64(&c->tcaches[t].zero_misses[d]);
+        }
+    o->cleared_pages = lb_load_rlx_u64(&z->zero_cleared);
+    o->stock_pages = lb_load_rlx_u64(&c->zstock.count);
+    o->target_pages = lb_load_rlx_u64(&z->zero_target);
+    o->max_pages = z->zero_max;
 }
 
 static uint64_t lb_zone_rebalance_locked(struct lb_zone *z);
@@ -77,7 +193,7 @@ static uint64_t lb_zone_rebalance_locked(struct lb_zone *z)
      * make a KERNEL caller wait for it. */
     if (!z->caller_memory && lb_load_rlx_u64(&z->total_pages) < z->max_pages &&
         lb_load_rlx_u64(&z->buddy.free_pages) + lb_load_rlx_u64(&c->full.count) * c->mag_size +
-                lb_load_rlx_u64(&c->reserve.count) < z->low) {
+                lb_load_rlx_u64(&c->reserve.count) + lb_load_rlx_u64(&c->zstock.count) < z->low) {
         long g = lb_zone_grow(z);
         if (g > 0)
             moved += (uint64_t)g;
@@ -128,6 +244,8 @@ static uint64_t lb_zone_rebalance_locked(struct lb_zone *z)
             moved += c->mag_size;
         }
     }
+    /* Last, what is left of the buddy above the reserve's target. */
+    moved += lb_zone_zero_rebalance(z);
     if (moved)
         lb_add_rlx_u64(&z->warden_moved, moved);
     return moved;

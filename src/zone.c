@@ -411,6 +411,9 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct lb_zone **
     bool want_warden = z->caller_memory ? (z->flags & LABYRINTH_ZONE_WARDEN)
                                         : !(z->flags & LABYRINTH_ZONE_NO_WARDEN);
     if (want_warden) {
+        /* The zeroed stock is the warden's: bounded by the reserve's size
+         * (set before the warden starts; read only by it and by stats). */
+        z->zero_max = z->reserve_target;
         z->cycles_per_ms = lb_os_cycles_per_ms();
         lb_zone_set_clock(z);
         rc = lb_os_thread_create(&z->warden, lb_warden_main, z, "lb-warden");

@@ -176,6 +176,20 @@ struct lb_zone {
     lb_atomic_u64 grow_events;
     lb_atomic_u64 shrink_events;
 
+    /* The zeroed stock (cache.zstock; warden.c, docs/design.md "The zeroed
+     * stock").  Its target starts at 0, doubles (from a magazine's worth)
+     * at each warden run that follows a ZERO miss, up to zero_max, and
+     * halves after LB_ZERO_IDLE_RUNS runs with no ZERO demand. */
+    size_t        zero_max;     /* the target's bound: reserve_target, or 0
+                                   (no warden: no stock)                    */
+    lb_atomic_u64 zero_target;  /* the warden writes it, stats read it     */
+    lb_atomic_u32 zero_want;    /* set by a ZERO allocation that found the
+                                   stock empty; the warden clears it       */
+    uint32_t      zero_idle;    /* the warden's: runs in a row without
+                                   ZERO demand                              */
+    lb_atomic_u64 zero_cleared; /* pages the warden has cleared            */
+    lb_atomic_u64 zero_hits_shared, zero_misses_shared; /* no level        */
+
     /* Reports. */
     /* The handler and its argument, a pair (KB11: two loose words let a
      * report pair one handler with the other's argument).  Each change
@@ -224,9 +238,14 @@ void lb_zone_kick(struct lb_zone *z);
 /* KERNEL: wait for pages until deadline (0 = none); false when it has
  * passed.  Normal context. */
 bool lb_zone_wait(struct lb_zone *z, uint64_t deadline);
-/* Give every full magazine of the depot back to the buddy (normal
- * context).  Returns pages given. */
+/* Give every full magazine of the depot, and the zeroed stock, back to
+ * the buddy (normal context).  Returns pages given. */
 uint64_t lb_zone_drain_depot(struct lb_zone *z);
+/* The zeroed stock: give pages back to the buddy until keep are left
+ * (normal context; VERIFY zones poison them again).  Returns pages given. */
+uint64_t lb_zone_zero_trim(struct lb_zone *z, uint64_t keep);
+/* Fill out (labyrinth_zone_zero_stock; any context: relaxed reads). */
+void lb_zone_zero_stats(struct lb_zone *z, struct labyrinth_zero_stock_stats *out);
 /* The warden thread's body (warden.c). */
 void *lb_warden_main(void *arg);
 
