@@ -383,6 +383,10 @@ static bool lb_zone_dry(struct lb_zone *z, const struct lb_level *l, const struc
 {
     const struct lb_cache *c = &z->cache;
     if (l) {
+        /* Our outboxes too: the loop sends them on and may adopt them. */
+        for (unsigned k = 0; k < LB_OUTBOX_SLOTS; k++)
+            if (lb_load_rlx_ptr(&l->out_mag[k]))
+                return false;
         if (lb_load_rlx_u32(&lb_level_loaded(l)->count) || lb_load_rlx_u32(&lb_level_spare(l)->count) ||
             lb_load_rlx_u32(&l->queue) ||
             (uint32_t)lb_load_rlx_u64(&l->inbox.head) || (c->quarantine && lb_load_rlx_u32(&l->q_count)))

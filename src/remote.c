@@ -329,10 +329,17 @@ struct lb_mag *lb_cache_adopt(struct lb_cache *c, struct lb_level *into, uint64_
         while (bits) {
             unsigned b = (unsigned)__builtin_ctzll(bits);
             bits &= bits - 1;
+            /* Counted as under way from before the clear to after our
+             * claim and unown: between the clear and the claim the tcache
+             * is unowned with pages and no bit, and a reader must then look
+             * everywhere (the review of the fixed version: for 65
+             * instructions of an adopt, every other caller was refused). */
+            lb_tcache_push_begin(c);
             /* Acquire: pairs with the release or of every set it clears,
              * so the pushes before them are seen below. */
             lb_and_acq_u64(&c->orphans[w], ~(1ull << b));
             struct lb_mag *chain = lb_cache_adopt_one(c, &c->tcaches[w * 64 + b], into, pages, &took);
+            lb_sub_rel_u64(&c->pushes, 1); /* release: as P4 */
             if (took)
                 return chain;
         }
