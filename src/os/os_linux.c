@@ -165,8 +165,10 @@ size_t lb_os_huge_pages_free_of(size_t huge_page_bytes)
  * refuses leaves a copy in the child, which never uses it. */
 static void lb_os_dontfork(const struct lb_os_mapping *m)
 {
+    /* The raw system call: a sanitizer's madvise interceptor may not pass
+     * the advice on (under TSan the child still had the mapping). */
     if (m->raw && m->raw_bytes)
-        (void)madvise(m->raw, m->raw_bytes, MADV_DONTFORK);
+        (void)syscall(SYS_madvise, m->raw, m->raw_bytes, MADV_DONTFORK);
 }
 
 int lb_os_map(size_t bytes, size_t align, unsigned flags, struct lb_os_mapping *out)
@@ -605,6 +607,19 @@ static struct lb_os_object {
 } lb_os_objects[LB_OS_OBJECTS];
 static lb_atomic_u32 lb_os_nobjects;
 static pthread_mutex_t lb_os_objects_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t lb_os_objects_once = PTHREAD_ONCE_INIT;
+
+/* Held across fork(): a thread noting objects (a zone creation) at the
+ * fork would leave it locked in the child for ever, and the child's first
+ * zone creation would hang on it (found by api_fork in CI: a child killed
+ * by its 20 s alarm while another thread created zones). */
+static void lb_os_objects_fork_prepare(void) { pthread_mutex_lock(&lb_os_objects_lock); }
+static void lb_os_objects_fork_parent(void) { pthread_mutex_unlock(&lb_os_objects_lock); }
+static void lb_os_objects_fork_child(void) { pthread_mutex_init(&lb_os_objects_lock, NULL); }
+static void lb_os_objects_hooks(void)
+{
+    (void)pthread_atfork(lb_os_objects_fork_prepare, lb_os_objects_fork_parent, lb_os_objects_fork_child);
+}
 
 static int lb_os_note_one(struct dl_phdr_info *info, size_t size, void *ctx)
 {
@@ -649,6 +664,7 @@ static int lb_os_note_one(struct dl_phdr_info *info, size_t size, void *ctx)
 
 void lb_os_objects_note(void)
 {
+    pthread_once(&lb_os_objects_once, lb_os_objects_hooks);
     pthread_mutex_lock(&lb_os_objects_lock);
     dl_iterate_phdr(lb_os_note_one, NULL);
     pthread_mutex_unlock(&lb_os_objects_lock);
