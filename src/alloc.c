@@ -23,6 +23,7 @@ _Static_assert((LABYRINTH_GFP_ATOMIC & (LB_MODE_SLOTS - 1)) == LB_SLOT_ATOMIC &&
 _Static_assert(LABYRINTH_GFP_BITS_ALL < 32, "fast_gfp has a bit per gfp value");
 
 static void *lb_zone_alloc_zeroed(struct lb_zone *z, unsigned gfp, unsigned dflags, uint32_t d);
+static void lb_zone_zero_miss(struct lb_zone *z, uint32_t d);
 
 static LB_NOINLINE void *lb_alloc_general(const struct labyrinth_zone *h, struct lb_zone *z, unsigned gfp,
                                           unsigned order,
@@ -75,10 +76,17 @@ static LB_NOINLINE void *lb_alloc_general(const struct labyrinth_zone *h, struct
     int err = 0;
     uint32_t d = lb_enter();
     /* ZERO, order 0: a page the warden cleared, if the stock has one. */
-    void *p = order == 0 && (q & LABYRINTH_QUALITY_ZERO) ? lb_zone_alloc_zeroed(z, gfp, dflags, d) : NULL;
+    bool want_zero = order == 0 && (q & LABYRINTH_QUALITY_ZERO);
+    void *p = want_zero ? lb_zone_alloc_zeroed(z, gfp, dflags, d) : NULL;
     bool zeroed = p != NULL;
-    if (!p)
+    if (!p) {
         p = lb_zone_alloc_err(z, gfp, order, dflags, d, &err);
+        /* A miss only when a page was found and cleared here (the review:
+         * an exhausted zone counted every failed ZERO request as a miss,
+         * and grew its stock's target for them). */
+        if (want_zero && p)
+            lb_zone_zero_miss(z, d);
+    }
     if (p) {
         LB_TOOL_ALLOC(p, z->page_size << order,
                       (z->flags & LABYRINTH_ZONE_VERIFY) || (q & (LABYRINTH_QUALITY_ZERO | LABYRINTH_QUALITY_POISON)));
@@ -494,6 +502,24 @@ fail:
     return NULL;
 }
 
+/* A ZERO order-0 request the stock could not serve, served otherwise (the
+ * page cleared in the call): a miss, which the warden reads as demand. */
+static void lb_zone_zero_miss(struct lb_zone *z, uint32_t d)
+{
+    struct lb_level *l, *own;
+    lb_zone_levels(z, 0, d, &l, &own);
+    struct lb_tcache *tc = l ? lb_level_tcache(&z->cache, l) : NULL;
+    if (tc)
+        lb_bump_1w_u64(&tc->zero_misses[d], 1);
+    else
+        lb_add_rlx_u64(&z->zero_misses_shared, 1); /* a statistic */
+    /* Relaxed: a hint for the warden's next run (lb_zone_kick's). */
+    if (z->zero_max && !lb_load_rlx_u32(&z->zero_want)) {
+        lb_store_rlx_u32(&z->zero_want, 1);
+        lb_zone_kick(z);
+    }
+}
+
 /* A ZERO order-0 request (depth d entered): a page of the zeroed stock,
  * made the caller's level's (its frees then take the fast paths), or NULL
  * when the stock is empty: a miss, which the warden reads as demand. */
@@ -505,18 +531,8 @@ static void *lb_zone_alloc_zeroed(struct lb_zone *z, unsigned gfp, unsigned dfla
     struct lb_tcache *tc = l ? lb_level_tcache(c, l) : NULL;
     /* Relaxed: a hint that spares the CAS when the stock is empty. */
     void *p = lb_load_rlx_u64(&c->zstock.count) ? lb_cache_zstock_pop(c) : NULL;
-    if (!p) {
-        if (tc)
-            lb_bump_1w_u64(&tc->zero_misses[d], 1);
-        else
-            lb_add_rlx_u64(&z->zero_misses_shared, 1); /* a statistic */
-        /* Relaxed: a hint for the warden's next run (lb_zone_kick's). */
-        if (z->zero_max && !lb_load_rlx_u32(&z->zero_want)) {
-            lb_store_rlx_u32(&z->zero_want, 1);
-            lb_zone_kick(z);
-        }
-        return NULL;
-    }
+    if (!p)
+        return NULL; /* the caller counts the miss if it finds a page */
     if (tc) {
         lb_bump_1w_u64(&tc->zero_hits[d], 1);
         lb_level_own_page(z, l, p, gfp, dflags);

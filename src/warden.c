@@ -101,10 +101,17 @@ static uint64_t lb_zone_zero_fill(struct lb_zone *z, uint64_t want)
     uint32_t ids[LB_ZERO_BATCH];
     uint64_t done = 0;
     while (done < want) {
-        uint64_t n = LB_MIN(want - done, (uint64_t)LB_ZERO_BATCH);
+        /* One page at a time, and only while the buddy has plenty: a page
+         * being cleared is in our hands, on no list, out of every
+         * allocation's reach (the review: with batches of 16 and the
+         * buddy allowed down to the reserve's target, a drain got NULL
+         * with 16 pages in the memset).  With the buddy above the reserve
+         * and the high mark, a drain cannot reach the last pages while one
+         * page is cleared, unless we are preempted in the middle of it. */
+        uint64_t n = 1;
         lb_spin_lock(&z->buddy.lock);
         uint64_t bf = lb_load_rlx_u64(&z->buddy.free_pages);
-        n = bf > z->reserve_target ? LB_MIN(n, bf - z->reserve_target) : 0;
+        n = bf > z->reserve_target + z->high + 1 ? n : 0;
         uint32_t got = n ? lb_cache_zstock_take(c, ids, (uint32_t)n) : 0;
         lb_spin_unlock(&z->buddy.lock);
         if (!got)
