@@ -201,7 +201,12 @@ extern "C" {
  * ATOMIC returns NULL only when the lock-free supplies (this thread's
  * magazines, the depot, the reserve) are all empty and the buddy lock is
  * busy or the buddy has no block: never because another thread was
- * touching the same lock-free structure at the same time.
+ * touching the same lock-free structure at the same time.  Pages another
+ * context holds in its hands while it moves them between supplies (the
+ * warden refilling the reserve or clearing a page for the zeroed stock, a
+ * thread releasing its cache) are in no supply for that moment: a zone
+ * drained to its last pages can give NULL then, and has them again when
+ * the move ends (docs/design.md, "Limits").
  */
 #define LABYRINTH_GFP_ATOMIC (LABYRINTH_GFP_BIT_RESERVE | LABYRINTH_GFP_BIT_TRYLOCK)
 #define LABYRINTH_GFP_NOWAIT (LABYRINTH_GFP_BIT_TRYLOCK)
