@@ -54,18 +54,6 @@ struct shared {
 };
 static struct shared *sh;
 
-static int each_fn(const struct labyrinth_page_info *info, void *arg)
-{
-    (void)info;
-    (void)arg;
-    return 0;
-}
-
-static void quiet_fn(const struct labyrinth_report *rep, void *arg)
-{
-    (void)rep;
-    (void)arg;
-}
 
 /* One call on the dead handle z (page: an address that was one of its
  * pages, or any address).  Returns what it returned, folded to a long. */

@@ -188,18 +188,6 @@ static void child_note(int line, const char *what, long got)
             child_note(__LINE__, #cond, (long)(got)); \
     } while (0)
 
-static int each_fn(const struct labyrinth_page_info *info, void *arg)
-{
-    (void)info;
-    (void)arg;
-    return 0;
-}
-
-static void quiet_fn(const struct labyrinth_report *rep, void *arg)
-{
-    (void)rep;
-    (void)arg;
-}
 
 static uint64_t now_ms(void)
 {

@@ -210,4 +210,19 @@ static int count_lines(const char *s)
             fprintf(stderr, "  ^ in case: %s\n", (what));                                    \
     } while (0)
 
+/* Callbacks that do nothing: a for_each_in_use walker and a report
+ * handler that keeps reports off stderr (api_fork, api_deadzone). */
+static inline int each_fn(const struct labyrinth_page_info *info, void *arg)
+{
+    (void)info;
+    (void)arg;
+    return 0;
+}
+
+static inline void quiet_fn(const struct labyrinth_report *rep, void *arg)
+{
+    (void)rep;
+    (void)arg;
+}
+
 #endif
