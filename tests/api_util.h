@@ -154,6 +154,28 @@ static void sleep_ms(unsigned ms)
     }
 }
 
+/* Take with NOWAIT every page a zone will give up to `cap`, into pages[].
+ * With a warden, a NULL can come while the warden has pages in its hands
+ * (moving them between the buddy and the lock-free supply: the header's
+ * "pages in a mover's hands" limit, long under TSan or valgrind), so a NULL
+ * while the statistics still show more free than the reserve is retried
+ * after 1 ms, for at most 5 s.  Returns how many were taken. */
+static size_t drain_nowait(struct labyrinth_zone *z, void **pages, size_t cap)
+{
+    size_t n = 0;
+    for (unsigned waits = 0; n < cap;) {
+        if ((pages[n] = labyrinth_alloc_pages(z, LABYRINTH_GFP_NOWAIT, 0, 0))) {
+            n++;
+            continue;
+        }
+        struct labyrinth_zone_stats s = stats_of(z);
+        if (s.free_pages <= s.reserve_free_pages || waits++ >= 5000)
+            break;
+        sleep_ms(1);
+    }
+    return n;
+}
+
 /* Does every byte of [p, p+n) equal v? */
 static int all_bytes(const void *p, size_t n, unsigned char v)
 {
