@@ -18,6 +18,7 @@
  */
 #include <linux/cpuhotplug.h>
 #include <linux/debugfs.h>
+#include <linux/kallsyms.h>
 #include <linux/list.h>
 #include <linux/math64.h>
 #include <linux/module.h>
@@ -159,8 +160,14 @@ static int lb_dbg_tracking_show(struct seq_file *m, void *unused)
 							   (unsigned long long)(lb_track_age_us(z) - info.alloc_ns / 1000));
 					if (info.site)
 						seq_printf(m, "%s:%u (%s)\n", info.site->file, info.site->line, info.site->func);
-					else
-						seq_printf(m, "%pS\n", info.caller);
+					else {
+						/* Hashed when it names no symbol (an unloaded
+						 * module's code; issue 17.8, KB40). */
+						char sym[KSYM_SYMBOL_LEN];
+
+						lb_os_fmt_addr(sym, sizeof(sym), info.caller, true);
+						seq_printf(m, "%s\n", sym);
+					}
 					shown++;
 				}
 			}

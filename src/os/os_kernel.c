@@ -382,19 +382,35 @@ void lb_os_write_err(const char *buf, size_t n)
 	printk(KERN_WARNING "%.*s", (int)n, buf);
 }
 
-/* %p hashes (or, with kptr_restrict, zeroes) a data address; %pS names a
- * code address as a symbol.  vsnprintf is safe in any context, NMI
- * included (the dumps of stacks use it there). */
+/* A code address as a symbol (%pS), or hashed when it names none.  %pS
+ * of an address in no symbol (an unloaded module, a module's freed __init
+ * text) prints the raw address as "0x..." (__sprint_symbol), past
+ * kptr_restrict (issue 17.8, KB40): such an address is printed with %p
+ * (hashed) and "(unloaded code)" instead.  A symbol never starts with
+ * "0x".  (An address whose module was unloaded and another loaded there
+ * since names the newcomer's symbol: wrong, but not a leak.) */
+static size_t lb_k_fmt_code(char *buf, size_t cap, const void *addr)
+{
+	size_t n = scnprintf(buf, cap, "%pS", addr);
+
+	if (addr && n >= 2 && buf[0] == '0' && buf[1] == 'x')
+		n = scnprintf(buf, cap, "%p (unloaded code)", addr);
+	return n;
+}
+
+/* %p hashes (or, with kptr_restrict, zeroes) a data address; a code
+ * address is a symbol (lb_k_fmt_code).  vsnprintf is safe in any context,
+ * NMI included (the dumps of stacks use it there). */
 size_t lb_os_fmt_addr(char *buf, size_t cap, const void *addr, bool code)
 {
-	return scnprintf(buf, cap, code ? "%pS" : "%p", addr);
+	return code ? lb_k_fmt_code(buf, cap, addr) : scnprintf(buf, cap, "%p", addr);
 }
 
 int lb_os_symbolize(const void *addr, char *buf, size_t n)
 {
-	if (!addr)
+	if (!addr || !n)
 		return -ENOENT;
-	snprintf(buf, n, "%pS", addr);
+	lb_k_fmt_code(buf, n, addr);
 	return 0;
 }
 
