@@ -107,24 +107,45 @@ for f in /sys/kernel/debug/labyrinth/*/stats /sys/kernel/debug/labyrinth/*/buddy
   # No raw kernel addresses (%px) in debugfs: %p hashes them (issue 17.8).
   grep -qE 'ffff[0-9a-f]{12}' "\$f" && verdict '\\001' "FAIL: a raw kernel address in \$f"
 done
-# Issue 17.3: a module's seed-macro sites in a zone it did not create.
-# labyrinth_sitemod allocates from the example's zone and hands the pages
-# over; its unload must be refused while the zone lives (the zone pins it),
-# and the tracking file must still name its sites.
-insmod /lib/modules/labyrinth_sitemod.ko || verdict '\\001' "FAIL: labyrinth_sitemod.ko did not load"
+# Issue 17.3 (KB27): a module's seed-macro sites in a zone it did not
+# create.  labyrinth_sitemod, once live, allocates from the example's zone
+# and hands the pages over; its unload must be refused while the zone
+# lives (the zone pins it), and the tracking file must still name its sites.
 trk=\$(ls /sys/kernel/debug/labyrinth/example-rx.*/tracking)
+insmod /lib/modules/labyrinth_sitemod.ko || verdict '\\001' "FAIL: labyrinth_sitemod.ko did not load"
+echo 4 >/sys/module/labyrinth_sitemod/parameters/give || verdict '\\001' "FAIL: labyrinth_sitemod could not hand 4 pages over"
 if rmmod labyrinth_sitemod 2>/dev/null; then
   echo "init: rmmod labyrinth_sitemod succeeded while its sites are in the example's zone; reading \$trk:"
   cat "\$trk" >/tmp/trk 2>&1; echo "init: cat status \$?"; grep site_module /tmp/trk | head -n 2
   verdict '\\001' "FAIL: a site-owning module was unloaded while its records lived"
 fi
 echo "init: rmmod labyrinth_sitemod refused while the example's zone holds its sites"
-n=\$(grep -c 'site_module.c:[0-9]* (sitemod_init)' "\$trk")
+n=\$(grep -c 'site_module.c:[0-9]* (sitemod_give)' "\$trk")
 echo "init: \$trk names site_module.c \$n time(s)"
 [ "\$n" -ge 4 ] || verdict '\\001' "FAIL: the tracking file lost the site module's records"
 rmmod labyrinth_example || verdict '\\001' "FAIL: the example driver did not unload"
 rmmod labyrinth_sitemod || verdict '\\001' "FAIL: labyrinth_sitemod did not unload once the zone was destroyed"
 echo "init: labyrinth_sitemod unloaded after the example's zone was destroyed"
+# KB38 and KB40: a module whose __init allocates with the macro from the
+# example's (new) zone, leaves the pages there and fails.  It is freed at
+# once: its sites must not be recorded (reading them oopsed), and its
+# code, named as the records' caller, must print hashed, never raw, in
+# the tracking file and in the LEAK lines at the example's destroy.
+insmod /lib/modules/labyrinth_example.ko || verdict '\\001' "FAIL: the example driver did not load again"
+trk=\$(ls /sys/kernel/debug/labyrinth/example-rx.*/tracking)
+insmod /lib/modules/labyrinth_sitemod.ko fail_init=1 2>/dev/null && verdict '\\001' "FAIL: labyrinth_sitemod fail_init=1 loaded"
+cat "\$trk" >/tmp/trk2 || verdict '\\001' "FAIL: reading \$trk after the failed init"
+echo "init: after a failed __init, \$trk:"; grep -v ' (rx_interrupt)' /tmp/trk2 | head -n 4 | sed 's/^/init:   /'
+grep -q 'sitemod_init' /tmp/trk2 && verdict '\\001' "FAIL: the tracking file names a site of a module whose __init failed"
+grep -qE 'ffff[0-9a-f]{12}' /tmp/trk2 && verdict '\\001' "FAIL: a raw kernel address in \$trk after the failed init"
+n=\$(grep -c '(unloaded code)' /tmp/trk2)
+# (busybox's insmod runs the init twice: finit_module, then init_module.)
+[ "\$n" -ge 2 ] || verdict '\\001' "FAIL: \$n record(s) of the failed __init's caller (want 2 or more, '(unloaded code)')"
+rmmod labyrinth_example || verdict '\\001' "FAIL: the example driver did not unload (second time)"
+n=\$(dmesg | grep "labyrinth: zone 'example-rx': leak: block" | grep -c '(unloaded code)')
+echo "init: the example's destroy reported \$n leak(s) allocated by unloaded code"
+[ "\$n" -ge 2 ] || verdict '\\001' "FAIL: \$n LEAK line(s) naming the failed __init's caller, want 2 or more"
+dmesg | grep 'labyrinth: ' | grep -E 'ffff[0-9a-f]{12}' && verdict '\\001' "FAIL: a raw kernel address in a labyrinth line"
 echo "init: insmod labyrinth_selftest.ko seconds=$secs"
 insmod /lib/modules/labyrinth_selftest.ko seconds=$secs
 rc=\$?

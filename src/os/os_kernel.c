@@ -151,7 +151,13 @@ const char *lb_os_getenv(const char *name) { return NULL; }
 
 /* A site's first use in a zone, from any context (NMI included):
  * try_module_get is an atomic increment that fails once the module is
- * going.  The site's module m is live: its code is calling us. */
+ * going.  It succeeds while the module is still coming (in its __init),
+ * and a failed __init frees the module whatever its count (issue 17.3,
+ * KB38): so only a module that is live is pinned.  Its state is read
+ * after the reference is taken: LIVE is stored only once its init has
+ * returned 0, and from then on only delete_module, which our reference
+ * refuses, can free it.  A module seen COMING (or GOING) is not pinned:
+ * the caller is recorded instead. */
 const void *lb_k_site_pin(struct lb_os_sites *s, const void *site, struct module *m)
 {
 	struct module *old;
@@ -159,6 +165,13 @@ const void *lb_k_site_pin(struct lb_os_sites *s, const void *site, struct module
 
 	if (!try_module_get(m))
 		return NULL;	/* the module is going: record the caller */
+	/* READ_ONCE: the module loader writes the state with plain stores;
+	 * after our reference only LIVE -> GOING through delete_module can
+	 * follow, which the reference refuses (-EBUSY). */
+	if (READ_ONCE(m->state) != MODULE_STATE_LIVE) {
+		module_put(m);
+		return NULL;	/* in its __init: it may yet fail and be freed */
+	}
 	for (i = 0; i < LB_K_SITE_MODS; i++) {
 		/* Full barrier (cmpxchg): publishes m after its reference was
 		 * taken; pairs with READ_ONCE in lb_os_site_keep. */

@@ -107,7 +107,9 @@ static inline uint64_t lb_os_cycles(void) { return (uint64_t)get_cycles(); }
  * are.  At most LB_K_SITE_MODS modules per zone; a site of one more is not
  * recorded (the record keeps the caller).  (The kernel exports no lookup
  * from an address to its module, __module_address, to modules: the site
- * carries its module instead.) */
+ * carries its module instead.)  Only a module that is live is pinned: one
+ * still in its __init (MODULE_STATE_COMING) is freed if that init fails,
+ * reference or not, so its sites are not recorded (issue 17.3, KB38). */
 #define LB_K_SITE_MODS 8
 struct module;
 struct lb_os_sites {
