@@ -247,6 +247,26 @@ out:
 	labyrinth_zone_destroy(z);
 }
 
+/* Lines of the kernel log that contain a (and b, unless NULL). */
+static unsigned long st_log_count(const char *a, const char *b)
+{
+	struct kmsg_dump_iter it;
+	unsigned long n = 0;
+	size_t len;
+	char *line = kmalloc(1024, GFP_KERNEL);
+
+	if (!line)
+		return 0;
+	kmsg_dump_rewind(&it);
+	while (kmsg_dump_get_line(&it, false, line, 1023, &len)) {
+		line[len] = 0;
+		if (strstr(line, a) && (!b || strstr(line, b)))
+			n++;
+	}
+	kfree(line);
+	return n;
+}
+
 /* ---- 2. misuse -------------------------------------------------------- */
 
 static unsigned long st_misuse_cases;
@@ -259,6 +279,7 @@ struct st_irq_misuse {
 	void *page;
 	/* Normal-context calls from hard IRQ: each refused (issue 17.7). */
 	struct labyrinth_zone *victim; /* a zone the IRQ tries to destroy */
+	struct labyrinth_zone *dead; /* a destroyed zone's handle, destroyed again */
 	struct labyrinth_zone *created; /* what zone_create returned in the IRQ */
 	int release_rc, region_rc, stats_rc;
 	long shrink_rc, each_rc, check_rc;
@@ -288,6 +309,9 @@ static enum hrtimer_restart st_misuse_irq(struct hrtimer *t)
 		m->each_rc = labyrinth_zone_for_each_in_use(m->z, NULL, NULL);
 		m->check_rc = labyrinth_zone_check(m->z);
 		labyrinth_zone_destroy(m->victim); /* refused: the zone lives on */
+		/* A dead handle: refused by context before the fork-inherited
+		 * path, which takes a mutex (KB39). */
+		labyrinth_zone_destroy(m->dead);
 		m->created = labyrinth_zone_create(&cfg);
 	}
 	smp_store_release(&m->done, true);
@@ -393,11 +417,17 @@ static void st_misuse(void)
 	m = kzalloc(sizeof(*m), GFP_KERNEL);
 	if (m) {
 		int before = atomic_read(&st_rep.total);
-
 		int deadlk = atomic_read(&st_rep.err[8]);
+		unsigned long dead_refused, dead_ebadf;
 
 		m->z = a;
 		m->victim = st_zone("st-irq-victim", 64, 2, LABYRINTH_ZONE_NO_WARDEN, 0);
+		/* Destroyed now; no zone is created before the IRQ, so its slot
+		 * is not reused and the handle stays dead. */
+		m->dead = st_zone("st-irq-dead", 64, 2, LABYRINTH_ZONE_NO_WARDEN, 0);
+		labyrinth_zone_destroy(m->dead);
+		dead_refused = st_log_count("labyrinth: zone '(none)': zone_destroy refused: normal context only", NULL);
+		dead_ebadf = st_log_count("labyrinth: zone '(none)': zone_destroy(", "not a live zone");
 		m->page = labyrinth_alloc_pages(a, LABYRINTH_GFP_ATOMIC, 0, 0);
 		if (m->page)
 			labyrinth_free_pages(a, m->page, 0);
@@ -416,18 +446,28 @@ static void st_misuse(void)
 			  m->release_rc, m->region_rc, m->stats_rc, m->shrink_rc, m->each_rc, m->check_rc);
 		ST_EXPECT(m->created == NULL, "zone_create from hard IRQ refused");
 		ST_EXPECT(m->victim && labyrinth_zone_name(m->victim) != NULL, "zone_destroy from hard IRQ refused");
+		/* The dead handle's destroy: one EDEADLK line from the default
+		 * handler (no zone), not the dead-handle path (KB39: it took the
+		 * registry mutex in hard IRQ and reported EBADF). */
+		dead_refused = st_log_count("labyrinth: zone '(none)': zone_destroy refused: normal context only", NULL) -
+			       dead_refused;
+		dead_ebadf = st_log_count("labyrinth: zone '(none)': zone_destroy(", "not a live zone") - dead_ebadf;
+		ST_EXPECT(m->dead && dead_refused == 1 && dead_ebadf == 0,
+			  "zone_destroy of a dead handle from hard IRQ: %lu EDEADLK line(s), %lu EBADF line(s); want 1, 0",
+			  dead_refused, dead_ebadf);
 		/* KERNEL, the double free, six calls on a, the destroy of victim
 		 * (create has no zone: the default handler prints it). */
 		ST_EXPECT(atomic_read(&st_rep.total) == before + 9 && atomic_read(&st_rep.err[8]) == deadlk + 7,
 			  "nine reports from hard IRQ, seven of them EDEADLK (%d, %d)",
 			  atomic_read(&st_rep.total) - before, atomic_read(&st_rep.err[8]) - deadlk);
-		pr_info(ST "from hard IRQ: thread_release %d, zone_region_info %d, zone_stats %d, zone_shrink %ld, for_each_in_use %ld, zone_check %ld, zone_create %s, zone_destroy %s\n",
+		pr_info(ST "from hard IRQ: thread_release %d, zone_region_info %d, zone_stats %d, zone_shrink %ld, for_each_in_use %ld, zone_check %ld, zone_create %s, zone_destroy %s, zone_destroy of a dead handle %s\n",
 			m->release_rc, m->region_rc, m->stats_rc, m->shrink_rc, m->each_rc, m->check_rc,
-			m->created ? "made a zone" : "NULL", labyrinth_zone_name(m->victim) ? "refused" : "destroyed it");
+			m->created ? "made a zone" : "NULL", labyrinth_zone_name(m->victim) ? "refused" : "destroyed it",
+			dead_refused == 1 ? "refused (EDEADLK)" : "not refused");
 		if (m->created)
 			labyrinth_zone_destroy(m->created);
 		labyrinth_zone_destroy(m->victim);
-		st_misuse_cases += 10;
+		st_misuse_cases += 11;
 		kfree(m);
 	}
 	labyrinth_free_pages(a, o1, 1);
@@ -1595,26 +1635,6 @@ static void st_core_races(void)
 }
 
 /* ---- 8. reports per zone and kind (issue 17.9) ------------------------ */
-
-/* Lines of the kernel log that contain a (and b, unless NULL). */
-static unsigned long st_log_count(const char *a, const char *b)
-{
-	struct kmsg_dump_iter it;
-	unsigned long n = 0;
-	size_t len;
-	char *line = kmalloc(1024, GFP_KERNEL);
-
-	if (!line)
-		return 0;
-	kmsg_dump_rewind(&it);
-	while (kmsg_dump_get_line(&it, false, line, 1023, &len)) {
-		line[len] = 0;
-		if (strstr(line, a) && (!b || strstr(line, b)))
-			n++;
-	}
-	kfree(line);
-	return n;
-}
 
 /* Two zones with the default handler (printk).  Zone A: 30 double frees,
  * then 30 leaks at destroy; zone B, in between: one double free.  Each

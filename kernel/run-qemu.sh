@@ -149,6 +149,11 @@ dmesg | grep 'labyrinth: ' | grep -E 'ffff[0-9a-f]{12}' && verdict '\\001' "FAIL
 echo "init: insmod labyrinth_selftest.ko seconds=$secs"
 insmod /lib/modules/labyrinth_selftest.ko seconds=$secs
 rc=\$?
+# A splat that does not panic (might_sleep's "sleeping function called
+# from invalid context", a lockdep or hung-task report) fails the run too.
+if dmesg | grep -E 'BUG: |WARNING: |Oops|sleeping function called|scheduling while atomic|Call Trace:'; then
+  verdict '\\001' "FAIL: a kernel splat in the log"
+fi
 if [ \$rc = 0 ] && dmesg | grep -q "labyrinth_selftest: PASS"; then
   rmmod labyrinth_selftest && rmmod labyrinth || verdict '\\001' "FAIL: the modules did not unload"
   verdict '\\020' "PASS"

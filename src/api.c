@@ -71,6 +71,12 @@ void labyrinth_zone_destroy(struct labyrinth_zone *h)
     if (!h)
         return;
     struct lb_zone *z = lb_zone_get(h);
+    /* The context first, for a dead handle too: the fork-inherited path
+     * below takes the registry mutex, which a hard IRQ must not (issue
+     * 17.7, KB39).  A refusal reports to the zone's handler, or with no
+     * zone to the default one. */
+    if (LB_NORMAL_CONTEXT(z, "zone_destroy"))
+        return; /* the zone, if any, lives on */
     if (!z) {
         /* In the child of a fork(), a zone of the parent: its slot and
          * claim are freed; nothing else of it is here (no warden to stop,
@@ -80,8 +86,6 @@ void labyrinth_zone_destroy(struct labyrinth_zone *h)
         lb_report_no_zone("zone_destroy", h, h, __builtin_return_address(0));
         return;
     }
-    if (LB_NORMAL_CONTEXT(z, "zone_destroy"))
-        return; /* the zone lives on */
     struct lb_leaks lk = {z, 0, 0};
     /* First the TLS slot: an exit hook under way on another thread (it
      * holds lb_tls_mutex while it releases its caches) is waited out, and
