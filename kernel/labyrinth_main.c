@@ -272,6 +272,7 @@ static int __init labyrinth_init(void)
 static void __exit labyrinth_exit(void)
 {
 	/* Modules using ours hold a reference: every zone is gone by now. */
+	lb_report_flush(NULL);	/* zone-less lines held back since the last destroy */
 	debugfs_remove_recursive(lb_dbg_root);
 	cpuhp_remove_state_nocalls(lb_cpuhp_state);
 }

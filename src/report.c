@@ -251,10 +251,13 @@ static struct lb_report_limit lb_noz_limit[LB_REPORT_KINDS];
 #if LB_OS_REPORT_BURST
 /* Milliseconds for the windows, any context: the zone's clock (1.024 ms
  * units from the cycle counter), or the counter at its cached rate
- * (lb_os_cycles_per_ms, primed at module init in a kernel). */
+ * (lb_os_cycles_per_ms, primed at module init in a kernel).  A zone whose
+ * clock was never calibrated (caller memory without a warden: clock_mult
+ * 0, its clock counts 2^20 cycles) takes the cached rate too, or its
+ * window was 5000 units of 2^20 cycles, not 5 s (KB41). */
 static uint64_t lb_report_ms(const struct lb_zone *z)
 {
-    if (z)
+    if (z && z->clock_mult)
         return lb_clock_of(lb_os_cycles() - z->epoch_cycles, z->clock_mult) * LB_CLOCK_UNIT_US / 1000;
     uint64_t cpm = lb_os_cycles_per_ms();
     return lb_os_cycles() / (cpm ? cpm : 1);
@@ -325,9 +328,17 @@ void lb_report_flush(struct lb_zone *z)
         /* Acquire, as in lb_report_admit: the count is taken once (the
          * zone is dying; its handle is still live, so a late report may
          * still add to a count: it is then lost with the zone). */
-        uint32_t s = lb_xchg_acq_u32(&z->report_limit[k].suppressed, 0);
+        uint32_t s = z ? lb_xchg_acq_u32(&z->report_limit[k].suppressed, 0) : 0;
         if (s)
             lb_report_suppressed(z->name, k, s, "suppressed (rate limit per zone and kind)");
+        /* The zone-less lines held back: no destroy of theirs would ever
+         * say so, only a later zone-less line opening a window (KB41).
+         * Every destroy (and a kernel's module exit, z NULL) does.
+         * Acquire, as above: the exchange takes the count once, against
+         * a window opener or another destroy. */
+        s = lb_xchg_acq_u32(&lb_noz_limit[k].suppressed, 0);
+        if (s)
+            lb_report_suppressed("(none)", k, s, "suppressed (rate limit of reports with no zone)");
     }
 }
 

@@ -52,7 +52,8 @@ void lb_report_default(const struct labyrinth_report *rep, void *arg);
  * abort). */
 void lb_report_print(const struct labyrinth_report *rep, struct lb_zone *z, bool force);
 /* At destroy (normal context): a line for each kind whose lines a window
- * held back and no later line summarised. */
+ * held back and no later line summarised, of zone z and of no zone (z
+ * NULL: only those; a kernel's module exit). */
 void lb_report_flush(struct lb_zone *z);
 /* A NOTICE with message msg. */
 void lb_zone_notice(struct lb_zone *z, const char *msg);

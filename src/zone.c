@@ -430,8 +430,9 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct lb_zone **
     /* The objects loaded now, for the callers that reports name from any
      * context (lb_os_symbolize_any; no system call). */
     lb_os_objects_note();
-    /* A kernel's contexts are CPUs: more online than thread caches means
-     * some CPUs always take the shared path; say so once (issue 17.10). */
+    /* A kernel's contexts are CPUs: more possible CPUs (online now or
+     * later, by hotplug) than thread caches means some CPUs may take the
+     * shared path; say so once (issue 17.10, KB41). */
     if (LB_OS_CTX_PER_CPU && lb_os_ncpus() > z->cache.ntcaches) {
         char b[200];
         struct lb_fmt f = {b, 0, sizeof b};
@@ -439,7 +440,7 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct lb_zone **
         lb_fmt_dec(&f, z->cache.ntcaches);
         lb_fmt_str(&f, " is below the ");
         lb_fmt_dec(&f, lb_os_ncpus());
-        lb_fmt_str(&f, " online CPUs: the CPUs past the first to claim a cache take the shared path (no magazines)");
+        lb_fmt_str(&f, " possible CPUs: the CPUs past the first to claim a cache take the shared path (no magazines)");
         lb_zone_notice(z, b);
     }
     *out = z;

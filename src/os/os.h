@@ -99,6 +99,8 @@ size_t lb_os_memlock_limit(void);
 
 /* Base page size (any context: read once, then cached). */
 size_t lb_os_page_size(void);
+/* The CPUs that may run a caller: user space, the online ones; a kernel,
+ * the possible ones (CPU hotplug may online more later). */
 unsigned lb_os_ncpus(void);
 /* The most pages one lb_os_map(LB_OS_MAP_PAGES) can give (user space:
  * no limit below LB_REGION_MAX_PAGES; a kernel: its largest physically

@@ -37,7 +37,10 @@
 /* ---- memory ------------------------------------------------------------- */
 
 size_t lb_os_page_size(void) { return PAGE_SIZE; }
-unsigned lb_os_ncpus(void) { return num_online_cpus(); }
+/* The possible CPUs, not the online ones: a CPU onlined later (hotplug)
+ * claims a cache at its first call like any other, so the zone's
+ * max_threads notice counts every CPU that may ever call (KB41). */
+unsigned lb_os_ncpus(void) { return num_possible_cpus(); }
 size_t lb_os_region_max_pages(void) { return (size_t)1 << LB_K_MAX_ORDER; }
 
 static int lb_k_phys(const void *addr, uint64_t *phys)
