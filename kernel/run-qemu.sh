@@ -8,7 +8,10 @@
 # Verdict: the guest writes to the isa-debug-exit port (0xf4) only on PASS,
 # which makes QEMU exit with status 33.  Anything else fails: a FAIL (3), a
 # panic (panic_on_warn=1 oops=panic panic=-1 with -no-reboot: QEMU exits 0),
-# a timeout (LB_QEMU_TIMEOUT, default 120 s).
+# a timeout (LB_QEMU_TIMEOUT, default 120 s).  /init also reports FAIL
+# for a splat that does not panic ("BUG: ", "WARNING: ", "Oops",
+# "sleeping function called", "scheduling while atomic", "Call Trace:" in
+# dmesg), and for the site module's checks (KB27, KB38, KB40).
 #
 # Needs (as root it installs them from Debian's packages when missing):
 #   linux-image-amd64 linux-headers-amd64 qemu-system-x86 busybox-static cpio kmod
