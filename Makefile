@@ -1,7 +1,8 @@
 # labyrinth - top-level driver.  The quick start is two commands:
 #   make run    build and run the demo (the seed's scenario) on defaults
 #   make test   build every flavour and run every test
-# Also: make bench, make fuzz, make soak, make install PREFIX=DIR, make clean.
+# Also: make bench, make fuzz, make soak, make kernel-debug, make install
+# PREFIX=DIR, make clean.
 # Whatever a target needs beyond build-essential, cmake and git it installs
 # from Debian's packages (when run as root), through scripts/deps.sh.
 
@@ -10,7 +11,7 @@ PREFIX  ?= /usr/local
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all build run test fuzz soak bench install clean
+.PHONY: all build run test fuzz soak bench kernel-debug install clean
 
 all: build
 
@@ -37,6 +38,13 @@ fuzz:
 soak: build
 	@$(BUILD)/tools/labyrinth stress --duration $${LB_SOAK_SECONDS:-3600}s --verify --max-order 6 $(ARGS)
 	@LB_CHURN_SECONDS=$${LB_CHURN_SECONDS:-1800} $(BUILD)/tests/stress_churn
+
+# The kernel flavour's QEMU self-test on a debug kernel (KASAN, lockdep,
+# PROVE_RCU, DEBUG_ATOMIC_SLEEP, kmemleak) built from Debian's linux-source
+# and cached in LB_DEBUG_KERNEL_CACHE: the first run builds it (about 13
+# minutes on 2 vCPUs), which is why it is not part of `make test`.
+kernel-debug:
+	@bash kernel/debug-kernel.sh
 
 bench:
 	@scripts/deps.sh bench

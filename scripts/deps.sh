@@ -16,12 +16,14 @@ for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
 done
 [ -z "$missing" ] && exit 0
+# DPkg::Lock::Timeout: wait up to 10 minutes for another apt or dpkg (a
+# parallel flavour, an unattended upgrade) instead of failing at once.
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "deps: installing from Debian's packages:$missing"
   export DEBIAN_FRONTEND=noninteractive
-  if ! apt-get install -y -q --no-install-recommends $missing >/tmp/labyrinth-apt.log 2>&1; then
-    apt-get update -q >>/tmp/labyrinth-apt.log 2>&1
-    apt-get install -y -q --no-install-recommends $missing >>/tmp/labyrinth-apt.log 2>&1 \
+  if ! apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends $missing >/tmp/labyrinth-apt.log 2>&1; then
+    apt-get -o DPkg::Lock::Timeout=600 update -q >>/tmp/labyrinth-apt.log 2>&1
+    apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends $missing >>/tmp/labyrinth-apt.log 2>&1 \
       || { echo "deps: apt-get failed (see /tmp/labyrinth-apt.log); missing:$missing" >&2; exit 1; }
   fi
 else

@@ -83,11 +83,22 @@ static void handler_free(void)
     }
 }
 
+/* Phase 1's timer and deadline: past the deadline the handler disarms the
+ * timer itself (timer_settime is async-signal-safe), so a main thread that
+ * the signals starve (under TSan a signal costs more than the interval:
+ * one CI run's test made no progress for 300 s) still ends. */
+static timer_t hunt_t;
+static uint64_t hunt_deadline;
+
 static void on_timer(int sig)
 {
     (void)sig;
     int saved = errno;
     handler_free();
+    if (now_ns() > __atomic_load_n(&hunt_deadline, __ATOMIC_RELAXED)) {
+        struct itimerspec off = {{0, 0}, {0, 0}};
+        timer_settime(hunt_t, 0, &off, NULL);
+    }
     errno = saved;
 }
 
@@ -195,10 +206,18 @@ static int hunt_timer(double seconds)
     REQUIRE(timer_create(CLOCK_MONOTONIC, &sev, &t) == 0);
 
     uint64_t start = now_ns(), deadline = start + (uint64_t)(seconds * 1e9);
+    hunt_t = t;
+    __atomic_store_n(&hunt_deadline, deadline, __ATOMIC_RELAXED);
     unsigned long iter = 0;
     unsigned long intervals[] = {7000, 9000, 11000, 13000}; /* ns: vary the phase */
+#if defined(LB_TEST_SANITIZED) || defined(TEST_SANITIZED)
+    const long scale = 10; /* a sanitizer's signal costs tens of microseconds */
+#else
+    const long scale = 1;
+#endif
     for (unsigned k = 0; now_ns() < deadline; k++) {
-        struct itimerspec its = {{0, (long)intervals[k % 4]}, {0, (long)intervals[k % 4]}};
+        long ns = (long)intervals[k % 4] * scale;
+        struct itimerspec its = {{0, ns}, {0, ns}};
         timer_settime(t, 0, &its, NULL);
         for (unsigned j = 0; j < 2000 && now_ns() < deadline; j++, iter++) {
             void *p = round_begin(iter);
@@ -291,6 +310,7 @@ static void hunt_step(void)
 
 int main(void)
 {
+    setvbuf(stdout, NULL, _IOLBF, 0);
     struct labyrinth_zone_config c;
     memset(&c, 0, sizeof c);
     c.name = "racefree-A";
