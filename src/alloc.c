@@ -107,6 +107,48 @@ static LB_NOINLINE void *lb_alloc_general(const struct labyrinth_zone *h, struct
     return p;
 }
 
+/* ZERO alone at order 0, in a zone with fast modes (no default quality, no
+ * VERIFY, no quarantine: fast_gfp), the zone the thread used last: a page
+ * of the zeroed stock, made the caller's level's as the fast path takes a
+ * magazine's, without lb_alloc_general's checks (the mode is a named one,
+ * the handle live: a level of it was found).  What lb_zone_alloc_zeroed and
+ * lb_alloc_general do for it, in the same order: the hit counted, the page
+ * owned, the memory tool told its bytes are defined.  NULL when the stock
+ * is empty or the zone is not current: the general path then decides (and
+ * counts a miss).  Reached from labyrinth_alloc_pages's miss with
+ * quality ZERO alone; anything else goes on to lb_alloc_miss.  Issue 12,
+ * target 6 (docs/design.md, "The zeroed stock"). */
+static LB_NOINLINE void *lb_alloc_miss(struct labyrinth_zone *h, unsigned gfp, unsigned order,
+                                       unsigned quality, const void *caller);
+
+static LB_NOINLINE void *lb_alloc_zero(struct labyrinth_zone *h, unsigned gfp, unsigned order, const void *caller)
+{
+    if (order != 0 || h == NULL || (gfp & ~LABYRINTH_GFP_BITS_ALL) != 0 || !((h->fast_gfp >> gfp) & 1) ||
+        (LB_OS_CTX_PER_CPU && lb_gfp_may_sleep(gfp) && !lb_os_may_sleep()))
+        return lb_alloc_miss(h, gfp, order, LABYRINTH_QUALITY_ZERO, caller);
+    uint32_t d = lb_enter();
+    struct lb_level *l = lb_tls_level_cur(h->serial, d);
+    if (LB_LIKELY(l != NULL)) {
+        struct lb_zone *z = lb_zone_of_live(h);
+        struct lb_cache *c = &z->cache;
+        /* Relaxed: a hint that spares the CAS when the stock is empty. */
+        uint32_t top = lb_load_rlx_u64(&c->zstock.count) ? lb_pstack_pop(c, &c->zstock) : 0;
+        if (top) {
+            struct lb_region *r = lb_cache_id_region(c, top - 1);
+            uint32_t idx = lb_page_id_index(top - 1);
+            void *p = (void *)lb_region_addr(r, idx);
+            /* l is lvl[d] of its tcache (lb_tls_level_cur). */
+            lb_bump_1w_u64(&lb_level_tcache_at(l, d)->zero_hits[d], 1);
+            lb_level_own_desc(l, &r->desc[idx], gfp, 0);
+            lb_leave(d);
+            LB_TOOL_ALLOC(p, z->page_size, 1);
+            return p;
+        }
+    }
+    lb_leave(d);
+    return lb_alloc_miss(h, gfp, order, LABYRINTH_QUALITY_ZERO, caller);
+}
+
 /* Everything the inlined fast path of labyrinth_alloc_pages does not do. */
 static LB_NOINLINE void *lb_alloc_miss(struct labyrinth_zone *h, unsigned gfp, unsigned order,
                                        unsigned quality, const void *caller)
@@ -170,6 +212,8 @@ void *labyrinth_alloc_pages(struct labyrinth_zone *z, unsigned gfp, unsigned ord
         }
         lb_leave(d);
     }
+    if (quality == LABYRINTH_QUALITY_ZERO)
+        return lb_alloc_zero(z, gfp, order, __builtin_return_address(0));
     return lb_alloc_miss(z, gfp, order, quality, __builtin_return_address(0));
 }
 LB_EXPORT(labyrinth_alloc_pages);

@@ -292,6 +292,12 @@ static inline struct lb_mag *lb_cache_mag_next(const struct lb_cache *c, const s
     return next ? lb_mag_at(c, next - 1) : NULL;
 }
 /* The thread cache level l belongs to. */
+/* The same, for a level known to be lvl[d] of its tcache (no division). */
+static inline struct lb_tcache *lb_level_tcache_at(struct lb_level *l, uint32_t d)
+{
+    _Static_assert(__builtin_offsetof(struct lb_tcache, lvl) == 0, "lvl[0] starts the tcache");
+    return (struct lb_tcache *)(void *)(l - d);
+}
 static inline struct lb_tcache *lb_level_tcache(const struct lb_cache *c, const struct lb_level *l)
 {
     LB_DEBUG_CHECK(l->id >= 1 && l->id <= c->ntcaches * LB_LEVELS);
@@ -337,9 +343,39 @@ struct lb_mag *lb_magstack_take_all(struct lb_cache *c, struct lb_stack *s);
 void lb_pstack_push_chain(struct lb_cache *c, struct lb_stack *s, uint32_t first_id,
                           uint32_t last_id, unsigned last_state, unsigned last_order,
                           unsigned last_flags, uint64_t n);
+void lb_cache_note_retries(struct lb_cache *c, unsigned retries);
+/* A stack head: its tag (high 32 bits) moved on, its top index_plus_1. */
+static inline uint64_t lb_head_next(uint64_t old, uint32_t index_plus_1)
+{
+    return ((old >> 32) + 1) << 32 | index_plus_1;
+}
 /* Pop one block; returns its global id + 1 (0 = empty or retry cap). The
- * caller owns the block and rewrites its descriptor. */
-uint32_t lb_pstack_pop(struct lb_cache *c, struct lb_stack *s);
+ * caller owns the block and rewrites its descriptor.  Inline: the ZERO
+ * path pops the zeroed stock per request (alloc.c, lb_alloc_zero). */
+static inline uint32_t lb_pstack_pop(struct lb_cache *c, struct lb_stack *s)
+{
+    /* Acquire: pairs with the release CAS of lb_pstack_push_chain. */
+    uint64_t old = lb_load_acq_u64(&s->head);
+    for (unsigned tries = 0; tries < LB_RETRY_CAP; tries++) {
+        uint32_t top = (uint32_t)old;
+        if (!top) {
+            if (tries)
+                lb_cache_note_retries(c, tries);
+            return 0;
+        }
+        /* The link may be stale (the block popped and reused meanwhile):
+         * the tag then fails the CAS. */
+        uint32_t next = lb_d_link(lb_load_rlx_u64(lb_id_desc(c, top - 1)));
+        if (lb_cas_acq_u64(&s->head, &old, lb_head_next(old, next))) {
+            lb_sub_rlx_u64(&s->count, 1);
+            if (tries)
+                lb_cache_note_retries(c, tries);
+            return top;
+        }
+    }
+    lb_add_rlx_u64(&c->retry_cap_hits, 1);
+    return 0;
+}
 /* Take the whole stack at once (id + 1 of the first, 0 if empty). */
 uint32_t lb_pstack_take_all(struct lb_cache *c, struct lb_stack *s);
 
@@ -387,7 +423,6 @@ struct lb_cache_counts {
     uint64_t quarantined_pages; /* freed, held back (part of cached_pages) */
 };
 void lb_cache_counts(const struct lb_cache *c, struct lb_cache_counts *out);
-void lb_cache_note_retries(struct lb_cache *c, unsigned retries);
 
 /* ---- invariant sweeps (check.c) ------------------------------------------------ */
 /* Call fn(ctx, m, owner, inbox) for every magazine of queued remote frees:

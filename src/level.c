@@ -16,11 +16,7 @@ uint64_t lb_level_frees(const struct lb_level *l)
 
 void lb_level_own_page(struct lb_zone *z, struct lb_level *l, void *p, unsigned gfp, unsigned dflags)
 {
-    /* moved_in and allocs together: own frees (lb_level_frees) are
-     * unchanged until the page comes back. */
-    lb_bump_1w_u64(&l->moved_in, 1);
-    uint32_t gen = lb_level_count_alloc(l, lb_gfp_slot_any(gfp));
-    lb_store_rlx_u64(lb_zone_desc(z, p), lb_d_owned(l->pattern, dflags, gen));
+    lb_level_own_desc(l, lb_zone_desc(z, p), gfp, dflags);
 }
 
 /* Fold a level's counters into the retired totals (its owner is gone; its

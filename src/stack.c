@@ -10,10 +10,6 @@ void lb_cache_note_retries(struct lb_cache *c, unsigned retries)
         lb_store_rlx_u64(&c->max_retries, retries); /* a statistic: racy max is fine */
 }
 
-static inline uint64_t lb_head_next(uint64_t old, uint32_t index_plus_1)
-{
-    return ((old >> 32) + 1) << 32 | index_plus_1;
-}
 
 struct lb_mag *lb_magstack_pop(struct lb_cache *c, struct lb_stack *s)
 {
@@ -76,29 +72,6 @@ void lb_pstack_push_chain(struct lb_cache *c, struct lb_stack *s, uint32_t first
     }
     lb_add_rlx_u64(&s->count, n);
     lb_cache_note_retries(c, tries);
-}
-
-uint32_t lb_pstack_pop(struct lb_cache *c, struct lb_stack *s)
-{
-    /* Acquire: pairs with the release CAS of lb_pstack_push_chain. */
-    uint64_t old = lb_load_acq_u64(&s->head);
-    for (unsigned tries = 0; tries < LB_RETRY_CAP; tries++) {
-        uint32_t top = (uint32_t)old;
-        if (!top) {
-            lb_cache_note_retries(c, tries);
-            return 0;
-        }
-        /* The link may be stale (the block popped and reused meanwhile):
-         * the tag then fails the CAS. */
-        uint32_t next = lb_d_link(lb_load_rlx_u64(lb_id_desc(c, top - 1)));
-        if (lb_cas_acq_u64(&s->head, &old, lb_head_next(old, next))) {
-            lb_sub_rlx_u64(&s->count, 1);
-            lb_cache_note_retries(c, tries);
-            return top;
-        }
-    }
-    lb_add_rlx_u64(&c->retry_cap_hits, 1);
-    return 0;
 }
 
 uint32_t lb_pstack_take_all(struct lb_cache *c, struct lb_stack *s)

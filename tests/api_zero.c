@@ -11,6 +11,7 @@
 #include <labyrinth.h>
 #include <stdbool.h>
 #include <time.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 static int quiet_reports;
@@ -95,6 +96,7 @@ int main(void)
     CHECK(zs.cleared_pages >= zs.stock_pages);
     sums(z); /* stock pages are free pages, in cached_pages; check walks them */
 
+    struct labyrinth_zone_stats st, st0;
     /* A hit, plain call and the seed's macro; the pages are zeros. */
     unsigned long long hits0 = zs.hits;
     REQUIRE(wait_stock(z, 2, &zs));
@@ -116,16 +118,92 @@ int main(void)
     CHECK_EQ(labyrinth_free_pages(z, q, 0), -EALREADY);
     labyrinth_zone_set_report_handler(z, NULL, NULL);
 
+    /* The lean ZERO path (issue 12 target 6: alloc.c, lb_alloc_zero): ZERO
+     * alone, order 0, this thread's current zone.  Each page a hit, all
+     * zeros, distinct, counted in its mode exactly; freed by the fast path.
+     * Then another zone made current: the general path, still a hit. */
+    REQUIRE(wait_stock(z, 9, &zs));
+    CHECK_EQ(labyrinth_zone_stats(z, &st0), 0);
+    hits0 = zs.hits;
+    unsigned char *fp[8];
+    for (int i = 0; i < 8; i++) {
+        fp[i] = labyrinth_alloc_pages(z, i % 2 ? LABYRINTH_GFP_NOWAIT : LABYRINTH_GFP_ATOMIC, 0,
+                                      LABYRINTH_QUALITY_ZERO);
+        REQUIRE(fp[i] != NULL);
+        CHECK(all_zero(fp[i], ps));
+        for (int j = 0; j < i; j++)
+            CHECK(fp[j] != fp[i]);
+        memset(fp[i], 0x77, ps); /* dirty: a page that came back must not be served as zeroed */
+    }
+    CHECK_EQ(labyrinth_zone_zero_stock(z, &zs), 0);
+    CHECK_EQ(zs.hits, hits0 + 8);
+    CHECK_EQ(labyrinth_zone_stats(z, &st), 0);
+    CHECK_EQ(st.atomic_allocs, st0.atomic_allocs + 4);
+    CHECK_EQ(st.nowait_allocs, st0.nowait_allocs + 4);
+    CHECK_EQ(st.in_use_pages, st0.in_use_pages + 8);
+    sums(z);
+    for (int i = 0; i < 8; i++)
+        CHECK_EQ(labyrinth_free_pages(z, fp[i], 0), 0);
+    labyrinth_zone_set_report_handler(z, on_report, NULL);
+    int rep0 = quiet_reports;
+    CHECK_EQ(labyrinth_free_pages(z, fp[3], 0), -EALREADY);
+    CHECK_EQ(quiet_reports, rep0 + 1);
+    labyrinth_zone_set_report_handler(z, NULL, NULL);
+    /* The stock pages are zeros again, the freed dirty ones are not among
+     * them: every stock hit from now on is all zeros. */
+    struct labyrinth_zone_config oc = {0};
+    oc.pages = 64;
+    oc.flags = LABYRINTH_ZONE_NO_WARDEN;
+    struct labyrinth_zone *other = labyrinth_zone_create(&oc);
+    REQUIRE(other != NULL);
+    REQUIRE(wait_stock(z, 1, &zs));
+    hits0 = zs.hits;
+    void *o = labyrinth_alloc_pages(other, LABYRINTH_GFP_ATOMIC, 0, 0); /* other is current now */
+    REQUIRE(o != NULL);
+    p = labyrinth_alloc_pages(z, LABYRINTH_GFP_ATOMIC, 0, LABYRINTH_QUALITY_ZERO);
+    REQUIRE(p != NULL);
+    CHECK(all_zero(p, ps));
+    CHECK_EQ(labyrinth_zone_zero_stock(z, &zs), 0);
+    CHECK_EQ(zs.hits, hits0 + 1);
+    CHECK_EQ(labyrinth_free_pages(z, p, 0), 0);
+    CHECK_EQ(labyrinth_free_pages(other, o, 0), 0);
+    labyrinth_zone_destroy(other);
+    /* ZERO with what the lean path must leave to the general one: a mode
+     * with a bit it does not know, a higher order (EINVAL reports), and a
+     * destroyed handle (EBADF report, below). */
+    labyrinth_zone_set_report_handler(z, on_report, NULL);
+    rep0 = quiet_reports;
+    CHECK(labyrinth_alloc_pages(z, 0x80000000u, 0, LABYRINTH_QUALITY_ZERO) == NULL);
+    CHECK_EQ(quiet_reports, rep0 + 1);
+    p = labyrinth_alloc_pages(z, LABYRINTH_GFP_ATOMIC, 1, LABYRINTH_QUALITY_ZERO);
+    REQUIRE(p != NULL);
+    CHECK(all_zero(p, 2 * ps));
+    CHECK_EQ(labyrinth_free_pages(z, p, 1), 0);
+    labyrinth_zone_set_report_handler(z, NULL, NULL);
+    sums(z);
+
     /* Shrink drains the stock to the buddy; nothing is lost. */
     REQUIRE(wait_stock(z, 1, &zs));
     CHECK(labyrinth_zone_shrink(z) >= 0);
     sums(z);
-    struct labyrinth_zone_stats st;
     CHECK_EQ(labyrinth_zone_stats(z, &st), 0);
     CHECK_EQ(st.in_use_pages, 0);
     labyrinth_zone_destroy(z);
-    /* A dead handle. */
+    /* A dead handle: the zero stock's call, and a ZERO allocation (the lean
+     * path reads the handle's fast modes, 0 once destroyed). */
     CHECK_EQ(labyrinth_zone_zero_stock(z, &zs), -EBADF);
+    {
+        int saved = dup(2), devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, 2); /* the default handler's EBADF line */
+        errno = 0;
+        CHECK(labyrinth_alloc_pages(z, LABYRINTH_GFP_ATOMIC, 0, LABYRINTH_QUALITY_ZERO) == NULL);
+        CHECK_EQ(errno, 0); /* ATOMIC never sets errno */
+        CHECK(labyrinth_alloc_pages(z, LABYRINTH_GFP_KERNEL, 0, LABYRINTH_QUALITY_ZERO) == NULL);
+        CHECK_EQ(errno, EBADF);
+        dup2(saved, 2);
+        close(saved);
+        close(devnull);
+    }
 
     /* No warden: no stock, ZERO still zeroes. */
     cfg.flags = LABYRINTH_ZONE_NO_WARDEN;
