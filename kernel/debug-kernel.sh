@@ -55,6 +55,9 @@ config_extra='
 CONFIG_64BIT=y
 CONFIG_SMP=y
 CONFIG_NR_CPUS=4
+CONFIG_ACPI=y
+CONFIG_X86_MPPARSE=y
+CONFIG_X86_IO_APIC=y
 CONFIG_HOTPLUG_CPU=y
 CONFIG_X86_LOCAL_APIC=y
 CONFIG_PCI=y
@@ -108,7 +111,7 @@ if [ ! -e "$stamp" ]; then
   (cd "$src" && make -s tinyconfig >/dev/null && \
      ./scripts/kconfig/merge_config.sh -m .config labyrinth.config >"$cache/merge.log" 2>&1 && \
      make -s olddefconfig >/dev/null) || die "configuration failed (see $cache/merge.log)"
-  for o in KASAN PROVE_LOCKING PROVE_RCU DEBUG_ATOMIC_SLEEP DEBUG_KMEMLEAK MODULES SMP HOTPLUG_CPU DEVPORT SERIAL_8250_CONSOLE DEBUG_FS; do
+  for o in KASAN PROVE_LOCKING PROVE_RCU DEBUG_ATOMIC_SLEEP DEBUG_KMEMLEAK MODULES SMP ACPI HOTPLUG_CPU DEVPORT SERIAL_8250_CONSOLE DEBUG_FS; do
     grep -q "^CONFIG_$o=y" "$src/.config" || die "CONFIG_$o did not survive olddefconfig (see $src/.config)"
   done
   echo "kernel-debug: building bzImage and the module tooling (about 13 minutes on 2 vCPUs; progress every 60 s)"

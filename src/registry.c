@@ -395,7 +395,7 @@ static void lb_fork_child(void)
             lb_claims[i].hi = 0;
     }
     lb_cache_tls_fork_child();
-    lb_os_mutex_init(&lb_registry_mutex);
+    lb_os_mutex_init(&lb_registry_mutex, LB_MUTEX_REGISTRY);
 }
 
 void lb_registry_fork_init(void)

@@ -34,7 +34,7 @@ static void lb_tls_mutex_once(void)
         lb_os_yield();
     }
     if (!lb_load_rlx_u32(&lb_tls_mutex_ready)) {
-        lb_os_mutex_init(&lb_tls_mutex);
+        lb_os_mutex_init(&lb_tls_mutex, LB_MUTEX_TLS);
         lb_os_thread_exit_hook_init(lb_tls_exit);
         /* Release: the mutex is initialised before anyone sees ready. */
         lb_store_rel_u32(&lb_tls_mutex_ready, 1);
@@ -101,7 +101,7 @@ void lb_cache_tls_fork_child(void)
         lb_signal_fence(); /* the serial is gone before the pointer */
         lb_ctx()->z[i].tc = NULL;
     }
-    lb_os_mutex_init(&lb_tls_mutex);
+    lb_os_mutex_init(&lb_tls_mutex, LB_MUTEX_TLS);
 }
 
 /* Runs in an exiting thread that used a zone: give its caches back. */

@@ -393,8 +393,8 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct lb_zone **
     z->cache.bad_ctx = z;
     /* Mutexes, TLS slots and the registry are process-local bookkeeping,
      * not system calls: zones over caller memory have them too. */
-    lb_os_mutex_init(&z->grow_mutex);
-    lb_os_mutex_init(&z->rebalance_mutex);
+    lb_os_mutex_init(&z->grow_mutex, LB_MUTEX_GROW);
+    lb_os_mutex_init(&z->rebalance_mutex, LB_MUTEX_REBALANCE);
     lb_registry_fork_init(); /* once per process, before the first zone is registered */
     lb_cache_tls_register(&z->cache);
     rc = lb_registry_add(z);

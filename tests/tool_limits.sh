@@ -94,7 +94,11 @@ run ratej demo --rate 5M --duration 500ms --quiet --json
 json_true "$tmp/ratej.out" 'd["rate"]["asked_per_s"] == 5000000 and d["rate"]["reached"] is False and d["rate"]["delivered_per_s"] < 4500000' \
   "--rate 5M: the JSON says the rate was not reached"
 run rateok demo --rate 1000 --duration 1s --quiet --json
-json_true "$tmp/rateok.out" 'd["rate"]["reached"] is True' "a modest rate is reached"
+# Whether 1000/s is delivered depends on the machine's load (one CI run
+# under ASan, beside other jobs, missed it): the verdict must follow what
+# was delivered (90 % of the rate asked), not assert a speed.
+json_true "$tmp/rateok.out" 'd["rate"]["delivered_per_s"] > 0 and d["rate"]["reached"] == (d["rate"]["delivered_per_s"] >= 0.9 * d["rate"]["asked_per_s"])' \
+  "a modest rate: delivered, and 'reached' says whether 90 % of it was"
 
 # --sabotage beyond the end of the run: not "no violation" alone.
 run sab stress --sabotage 100M --duration 300ms --threads 1 --quiet

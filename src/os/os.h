@@ -202,7 +202,19 @@ void lb_os_sleep_ns(uint64_t ns);
 typedef struct { uint64_t opaque[6]; } lb_os_mutex;
 #define LB_OS_MUTEX_INITIALIZER(name) {{0}} /* a zero-filled pthread mutex */
 #endif
-void lb_os_mutex_init(lb_os_mutex *m);
+/* What a mutex guards, for a kernel's lockdep: each kind is its own lock
+ * class, so that holding a zone's rebalance and grow mutexes together
+ * (check.c) is not seen as taking one mutex twice (the debug kernel's
+ * "possible recursive locking": all were one class).  User space ignores
+ * it. */
+enum lb_os_mutex_kind {
+    LB_MUTEX_GROW,      /* a zone's growth                  */
+    LB_MUTEX_REBALANCE, /* a zone's warden run, check, shrink */
+    LB_MUTEX_TLS,       /* the thread-cache slots           */
+    LB_MUTEX_REGISTRY,  /* the zone registry                */
+    LB_MUTEX_KINDS
+};
+void lb_os_mutex_init(lb_os_mutex *m, enum lb_os_mutex_kind kind);
 void lb_os_mutex_lock(lb_os_mutex *m);
 void lb_os_mutex_unlock(lb_os_mutex *m);
 void lb_os_mutex_destroy(lb_os_mutex *m);

@@ -336,7 +336,16 @@ void lb_os_sleep_ns(uint64_t ns)
 	fsleep((unsigned long)DIV_ROUND_UP_ULL(ns, 1000));
 }
 
-void lb_os_mutex_init(lb_os_mutex *m) { mutex_init(m); }
+/* One lockdep class per kind (mutex_init's own key is per call site, and
+ * this is one call site for every mutex). */
+static struct lock_class_key lb_k_mutex_keys[LB_MUTEX_KINDS];
+static const char *const lb_k_mutex_names[LB_MUTEX_KINDS] = {
+    "labyrinth grow", "labyrinth rebalance", "labyrinth tls", "labyrinth registry",
+};
+void lb_os_mutex_init(lb_os_mutex *m, enum lb_os_mutex_kind kind)
+{
+    __mutex_init(m, lb_k_mutex_names[kind], &lb_k_mutex_keys[kind]);
+}
 void lb_os_mutex_lock(lb_os_mutex *m) { mutex_lock(m); }
 void lb_os_mutex_unlock(lb_os_mutex *m) { mutex_unlock(m); }
 void lb_os_mutex_destroy(lb_os_mutex *m) { mutex_destroy(m); }

@@ -429,7 +429,11 @@ void lb_os_sleep_ns(uint64_t ns)
 
 _Static_assert(sizeof(pthread_mutex_t) <= sizeof(lb_os_mutex), "lb_os_mutex too small");
 
-void lb_os_mutex_init(lb_os_mutex *m) { pthread_mutex_init((pthread_mutex_t *)m, NULL); }
+void lb_os_mutex_init(lb_os_mutex *m, enum lb_os_mutex_kind kind)
+{
+    (void)kind;
+    pthread_mutex_init((pthread_mutex_t *)m, NULL);
+}
 void lb_os_mutex_lock(lb_os_mutex *m) { pthread_mutex_lock((pthread_mutex_t *)m); }
 void lb_os_mutex_unlock(lb_os_mutex *m) { pthread_mutex_unlock((pthread_mutex_t *)m); }
 void lb_os_mutex_destroy(lb_os_mutex *m) { pthread_mutex_destroy((pthread_mutex_t *)m); }
