@@ -174,7 +174,7 @@ if [ \$rc = 0 ] && dmesg | grep -q "labyrinth_selftest: PASS"; then
     # a leak whose trace names a labyrinth module fails.
     echo scan >/sys/kernel/debug/kmemleak; sleep 6; echo scan >/sys/kernel/debug/kmemleak
     n=\$(grep -c "unreferenced object" /sys/kernel/debug/kmemleak)
-    echo "init: kmemleak: \$n unreferenced object(s) in the whole kernel"
+    echo "init: kmemleak: \$n suspected leak(s) in the whole kernel"
     if grep -q "labyrinth" /sys/kernel/debug/kmemleak; then
       head -n 40 /sys/kernel/debug/kmemleak; verdict '\\001' "FAIL: init: KMEMLEAK: a leak traced to a labyrinth module"
     fi
