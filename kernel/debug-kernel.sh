@@ -24,24 +24,10 @@
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${LB_DEBUG_KERNEL_CACHE:-/var/cache/labyrinth/debug-kernel}
-pkgs="linux-source flex bison bc libelf-dev libssl-dev xz-utils make gcc"
 die() { echo "kernel-debug: FAILED - $*" >&2; exit 1; }
 skip() { echo "kernel-debug: SKIPPED - $*"; exit 77; }
 
-missing=""
-for p in $pkgs; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-  [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || skip "missing:$missing (not root: cannot install)"
-  echo "kernel-debug: installing from Debian's packages:$missing"
-  export DEBIAN_FRONTEND=noninteractive
-  log=/tmp/labyrinth-apt-kernel-debug.log
-  if ! apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends $missing >"$log" 2>&1; then
-    apt-get -o DPkg::Lock::Timeout=600 update -q >>"$log" 2>&1
-    apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends $missing >>"$log" 2>&1 || skip "apt-get could not install:$missing (see $log)"
-  fi
-fi
+why=$(bash "$root/scripts/deps.sh" --strict kernel-debug) || skip "$why"
 
 tarball=$(ls /usr/src/linux-source-*.tar.xz 2>/dev/null | sort -V | tail -n 1)
 [ -n "$tarball" ] || die "linux-source is installed but /usr/src/linux-source-*.tar.xz is missing"

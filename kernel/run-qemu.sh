@@ -28,35 +28,20 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 out=${LB_KERNEL_BUILD:-$root/build-kernel}
 timeout_s=${LB_QEMU_TIMEOUT:-120}
 secs=${LB_SELFTEST_SECONDS:-3}
-pkgs="linux-image-amd64 linux-headers-amd64 qemu-system-x86 busybox-static cpio kmod"
 
 skip() {
   echo
   echo "################################################################"
   echo "## kernel: SKIPPED - $*"
   echo "## (the kernel module was NOT tested; run as root with Debian's"
-  echo "##  package mirror reachable: $pkgs)"
+  echo "##  package mirror reachable: scripts/deps.sh kernel)"
   echo "################################################################"
   exit 77
 }
 die() { echo "kernel: FAILED - $*" >&2; exit 1; }
 
 # ---- packages -----------------------------------------------------------------
-missing=""
-for p in $pkgs; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-  [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || skip "missing:$missing (not root: cannot install)"
-  echo "kernel: installing from Debian's packages:$missing"
-  export DEBIAN_FRONTEND=noninteractive
-  log=/tmp/labyrinth-apt-kernel.log
-  if ! apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends $missing >"$log" 2>&1; then
-    apt-get -o DPkg::Lock::Timeout=600 update -q >>"$log" 2>&1
-    apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends $missing >>"$log" 2>&1 \
-      || skip "apt-get could not install:$missing (see $log)"
-  fi
-fi
+why=$(bash "$root/scripts/deps.sh" --strict kernel) || skip "$why"
 
 # ---- the kernel: the newest *-amd64 with headers and an image ---------------------
 kver=""

@@ -107,6 +107,17 @@ static LB_NOINLINE void *lb_alloc_general(const struct labyrinth_zone *h, struct
     return p;
 }
 
+static LB_NOINLINE void *lb_alloc_miss(struct labyrinth_zone *h, unsigned gfp, unsigned order,
+                                       unsigned quality, const void *caller);
+
+/* A mode that may sleep is taken by a fast path only where the caller may
+ * sleep (a kernel's atomic context gets the general path's refusal; user
+ * space may always). */
+static inline bool lb_gfp_ctx_ok(unsigned gfp)
+{
+    return !LB_OS_CTX_PER_CPU || !lb_gfp_may_sleep(gfp) || lb_os_may_sleep();
+}
+
 /* ZERO alone at order 0, in a zone with fast modes (no default quality, no
  * VERIFY, no quarantine: fast_gfp), the zone the thread used last: a page
  * of the zeroed stock, made the caller's level's as the fast path takes a
@@ -118,13 +129,10 @@ static LB_NOINLINE void *lb_alloc_general(const struct labyrinth_zone *h, struct
  * counts a miss).  Reached from labyrinth_alloc_pages's miss with
  * quality ZERO alone; anything else goes on to lb_alloc_miss.  Issue 12,
  * target 6 (docs/design.md, "The zeroed stock"). */
-static LB_NOINLINE void *lb_alloc_miss(struct labyrinth_zone *h, unsigned gfp, unsigned order,
-                                       unsigned quality, const void *caller);
-
 static LB_NOINLINE void *lb_alloc_zero(struct labyrinth_zone *h, unsigned gfp, unsigned order, const void *caller)
 {
     if (order != 0 || h == NULL || (gfp & ~LABYRINTH_GFP_BITS_ALL) != 0 || !((h->fast_gfp >> gfp) & 1) ||
-        (LB_OS_CTX_PER_CPU && lb_gfp_may_sleep(gfp) && !lb_os_may_sleep()))
+        !lb_gfp_ctx_ok(gfp))
         return lb_alloc_miss(h, gfp, order, LABYRINTH_QUALITY_ZERO, caller);
     uint32_t d = lb_enter();
     struct lb_level *l = lb_tls_level_cur(h->serial, d);
@@ -155,7 +163,7 @@ static LB_NOINLINE void *lb_alloc_miss(struct labyrinth_zone *h, unsigned gfp, u
 {
     struct lb_zone *z = lb_zone_get(h);
     if (z != NULL && (order | quality | (gfp & ~LABYRINTH_GFP_BITS_ALL)) == 0 && ((z->fast_gfp >> gfp) & 1) &&
-        (!lb_gfp_may_sleep(gfp) || lb_os_may_sleep())) {
+        lb_gfp_ctx_ok(gfp)) {
         /* Order 0, a named mode, no quality: the magazines missed. */
         int err = 0;
         uint32_t d = lb_enter();
@@ -187,8 +195,7 @@ void *labyrinth_alloc_pages(struct labyrinth_zone *z, unsigned gfp, unsigned ord
     /* The fast path: order 0, a named mode, no quality, a page in this
      * thread's loaded magazine.  Anything else is a tail call. */
     if (LB_LIKELY(z != NULL) && LB_LIKELY((order | quality | (gfp & ~LABYRINTH_GFP_BITS_ALL)) == 0) &&
-        LB_LIKELY((z->fast_gfp >> gfp) & 1) &&
-        (!LB_OS_CTX_PER_CPU || !lb_gfp_may_sleep(gfp) || lb_os_may_sleep())) {
+        LB_LIKELY((z->fast_gfp >> gfp) & 1) && lb_gfp_ctx_ok(gfp)) {
         uint32_t d = lb_enter();
         struct lb_level *l = lb_tls_level_cur(z->serial, d);
         if (LB_LIKELY(l != NULL)) {

@@ -292,16 +292,16 @@ static inline struct lb_mag *lb_cache_mag_next(const struct lb_cache *c, const s
     return next ? lb_mag_at(c, next - 1) : NULL;
 }
 /* The thread cache level l belongs to. */
+static inline struct lb_tcache *lb_level_tcache(const struct lb_cache *c, const struct lb_level *l)
+{
+    LB_DEBUG_CHECK(l->id >= 1 && l->id <= c->ntcaches * LB_LEVELS);
+    return &c->tcaches[(l->id - 1) / LB_LEVELS];
+}
 /* The same, for a level known to be lvl[d] of its tcache (no division). */
 static inline struct lb_tcache *lb_level_tcache_at(struct lb_level *l, uint32_t d)
 {
     _Static_assert(__builtin_offsetof(struct lb_tcache, lvl) == 0, "lvl[0] starts the tcache");
     return (struct lb_tcache *)(void *)(l - d);
-}
-static inline struct lb_tcache *lb_level_tcache(const struct lb_cache *c, const struct lb_level *l)
-{
-    LB_DEBUG_CHECK(l->id >= 1 && l->id <= c->ntcaches * LB_LEVELS);
-    return &c->tcaches[(l->id - 1) / LB_LEVELS];
 }
 /* The region and descriptor of a global page id (region.h's layout). */
 static inline struct lb_region *lb_cache_id_region(const struct lb_cache *c, uint32_t page_id)
@@ -367,6 +367,7 @@ static inline uint32_t lb_pstack_pop(struct lb_cache *c, struct lb_stack *s)
          * the tag then fails the CAS. */
         uint32_t next = lb_d_link(lb_load_rlx_u64(lb_id_desc(c, top - 1)));
         if (lb_cas_acq_u64(&s->head, &old, lb_head_next(old, next))) {
+            /* Relaxed: a statistic and a hint; emptiness is the head's. */
             lb_sub_rlx_u64(&s->count, 1);
             if (tries)
                 lb_cache_note_retries(c, tries);

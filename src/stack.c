@@ -10,7 +10,6 @@ void lb_cache_note_retries(struct lb_cache *c, unsigned retries)
         lb_store_rlx_u64(&c->max_retries, retries); /* a statistic: racy max is fine */
 }
 
-
 struct lb_mag *lb_magstack_pop(struct lb_cache *c, struct lb_stack *s)
 {
     /* Acquire: pairs with the release CAS in lb_magstack_push, making the
