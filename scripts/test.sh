@@ -6,6 +6,9 @@
 #   clang    the same with clang (warnings are errors in both)
 #   asan     gcc with AddressSanitizer + UndefinedBehaviorSanitizer
 #   tsan     gcc with ThreadSanitizer
+#   wrap     gcc with -DLABYRINTH_WRAP=ON: the page generations, stack tags
+#            and thread ids start just below their 32-bit wrap (src/cache.h,
+#            "The wrap flavour"), so every test runs across those wraps
 #   valgrind the API tests under memcheck (--fair-sched=yes, each bounded by
 #            LB_VALGRIND_TIMEOUT, default 600 s), on the plain build; then a build
 #            that announces pages to memcheck (-DLABYRINTH_VALGRIND=ON), where
@@ -31,7 +34,7 @@ set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 "$root/scripts/deps.sh" test || exit 1
-flavours=${LB_TEST_FLAVOURS:-"gcc clang asan tsan valgrind fuzz kernel"}
+flavours=${LB_TEST_FLAVOURS:-"gcc clang asan tsan wrap valgrind fuzz kernel"}
 jobs=$(nproc 2>/dev/null || echo 2)
 summary=()
 tail_notes=()
@@ -40,11 +43,11 @@ t_all=$(date +%s)
 
 say() { printf '\n=== %s\n' "$*"; }
 
-build() { # name cc sanitize
+build() { # name cc sanitize [extra cmake flag]
   local dir="$root/build-test-$1"
   mkdir -p "$dir"
   cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER="$2" \
-        -DLABYRINTH_SANITIZE="$3" >"$dir/configure.log" 2>&1 \
+        -DLABYRINTH_SANITIZE="$3" ${4:+"$4"} >"$dir/configure.log" 2>&1 \
     || { cat "$dir/configure.log"; return 1; }
   cmake --build "$dir" -j "$jobs" 2>&1 | grep -E "error|warning|Error" ; return "${PIPESTATUS[0]}"
 }
@@ -53,13 +56,13 @@ run_ctest() { # name
   (cd "$root/build-test-$1" && ctest --output-on-failure -j "$jobs" --timeout 600)
 }
 
-flavour() { # name cc sanitize
+flavour() { # name cc sanitize [extra cmake flag]
   local name=$1 t0; t0=$(date +%s)
   say "flavour $name: build"
   if ! command -v "$2" >/dev/null; then
     summary+=("$name: SKIPPED ($2 not installed; run as root to install it)"); return
   fi
-  if ! build "$name" "$2" "$3"; then
+  if ! build "$name" "$2" "$3" "${4:-}"; then
     summary+=("$name: BUILD FAILED"); failed=1; return
   fi
   say "flavour $name: tests"
@@ -91,6 +94,7 @@ for f in $flavours; do
     clang) flavour clang clang "" ;;
     asan)  flavour asan gcc address ;;
     tsan)  flavour tsan gcc thread ;;
+    wrap)  flavour wrap gcc "" -DLABYRINTH_WRAP=ON ;;
     valgrind)
       t0=$(date +%s)
       say "valgrind: API tests under memcheck"

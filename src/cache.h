@@ -52,6 +52,28 @@ struct lb_mag {
                             push (release) / pop (acquire) hands them on */
 };
 
+/* The wrap flavour (LABYRINTH_WRAP, `make test`'s "wrap" flavour, issue
+ * 11): the 32-bit counters whose wrap matters start just below it, each
+ * level's and each stack's at a different distance, so that the suite runs
+ * across their wraps within its first few thousand operations (as a kernel
+ * starts jiffies 5 minutes before theirs).  The page generations (the low
+ * 32 bits of a level's allocs, which the statistics read relative to
+ * allocs_base), the stack tags, and the thread ids (tcache.c).  In every
+ * other build each starts at 0.  LB_GEN_BITS (a hunting build only)
+ * narrows the generations themselves. */
+#ifdef LABYRINTH_WRAP
+#define LB_WRAP_GEN_START(id) (((uint64_t)1 << 32) - 4096u - 61u * (uint64_t)(id))
+#define LB_WRAP_TAG_START(salt) (0u - 16u - 7u * (uint32_t)(salt))
+#else
+#define LB_WRAP_GEN_START(id) ((uint64_t)0 * (id))
+#define LB_WRAP_TAG_START(salt) (0u * (uint32_t)(salt))
+#endif
+#ifndef LB_GEN_BITS
+#define LB_GEN_BITS 32
+#endif
+#define LB_GEN_MASK ((uint32_t)(((uint64_t)1 << LB_GEN_BITS) - 1))
+_Static_assert(LB_GEN_BITS >= 1 && LB_GEN_BITS <= 32, "LB_GEN_BITS is 1..32");
+
 struct lb_stack {
     lb_atomic_u64 head LB_ALIGNED_CL; /* {tag << 32 | index + 1}; 0 index = empty */
     lb_atomic_u64 count;              /* items (pages or magazines), approximate
@@ -170,7 +192,7 @@ static inline uint32_t lb_level_count_alloc(struct lb_level *l, unsigned s)
     lb_store_rlx_u64(&l->allocs, n);
     if (LB_UNLIKELY(s != LB_SLOT_ATOMIC))
         lb_bump_1w_u64(&l->mode_allocs[s], 1);
-    return (uint32_t)n;
+    return (uint32_t)n & LB_GEN_MASK;
 }
 /* The two filter bits of a page id (0..255 each). */
 static inline unsigned lb_bloom_h1(uint32_t page_id) { return page_id & 255u; }

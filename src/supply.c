@@ -58,11 +58,18 @@ void lb_cache_init(struct lb_cache *c, void *meta, unsigned mag_size, uint32_t n
             l->id = t * LB_LEVELS + d + 1;
             l->quarantine = quarantine ? qbase + ((size_t)t * LB_LEVELS + d) * quarantine : NULL;
             l->pattern = lb_d_make(LB_S_ALLOC, 0, 0) | (uint64_t)l->id << 16;
+            /* 0 except in the wrap flavour (cache.h). */
+            lb_store_rlx_u64(&l->allocs, LB_WRAP_GEN_START(l->id));
+            lb_store_rlx_u64(&l->allocs_base, LB_WRAP_GEN_START(l->id));
+            lb_store_rlx_u64(&l->inbox.head, (uint64_t)LB_WRAP_TAG_START(l->id + 5) << 32);
             lb_store_rlx_ptr(&c->tcaches[t].lvl[d].loaded, lb_mag_at(c, next++));
             lb_store_rlx_ptr(&c->tcaches[t].lvl[d].spare, lb_mag_at(c, next++));
         }
     }
     /* Not yet shared: the zone's publication orders these stores. */
+    struct lb_stack *stacks[] = { &c->full, &c->empty, &c->reserve, &c->pending, &c->zstock };
+    for (unsigned i = 0; i < sizeof stacks / sizeof stacks[0]; i++)
+        lb_store_rlx_u64(&stacks[i]->head, (uint64_t)LB_WRAP_TAG_START(i) << 32);
     for (uint32_t i = next; i < nmags; i++)
         lb_magstack_push(c, &c->empty, lb_mag_at(c, i));
     lb_store_rlx_u64(&c->reserve_low_water, UINT64_MAX);

@@ -18,7 +18,12 @@ static lb_os_mutex lb_tls_mutex;
 
 static lb_atomic_u32 lb_tls_mutex_ready;
 
+/* The wrap flavour starts 40 ids below the wrap (cache.h, "The wrap flavour"). */
+#ifdef LABYRINTH_WRAP
+static lb_atomic_u32 lb_next_thread_id = { 0u - 40u };
+#else
 static lb_atomic_u32 lb_next_thread_id;
+#endif
 
 static void lb_tls_exit(void *arg);
 

@@ -69,7 +69,7 @@ int main()
     CHECK_EQ(info.site->line, line);
     CHECK(std::strcmp(info.site->file, __FILE__) == 0);
     CHECK(std::strcmp(info.site->func, "main") == 0);
-    CHECK_EQ(info.thread, labyrinth_thread_id());
+    CHECK_EQ(info.thread, tracked_id(labyrinth_thread_id()));
 
     CHECK_EQ(labyrinth_register_page_tag(z, n, 0x1234u), 0);
     CHECK_EQ(labyrinth_page_info(z, n, &info), 0);

@@ -155,7 +155,7 @@ static void test_zone_quality(void)
             struct labyrinth_page_info info;
             CHECK_EQ(labyrinth_page_info(z, b, &info), 0);
             CHECK_EQ(info.tracked, 1);
-            CHECK_EQ(info.thread, labyrinth_thread_id());
+            CHECK_EQ(info.thread, tracked_id(labyrinth_thread_id()));
             CHECK(info.caller != NULL);
             CHECK_EQ(labyrinth_free_pages(z, b, order), 0);
         }

@@ -195,8 +195,8 @@ static void test_track_and_register(void)
     CHECK(i1.caller == i2.caller); /* the same call site */
     CHECK(in_fn(ib.caller, (void (*)(void))alloc_site_b));
     CHECK(ib.caller != i1.caller);
-    CHECK_EQ(i1.thread, me);
-    CHECK_EQ(ib.thread, me);
+    CHECK_EQ(i1.thread, tracked_id(me));
+    CHECK_EQ(ib.thread, tracked_id(me));
     CHECK_EQ(i1.tag, 0);
     CHECK(i2.alloc_ns >= i1.alloc_ns);
     CHECK(ib.alloc_ns >= i2.alloc_ns);
@@ -231,7 +231,7 @@ static void test_track_and_register(void)
     struct labyrinth_page_info iu = info_of(tz, u);
     CHECK_EQ(iu.tracked, 1);
     CHECK(in_fn(iu.caller, (void (*)(void))register_site));
-    CHECK_EQ(iu.thread, me);
+    CHECK_EQ(iu.thread, tracked_id(me));
     CHECK_EQ(iu.tag, 0);
     CHECK_EQ(labyrinth_register_page_tag(tz, u, 0xabcdef12u), 0);
     iu = info_of(tz, u);
@@ -254,10 +254,10 @@ static void test_track_and_register(void)
     CHECK_EQ(ta.id2, ta.id);
     CHECK_EQ(ta.rc, 0);
     struct labyrinth_page_info iv = info_of(tz, v);
-    CHECK_EQ(iv.thread, ta.id);
+    CHECK_EQ(iv.thread, tracked_id(ta.id));
     CHECK_EQ(iv.tag, 0x77);
     REQUIRE(ta.page != NULL);
-    CHECK_EQ(info_of(tz, ta.page).thread, ta.id);
+    CHECK_EQ(info_of(tz, ta.page).thread, tracked_id(ta.id));
 
     /* A record describes the current allocation only. */
     CHECK_EQ(labyrinth_free_pages(tz, u, 0), 0);
@@ -331,7 +331,7 @@ static void test_macro(void)
     CHECK_EQ(ip.tracked, 1);
     CHECK_EQ(ip.order, 0);
     CHECK_EQ(ip.state, LABYRINTH_PAGE_IN_USE);
-    CHECK_EQ(ip.thread, labyrinth_thread_id());
+    CHECK_EQ(ip.thread, tracked_id(labyrinth_thread_id()));
     REQUIRE(ip.site != NULL);
     CHECK(strcmp(ip.site->file, __FILE__) == 0);
     CHECK(strcmp(ip.site->func, __func__) == 0);
@@ -577,12 +577,12 @@ static void test_leaks(void)
                 CHECK(strcmp(r->site->file, __FILE__) == 0);
                 CHECK(strcmp(r->site->func, "test_leaks") == 0);
             }
-            CHECK_EQ(r->thread, labyrinth_thread_id());
+            CHECK_EQ(r->thread, tracked_id(labyrinth_thread_id()));
         } else if (r->addr == b) {
             seen_b++;
             CHECK_EQ(r->order, 2);
             CHECK(in_fn(r->caller, (void (*)(void))leak_tracked));
-            CHECK_EQ(r->thread, labyrinth_thread_id());
+            CHECK_EQ(r->thread, tracked_id(labyrinth_thread_id()));
         } else if (r->addr == c) {
             seen_c++;
             CHECK(r->site == NULL);

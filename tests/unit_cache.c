@@ -819,8 +819,75 @@ static void test_thread_id_wrap(void)
     }
 }
 
+/* The wrap flavour's starts (cache.h, "The wrap flavour"): a level's
+ * generations run from LB_WRAP_GEN_START(id) and the statistics do not see
+ * the offset; in the wrap flavour 6,000 LIFO pairs take level 0 across the
+ * generation wrap and the depot's stack tags across theirs, with no page
+ * twice and exact counts.  (In other builds the starts are 0 and the same
+ * checks hold with no wrap.) */
+static void test_wrap_starts(void)
+{
+    struct labyrinth_zone *z = make_zone(4096, 8, 4);
+    struct lb_cache *c = &lb_zone_of(z)->cache;
+    void *p = labyrinth_alloc_pages(z, LABYRINTH_GFP_ATOMIC, 0, 0);
+    REQUIRE(p != NULL);
+    struct lb_level *l = lb_tls_level(c, 0);
+    REQUIRE(l != NULL);
+    uint64_t start = LB_WRAP_GEN_START(l->id);
+    CHECK_EQ(lb_load_rlx_u64(&l->allocs_base), start);
+    CHECK_EQ(lb_load_rlx_u64(&l->allocs), start + 1);
+    CHECK_EQ(lb_d_gen(lb_load_rlx_u64(page_desc(z, p))), (uint32_t)(start + 1) & LB_GEN_MASK);
+    /* A stack no one has touched (no warden: no zeroed stock) holds its
+     * start. */
+    CHECK_EQ(stack_tag(&c->zstock), LB_WRAP_TAG_START(4));
+    CHECK_EQ(stack_top(&c->zstock), 0);
+    uint32_t tag0 = stack_tag(&c->full);
+    uint64_t full0 = lb_load_rlx_u64(&c->full.count);
+    int high = 0, low = 0, bad = 0;
+    void *held[64];
+    for (unsigned i = 0; i < 6000; i++) {
+        /* Bursts of 64 so that the depot's stacks move too. */
+        unsigned k = 0;
+        for (; k < 64; k++) {
+            held[k] = labyrinth_alloc_pages(z, LABYRINTH_GFP_ATOMIC, 0, 0);
+            if (!held[k])
+                break;
+            uint32_t g = lb_d_gen(lb_load_rlx_u64(page_desc(z, held[k])));
+            high += g >= 0xfffff000u;
+            low += g < 0x1000u;
+            for (unsigned j = 0; j < k; j++)
+                bad += held[j] == held[k] || held[k] == p;
+        }
+        CHECK_EQ(k, 64);
+        while (k-- > 0)
+            bad += labyrinth_free_pages(z, held[k], 0) != 0;
+        i += 63;
+    }
+    CHECK_EQ(bad, 0);
+    struct labyrinth_zone_stats st;
+    labyrinth_zone_stats(z, &st);
+    CHECK_EQ(st.atomic_allocs, 6016 + 1);
+    CHECK_EQ(st.in_use_pages, 1);
+    CHECK_EQ(labyrinth_zone_check(z), 0);
+#ifdef LABYRINTH_WRAP
+    CHECK(high > 0 && low > 0);  /* the generations went across 2^32 */
+    /* The depot's full stack started 16 below its tag's wrap and had more
+     * than 16 pushes at creation: across it (a plain build counts up from
+     * 0 and could not be here below 16 with a count above 16). */
+    CHECK(full0 > 16 && tag0 < full0);
+    CHECK(labyrinth_thread_id() >= 0xffffff00u || labyrinth_thread_id() < 64);
+#else
+    CHECK_EQ(high, 0);
+    CHECK(low > 0);
+    CHECK(tag0 >= full0); /* from 0: at least one step per push */
+#endif
+    CHECK_EQ(labyrinth_free_pages(z, p, 0), 0);
+    labyrinth_zone_destroy(z);
+}
+
 int main(void)
 {
+    test_wrap_starts();
     test_thread_id_wrap();
     test_depot_aba();
     test_reserve_aba();
