@@ -81,9 +81,10 @@
  *   after every other free slot (2048 in all): a handle destroyed that
  *   many zone creations ago may name a new zone.  A call racing the
  *   destruction of its own zone is still the caller's error.  A pointer
- *   to unmapped memory is undefined for labyrinth_free_pages and order-0
- *   labyrinth_alloc_pages, whose inlined fast paths read the handle before
- *   any check; every other call refuses it.
+ *   to unmapped memory is undefined for labyrinth_free_pages, order-0
+ *   labyrinth_alloc_pages and the seed's macro with quality 0, whose
+ *   inlined fast paths read the handle before any check; every other call
+ *   refuses it.
  *
  *   In the Linux kernel module (docs/kernel.md) there is no errno: what
  *   would set it sets nothing, and the return values are the same.  There

@@ -259,15 +259,6 @@ static LB_NOINLINE void *lb_alloc_site_slow(struct labyrinth_zone *h, unsigned q
 
 /* The macro's fast path found no thread id yet (the thread's first
  * record): the rest of its work, with the id made. */
-static LB_NOINLINE void *lb_alloc_site_first(struct labyrinth_zone *h, void *p, struct lb_track_rec *t,
-                                             const struct labyrinth_site *site, uint64_t units, uint32_t d)
-{
-    lb_track_store(t, site, true, lb_cache_thread_id(), units, 0);
-    lb_leave(d);
-    LB_TOOL_ALLOC(p, h->page_mask + 1, 0);
-    return p;
-}
-
 void *labyrinth_alloc_page_atomic_site(struct labyrinth_zone *h, unsigned quality,
                                        const struct labyrinth_site *site)
 {
@@ -281,7 +272,10 @@ void *labyrinth_alloc_page_atomic_site(struct labyrinth_zone *h, unsigned qualit
      * of it found, or lb_zone_get): a kernel pins its module at its first
      * use in the zone (issue 17.3); a site it cannot keep is not recorded,
      * the caller is. */
-    if (LB_LIKELY(h != NULL) && LB_LIKELY(quality == 0) && LB_LIKELY(h->site_fast) && LB_LIKELY(site != NULL)) {
+    /* quality first: with a quality the handle is not read before
+     * lb_zone_get (a pointer to unmapped memory is refused; labyrinth.h,
+     * HANDLES). */
+    if (LB_LIKELY(quality == 0) && LB_LIKELY(h != NULL) && LB_LIKELY(h->site_fast) && LB_LIKELY(site != NULL)) {
         uint32_t d = lb_enter();
         struct lb_level *l = lb_tls_level_cur(h->serial, d);
         if (LB_LIKELY(l != NULL)) {
@@ -302,10 +296,10 @@ void *labyrinth_alloc_page_atomic_site(struct labyrinth_zone *h, unsigned qualit
                 uint64_t units = lb_load_rlx_u64(&h->clock);
                 if (LB_UNLIKELY(units == 0))
                     units = lb_clock_of(lb_os_cycles() - h->epoch_cycles, h->clock_mult);
-                uint32_t tid = lb_thread_id_peek();
-                if (LB_UNLIKELY(tid == 0))
-                    return lb_alloc_site_first(h, p, &h->r0_track[i], site, units, d);
-                lb_track_store(&h->r0_track[i], site, true, tid, units, 0);
+                /* This thread holds a cache: it has its id (lb_id_word_peek). */
+                uint64_t tw = lb_id_word_peek();
+                LB_DEBUG_CHECK(tw != 0);
+                lb_track_store_site(&h->r0_track[i], site, tw, units);
                 lb_leave(d);
                 LB_TOOL_ALLOC(p, h->page_mask + 1, 0);
                 return p;

@@ -66,6 +66,26 @@ long lb_zone_for_each_in_use(struct lb_zone *z, int (*fn)(const struct labyrinth
 #define LB_TRACK_THREAD_HI_BIT   (1ull << 39)
 #define LB_TRACK_TIME_MASK ((1ull << 39) - 1)
 
+_Static_assert(LB_TRACK_TIME_MASK == LB_CLOCK_MAX, "a clock value fills the time field exactly");
+
+/* The record's thread bits and site flag are tcache.h's id word. */
+_Static_assert(LB_TRACK_THREAD_LO_SHIFT == LB_ID_WORD_LO_SHIFT && LB_TRACK_THREAD_LO_MASK == LB_ID_WORD_LO_MASK &&
+                   LB_TRACK_THREAD_HI_BIT == LB_ID_WORD_HI_BIT && LB_TRACK_SITE_BIT == LB_ID_WORD_TOP_BIT,
+               "a record's thread bits are the id word's");
+/* Store record t for a site, from the caller's id word tw (lb_id_word),
+ * time units <= LB_CLOCK_MAX, tag 0: what lb_track_store(site, true, tid,
+ * units, 0) stores.  The pointer's bits 0..47 merged
+ * with the word's 48..63; `when` takes the word's bit 39. */
+static inline void lb_track_store_site(struct lb_track_rec *t, const struct labyrinth_site *site, uint64_t tw,
+                                       uint64_t units)
+{
+    uint64_t who = (((uintptr_t)site ^ tw) & LB_TRACK_ADDR_MASK) ^ tw;
+    uint64_t when = units | (tw & LB_TRACK_ADDR_MASK);
+    /* Relaxed: as lb_track_store. */
+    lb_store_rlx_u64(&t->who, who);
+    lb_store_rlx_u64(&t->when, when);
+}
+
 /* Tracking records. */
 void lb_track_write(struct lb_zone *z, struct lb_region *r, uint32_t idx, const void *caller,
                     const struct labyrinth_site *site, uint32_t tag);

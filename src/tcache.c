@@ -216,6 +216,10 @@ uint32_t lb_cache_thread_id(void)
         do
             id = lb_add_rlx_u32(&lb_next_thread_id, 1) + 1;
         while (LB_UNLIKELY(id == 0 || id == LB_OWNER_WARDEN));
+        /* The word first: a handler that finds the id finds the word
+         * (same thread, program order; the fence keeps the compiler's). */
+        lb_ctx()->id_word = lb_id_word(id);
+        lb_signal_fence();
         lb_ctx()->thread_id = id;
     }
     return id;

@@ -51,6 +51,8 @@ struct lb_tls {
     uint32_t armed;              /* exit hook: 0 not armed, 1 armed,
                                     LB_EXIT_HOOK_RAN after it ran (no
                                     claim from then on)                   */
+    uint64_t id_word;            /* lb_id_word(thread_id), stored before
+                                    it (user space)                       */
     struct lb_tls_zone z[LB_TLS_ZONES];
 };
 #define LB_EXIT_HOOK_RAN 2u
@@ -123,6 +125,29 @@ uint32_t lb_cache_thread_id(void);
 void lb_cache_thread_id_test_set(uint32_t last);
 /* The same if it is already known, else 0 (a kernel: the CPU's; user
  * space: the thread's TLS word, set at its first use). */
+/* A context id in the form the tracking records take it (quality.h):
+ * bits 48..62 its bits 0..14, bit 39 its bit 15, bit 63 set, nothing else;
+ * never 0.  User space keeps it beside the id (lb_tls.id_word). */
+#define LB_ID_WORD_LO_SHIFT 48u
+#define LB_ID_WORD_LO_MASK  0x7fffu
+#define LB_ID_WORD_HI_BIT   (1ull << 39)
+#define LB_ID_WORD_TOP_BIT  (1ull << 63)
+static inline uint64_t lb_id_word(uint32_t id)
+{
+    return (uint64_t)(id & LB_ID_WORD_LO_MASK) << LB_ID_WORD_LO_SHIFT | ((id & 0x8000u) ? LB_ID_WORD_HI_BIT : 0) |
+           LB_ID_WORD_TOP_BIT;
+}
+/* The calling context's lb_id_word.  User space: valid once the thread has
+ * an id, which it has whenever it holds a cache (lb_cache_claim takes the
+ * id first), so on every fast path. */
+static inline uint64_t lb_id_word_peek(void)
+{
+#if LB_OS_CTX_PER_CPU
+    return lb_id_word(lb_os_ctx_id());
+#else
+    return lb_ctx()->id_word;
+#endif
+}
 static inline uint32_t lb_thread_id_peek(void)
 {
 #if LB_OS_CTX_PER_CPU

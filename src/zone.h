@@ -67,7 +67,9 @@ struct labyrinth_zone {
     uint32_t      mag_size;
     unsigned      page_shift;
     bool          free_slow;
-    bool          site_fast;    /* the seed's macro has a fast path          */
+    bool          site_fast;    /* the seed's macro has a fast path (true,
+                                   never 0: a buffer of zeros taken for a
+                                   handle must take the checked path)      */
     uintptr_t     page_mask;
     uint32_t      r0_first;
     /* Second line: validation, and the macro's tracking table. */
@@ -96,9 +98,14 @@ struct labyrinth_zone {
  * of the cycle counter (about 10 ns on some CPUs, the largest cost of the
  * seed's macro).  0: no warden yet, the writer reads the counter. */
 #define LB_CLOCK_UNIT_US 1024u
+/* The clock stops at LB_CLOCK_MAX (39 bits: 17.8 years of a zone's life)
+ * rather than wrap, so that a time value always fits a tracking record's
+ * field and its writers need no mask. */
+#define LB_CLOCK_MAX ((1ull << 39) - 1)
 static inline uint64_t lb_clock_of(uint64_t dcycles, uint64_t mult)
 {
-    return mult ? (uint64_t)(((unsigned __int128)dcycles * mult) >> 42) : dcycles >> 20;
+    uint64_t t = mult ? (uint64_t)(((unsigned __int128)dcycles * mult) >> 42) : dcycles >> 20;
+    return t < LB_CLOCK_MAX ? t : LB_CLOCK_MAX;
 }
 #define LB_SERIAL_DEAD UINT64_MAX
 

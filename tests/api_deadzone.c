@@ -30,7 +30,8 @@
  *   6 hole   - a pointer into a munmapped area: the one case the contract
  *              leaves undefined for the calls whose inlined fast path reads
  *              the handle's first line before any check (free and the
- *              order-0 named modes: include/labyrinth.h, "Handles"); those
+ *              order-0 named modes, the seed's macro with quality 0:
+ *              include/labyrinth.h, "Handles"); those
  *              cells read "UB" when they fault and are not failures, every
  *              other call must answer -EBADF
  *
@@ -81,6 +82,11 @@ static long c_atomic_o2(struct labyrinth_zone *z, void *page)
 {
     (void)page;
     return labyrinth_alloc_pages(z, LABYRINTH_GFP_ATOMIC, 2, LABYRINTH_QUALITY_ZERO) != NULL;
+}
+static long c_seed0(struct labyrinth_zone *z, void *page)
+{
+    (void)page;
+    return labyrinth_void_allocpage_gfpatomic_extra_quality(z, 0) != NULL;
 }
 static long c_seed(struct labyrinth_zone *z, void *page)
 {
@@ -164,6 +170,7 @@ static const struct {
     {"labyrinth_alloc_pages ATOMIC", c_atomic, 0},
     {"labyrinth_alloc_pages NOWAIT", c_nowait, 0},
     {"labyrinth_alloc_pages KERNEL (errno)", c_kernel, 0},
+    {"seed macro, quality 0", c_seed0, 0},
     {"labyrinth_alloc_pages ATOMIC o2 ZERO", c_atomic_o2, 0},
     {"seed macro (alloc_page_atomic_site)", c_seed, 0},
     {"labyrinth_zone_stats", c_stats, -EBADF},
@@ -224,7 +231,7 @@ static void run_column(unsigned h, struct labyrinth_zone *z, void *page)
         int st = 0;
         REQUIRE(waitpid(pid, &st, 0) == pid);
         char *c = cell[i][h];
-        if (h == 5 && i < 4 && (WIFSIGNALED(st) || !__atomic_load_n(&sh->done, __ATOMIC_ACQUIRE))) {
+        if (h == 5 && i < 5 && (WIFSIGNALED(st) || !__atomic_load_n(&sh->done, __ATOMIC_ACQUIRE))) {
             /* Documented (see above): a fault, or a sanitizer's exit on it. */
             snprintf(c, sizeof cell[i][h], "UB");
         } else if (WIFSIGNALED(st)) {
