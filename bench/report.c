@@ -67,7 +67,7 @@ struct lbb_target {
     const char *verdict; /* "met", "NOT met", "not measured"            */
 };
 
-#define LBB_NTARGETS 32
+#define LBB_NTARGETS 48
 
 static const char *lbb_verdict(double v, double limit, bool at_most)
 {
@@ -273,6 +273,58 @@ static unsigned lbb_targets(const struct lbb_results *r, struct lbb_target *t)
                      fl->measured ? fl->ns[q] : NAN, ok->measured ? ok->ns[q] : NAN, (unsigned long long)fl->fails);
             t[n++].verdict = lbb_verdict(v, lim, true);
         }
+    }
+
+    /* Issue 12: the seed's scenario at full speed (targets 1-3; 4 above,
+     * 5 in the kernel's self-test, 6 the ZERO rows). */
+    const struct lbb_row *seed = lbb_find(r, "labyrinth-seed");
+    if (!seed)
+        seed = &none;
+    v = lbb_ratio(&seed->lifo, &lab->lifo);
+    t[n].what = "issue 12.1: the seed's macro, LIFO pair at most 1.15x the plain ATOMIC pair's time";
+    snprintf(t[n].measured, sizeof t[n].measured, "macro/plain %.2fx (%.2f vs %.2f ns/pair)", v,
+             lbb_ok(&seed->lifo) ? lbb_med(&seed->lifo) : NAN, lbb_ok(&lab->lifo) ? lbb_med(&lab->lifo) : NAN);
+    t[n++].verdict = lbb_verdict(v, 1.15, true);
+    {
+        double sn = lbb_harness_net(r, &seed->instr_lifo, 0), ln = lbb_harness_net(r, &lab->instr_lifo, 0);
+        v = sn / ln;
+        t[n].what = "issue 12.1: the seed's macro, instructions per pair at most 1.15x the plain pair's";
+        snprintf(t[n].measured, sizeof t[n].measured, "macro/plain %.2fx net of harness (%.1f vs %.1f)", v, sn, ln);
+        t[n++].verdict = lbb_verdict(v, 1.15, true);
+    }
+    v = lbb_ratio(&seed->handoff, &dpdk->handoff);
+    t[n].what = "issue 12.1: the seed's macro, hand-off at least 0.9x DPDK's rate";
+    snprintf(t[n].measured, sizeof t[n].measured, "macro/DPDK rate %.2fx (%.1f vs %.1f M/s; bare ring %.1f)", v,
+             lbb_ok(&seed->handoff) ? lbb_med(&seed->handoff) : NAN,
+             lbb_ok(&dpdk->handoff) ? lbb_med(&dpdk->handoff) : NAN, lbb_ok(&r->ring) ? lbb_med(&r->ring) : NAN);
+    t[n++].verdict = lbb_verdict(v, 0.9, false);
+    v = lbb_ratio(&lab->handoff, &dpdk->handoff);
+    t[n].what = "issue 12.2: plain ATOMIC hand-off at least 1.0x DPDK's rate";
+    snprintf(t[n].measured, sizeof t[n].measured, "labyrinth/DPDK rate %.2fx (%.1f vs %.1f M/s; bare ring %.1f)", v,
+             lbb_ok(&lab->handoff) ? lbb_med(&lab->handoff) : NAN,
+             lbb_ok(&dpdk->handoff) ? lbb_med(&dpdk->handoff) : NAN, lbb_ok(&r->ring) ? lbb_med(&r->ring) : NAN);
+    t[n++].verdict = lbb_verdict(v, 1.0, false);
+    v = lbb_ratio(&lab->handoff, &r->ring);
+    t[n].what = "issue 12.2: plain ATOMIC hand-off at least 60% of the bare ring's rate";
+    snprintf(t[n].measured, sizeof t[n].measured, "%.0f%% (%.1f vs %.1f M/s)", v * 100,
+             lbb_ok(&lab->handoff) ? lbb_med(&lab->handoff) : NAN, lbb_ok(&r->ring) ? lbb_med(&r->ring) : NAN);
+    t[n++].verdict = lbb_verdict(v, 0.6, false);
+    {
+        bool both = lab->lat_handoff.measured && dpdk->lat_handoff.measured;
+        v = both ? lab->lat_handoff.ns[3] / dpdk->lat_handoff.ns[3] : NAN;
+        t[n].what = "issue 12.2: hand-off allocation p99.99 at most DPDK's";
+        snprintf(t[n].measured, sizeof t[n].measured, "labyrinth/DPDK %.2fx (%.1f vs %.1f ns, timer included)", v,
+                 lab->lat_handoff.measured ? lab->lat_handoff.ns[3] : NAN,
+                 dpdk->lat_handoff.measured ? dpdk->lat_handoff.ns[3] : NAN);
+        t[n++].verdict = lbb_verdict(v, 1.0, true);
+    }
+    for (unsigned b = 0; b < 2; b++) {
+        const struct lbb_series *ls = b ? &lab->burst : &lab->lifo, *ds = b ? &dpdk->burst : &dpdk->lifo;
+        v = lbb_ratio(ls, ds);
+        t[n].what = b ? "issue 12.3: burst pair at most 0.7x DPDK's time" : "issue 12.3: LIFO pair at most 0.7x DPDK's time";
+        snprintf(t[n].measured, sizeof t[n].measured, "labyrinth/DPDK time %.2fx (%.2f vs %.2f ns/pair)", v,
+                 lbb_ok(ls) ? lbb_med(ls) : NAN, lbb_ok(ds) ? lbb_med(ds) : NAN);
+        t[n++].verdict = lbb_verdict(v, 0.7, true);
     }
 
     v = r->meta_default >= 0 ? r->meta_default : NAN;
