@@ -141,6 +141,7 @@ struct lbb_peer {
 
 extern struct lbb_peer lbb_peer_labyrinth;
 extern struct lbb_peer lbb_peer_labyrinth_seed;
+extern struct lbb_peer lbb_peer_labyrinth_zero;
 extern struct lbb_peer lbb_peer_dpdk;
 extern struct lbb_peer lbb_peer_tcmalloc;
 extern struct lbb_peer lbb_peer_jemalloc;

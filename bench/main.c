@@ -19,7 +19,7 @@
 
 /* Every allocator the bench knows, in table order. */
 static struct lbb_peer *const lbb_all[] = {
-    &lbb_peer_labyrinth, &lbb_peer_labyrinth_seed, &lbb_peer_dpdk, &lbb_peer_tcmalloc,
+    &lbb_peer_labyrinth, &lbb_peer_labyrinth_seed, &lbb_peer_labyrinth_zero, &lbb_peer_dpdk, &lbb_peer_tcmalloc,
     &lbb_peer_jemalloc,  &lbb_peer_mimalloc,       &lbb_peer_glibc, &lbb_peer_spinbuddy,
     &lbb_peer_harness,
 };
@@ -167,7 +167,7 @@ static void lbb_parse_peers(const char *list, bool *on)
             if (strcmp(t, lbb_all[k]->name) == 0)
                 break;
         if (k == LBB_NALL)
-            lbb_bad("--peers: unknown allocator '%s' (labyrinth, labyrinth-seed, dpdk, tcmalloc, jemalloc, "
+            lbb_bad("--peers: unknown allocator '%s' (labyrinth, labyrinth-seed, labyrinth-zero, dpdk, tcmalloc, jemalloc, "
                     "mimalloc, glibc, spinbuddy, harness)", t);
         on[k] = any = true;
     }

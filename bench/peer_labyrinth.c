@@ -7,6 +7,10 @@
  *   labyrinth-seed  labyrinth_void_allocpage_gfpatomic_extra_quality(zone, 0),
  *                   the seed's macro (registers the page: call site, time,
  *                   thread), freed with labyrinth_free_pages
+ *   labyrinth-zero  labyrinth_alloc_pages(zone, ATOMIC, 0, LABYRINTH_QUALITY_ZERO):
+ *                   a zeroed page, from the warden's zeroed stock when it
+ *                   has one (issue 12, target 6), else cleared in the call;
+ *                   its account gives the stock's hit rate
  *
  * Each row has its own zone of LBB_POOL_PAGES pages, every other field of
  * the config at its default (reserve pages/16, low pages/8, high pages/4,
@@ -60,6 +64,11 @@ static void *lbb_lab_seed_alloc(void *tctx)
     return labyrinth_void_allocpage_gfpatomic_extra_quality((struct labyrinth_zone *)tctx, 0);
 }
 
+static void *lbb_lab_zero_alloc(void *tctx)
+{
+    return labyrinth_alloc_pages(tctx, LABYRINTH_GFP_ATOMIC, 0, LABYRINTH_QUALITY_ZERO);
+}
+
 static void lbb_lab_free(void *tctx, void *p)
 {
     labyrinth_free_pages(tctx, p, 0);
@@ -79,6 +88,14 @@ static void lbb_lab_describe(struct lbb_peer *p, char *buf, size_t len)
              "zone_check %ld violation(s)",
              s.atomic_allocs, s.atomic_failures, s.atomic_reserve_allocs, s.frees, s.misuse_reports,
              s.retry_cap_hits, s.warden_runs, s.in_use_pages, bad);
+    struct labyrinth_zero_stock_stats zs;
+    if (p == &lbb_peer_labyrinth_zero && labyrinth_zone_zero_stock(p->state, &zs) == 0) {
+        size_t n = strlen(buf);
+        unsigned long long all = zs.hits + zs.misses;
+        snprintf(buf + n, len - n, "; zeroed stock: %llu hits, %llu misses (hit rate %.1f%%), %llu pages cleared "
+                 "by the warden", zs.hits, zs.misses, all ? 100.0 * (double)zs.hits / (double)all : 0.0,
+                 zs.cleared_pages);
+    }
     if (p == &lbb_peer_labyrinth && lbb_labo_checked) {
         size_t n = strlen(buf);
         snprintf(buf + n, len - n, "; orders/frag zones: %lu checked at their end, %lu violation(s), "
@@ -117,6 +134,19 @@ struct lbb_peer lbb_peer_labyrinth_seed = {
     .fini = lbb_lab_fini,
     .describe = lbb_lab_describe,
     .orders_na = "the seed's macro allocates order 0 only (the labyrinth row is the public API at every order)",
+};
+
+struct lbb_peer lbb_peer_labyrinth_zero = {
+    .name = "labyrinth-zero",
+    .api = "labyrinth_alloc_pages(z, LABYRINTH_GFP_ATOMIC, 0, LABYRINTH_QUALITY_ZERO) / labyrinth_free_pages(z, p, 0)",
+    .init = lbb_lab_init,
+    .thread_init = lbb_lab_thread_init,
+    .thread_fini = lbb_lab_thread_fini,
+    .alloc = lbb_lab_zero_alloc,
+    .free = lbb_lab_free,
+    .fini = lbb_lab_fini,
+    .describe = lbb_lab_describe,
+    .orders_na = "the zeroed stock is order 0 only (the labyrinth row is the public API at every order)",
 };
 
 static int lbb_meta_of(unsigned flags, double *out)

@@ -327,6 +327,25 @@ static unsigned lbb_targets(const struct lbb_results *r, struct lbb_target *t)
         t[n++].verdict = lbb_verdict(v, 0.7, true);
     }
 
+    /* Issue 12 target 6: ZERO from the zeroed stock at most 1.5x a plain
+     * allocation (the pair's time and instructions; the hit rate is in the
+     * row's account below). */
+    const struct lbb_row *zero = lbb_find(r, "labyrinth-zero");
+    if (!zero)
+        zero = &none;
+    v = lbb_ratio(&zero->lifo, &lab->lifo);
+    t[n].what = "issue 12.6: ZERO LIFO pair at most 1.5x the plain pair's time (sustained LIFO: the stock runs dry, hit rate in the account)";
+    snprintf(t[n].measured, sizeof t[n].measured, "ZERO/plain %.2fx (%.2f vs %.2f ns/pair; hit rate in the account)", v,
+             lbb_ok(&zero->lifo) ? lbb_med(&zero->lifo) : NAN, lbb_ok(&lab->lifo) ? lbb_med(&lab->lifo) : NAN);
+    t[n++].verdict = lbb_verdict(v, 1.5, true);
+    {
+        double zn = lbb_harness_net(r, &zero->instr_lifo, 0), ln = lbb_harness_net(r, &lab->instr_lifo, 0);
+        v = zn / ln;
+        t[n].what = "issue 12.6: ZERO instructions per pair at most 1.5x the plain pair's (sustained LIFO, misses included)";
+        snprintf(t[n].measured, sizeof t[n].measured, "ZERO/plain %.2fx net of harness (%.1f vs %.1f)", v, zn, ln);
+        t[n++].verdict = lbb_verdict(v, 1.5, true);
+    }
+
     v = r->meta_default >= 0 ? r->meta_default : NAN;
     t[n].what = "metadata: at most 8 bytes per page";
     snprintf(t[n].measured, sizeof t[n].measured, "%.2f bytes/page (default zone); %.2f with ZONE_NO_TRACKING", v,
