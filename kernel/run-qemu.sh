@@ -72,7 +72,7 @@ fi
 if grep -E "warning|error" "$out/build.log" | grep -v "Skipping BTF"; then
   die "the module build has warnings (W=1; see $out/build.log)"
 fi
-for m in labyrinth labyrinth_selftest labyrinth_example labyrinth_sitemod; do
+for m in labyrinth labyrinth_selftest labyrinth_example labyrinth_sitemod labyrinth_attack; do
   [ -f "$out/$m.ko" ] || die "$m.ko was not built"
 done
 echo "kernel: built labyrinth.ko, labyrinth_selftest.ko, labyrinth_example.ko ($(( $(date +%s) - t0 )) s, W=1, no warnings)"
@@ -81,7 +81,7 @@ echo "kernel: built labyrinth.ko, labyrinth_selftest.ko, labyrinth_example.ko ($
 ird="$out/initramfs"
 rm -rf "$ird"; mkdir -p "$ird"/{bin,dev,proc,sys,lib/modules,tmp}
 cp "$busybox" "$ird/bin/busybox"
-cp "$out"/labyrinth.ko "$out"/labyrinth_selftest.ko "$out"/labyrinth_example.ko "$out"/labyrinth_sitemod.ko "$ird/lib/modules/"
+cp "$out"/labyrinth.ko "$out"/labyrinth_selftest.ko "$out"/labyrinth_example.ko "$out"/labyrinth_sitemod.ko "$out"/labyrinth_attack.ko "$ird/lib/modules/"
 cat >"$ird/init" <<INIT
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -144,6 +144,12 @@ n=\$(dmesg | grep "labyrinth: zone 'example-rx': leak: block" | grep -c '(unload
 echo "init: the example's destroy reported \$n leak(s) allocated by unloaded code"
 [ "\$n" -ge 2 ] || verdict '\\001' "FAIL: \$n LEAK line(s) naming the failed __init's caller, want 2 or more"
 dmesg | grep 'labyrinth: ' | grep -E 'ffff[0-9a-f]{12}' && verdict '\\001' "FAIL: a raw kernel address in a labyrinth line"
+# The adversarial module: racing double frees, migration, page_info
+# against the seed macro, for about 2 s; its init fails on a violation.
+echo "init: insmod labyrinth_attack.ko"
+insmod /lib/modules/labyrinth_attack.ko || { dmesg | grep 'attack: ' | tail -n 20 | sed 's/^/init: /'; verdict '\\001' "FAIL: labyrinth_attack.ko reported violations"; }
+dmesg | grep 'attack: ' | tail -n 4 | sed 's/^/init: /'
+rmmod labyrinth_attack || verdict '\\001' "FAIL: labyrinth_attack did not unload"
 echo "init: insmod labyrinth_selftest.ko seconds=$secs"
 insmod /lib/modules/labyrinth_selftest.ko seconds=$secs
 rc=\$?
