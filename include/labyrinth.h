@@ -77,7 +77,9 @@
  *   unmapped.  Every call given a destroyed zone's handle, or a pointer to
  *   readable memory that was never a handle, refuses it (-EBADF, NULL, an
  *   EBADF report on stderr) without touching the zone's memory, also when
- *   the zone's caller memory has been freed since.  A slot is reused only
+ *   the zone's caller memory has been freed since; so is a byte copy of a
+ *   live handle (the fast paths key the current zone on the handle's
+ *   address).  A slot is reused only
  *   after every other free slot (2048 in all): a handle destroyed that
  *   many zone creations ago may name a new zone.  A call racing the
  *   destruction of its own zone is still the caller's error.  A pointer

@@ -135,7 +135,7 @@ static LB_NOINLINE void *lb_alloc_zero(struct labyrinth_zone *h, unsigned gfp, u
         !lb_gfp_ctx_ok(gfp))
         return lb_alloc_miss(h, gfp, order, LABYRINTH_QUALITY_ZERO, caller);
     uint32_t d = lb_enter();
-    struct lb_level *l = lb_tls_level_cur(h->serial, d);
+    struct lb_level *l = lb_tls_level_cur(lb_handle_key(h), d);
     if (LB_LIKELY(l != NULL)) {
         struct lb_zone *z = lb_zone_of_live(h);
         struct lb_cache *c = &z->cache;
@@ -197,7 +197,7 @@ void *labyrinth_alloc_pages(struct labyrinth_zone *z, unsigned gfp, unsigned ord
     if (LB_LIKELY(z != NULL) && LB_LIKELY((order | quality | (gfp & ~LABYRINTH_GFP_BITS_ALL)) == 0) &&
         LB_LIKELY((z->fast_gfp >> gfp) & 1) && lb_gfp_ctx_ok(gfp)) {
         uint32_t d = lb_enter();
-        struct lb_level *l = lb_tls_level_cur(z->serial, d);
+        struct lb_level *l = lb_tls_level_cur(lb_handle_key(z), d);
         if (LB_LIKELY(l != NULL)) {
             struct lb_mag *m = lb_level_loaded(l);
             uint32_t n = lb_load_rlx_u32(&m->count);
@@ -277,7 +277,7 @@ void *labyrinth_alloc_page_atomic_site(struct labyrinth_zone *h, unsigned qualit
      * HANDLES). */
     if (LB_LIKELY(quality == 0) && LB_LIKELY(h != NULL) && LB_LIKELY(h->site_fast) && LB_LIKELY(site != NULL)) {
         uint32_t d = lb_enter();
-        struct lb_level *l = lb_tls_level_cur(h->serial, d);
+        struct lb_level *l = lb_tls_level_cur(lb_handle_key(h), d);
         if (LB_LIKELY(l != NULL)) {
             struct lb_mag *m = lb_level_loaded(l);
             uint32_t n = lb_load_rlx_u32(&m->count);

@@ -236,6 +236,11 @@ struct lb_cache {
     lb_atomic_u64   retired_frees;
     lb_atomic_u32   threads;     /* tcaches owned                          */
     uint64_t        serial;      /* the zone's unique serial               */
+    uint64_t        tls_key;     /* serial ^ the handle's address: what a
+                                    thread's current-zone entry holds and
+                                    the fast paths compare (lb_handle_key;
+                                    a byte copy of a handle has another
+                                    address, so it never matches)          */
     unsigned        tls_slot;    /* LB_TLS_ZONES = none                    */
     unsigned        oc_max_order;/* orders 1..this use the level caches    */
     uint32_t        quarantine;  /* entries per level's quarantine, or 0   */

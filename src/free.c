@@ -180,7 +180,7 @@ int labyrinth_free_pages(struct labyrinth_zone *z, void *addr, unsigned order)
         if (LB_LIKELY(off < z->r0_bytes) && LB_LIKELY((off & z->page_mask) == 0)) {
             lb_atomic_u64 *dp = &z->r0_desc[off >> z->page_shift];
             uint32_t d = lb_enter();
-            struct lb_level *l = lb_tls_level_cur(z->serial, d);
+            struct lb_level *l = lb_tls_level_cur(lb_handle_key(z), d);
             if (LB_LIKELY(l != NULL)) {
                 uint64_t w = lb_load_rlx_u64(dp);
                 /* Allocated (order 0) by this level: we are the only

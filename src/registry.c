@@ -146,6 +146,7 @@ int lb_registry_add(struct lb_zone *z)
         if (lb_load_rlx_ptr(&h->zone) || lb_load_rlx_u64(&h->live_serial))
             continue;
         h->serial = z->serial;
+        z->cache.tls_key = lb_handle_key(h); /* before any claim: the zone is not yet published */
         h->r0_lo = z->r0_lo;
         h->r0_bytes = z->r0_bytes;
         h->r0_desc = z->r0_desc;

@@ -187,7 +187,7 @@ struct lb_level *lb_tls_level_slow(const struct lb_cache *c, uint32_t d)
         lb_signal_fence();
         lb_ctx()->cur_lvl = e->tc->lvl;
         lb_signal_fence();
-        lb_ctx()->cur_serial = c->serial;
+        lb_ctx()->cur_serial = c->tls_key;
     }
     return &e->tc->lvl[d];
 }
@@ -253,7 +253,7 @@ struct lb_tcache *lb_cache_claim(struct lb_cache *c)
         lb_signal_fence();
         lb_ctx()->cur_lvl = tc->lvl;
         lb_signal_fence();
-        lb_ctx()->cur_serial = c->serial;
+        lb_ctx()->cur_serial = c->tls_key;
         if (!lb_ctx()->armed) {
             lb_ctx()->armed = 1;
             lb_os_thread_exit_arm(lb_ctx());
@@ -301,7 +301,7 @@ void lb_cache_release_self(struct lb_cache *c)
         return;
     struct lb_tcache *tc = e->tc;
     e->serial = 0;
-    if (lb_ctx()->cur_serial == c->serial)
+    if (lb_ctx()->cur_serial == c->tls_key)
         lb_ctx()->cur_serial = 0;
     lb_signal_fence();
     e->tc = NULL;

@@ -46,7 +46,8 @@ struct lb_tls_zone {
 struct lb_tls {
     uint32_t depth;              /* nesting of labyrinth calls             */
     uint32_t thread_id;          /* 0 until first needed                   */
-    uint64_t cur_serial;         /* the zone this thread used last ...     */
+    uint64_t cur_serial;         /* the zone this thread used last, as its
+                                    key (lb_cache.tls_key) ...            */
     struct lb_level *cur_lvl;    /* ... and its level 0 (fast check)       */
     uint32_t armed;              /* exit hook: 0 not armed, 1 armed,
                                     LB_EXIT_HOOK_RAN after it ran (no
@@ -86,21 +87,22 @@ static inline void lb_leave(uint32_t d)
     lb_os_preempt_on();
 }
 
-/* The level a call at depth d may use in the zone whose serial is given:
+/* The level a call at depth d may use in the zone whose key is given
+ * (lb_cache.tls_key; from a handle, lb_handle_key):
  * the "current zone" entry first (one compare), else the zone's slot.
  * NULL: the shared path, or a claim is needed.  Only a call entered at
  * depth 0 changes the current-zone entry, so a call that read it after its
  * lb_enter() cannot have it changed under it by a nested handler. */
-static inline struct lb_level *lb_tls_level_cur(uint64_t serial, uint32_t d)
+static inline struct lb_level *lb_tls_level_cur(uint64_t key, uint32_t d)
 {
-    if (LB_LIKELY(lb_ctx()->cur_serial == serial && d < LB_LEVELS))
+    if (LB_LIKELY(lb_ctx()->cur_serial == key && d < LB_LEVELS))
         return lb_ctx()->cur_lvl + d;
     return NULL;
 }
 struct lb_level *lb_tls_level_slow(const struct lb_cache *c, uint32_t d);
 static inline struct lb_level *lb_tls_level(const struct lb_cache *c, uint32_t d)
 {
-    struct lb_level *l = lb_tls_level_cur(c->serial, d);
+    struct lb_level *l = lb_tls_level_cur(c->tls_key, d);
     return l ? l : lb_tls_level_slow(c, d);
 }
 /* Take a TLS slot for c (normal context; false: none left). */

@@ -341,6 +341,16 @@ int lb_refusal(struct lb_zone *z, struct lb_region *r, uint32_t idx, uint64_t w,
  * foreign or NULL pointer: never dereferenced), a free slot, or a
  * destroyed zone's (registry.c).  Any context, no lock. */
 struct lb_zone *lb_zone_get(const struct labyrinth_zone *h);
+/* What the fast paths compare with the context's current zone: the
+ * handle's serial tied to the handle's own address, so that a byte copy of
+ * a live handle (another address, the same serial) misses and goes to
+ * lb_zone_get, which refuses it (issue 17, review: a copy used after its
+ * zone's destroy read the freed metadata).  One xor.  A dead handle's key
+ * (LB_SERIAL_DEAD ^ address) names no zone. */
+static inline uint64_t lb_handle_key(const struct labyrinth_zone *h)
+{
+    return h->serial ^ (uint64_t)(uintptr_t)h;
+}
 /* White-box tests and the fuzzer: the zone behind a live handle. */
 static inline struct lb_zone *lb_zone_of(const struct labyrinth_zone *h)
 {

@@ -126,7 +126,7 @@ static unsigned long hsignals, hgated;
 static bool names_z(void)
 {
     unsigned slot = lb_zone_of(Z)->cache.tls_slot;
-    return lb_ctx()->cur_serial == Z->serial || (slot < LB_TLS_ZONES && lb_ctx()->z[slot].serial == Z->serial);
+    return lb_ctx()->cur_serial == lb_handle_key(Z) || (slot < LB_TLS_ZONES && lb_ctx()->z[slot].serial == Z->serial);
 }
 
 /* What the handler does: one ATOMIC page, kept (handler-safe array). */
@@ -420,7 +420,7 @@ static void *probe(void *arg)
     int *got_cache = arg;
     void *p = labyrinth_alloc_pages(Z2, LABYRINTH_GFP_KERNEL, 0, 0);
     REQUIRE(p != NULL);
-    *got_cache = lb_ctx()->cur_serial == Z2->serial;
+    *got_cache = lb_ctx()->cur_serial == lb_handle_key(Z2);
     REQUIRE(labyrinth_free_pages(Z2, p, 0) == 0);
     labyrinth_thread_release(Z2);
     return NULL;
