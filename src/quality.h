@@ -60,18 +60,15 @@ long lb_zone_for_each_in_use(struct lb_zone *z, int (*fn)(const struct labyrinth
  * in `when`).  A torn read can only mix the thread, time and tag of two
  * writes. */
 #define LB_TRACK_ADDR_MASK ((1ull << 48) - 1)
-#define LB_TRACK_SITE_BIT  (1ull << 63)
-#define LB_TRACK_THREAD_LO_SHIFT 48u
-#define LB_TRACK_THREAD_LO_MASK  0x7fffu
-#define LB_TRACK_THREAD_HI_BIT   (1ull << 39)
+/* The thread bits and the site flag are tcache.h's id word (lb_id_word). */
+#define LB_TRACK_SITE_BIT        LB_ID_WORD_TOP_BIT
+#define LB_TRACK_THREAD_LO_SHIFT LB_ID_WORD_LO_SHIFT
+#define LB_TRACK_THREAD_LO_MASK  LB_ID_WORD_LO_MASK
+#define LB_TRACK_THREAD_HI_BIT   LB_ID_WORD_HI_BIT
 #define LB_TRACK_TIME_MASK ((1ull << 39) - 1)
 
 _Static_assert(LB_TRACK_TIME_MASK == LB_CLOCK_MAX, "a clock value fills the time field exactly");
 
-/* The record's thread bits and site flag are tcache.h's id word. */
-_Static_assert(LB_TRACK_THREAD_LO_SHIFT == LB_ID_WORD_LO_SHIFT && LB_TRACK_THREAD_LO_MASK == LB_ID_WORD_LO_MASK &&
-                   LB_TRACK_THREAD_HI_BIT == LB_ID_WORD_HI_BIT && LB_TRACK_SITE_BIT == LB_ID_WORD_TOP_BIT,
-               "a record's thread bits are the id word's");
 /* Store record t for a site, from the caller's id word tw (lb_id_word),
  * time units <= LB_CLOCK_MAX, tag 0: what lb_track_store(site, true, tid,
  * units, 0) stores.  The pointer's bits 0..47 merged
@@ -94,12 +91,13 @@ void lb_track_write(struct lb_zone *z, struct lb_region *r, uint32_t idx, const 
 static inline void lb_track_store(struct lb_track_rec *t, const void *who_ptr, bool is_site, uint32_t tid,
                                   uint64_t units, uint32_t tag)
 {
-    /* The id's bit 15 would land on bit 63: the site flag sets it, a
-     * caller's record clears it (bit 15 is kept in `when`). */
-    uint64_t who = ((uintptr_t)who_ptr & LB_TRACK_ADDR_MASK) | (uint64_t)tid << LB_TRACK_THREAD_LO_SHIFT;
-    who = is_site ? who | LB_TRACK_SITE_BIT : who & ~LB_TRACK_SITE_BIT;
-    uint64_t when = (units & LB_TRACK_TIME_MASK) | ((tid & 0x8000u) ? LB_TRACK_THREAD_HI_BIT : 0) |
-                    (uint64_t)(tag & 0xffffffu) << 40;
+    /* The id word's bits 48..63 beside the pointer (its site flag
+     * cleared for a caller) and its bit 39 beside the time. */
+    uint64_t tw = lb_id_word(tid);
+    uint64_t who = (((uintptr_t)who_ptr ^ tw) & LB_TRACK_ADDR_MASK) ^ tw;
+    if (!is_site)
+        who &= ~LB_TRACK_SITE_BIT;
+    uint64_t when = (units & LB_TRACK_TIME_MASK) | (tw & LB_TRACK_ADDR_MASK) | (uint64_t)(tag & 0xffffffu) << 40;
     /* Relaxed: the record's owner is its only writer; readers may see one
      * word old and one new (the layout above says what that can mix). */
     lb_store_rlx_u64(&t->who, who);

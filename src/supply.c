@@ -58,7 +58,8 @@ void lb_cache_init(struct lb_cache *c, void *meta, unsigned mag_size, uint32_t n
             l->id = t * LB_LEVELS + d + 1;
             l->quarantine = quarantine ? qbase + ((size_t)t * LB_LEVELS + d) * quarantine : NULL;
             l->pattern = lb_d_make(LB_S_ALLOC, 0, 0) | (uint64_t)l->id << 16;
-            /* 0 except in the wrap flavour (cache.h). */
+            /* 0 except in the wrap flavour (cache.h).  Relaxed: not yet
+             * shared; the zone's publication orders them (below). */
             lb_store_rlx_u64(&l->allocs, LB_WRAP_GEN_START(l->id));
             lb_store_rlx_u64(&l->allocs_base, LB_WRAP_GEN_START(l->id));
             lb_store_rlx_u64(&l->inbox.head, (uint64_t)LB_WRAP_TAG_START(l->id + 5) << 32);

@@ -184,6 +184,7 @@ static int child_fail;
  * hung inside fork() itself, before any library's child hook (seen once in
  * CI under ASan, fork 36 of 40, with five threads hammering): not
  * labyrinth's, retried; a hang after it is counted. */
+/* Relaxed: the parent reads them only after the child is dead (waitpid). */
 static void child_mark_a(void) { __atomic_store_n(&sh->mark_a, 1, __ATOMIC_RELAXED); }
 static void child_mark_b(void) { __atomic_store_n(&sh->mark_b, 1, __ATOMIC_RELAXED); }
 
