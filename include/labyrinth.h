@@ -270,7 +270,9 @@ struct labyrinth_zone; /* opaque */
 /* All-zero means sensible defaults for every field (see docs/design.md,
  * "Defaults").  The first block of fields is the original contract (the seed's API). */
 struct labyrinth_zone_config {
-    const char   *name;           /* for reports; copied; NULL = "zone"       */
+    const char   *name;           /* for reports; copied (the first 47 bytes);
+                                     NULL = "zone"; a control character or
+                                     '/' in it is refused (EINVAL)          */
     size_t        pages;          /* mapped, pre-faulted and locked at
                                      creation; 0 = 4096 (16 MiB)               */
     size_t        max_pages;      /* growth limit for KERNEL requests;
@@ -321,7 +323,8 @@ struct labyrinth_zone_config {
 
 struct labyrinth_zone_stats {
     /* The original contract (the seed's API).  free_pages counts every page not in use:
-     * buddy + cached (depot, thread magazines and the zeroed stock) + reserve. */
+     * buddy + cached (depot, thread magazines and the zeroed stock) + reserve +
+     * in flight (below). */
     size_t total_pages, free_pages, in_use_pages, reserve_free_pages;
     unsigned long long atomic_allocs, atomic_failures, misuse_reports;
 
@@ -352,11 +355,15 @@ struct labyrinth_zone_stats {
     unsigned long long grow_events;
     unsigned long long retry_cap_hits; /* lock-free retry bound reached     */
     unsigned long long max_retries;    /* most retries one operation needed */
-    size_t in_flight_pages;      /* freed by one thread, on their way back to
-                                    the thread cache that allocated them; a
-                                    double free still on its way counts here
+    size_t in_flight_pages;      /* freed, on their way back: to the thread
+                                    cache that allocated them (freed by
+                                    another thread), or to the buddy (freed
+                                    while its lock was busy: the next lock
+                                    holder takes them in); a double free
+                                    still on its way counts here
                                     (in_use_pages one low) until the owner
-                                    refuses it                              */
+                                    refuses it.  buddy + cached + reserve +
+                                    in flight = free_pages                  */
     unsigned long long remote_cas_fallbacks; /* such frees queued through the
                                     page's own link for want of a batch
                                     magazine (docs/design.md, "Ownership";
@@ -476,7 +483,8 @@ typedef void labyrinth_report_fn(const struct labyrinth_report *report, void *ar
  *           than pages (no growth), quality TRACK with ZONE_NO_TRACKING,
  *           memory with ZONE_MUST_LOCK, magazine_pages above 256,
  *           max_threads above 4096, quarantine_pages above a quarter of
- *           pages - reserve_pages or above 4096)
+ *           pages - reserve_pages or above 4096, a name with a
+ *           control character or '/')
  *   EEXIST  memory overlaps the caller memory or the pages of a live
  *           zone (the same buffer twice included): the new zone's
  *           metadata would be written over pages the other hands out.
@@ -664,9 +672,28 @@ LABYRINTH_API int labyrinth_virt_to_phys(struct labyrinth_zone *zone, const void
  * stderr: zone, address, reason).  Any thread, any context (lock-free:
  * neither a report nor another change waits for a change under way); a
  * report always gets the handler together with its own arg, the one set
- * before the report or the one being set.  Returns 0 or -EBADF. */
+ * before the report or the one being set.  The handler's code and arg
+ * must stay valid until the zone is destroyed (a report may still be
+ * running an old handler when a new one is set): user space, do not
+ * unload the library holding them first.  A kernel module that sets a
+ * handler on a zone it did not create is pinned (its unload refused,
+ * -EBUSY) until that zone is destroyed, as its seed-macro sites are.
+ * Returns 0, or
+ *   -EBADF   zone is NULL or not a live zone
+ *   kernel only, with a report (the handler stays as it was):
+ *   -EAGAIN  the calling module is still in its __init (a failed init
+ *            frees it whatever its count): set it once the module is live
+ *   -ENOENT  the calling module is unloading
+ *   -ENOSPC  the zone already pins 8 other modules (sites and handlers) */
 LABYRINTH_API int labyrinth_zone_set_report_handler(struct labyrinth_zone *zone,
                                       labyrinth_report_fn *fn, void *arg);
+#if defined(__KERNEL__)
+/* The module setting the handler (THIS_MODULE), through the macro. */
+LABYRINTH_API int labyrinth_zone_set_report_handler_owned(struct labyrinth_zone *zone, labyrinth_report_fn *fn,
+                                                          void *arg, struct module *owner);
+#define labyrinth_zone_set_report_handler(zone, fn, arg) \
+    labyrinth_zone_set_report_handler_owned((zone), (fn), (arg), THIS_MODULE)
+#endif
 
 /* Return the calling thread's cached pages in this zone to the zone and
  * release its cache (a thread does this at exit by itself).  Normal thread

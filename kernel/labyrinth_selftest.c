@@ -454,6 +454,23 @@ static void st_misuse(void)
 	ST_EXPECT(labyrinth_register_page(nt, pb) == -EOPNOTSUPP, "register in a zone without tracking");
 	ST_EXPECT(labyrinth_void_allocpage_gfpatomic_extra_quality(NULL, 0) == NULL, "the macro, NULL zone");
 	ST_EXPECT(labyrinth_free_pages(a, NULL, 0) == 0, "free(NULL) is a no-op");
+	/* Zone names (issue 17 review): '/' gave no debugfs directory,
+	 * silently, and a newline forged a second log line: both refused. */
+	{
+		struct labyrinth_zone_config nc = {.name = "st-eth0/rx", .pages = 16,
+						   .flags = LABYRINTH_ZONE_NO_WARDEN};
+		struct labyrinth_zone *nz = labyrinth_zone_create(&nc);
+
+		ST_EXPECT(!nz, "a zone name with '/' refused");
+		if (nz)
+			labyrinth_zone_destroy(nz);
+		nc.name = "st-rx\nlabyrinth: forged";
+		nz = labyrinth_zone_create(&nc);
+		ST_EXPECT(!nz, "a zone name with a newline refused");
+		if (nz)
+			labyrinth_zone_destroy(nz);
+		st_misuse_cases += 2;
+	}
 	p = labyrinth_void_allocpage_gfpatomic_extra_quality(nt, LABYRINTH_QUALITY_ZERO);
 	ST_EXPECT(p, "the macro in a zone without tracking: a page, unregistered");
 	if (p)

@@ -77,10 +77,55 @@ static const struct kernel_param_ops sitemod_give_ops = {
 module_param_cb(give, &sitemod_give_ops, NULL, 0200);
 MODULE_PARM_DESC(give, "write N: allocate N pages with the macro and hand them to the example driver");
 
+/* The report handler (issue 17 review, helper-26's second break: a
+ * handler of a module that then unloaded was called by the LEAK lines at
+ * the zone's destroy, an oops).  Writing 1 to .../parameters/handler
+ * (live) sets it on the example's zone, frees a page twice (a BAD_FREE
+ * report, to the handler) and leaves one page allocated (a LEAK report at
+ * the example's destroy): labyrinth.ko pins this module until that
+ * destroy, and the exit line says how many reports the handler saw. */
+static atomic_t sitemod_reports = ATOMIC_INIT(0);
+
+static void sitemod_report(const struct labyrinth_report *r, void *arg)
+{
+	atomic_inc(&sitemod_reports);
+}
+
+static int sitemod_handler_set(const char *val, const struct kernel_param *kp)
+{
+	struct labyrinth_zone *(*zone_of)(void) = symbol_get(labyrinth_example_zone);
+	struct labyrinth_zone *z;
+	void *p, *left;
+	int rc;
+
+	if (!zone_of)
+		return -ENOENT;
+	z = zone_of();
+	rc = labyrinth_zone_set_report_handler(z, sitemod_report, NULL);
+	if (!rc) {
+		p = labyrinth_alloc_pages(z, LABYRINTH_GFP_ATOMIC, 0, 0);
+		if (p) {
+			labyrinth_free_pages(z, p, 0);
+			labyrinth_free_pages(z, p, 0); /* the BAD_FREE report */
+		}
+		left = labyrinth_alloc_pages(z, LABYRINTH_GFP_ATOMIC, 0, 0); /* the LEAK report */
+		pr_info("labyrinth_sitemod: report handler set on the example's zone; a double free made, %s page left in it\n",
+			left ? "one" : "no");
+	}
+	symbol_put(labyrinth_example_zone);
+	return rc;
+}
+
+static const struct kernel_param_ops sitemod_handler_ops = {
+	.set = sitemod_handler_set,
+};
+module_param_cb(handler, &sitemod_handler_ops, NULL, 0200);
+MODULE_PARM_DESC(handler, "write 1: set a report handler on the example's zone, make a double free, leave a page");
+
 static int __init sitemod_init(void)
 {
 	struct labyrinth_zone *(*zone_of)(void);
-	int i, left = 0;
+	int i, left = 0, rc;
 
 	if (!fail_init) {
 		pr_info("labyrinth_sitemod: loaded\n");
@@ -92,6 +137,9 @@ static int __init sitemod_init(void)
 	for (i = 0; i < SITEMOD_LEFT; i++)
 		if (labyrinth_void_allocpage_gfpatomic_extra_quality(zone_of(), 0))
 			left++;
+	/* Refused (-EAGAIN): a module in its __init cannot be pinned. */
+	rc = labyrinth_zone_set_report_handler(zone_of(), sitemod_report, NULL);
+	pr_info("labyrinth_sitemod: fail_init: report handler from __init: %d\n", rc);
 	symbol_put(labyrinth_example_zone);
 	pr_info("labyrinth_sitemod: fail_init: %d page(s) allocated with the seed's macro in __init and left in the example's zone; failing\n",
 		left);
@@ -100,7 +148,7 @@ static int __init sitemod_init(void)
 
 static void __exit sitemod_exit(void)
 {
-	pr_info("labyrinth_sitemod: unloaded\n");
+	pr_info("labyrinth_sitemod: unloaded; its report handler saw %d report(s)\n", atomic_read(&sitemod_reports));
 }
 
 module_init(sitemod_init);

@@ -240,11 +240,37 @@ int labyrinth_phys_contiguous(struct labyrinth_zone *h, const void *block, unsig
 }
 LB_EXPORT(labyrinth_phys_contiguous);
 
-int labyrinth_zone_set_report_handler(struct labyrinth_zone *h, labyrinth_report_fn *fn, void *arg)
+/* The handler's code must outlive the zone's reports (os.h,
+ * lb_os_handler_keep); a refusal says why, and the handler stays. */
+static int lb_handler_refused(struct lb_zone *z, int err, const void *caller)
+{
+    char b[240];
+    struct lb_fmt f = {b, 0, sizeof b};
+    lb_fmt_str(&f, "zone_set_report_handler refused: ");
+    lb_fmt_str(&f, err == -EAGAIN   ? "the handler's module is still in its __init, which may fail and free it; "
+                                      "set the handler once the module is live"
+                   : err == -ENOENT ? "the handler's module is unloading"
+                                    : "the zone already pins as many modules as it can (sites and handlers)");
+    lb_fmt_str(&f, "; the handler is unchanged (");
+    lb_fmt_str(&f, lb_errname(err));
+    lb_fmt_str(&f, ")");
+    struct labyrinth_report rep = lb_report_make(LABYRINTH_REPORT_BAD_ARGS, z, err, b);
+    rep.caller = caller;
+    lb_zone_report(z, &rep);
+    return err;
+}
+
+static int lb_set_report_handler(struct labyrinth_zone *h, labyrinth_report_fn *fn, void *arg, void *module,
+                                 const void *caller)
 {
     struct lb_zone *z = lb_zone_get(h);
     if (!z)
-        return lb_refuse_handle("zone_set_report_handler", h);
+        return lb_refuse_handle_at("zone_set_report_handler", h, caller);
+    /* Pinned before the handler is published: no report can run it
+     * unpinned.  NULL (the default handler) needs nothing. */
+    int keep = fn ? lb_os_handler_keep(&h->sites, module) : 0;
+    if (keep)
+        return lb_handler_refused(z, keep, caller);
     /* A ticket: unique, so no two writers share a slot until the ring
      * wraps (relaxed: only uniqueness matters). */
     uint64_t n = lb_add_rlx_u64(&z->report_next, 1) + 1;
@@ -264,7 +290,22 @@ int labyrinth_zone_set_report_handler(struct labyrinth_zone *h, labyrinth_report
         ;
     return 0;
 }
+
+/* The name in parentheses: a kernel build's header makes it a macro. */
+int(labyrinth_zone_set_report_handler)(struct labyrinth_zone *h, labyrinth_report_fn *fn, void *arg)
+{
+    return lb_set_report_handler(h, fn, arg, NULL, __builtin_return_address(0));
+}
 LB_EXPORT(labyrinth_zone_set_report_handler);
+
+#ifdef __KERNEL__
+int labyrinth_zone_set_report_handler_owned(struct labyrinth_zone *h, labyrinth_report_fn *fn, void *arg,
+                                            struct module *owner)
+{
+    return lb_set_report_handler(h, fn, arg, owner, __builtin_return_address(0));
+}
+LB_EXPORT(labyrinth_zone_set_report_handler_owned);
+#endif
 
 int labyrinth_thread_release(struct labyrinth_zone *h)
 {

@@ -78,6 +78,17 @@ static size_t lb_quarantine_max(size_t pages, size_t reserve)
 static int lb_plan_make(const struct labyrinth_zone_config *cfg, size_t pages, struct lb_plan *p)
 {
     p->pages = pages;
+    /* The name is one line of report text and (a kernel) a debugfs
+     * directory: a newline forged a second "labyrinth:" log line, and a
+     * '/' left the zone without its directory, silently (issue 17
+     * review).  Only the bytes kept are looked at (lb_zone_fill_common). */
+    if (cfg->name)
+        for (size_t i = 0; cfg->name[i] && i < LB_NAME_MAX - 1; i++) {
+            unsigned char ch = (unsigned char)cfg->name[i];
+            if (ch < 0x20 || ch == 0x7f || ch == '/')
+                return LB_REFUSE("name byte", i, NULL, 0,
+                                 "is a control character or '/': a zone name is printable text of one line");
+        }
     if (pages < 1 || pages > (size_t)LB_REGION_MAX_PAGES)
         return LB_REFUSE("pages", pages, "must be 1 to", LB_REGION_MAX_PAGES, "(pages of one region)");
     p->max_order = cfg->max_order ? cfg->max_order : 10;
@@ -142,7 +153,7 @@ static void lb_zone_fill_common(struct lb_zone *z, const struct labyrinth_zone_c
 {
     z->serial = lb_registry_next_serial();
     const char *name = cfg->name ? cfg->name : "zone";
-    size_t n = strlen(name);
+    size_t n = strnlen(name, sizeof z->name);
     if (n >= sizeof z->name)
         n = sizeof z->name - 1;
     memcpy(z->name, name, n);

@@ -58,6 +58,8 @@ static inline unsigned lb_gfp_slot_any(unsigned gfp)
  * every other free slot (round robin): a dead handle is recognised until
  * LB_HANDLES - (live zones) further zones have been created. */
 #define LB_HANDLES (2u * LB_MAX_ZONES)
+/* A zone name's bytes kept, with its NUL (longer names are cut). */
+#define LB_NAME_MAX 48
 struct labyrinth_zone {
     uint64_t      serial;       /* the zone's; LB_SERIAL_DEAD once destroyed */
     uintptr_t     r0_lo;
@@ -143,7 +145,7 @@ struct lb_zone {
 
     struct labyrinth_zone *handle; /* this zone's slot of the handle table */
     struct lb_track_rec *r0_track; /* the record of r0_lo's page, or NULL   */
-    char          name[48];
+    char          name[LB_NAME_MAX];
     unsigned      flags, quality, max_order;
     size_t        page_size;
     unsigned char poison;

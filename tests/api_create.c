@@ -376,6 +376,60 @@ static void test_args(void)
     printf("args: memory NULL with memory_bytes refused; 9 refusals name their field; gfp 0 counted as NOWAIT\n");
 }
 
+/* Zone names (issue 17 review): a newline forged a second report line, a
+ * '/' (kernel) left the zone without its debugfs directory, silently.
+ * Every control character and '/' is refused, naming the byte; other
+ * bytes (UTF-8 included) are kept, and a long name is cut at 47 bytes. */
+static void test_names(void)
+{
+    static const struct {
+        const char *name;
+        const char *byte; /* what the refusal names */
+    } bad[] = {
+        {"rx\nlabyrinth: zone 'x': forged", "name byte 2 "},
+        {"eth0/rx", "name byte 4 "},
+        {"\t", "name byte 0 "},
+        {"del\x7f", "name byte 3 "},
+        {"cr\r", "name byte 2 "},
+        {"esc\x1b[31m", "name byte 3 "},
+    };
+    char msg[1024];
+    struct create_call c;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(&c, 0, sizeof c);
+        c.cfg.name = bad[i].name;
+        c.cfg.pages = 64;
+        capture_stderr(do_create, &c, msg, sizeof msg);
+        CHECK(c.z == NULL);
+        CHECK_EQ(c.err, EINVAL);
+        if (!strstr(msg, bad[i].byte))
+            fprintf(stderr, "name refusal %zu does not name '%s': %s\n", i, bad[i].byte, msg);
+        CHECK(strstr(msg, bad[i].byte) != NULL);
+        /* One line: the name itself is not echoed. */
+        CHECK(strchr(msg, '\n') == msg + strlen(msg) - 1);
+        if (c.z)
+            labyrinth_zone_destroy(c.z);
+    }
+    /* Kept: UTF-8, spaces, punctuation; the 48th byte on is cut, and a
+     * control character past the cut is not looked at. */
+    static const char *good[] = {"z\xc3\xa9ro-copie rx:0 (q1)", "0123456789012345678901234567890123456789012345678\n"};
+    for (size_t i = 0; i < 2; i++) {
+        memset(&c, 0, sizeof c);
+        c.cfg.name = good[i];
+        c.cfg.pages = 64;
+        capture_stderr(do_create, &c, msg, sizeof msg);
+        CHECK(c.z != NULL);
+        if (!c.z)
+            continue;
+        size_t want = strlen(good[i]) > 47 ? 47 : strlen(good[i]);
+        CHECK_EQ(strlen(labyrinth_zone_name(c.z)), want);
+        CHECK(memcmp(labyrinth_zone_name(c.z), good[i], want) == 0);
+        exercise(c.z);
+        labyrinth_zone_destroy(c.z);
+    }
+    printf("names: 6 with a control character or '/' refused, naming the byte; UTF-8 kept, 49 bytes cut to 47\n");
+}
+
 /* 18.5: caller memory larger than one region (2^24 - 1 pages with the
  * alignment hole): the zone takes what it is asked for, with metadata for
  * that much; pages above one region are refused naming the limit.  The
@@ -562,7 +616,8 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         void (*fn)(void);
-    } parts[] = {{"overlap", test_overlap}, {"nested", test_nested}, {"quarantine", test_quarantine}, {"args", test_args}, {"big", test_big_memory},
+    } parts[] = {{"overlap", test_overlap}, {"nested", test_nested}, {"quarantine", test_quarantine}, {"args", test_args}, {"names", test_names},
+                 {"big", test_big_memory},
                  {"dma", test_dma_untouched_root}, {"unprivileged", test_unprivileged}};
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
         if (argc < 2 || !strcmp(argv[1], parts[i].name))

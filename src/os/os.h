@@ -178,7 +178,20 @@ static inline const void *lb_os_site_keep(struct lb_os_sites *s, const void *sit
 }
 static inline void lb_os_sites_init(struct lb_os_sites *s, void *owner) { (void)s, (void)owner; }
 static inline void lb_os_sites_release(struct lb_os_sites *s) { (void)s; }
+static inline int lb_os_handler_keep(struct lb_os_sites *s, void *module)
+{
+    (void)s, (void)module;
+    return 0;
+}
 #endif
+/* lb_os_handler_keep (any context): a report handler (and its arg) set by
+ * the code of module is kept as long as the zone lives (a kernel: the
+ * module is pinned, in the sites' table, until lb_os_sites_release;
+ * putting it when the handler changes would race a report still running
+ * the old one).  0, or -EAGAIN (the module is in its __init, which may
+ * fail and free it whatever its count), -ENOENT (it is unloading),
+ * -ENOSPC (the zone's table of pinned modules is full).  module NULL (the
+ * kernel image, or user space) or the zone's creator: nothing to keep. */
 
 /* Zone life-cycle hook (normal context): a kernel publishes each zone in
  * debugfs; user space does nothing.  zone is a struct labyrinth_zone *. */

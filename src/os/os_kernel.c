@@ -190,6 +190,51 @@ const void *lb_k_site_pin(struct lb_os_sites *s, const void *site, struct module
 	return NULL;
 }
 
+/* A report handler's module (issue 17 review, helper-26's second break:
+ * a handler set by a module that then unloaded was called by the LEAK
+ * lines at destroy).  The same table and the same rule as the sites, but
+ * a refusal instead of a fallback: a handler cannot be recorded in some
+ * other way.  A module in its __init is refused (-EAGAIN) for the reason
+ * lb_k_site_pin gives: a failed init frees it, reference or not. */
+int lb_os_handler_keep(struct lb_os_sites *s, void *module)
+{
+	struct module *m = module;
+	struct module *old;
+	unsigned int i;
+
+	/* READ_ONCE: pairs with the cmpxchg that published an entry; only
+	 * compared, never dereferenced. */
+	if (!m || m == READ_ONCE(s->owner))
+		return 0;
+	for (i = 0; i < LB_K_SITE_MODS; i++) {
+		old = READ_ONCE(s->mods[i]);
+		if (old == m)
+			return 0;
+		if (!old)
+			break;
+	}
+	if (!try_module_get(m))
+		return -ENOENT;
+	/* READ_ONCE: as in lb_k_site_pin (after our reference only LIVE ->
+	 * GOING through delete_module, which the reference refuses). */
+	if (READ_ONCE(m->state) != MODULE_STATE_LIVE) {
+		module_put(m);
+		return -EAGAIN;
+	}
+	for (i = 0; i < LB_K_SITE_MODS; i++) {
+		/* Full barrier (cmpxchg): as in lb_k_site_pin. */
+		old = cmpxchg(&s->mods[i], NULL, m);
+		if (!old)
+			return 0;
+		if (old == m) {
+			module_put(m);
+			return 0;
+		}
+	}
+	module_put(m);
+	return -ENOSPC;
+}
+
 void lb_os_sites_init(struct lb_os_sites *s, void *owner)
 {
 	/* WRITE_ONCE: read by lb_os_site_keep; the handle is not yet known to

@@ -119,6 +119,7 @@ struct lb_os_sites {
 const void *lb_k_site_pin(struct lb_os_sites *s, const void *site, struct module *m);
 void lb_os_sites_init(struct lb_os_sites *s, void *owner);
 void lb_os_sites_release(struct lb_os_sites *s);
+int lb_os_handler_keep(struct lb_os_sites *s, void *module);
 
 static inline const void *lb_os_site_keep(struct lb_os_sites *s, const void *site)
 {
