@@ -339,10 +339,38 @@ static int documented(int err)
            err == ENOSPC;
 }
 
+/* The zone's name: NULL, or up to 63 bytes of the input (any byte but
+ * NUL), kept for the zone's life in names[k]. */
+static char names[MAX_ZONES][64];
+static void pick_name(struct in *in, struct labyrinth_zone_config *c, unsigned k)
+{
+    unsigned b = u8(in);
+    if (b & 0x80) {
+        c->name = NULL;
+        return;
+    }
+    unsigned n = b % 64;
+    for (unsigned i = 0; i < n; i++) {
+        unsigned ch = u8(in);
+        names[k][i] = (char)(ch ? ch : 'n');
+    }
+    names[k][n] = 0;
+    c->name = names[k];
+}
+
+/* The bytes of a name the zone keeps (47, then NUL). */
+#define NAME_KEPT 47
+
 /* A rule that decides the errno on its own (checked before any memory is
  * looked at), or 0. */
 static int must_fail(const struct labyrinth_zone_config *c)
 {
+    /* A control character or '/' among the bytes kept (KB44). */
+    for (unsigned i = 0; c->name && c->name[i] && i < NAME_KEPT; i++) {
+        unsigned char ch = (unsigned char)c->name[i];
+        if (ch < 0x20 || ch == 0x7f || ch == '/')
+            return EINVAL;
+    }
     if (c->flags & ~LABYRINTH_ZONE_FLAGS_ALL || c->quality & ~LABYRINTH_QUALITY_ALL)
         return EINVAL;
     if ((c->flags & LABYRINTH_ZONE_NO_TRACKING) && (c->quality & LABYRINTH_QUALITY_TRACK))
@@ -378,6 +406,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         unsigned shape;
         decode(&in, &c, &shape);
         place_memory(&in, &c, shape);
+        pick_name(&in, &c, k);
         int rule = must_fail(&c);
         bool overlap = c.memory && c.memory_bytes &&
                        overlaps_live((uintptr_t)c.memory, (uintptr_t)c.memory + c.memory_bytes);
@@ -401,6 +430,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (unsigned i = 0; i < nzones; i++)
             if (zones[i].z == z)
                 violation("creation returned the handle of a live zone", &c, 0);
+        /* The name kept: the first 47 bytes, or "zone". */
+        const char *want_name = c.name ? c.name : "zone";
+        size_t want_len = strnlen(want_name, NAME_KEPT);
+        const char *got_name = labyrinth_zone_name(z);
+        if (!got_name || strlen(got_name) != want_len || memcmp(got_name, want_name, want_len))
+            violation("the zone's name is not the first 47 bytes of the one given", &c, 0);
         struct zone *zn = &zones[nzones++];
         zn->z = z;
         zn->cfg = c;

@@ -78,17 +78,6 @@ static size_t lb_quarantine_max(size_t pages, size_t reserve)
 static int lb_plan_make(const struct labyrinth_zone_config *cfg, size_t pages, struct lb_plan *p)
 {
     p->pages = pages;
-    /* The name is one line of report text and (a kernel) a debugfs
-     * directory: a newline forged a second "labyrinth:" log line, and a
-     * '/' left the zone without its directory, silently (issue 17
-     * review).  Only the bytes kept are looked at (lb_zone_fill_common). */
-    if (cfg->name)
-        for (size_t i = 0; cfg->name[i] && i < LB_NAME_MAX - 1; i++) {
-            unsigned char ch = (unsigned char)cfg->name[i];
-            if (ch < 0x20 || ch == 0x7f || ch == '/')
-                return LB_REFUSE("name byte", i, NULL, 0,
-                                 "is a control character or '/': a zone name is printable text of one line");
-        }
     if (pages < 1 || pages > (size_t)LB_REGION_MAX_PAGES)
         return LB_REFUSE("pages", pages, "must be 1 to", LB_REGION_MAX_PAGES, "(pages of one region)");
     p->max_order = cfg->max_order ? cfg->max_order : 10;
@@ -217,6 +206,19 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct lb_zone **
     struct lb_plan plan;
     int rc;
     *out = NULL;
+    /* The name is one line of report text and (a kernel) a debugfs
+     * directory: a newline forged a second "labyrinth:" log line, and a
+     * '/' left the zone without its directory, silently (issue 17
+     * review, KB44).  Only the bytes kept are looked at
+     * (lb_zone_fill_common); checked first, as the flags are, before any
+     * memory is looked at. */
+    if (cfg->name)
+        for (size_t i = 0; cfg->name[i] && i < LB_NAME_MAX - 1; i++) {
+            unsigned char ch = (unsigned char)cfg->name[i];
+            if (ch < 0x20 || ch == 0x7f || ch == '/')
+                return LB_REFUSE("name byte", i, NULL, 0,
+                                 "is a control character or '/': a zone name is printable text of one line");
+        }
     if (cfg->flags & ~LABYRINTH_ZONE_FLAGS_ALL)
         return LB_REFUSE("flags", cfg->flags, "may only have the bits of", LABYRINTH_ZONE_FLAGS_ALL,
                          "(LABYRINTH_ZONE_FLAGS_ALL)");
