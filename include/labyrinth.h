@@ -363,7 +363,9 @@ struct labyrinth_zone_stats {
                                     still on its way counts here
                                     (in_use_pages one low) until the owner
                                     refuses it.  buddy + cached + reserve +
-                                    in flight = free_pages                  */
+                                    in flight = free_pages, but for such
+                                    double frees: each adds one to the sum,
+                                    and free_pages stops at total_pages     */
     unsigned long long remote_cas_fallbacks; /* such frees queued through the
                                     page's own link for want of a batch
                                     magazine (docs/design.md, "Ownership";
@@ -672,14 +674,19 @@ LABYRINTH_API int labyrinth_virt_to_phys(struct labyrinth_zone *zone, const void
  * stderr: zone, address, reason).  Any thread, any context (lock-free:
  * neither a report nor another change waits for a change under way); a
  * report always gets the handler together with its own arg, the one set
- * before the report or the one being set.  The handler's code and arg
- * must stay valid until the zone is destroyed (a report may still be
- * running an old handler when a new one is set): user space, do not
+ * before the report or the one being set, never the default handler
+ * while one of the caller's is set, however the changes interleave (a
+ * signal handler's changes inside a change included).  The handler's code
+ * and arg must stay valid until the zone is destroyed (a report may still
+ * be running an old handler when a new one is set): user space, do not
  * unload the library holding them first.  A kernel module that sets a
  * handler on a zone it did not create is pinned (its unload refused,
  * -EBUSY) until that zone is destroyed, as its seed-macro sites are.
  * Returns 0, or
  *   -EBADF   zone is NULL or not a live zone
+ *   -EBUSY   7 other changes of this zone's handler are under way at once
+ *            (stalled in signal handlers or preempted threads) and hold
+ *            every free slot; a NOTICE report says so; nothing changed
  *   kernel only, with a report (the handler stays as it was):
  *   -EAGAIN  the calling module is still in its __init (a failed init
  *            frees it whatever its count): set it once the module is live

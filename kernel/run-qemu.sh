@@ -96,8 +96,14 @@ verdict() { # byte for the isa-debug-exit port: 0x10 PASS (QEMU exits 33), 0x01 
 }
 echo "init: insmod labyrinth.ko"
 insmod /lib/modules/labyrinth.ko || verdict '\\001' "FAIL: labyrinth.ko did not load"
+ref0=\$(cat /sys/module/labyrinth/refcnt)
 echo "init: insmod labyrinth_example.ko (the example driver; its zone stays while it is loaded)"
 insmod /lib/modules/labyrinth_example.ko || verdict '\\001' "FAIL: the example driver did not load"
+# Issue 17.4: each live zone holds a reference on labyrinth.ko (rmmod
+# used to succeed under a zone, and its warden ran unloaded code).
+ref1=\$(cat /sys/module/labyrinth/refcnt)
+echo "init: labyrinth.ko refcnt \$ref0 before the example's zone, \$ref1 with it"
+[ "\$ref1" -gt "\$ref0" ] || verdict '\\001' "FAIL: the example's zone holds no reference on labyrinth.ko"
 sleep 1
 for f in /sys/kernel/debug/labyrinth/*/stats /sys/kernel/debug/labyrinth/*/buddyinfo /sys/kernel/debug/labyrinth/*/tracking; do
   [ -r "\$f" ] || verdict '\\001' "FAIL: no debugfs file \$f"
@@ -128,6 +134,8 @@ echo 1 >/sys/module/labyrinth_sitemod/parameters/handler || verdict '\\001' "FAI
 rmmod labyrinth_example || verdict '\\001' "FAIL: the example driver did not unload"
 rmmod labyrinth_sitemod || verdict '\\001' "FAIL: labyrinth_sitemod did not unload once the zone was destroyed"
 echo "init: labyrinth_sitemod unloaded after the example's zone was destroyed"
+ref2=\$(cat /sys/module/labyrinth/refcnt)
+[ "\$ref2" = "\$ref0" ] || verdict '\\001' "FAIL: labyrinth.ko refcnt \$ref2 after the example's destroy, want \$ref0"
 n=\$(dmesg | sed -n 's/.*labyrinth_sitemod: unloaded; its report handler saw \\([0-9]*\\) report.*/\\1/p' | tail -n 1)
 echo "init: labyrinth_sitemod's report handler saw \${n:-no} report(s) (a double free, then a leak at the example's destroy)"
 [ "\${n:-0}" -ge 2 ] || verdict '\\001' "FAIL: the report handler of labyrinth_sitemod saw \${n:-no} report(s), want 2 (bad free, leak)"

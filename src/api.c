@@ -240,25 +240,32 @@ int labyrinth_phys_contiguous(struct labyrinth_zone *h, const void *block, unsig
 }
 LB_EXPORT(labyrinth_phys_contiguous);
 
-/* The handler's code must outlive the zone's reports (os.h,
- * lb_os_handler_keep); a refusal says why, and the handler stays. */
-static int lb_handler_refused(struct lb_zone *z, int err, const void *caller)
+/* A refused change says why, and the handler stays as it was: misuse
+ * (BAD_ARGS) for a module that cannot be pinned, a NOTICE for changes
+ * crowding the ring (contention, not misuse). */
+static int lb_handler_refused(struct lb_zone *z, int err, const char *why, const void *caller)
 {
     char b[240];
     struct lb_fmt f = {b, 0, sizeof b};
     lb_fmt_str(&f, "zone_set_report_handler refused: ");
-    lb_fmt_str(&f, err == -EAGAIN   ? "the handler's module is still in its __init, which may fail and free it; "
-                                      "set the handler once the module is live"
-                   : err == -ENOENT ? "the handler's module is unloading"
-                                    : "the zone already pins as many modules as it can (sites and handlers)");
+    lb_fmt_str(&f, why);
     lb_fmt_str(&f, "; the handler is unchanged (");
     lb_fmt_str(&f, lb_errname(err));
     lb_fmt_str(&f, ")");
-    struct labyrinth_report rep = lb_report_make(LABYRINTH_REPORT_BAD_ARGS, z, err, b);
+    struct labyrinth_report rep =
+        lb_report_make(err == -EBUSY ? LABYRINTH_REPORT_NOTICE : LABYRINTH_REPORT_BAD_ARGS, z, err, b);
     rep.caller = caller;
     lb_zone_report(z, &rep);
     return err;
 }
+
+/* Rounds over the ring before a change gives up (-EBUSY): a slot is
+ * only unusable while a change is being written into it (odd sequence),
+ * or while it holds the published pair or a newer one about to be
+ * published, so giving up takes LB_REPORT_RING - 1 changes under way at
+ * once for all these rounds. */
+#define LB_REPORT_CLAIM_ROUNDS 64u
+_Static_assert(LB_REPORT_RING == 1u << LB_REPORT_SLOT_BITS, "report_cur's slot bits name every slot");
 
 static int lb_set_report_handler(struct labyrinth_zone *h, labyrinth_report_fn *fn, void *arg, void *module,
                                  const void *caller)
@@ -266,29 +273,62 @@ static int lb_set_report_handler(struct labyrinth_zone *h, labyrinth_report_fn *
     struct lb_zone *z = lb_zone_get(h);
     if (!z)
         return lb_refuse_handle_at("zone_set_report_handler", h, caller);
-    /* Pinned before the handler is published: no report can run it
-     * unpinned.  NULL (the default handler) needs nothing. */
+    /* The handler's code must outlive the zone's reports (os.h,
+     * lb_os_handler_keep): pinned before the handler is published, so no
+     * report can run it unpinned.  NULL (the default handler) needs
+     * nothing. */
     int keep = fn ? lb_os_handler_keep(&h->sites, module) : 0;
     if (keep)
-        return lb_handler_refused(z, keep, caller);
-    /* A ticket: unique, so no two writers share a slot until the ring
-     * wraps (relaxed: only uniqueness matters). */
+        return lb_handler_refused(z, keep,
+                                  keep == -EAGAIN   ? "the handler's module is still in its __init, which may fail and "
+                                                      "free it; set the handler once the module is live"
+                                  : keep == -ENOENT ? "the handler's module is unloading"
+                                                    : "the zone already pins as many modules as it can (sites and "
+                                                      "handlers)",
+                                  caller);
+    /* A ticket: unique and increasing, the changes' order (relaxed: only
+     * uniqueness matters). */
     uint64_t n = lb_add_rlx_u64(&z->report_next, 1) + 1;
-    __typeof__(&z->report_ring[0]) slot = &z->report_ring[n % LB_REPORT_RING];
-    lb_store_rlx_u64(&slot->seq, 2 * n - 1);
-    /* Release stores: a reader whose acquire load sees a new word also
-     * sees the odd sequence stored before it, so its second read of the
-     * sequence differs and it retries (lb_zone_report). */
-    lb_store_rel_ptr(&slot->fn, (void *)fn);
-    lb_store_rel_ptr(&slot->arg, arg);
-    /* Release: the pair is complete before the slot says so ... */
-    lb_store_rel_u64(&slot->seq, 2 * n);
-    /* ... and before it is published, unless a later ticket already was
-     * (release CAS: pairs with the reader's acquire load of report_cur). */
-    uint64_t cur = lb_load_rlx_u64(&z->report_cur);
-    while (cur < n && !lb_cas_rel_u64(&z->report_cur, &cur, n))
-        ;
-    return 0;
+    for (unsigned round = 0; round < LB_REPORT_CLAIM_ROUNDS; round++) {
+        /* Relaxed: only compared; a stale value is older, so it claims
+         * less (the rule below), never a slot it must not. */
+        uint64_t pub = lb_load_rlx_u64(&z->report_cur);
+        uint64_t pt = pub >> LB_REPORT_SLOT_BITS;
+        if (pt > n)
+            return 0; /* a later change is published: ours came before it */
+        for (unsigned k = 0; k < LB_REPORT_RING; k++) {
+            __typeof__(&z->report_ring[0]) slot = &z->report_ring[k];
+            uint64_t v = lb_load_rlx_u64(&slot->seq);
+            /* Never a slot being written (odd), nor the published one,
+             * nor one completed after it (its writer may publish it yet):
+             * only a pair older than the one published, which no reader
+             * will be sent to again (helper-28's break: a change resumed
+             * after LB_REPORT_RING others wrapped the ring overwrote the
+             * published slot, and every report went to the default
+             * handler until the next change). */
+            if ((v & 1) || v / 2 > pt || k == (pub & (LB_REPORT_RING - 1)))
+                continue; /* (a ticket equal to pt elsewhere: the zeroed ring's 0s) */
+            /* Acquire CAS: the stores below stay after the claim. */
+            if (!lb_cas_acq_u64(&slot->seq, &v, 2 * n - 1))
+                continue;
+            /* Release stores: a reader whose acquire load sees a new word
+             * also sees the odd sequence stored before it, so its second
+             * read of the sequence differs and it retries
+             * (lb_zone_report). */
+            lb_store_rel_ptr(&slot->fn, (void *)fn);
+            lb_store_rel_ptr(&slot->arg, arg);
+            /* Release: the pair is complete before the slot says so ... */
+            lb_store_rel_u64(&slot->seq, 2 * n);
+            /* ... and before it is published, unless a later ticket already
+             * was (release CAS: pairs with the reader's acquire load of
+             * report_cur). */
+            uint64_t want = n << LB_REPORT_SLOT_BITS | k;
+            while ((pub >> LB_REPORT_SLOT_BITS) < n && !lb_cas_rel_u64(&z->report_cur, &pub, want))
+                ;
+            return 0;
+        }
+    }
+    return lb_handler_refused(z, -EBUSY, "every slot of the zone's handler ring is taken by changes under way", caller);
 }
 
 /* The name in parentheses: a kernel build's header makes it a macro. */

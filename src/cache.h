@@ -236,11 +236,12 @@ struct lb_cache {
     lb_atomic_u64   retired_frees;
     lb_atomic_u32   threads;     /* tcaches owned                          */
     uint64_t        serial;      /* the zone's unique serial               */
-    uint64_t        tls_key;     /* serial ^ the handle's address: what a
-                                    thread's current-zone entry holds and
-                                    the fast paths compare (lb_handle_key;
-                                    a byte copy of a handle has another
-                                    address, so it never matches)          */
+    uint64_t        tls_key;     /* the handle's key word ^ its address:
+                                    what a thread's current-zone entry holds
+                                    and the fast paths compare
+                                    (lb_handle_key, zone.h: a byte copy of a
+                                    handle never matches, two live zones
+                                    never share one, none is 0)            */
     unsigned        tls_slot;    /* LB_TLS_ZONES = none                    */
     unsigned        oc_max_order;/* orders 1..this use the level caches    */
     uint32_t        quarantine;  /* entries per level's quarantine, or 0   */

@@ -9,6 +9,8 @@
  * against it.  Slots are taken and freed under the registry mutex; readers
  * (lb_zone_get) take no lock. */
 static struct labyrinth_zone lb_handles[LB_HANDLES];
+/* lb_handle_key (zone.h): two slots' addresses differ below bit LB_KEY_SHIFT. */
+_Static_assert(sizeof lb_handles <= (1u << LB_KEY_SHIFT), "the handle table outgrew lb_handle_key's shift");
 static unsigned lb_handle_next; /* round robin: the slot to try first  */
 static unsigned lb_live_zones;
 
@@ -146,6 +148,7 @@ int lb_registry_add(struct lb_zone *z)
         if (lb_load_rlx_ptr(&h->zone) || lb_load_rlx_u64(&h->live_serial))
             continue;
         h->serial = z->serial;
+        h->key = LB_KEY_WORD(z->serial);
         z->cache.tls_key = lb_handle_key(h); /* before any claim: the zone is not yet published */
         h->r0_lo = z->r0_lo;
         h->r0_bytes = z->r0_bytes;
@@ -188,6 +191,7 @@ static void lb_handle_kill(struct labyrinth_zone *h)
      * says NULL.  Plain stores: a call racing the destruction of its zone
      * breaks the contract (include/labyrinth.h); this only makes later
      * calls safe. */
+    h->key = 0;
     h->serial = LB_SERIAL_DEAD;
     h->r0_bytes = 0;
     h->fast_gfp = 0;

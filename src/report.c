@@ -403,10 +403,11 @@ void lb_zone_report(struct lb_zone *z, const struct labyrinth_report *rep)
     for (unsigned tries = 0; tries < 1024; tries++) {
         /* Acquire: pairs with the publishing release CAS, so the slot's
          * pair is complete (its sequence 2c) when c is seen. */
-        uint64_t c = lb_load_acq_u64(&z->report_cur);
-        __typeof__(&z->report_ring[0]) slot = &z->report_ring[c % LB_REPORT_RING];
+        uint64_t pub = lb_load_acq_u64(&z->report_cur);
+        uint64_t c = pub >> LB_REPORT_SLOT_BITS;
+        __typeof__(&z->report_ring[0]) slot = &z->report_ring[pub & (LB_REPORT_RING - 1)];
         if (lb_load_acq_u64(&slot->seq) != 2 * c)
-            continue; /* rewritten by a later ticket: read report_cur again */
+            continue; /* reused by a later change: read report_cur again */
         /* Acquire loads: the second read of the sequence cannot move
          * before them (pairs with the writer's release stores). */
         labyrinth_report_fn *f = lb_load_acq_ptr(&slot->fn);

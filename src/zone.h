@@ -53,7 +53,7 @@ static inline unsigned lb_gfp_slot_any(unsigned gfp)
  * or on a pointer that was never a zone, is refused with EBADF without
  * touching freed memory (KB9).  Its first line is what the order-0 fast
  * paths read, copied from the zone at creation (immutable while it lives);
- * destruction makes every fast path miss (serial, fast_gfp, r0_bytes)
+ * destruction makes every fast path miss (key, fast_gfp, r0_bytes)
  * before anything of the zone goes.  A freed slot is taken again only after
  * every other free slot (round robin): a dead handle is recognised until
  * LB_HANDLES - (live zones) further zones have been created. */
@@ -61,7 +61,8 @@ static inline unsigned lb_gfp_slot_any(unsigned gfp)
 /* A zone name's bytes kept, with its NUL (longer names are cut). */
 #define LB_NAME_MAX 48
 struct labyrinth_zone {
-    uint64_t      serial;       /* the zone's; LB_SERIAL_DEAD once destroyed */
+    uint64_t      key;          /* lb_handle_key's word: LB_KEY_WORD(serial);
+                                   0 once destroyed                         */
     uintptr_t     r0_lo;
     size_t        r0_bytes;     /* 0 once destroyed                         */
     lb_atomic_u64 *r0_desc;
@@ -84,6 +85,7 @@ struct labyrinth_zone {
     uintptr_t     claim_lo;     /* caller memory: the zone's claim, else 0  */
     lb_atomic_u32 inherited;    /* 1: a live zone of the parent of a fork(),
                                    dead in this child until destroyed     */
+    uint64_t      serial;       /* the zone's; LB_SERIAL_DEAD once destroyed */
     /* Third line: what the OS keeps of the seed macro's sites (a kernel:
      * the modules pinned that hold them, issue 17.3; user space: nothing). */
     struct lb_os_sites sites LB_ALIGNED_CL;
@@ -202,13 +204,19 @@ struct lb_zone {
     /* Reports. */
     /* The handler and its argument, a pair (KB11: two loose words let a
      * report pair one handler with the other's argument).  Each change
-     * takes a ticket n, writes the pair into ring slot n % LB_REPORT_RING
-     * under the slot's sequence (2n - 1 while written, 2n when complete)
-     * and then publishes n in report_cur; ticket 0 is the default handler
-     * (a zeroed slot).  Readers never wait for a writer and writers never
-     * wait for anyone (a handler interrupting a change is safe both ways);
-     * a reader retries only if LB_REPORT_RING changes overtook its read. */
+     * takes a ticket n, claims a ring slot holding a pair older than the
+     * published one (CAS of its sequence to 2n - 1), writes the pair, marks
+     * it complete (2n) and publishes (n << LB_REPORT_SLOT_BITS | slot) in
+     * report_cur unless a later ticket already is; ticket 0 in slot 0 is
+     * the default handler (a zeroed ring).  The published slot is never
+     * claimed, so a change stalled anywhere (a signal, preemption) cannot
+     * overwrite it (KB46).  Readers never wait for a writer and writers
+     * never wait for anyone (a handler interrupting a change is safe both
+     * ways); a reader retries only if changes overtook its read, and a
+     * change gives up (-EBUSY) only while LB_REPORT_RING - 1 others are
+     * under way (api.c). */
 #define LB_REPORT_RING 8u
+#define LB_REPORT_SLOT_BITS 3u
     lb_atomic_u64 report_next;
     lb_atomic_u64 report_cur;
     struct {
@@ -344,14 +352,30 @@ int lb_refusal(struct lb_zone *z, struct lb_region *r, uint32_t idx, uint64_t w,
  * destroyed zone's (registry.c).  Any context, no lock. */
 struct lb_zone *lb_zone_get(const struct labyrinth_zone *h);
 /* What the fast paths compare with the context's current zone: the
- * handle's serial tied to the handle's own address, so that a byte copy of
- * a live handle (another address, the same serial) misses and goes to
- * lb_zone_get, which refuses it (issue 17, review: a copy used after its
- * zone's destroy read the freed metadata).  One xor.  A dead handle's key
- * (LB_SERIAL_DEAD ^ address) names no zone. */
+ * handle's key word, (serial << 21) ^ 2^63 for a live zone, xored with the
+ * handle's own address.  One load and one xor.  What it must do:
+ *  - a byte copy of a live handle (the same word, another address) misses
+ *    and goes to lb_zone_get, which refuses it (issue 17, review: a copy
+ *    used after its zone's destroy read the freed metadata): the xor with
+ *    the address is one-to-one;
+ *  - two live zones never share a key (the second review, helper-28: with
+ *    serial ^ address, zones whose serials and slots differed in the same
+ *    bits did, and a call through one used the other's cache, 1 in about
+ *    200,000 creations): equal keys need addresses equal modulo 2^21,
+ *    which two slots of a table under 2^21 bytes are not (static assert in
+ *    registry.c), and then serials equal modulo 2^43, which no process
+ *    makes (2^43 creations: 100 days at a million a second);
+ *  - no key is 0, the "no current zone" of struct lb_tls: bit 63 of a live
+ *    word is set, so its key is 0 only at an address with bit 63 set
+ *    (user space has none) and with a serial near 2^42 (a kernel); a
+ *    dead handle's word is 0, so its key is its address, which is neither
+ *    0 nor, by the same bit 63, any live key.  A buffer of zeros taken for
+ *    a handle keys as a dead one. */
+#define LB_KEY_SHIFT 21
+#define LB_KEY_WORD(serial) (((uint64_t)(serial) << LB_KEY_SHIFT) ^ (1ull << 63))
 static inline uint64_t lb_handle_key(const struct labyrinth_zone *h)
 {
-    return h->serial ^ (uint64_t)(uintptr_t)h;
+    return h->key ^ (uint64_t)(uintptr_t)h;
 }
 /* White-box tests and the fuzzer: the zone behind a live handle. */
 static inline struct lb_zone *lb_zone_of(const struct labyrinth_zone *h)

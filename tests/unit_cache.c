@@ -893,8 +893,118 @@ static void test_wrap_starts(void)
     labyrinth_zone_destroy(z);
 }
 
+/* ---- handle keys (zone.h, lb_handle_key) --------------------------------------------------------------- */
+
+/* helper-28's break: with key = serial ^ address, two live zones whose
+ * serials and slots differed in the same bits shared a key, and a call
+ * through one used the other's cache (keycoll3: after 271,615 creations,
+ * pages of B freed into A; zone.c:539 aborted).  Every slot of the table,
+ * against every other, with the serial pairs an adversary would pick: the
+ * one that collided before (s ^ a_i ^ a_j), the one that would collide if
+ * the shift were too small (s ^ (a_i ^ a_j) >> 21), and a dead slot
+ * against a live one.  No two keys equal, none is 0. */
+static void test_handle_keys(void)
+{
+    static struct labyrinth_zone *slot[LB_HANDLES];
+    unsigned n = 0;
+    for (unsigned k = 0; k < 2 * LB_HANDLES && n < LB_HANDLES; k++) {
+        struct labyrinth_zone *z = make_zone(8, 2, 1);
+        bool seen = false;
+        for (unsigned i = 0; i < n && !seen; i++)
+            seen = slot[i] == z;
+        if (!seen)
+            slot[n++] = z;
+        labyrinth_zone_destroy(z);
+    }
+    CHECK_EQ(n, LB_HANDLES); /* round robin: every slot in turn */
+    uint64_t pairs = 0, equal = 0, zero = 0;
+    const uint64_t smask = (1ull << (64 - LB_KEY_SHIFT)) - 1;
+    for (unsigned i = 0; i < n; i++) {
+        uintptr_t ai = (uintptr_t)slot[i];
+        uint64_t si = 1 + (uint64_t)i * 7919;
+        for (unsigned j = i + 1; j < n; j++) {
+            uintptr_t aj = (uintptr_t)slot[j];
+            uint64_t sj[3] = {(si ^ ai ^ aj) & smask, (si ^ ((uint64_t)(ai ^ aj) >> LB_KEY_SHIFT)) & smask, 0};
+            for (unsigned v = 0; v < 3; v++) {
+                slot[i]->key = LB_KEY_WORD(si);
+                slot[j]->key = v == 2 ? 0 : LB_KEY_WORD(sj[v]); /* v 2: j dead */
+                uint64_t ki = lb_handle_key(slot[i]), kj = lb_handle_key(slot[j]);
+                equal += ki == kj;
+                zero += !ki || !kj;
+                pairs++;
+            }
+            slot[j]->key = 0;
+        }
+        slot[i]->key = 0;
+    }
+    CHECK_EQ(equal, 0);
+    CHECK_EQ(zero, 0);
+    printf("handle keys: %llu slot pairs with adversarial serials, %llu equal, %llu zero\n",
+           (unsigned long long)pairs, (unsigned long long)equal, (unsigned long long)zero);
+}
+
+/* ---- the report handler ring (api.c, KB46) -------------------------------------------------------------- */
+
+static unsigned long ring_reports, ring_bad;
+static int ring_arg, ring_err;
+static void ring_handler(const struct labyrinth_report *r, void *a)
+{
+    if (a != &ring_arg)
+        ring_bad++;
+    ring_err = r->err;
+    ring_reports++;
+}
+
+/* Every slot but the published one taken by a change under way (their
+ * sequences odd, as a stalled writer leaves them): a change finds none,
+ * gives up with -EAGAIN and a report to the handler in place, and the
+ * handler stays; once one slot is free again a change goes through, into
+ * that slot, and is published. */
+static void test_report_ring_full(void)
+{
+    struct labyrinth_zone *z = make_zone(64, 2, 1);
+    struct lb_zone *zz = lb_zone_of(z);
+    CHECK_EQ(labyrinth_zone_set_report_handler(z, ring_handler, &ring_arg), 0);
+    uint64_t pub = lb_load_rlx_u64(&zz->report_cur);
+    unsigned ps = (unsigned)(pub & (LB_REPORT_RING - 1));
+    uint64_t saved[LB_REPORT_RING];
+    for (unsigned k = 0; k < LB_REPORT_RING; k++) {
+        saved[k] = lb_load_rlx_u64(&zz->report_ring[k].seq);
+        if (k != ps)
+            lb_store_rlx_u64(&zz->report_ring[k].seq, 2 * (pub >> LB_REPORT_SLOT_BITS) + 101); /* odd: being written */
+    }
+    struct labyrinth_zone_stats st;
+    CHECK_EQ(labyrinth_zone_stats(z, &st), 0);
+    unsigned long long misuse0 = st.misuse_reports;
+    CHECK_EQ(labyrinth_zone_set_report_handler(z, NULL, NULL), -EBUSY);
+    CHECK_EQ(ring_reports, 1);
+    CHECK_EQ(ring_err, -EBUSY);
+    CHECK_EQ(labyrinth_zone_stats(z, &st), 0);
+    CHECK_EQ(st.misuse_reports, misuse0); /* a notice: contention is not misuse */
+    CHECK_EQ(ring_bad, 0);
+    CHECK_EQ(lb_load_rlx_u64(&zz->report_cur), pub); /* unchanged: the handler stays */
+    unsigned freed = (ps + 3) % LB_REPORT_RING;
+    lb_store_rlx_u64(&zz->report_ring[freed].seq, saved[freed]);
+    CHECK_EQ(labyrinth_zone_set_report_handler(z, ring_handler, &ring_arg), 0);
+    uint64_t pub2 = lb_load_rlx_u64(&zz->report_cur);
+    CHECK((pub2 >> LB_REPORT_SLOT_BITS) > (pub >> LB_REPORT_SLOT_BITS));
+    CHECK_EQ((unsigned)(pub2 & (LB_REPORT_RING - 1)), freed);
+    for (unsigned k = 0; k < LB_REPORT_RING; k++)
+        if (k != ps && k != freed)
+            lb_store_rlx_u64(&zz->report_ring[k].seq, saved[k]);
+    /* A report now: the handler published last, with its argument. */
+    CHECK_EQ(labyrinth_free_pages(z, (void *)(uintptr_t)4096, 0), -EFAULT);
+    CHECK_EQ(ring_reports, 2);
+    CHECK_EQ(ring_err, -EFAULT);
+    CHECK_EQ(ring_bad, 0);
+    labyrinth_zone_destroy(z);
+    printf("report ring: with 7 slots under way a change is refused (EBUSY, a notice), the next one takes the freed slot\n");
+}
+
 int main(void)
 {
+    test_report_ring_full();
+    test_handle_keys();
     test_wrap_starts();
     test_thread_id_wrap();
     test_depot_aba();
