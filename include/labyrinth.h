@@ -74,19 +74,16 @@
  * HANDLES
  *
  *   A zone handle is a slot of a process-wide table that is never
- *   unmapped.  Every call given a destroyed zone's handle, or a pointer to
- *   readable memory that was never a handle, refuses it (-EBADF, NULL, an
- *   EBADF report on stderr) without touching the zone's memory, also when
- *   the zone's caller memory has been freed since; so is a byte copy of a
- *   live handle (the fast paths key the current zone on the handle's
- *   address).  A slot is reused only
- *   after every other free slot (2048 in all): a handle destroyed that
- *   many zone creations ago may name a new zone.  A call racing the
- *   destruction of its own zone is still the caller's error.  A pointer
- *   to unmapped memory is undefined for labyrinth_free_pages, order-0
- *   labyrinth_alloc_pages and the seed's macro with quality 0, whose
- *   inlined fast paths read the handle before any check; every other call
- *   refuses it.
+ *   unmapped.  Every call given a destroyed zone's handle, or any pointer
+ *   that is not a live slot (a byte copy of a live handle, a forgery,
+ *   readable or unmapped memory), refuses it (-EBADF, NULL, an EBADF
+ *   report on stderr) without touching that memory or the zone's, also
+ *   when the zone's caller memory has been freed since: the fast paths
+ *   take a handle only inside the table, and key the current zone on the
+ *   slot.  A slot is reused only after every other free slot (2048 in
+ *   all): a handle destroyed that many zone creations ago may name a new
+ *   zone.  A call racing the destruction of its own zone is still the
+ *   caller's error.
  *
  *   In the Linux kernel module (docs/kernel.md) there is no errno: what
  *   would set it sets nothing, and the return values are the same.  There
@@ -674,9 +671,13 @@ LABYRINTH_API int labyrinth_virt_to_phys(struct labyrinth_zone *zone, const void
  * stderr: zone, address, reason).  Any thread, any context (lock-free:
  * neither a report nor another change waits for a change under way); a
  * report always gets the handler together with its own arg, the one set
- * before the report or the one being set, never the default handler
+ * before the report or the one being set, and never the default handler
  * while one of the caller's is set, however the changes interleave (a
- * signal handler's changes inside a change included).  The handler's code
+ * signal handler's changes inside a change or a report included), unless
+ * 1024 changes are published while that one report reads the handler (its
+ * tries are bounded, and each fails only when a change was published
+ * during it: a signal handler changing the handler at every instruction
+ * of a report, as a single-stepping test can).  The handler's code
  * and arg must stay valid until the zone is destroyed (a report may still
  * be running an old handler when a new one is set): user space, do not
  * unload the library holding them first.  A kernel module that sets a

@@ -131,7 +131,7 @@ static inline bool lb_gfp_ctx_ok(unsigned gfp)
  * target 6 (docs/design.md, "The zeroed stock"). */
 static LB_NOINLINE void *lb_alloc_zero(struct labyrinth_zone *h, unsigned gfp, unsigned order, const void *caller)
 {
-    if (order != 0 || h == NULL || (gfp & ~LABYRINTH_GFP_BITS_ALL) != 0 || !((h->fast_gfp >> gfp) & 1) ||
+    if (order != 0 || !lb_handle_in_table(h) || (gfp & ~LABYRINTH_GFP_BITS_ALL) != 0 || !((h->fast_gfp >> gfp) & 1) ||
         !lb_gfp_ctx_ok(gfp))
         return lb_alloc_miss(h, gfp, order, LABYRINTH_QUALITY_ZERO, caller);
     uint32_t d = lb_enter();
@@ -194,7 +194,7 @@ void *labyrinth_alloc_pages(struct labyrinth_zone *z, unsigned gfp, unsigned ord
 {
     /* The fast path: order 0, a named mode, no quality, a page in this
      * thread's loaded magazine.  Anything else is a tail call. */
-    if (LB_LIKELY(z != NULL) && LB_LIKELY((order | quality | (gfp & ~LABYRINTH_GFP_BITS_ALL)) == 0) &&
+    if (LB_LIKELY(lb_handle_in_table(z)) && LB_LIKELY((order | quality | (gfp & ~LABYRINTH_GFP_BITS_ALL)) == 0) &&
         LB_LIKELY((z->fast_gfp >> gfp) & 1) && lb_gfp_ctx_ok(gfp)) {
         uint32_t d = lb_enter();
         struct lb_level *l = lb_tls_level_cur(lb_handle_key(z), d);
@@ -275,7 +275,8 @@ void *labyrinth_alloc_page_atomic_site(struct labyrinth_zone *h, unsigned qualit
     /* quality first: with a quality the handle is not read before
      * lb_zone_get (a pointer to unmapped memory is refused; labyrinth.h,
      * HANDLES). */
-    if (LB_LIKELY(quality == 0) && LB_LIKELY(h != NULL) && LB_LIKELY(h->site_fast) && LB_LIKELY(site != NULL)) {
+    if (LB_LIKELY(quality == 0) && LB_LIKELY(lb_handle_in_table(h)) && LB_LIKELY(h->site_fast) &&
+        LB_LIKELY(site != NULL)) {
         uint32_t d = lb_enter();
         struct lb_level *l = lb_tls_level_cur(lb_handle_key(h), d);
         if (LB_LIKELY(l != NULL)) {

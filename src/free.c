@@ -175,7 +175,7 @@ int labyrinth_free_pages(struct labyrinth_zone *z, void *addr, unsigned order)
     /* The fast path: an order-0 page of region 0 that this very level
      * allocated, and room in its loaded magazine.  Anything else (NULL,
      * another thread's page, bad frees) is a tail call. */
-    if (LB_LIKELY(z != NULL) && LB_LIKELY(order == 0) && LB_LIKELY(!z->free_slow)) {
+    if (LB_LIKELY(lb_handle_in_table(z)) && LB_LIKELY(order == 0) && LB_LIKELY(!z->free_slow)) {
         uintptr_t off = (uintptr_t)addr - z->r0_lo;
         if (LB_LIKELY(off < z->r0_bytes) && LB_LIKELY((off & z->page_mask) == 0)) {
             lb_atomic_u64 *dp = &z->r0_desc[off >> z->page_shift];

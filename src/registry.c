@@ -8,7 +8,7 @@
 /* The handle table (zone.h): never unmapped, so any pointer can be checked
  * against it.  Slots are taken and freed under the registry mutex; readers
  * (lb_zone_get) take no lock. */
-static struct labyrinth_zone lb_handles[LB_HANDLES];
+LB_HIDDEN struct labyrinth_zone lb_handles[LB_HANDLES]; /* zone.h: the fast paths' range check */
 /* lb_handle_key (zone.h): two slots' addresses differ below bit LB_KEY_SHIFT. */
 _Static_assert(sizeof lb_handles <= (1u << LB_KEY_SHIFT), "the handle table outgrew lb_handle_key's shift");
 static unsigned lb_handle_next; /* round robin: the slot to try first  */

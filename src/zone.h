@@ -351,13 +351,18 @@ int lb_refusal(struct lb_zone *z, struct lb_region *r, uint32_t idx, uint64_t w,
  * foreign or NULL pointer: never dereferenced), a free slot, or a
  * destroyed zone's (registry.c).  Any context, no lock. */
 struct lb_zone *lb_zone_get(const struct labyrinth_zone *h);
-/* What the fast paths compare with the context's current zone: the
- * handle's key word, (serial << 21) ^ 2^63 for a live zone, xored with the
- * handle's own address.  One load and one xor.  What it must do:
- *  - a byte copy of a live handle (the same word, another address) misses
- *    and goes to lb_zone_get, which refuses it (issue 17, review: a copy
- *    used after its zone's destroy read the freed metadata): the xor with
- *    the address is one-to-one;
+/* What the fast paths compare with the context's current zone, for a
+ * handle inside the table (lb_handle_in_table): the handle's key word,
+ * (serial << 21) ^ 2^63 for a live zone, xored with the handle's own
+ * address.  One load and one xor.  What it must do:
+ *  - a pointer into the table that is not a slot's start never matches:
+ *    the word it reads is another field (user space: only key words have
+ *    bit 63 set, and their low 21 bits are 0, so the xor of two table
+ *    addresses cannot make one match another; a kernel: no pointer field
+ *    holds 0x8000... plus a small serial);
+ *  - a byte copy of a live handle misses (outside the table; the xor with
+ *    the address is one-to-one anyway: issue 17, review: a copy used after
+ *    its zone's destroy read the freed metadata);
  *  - two live zones never share a key (the second review, helper-28: with
  *    serial ^ address, zones whose serials and slots differed in the same
  *    bits did, and a call through one used the other's cache, 1 in about
@@ -371,6 +376,18 @@ struct lb_zone *lb_zone_get(const struct labyrinth_zone *h);
  *    dead handle's word is 0, so its key is its address, which is neither
  *    0 nor, by the same bit 63, any live key.  A buffer of zeros taken for
  *    a handle keys as a dead one. */
+/* The handle table (registry.c).  A fast path takes a handle only inside
+ * it (lb_handle_in_table, the first test, in place of a NULL test): a
+ * copy, a forgery or NULL is out of range and goes the checked way, so
+ * the fields the fast paths read before any other check are always the
+ * table's (helper-29: a copy of zone X placed at the address where its
+ * key equalled zone Y's was served with Y's cache, and aborted).  Inside
+ * the table only a slot's first word can match a live key (below). */
+extern LB_HIDDEN struct labyrinth_zone lb_handles[LB_HANDLES];
+static inline bool lb_handle_in_table(const struct labyrinth_zone *h)
+{
+    return (uintptr_t)h - (uintptr_t)lb_handles < sizeof lb_handles;
+}
 #define LB_KEY_SHIFT 21
 #define LB_KEY_WORD(serial) (((uint64_t)(serial) << LB_KEY_SHIFT) ^ (1ull << 63))
 static inline uint64_t lb_handle_key(const struct labyrinth_zone *h)

@@ -27,6 +27,11 @@
  *   LB_REPORTSTALL_SECONDS (default 2).
  *   Phase 2 (plain x86-64 builds): main's call single-stepped, the
  *   handler's sets done at instruction k, for every k of the call.
+ *   Phase 3 (the same builds): the report single-stepped, the sets done
+ *   at instruction k of the report.  (Sets at every instruction of one
+ *   report - helper-29's rh_stepread - can starve it: each of the
+ *   reader's 1024 tries fails only when a change is published during it,
+ *   so that takes 1024 changes inside one report; the header says so.)
  * On the code before the fix, phase 2 lost the handler at every
  * instruction between the ticket and the slot's last store.  Public
  * header only.
@@ -55,9 +60,13 @@ static int arg_main, arg_sig;
 static unsigned long calls_main, calls_sig, bad_pair; /* atomic accesses */
 static char foreign[8192] __attribute__((aligned(4096)));
 
+static unsigned long h_at; /* phase 3: the step at which a handler was entered */
+static unsigned long step_now(void);
 static void h_main(const struct labyrinth_report *r, void *a)
 {
     (void)r;
+    if (!h_at)
+        h_at = step_now();
     if (a != &arg_main)
         __atomic_fetch_add(&bad_pair, 1, __ATOMIC_RELAXED);
     __atomic_fetch_add(&calls_main, 1, __ATOMIC_RELAXED);
@@ -104,6 +113,10 @@ static bool report_once(void)
     }
     return true;
 }
+
+#if !STEP_PHASE
+static unsigned long step_now(void) { return 0; }
+#endif
 
 /* ---- phase 1: a timer signal ---------------------------------------------------------- */
 
@@ -155,6 +168,7 @@ static void hunt_timer(double secs)
 #if STEP_PHASE
 static volatile int ss_active;
 static unsigned long ss_steps, ss_at;
+static unsigned long step_now(void) { return ss_active ? ss_steps : 0; }
 
 static void on_trap(int sig, siginfo_t *si, void *ucv)
 {
@@ -166,6 +180,60 @@ static void on_trap(int sig, siginfo_t *si, void *ucv)
     if (!ss_active || ss_steps >= ss_at)
         step_tf_off(ucv);
     errno = saved;
+}
+
+/* Phase 3: the report single-stepped instead, the changes at instruction
+ * k of the reader (lb_zone_report's loads of report_cur, the slot's
+ * sequence and pair).  A report interrupted by any number of changes
+ * at one point must still reach a user handler: a reader retries only
+ * when a change was published during its try. */
+static unsigned long rep_steps;
+static int stepped_report(unsigned long at)
+{
+    ss_steps = 0;
+    ss_at = at;
+    unsigned long before = __atomic_load_n(&calls_main, __ATOMIC_RELAXED) + __atomic_load_n(&calls_sig, __ATOMIC_RELAXED);
+    ss_active = 1;
+    step_tf_on();
+    int rc = labyrinth_free_pages(Z, foreign, 0);
+    ss_active = 0;
+    rep_steps = ss_steps;
+    unsigned long after = __atomic_load_n(&calls_main, __ATOMIC_RELAXED) + __atomic_load_n(&calls_sig, __ATOMIC_RELAXED);
+    CHECK_EQ(rc, -EFAULT);
+    rounds++;
+    if (after != before + 1) {
+        lost++;
+        return 0;
+    }
+    return 1;
+}
+
+static void hunt_step_report(void)
+{
+    nsets = 0;
+    CHECK_EQ(labyrinth_zone_set_report_handler(Z, h_main, &arg_main), 0);
+    h_at = 0;
+    stepped_report((unsigned long)-1);
+    unsigned long total = rep_steps, entry = h_at;
+    printf("phase 3: a report (a foreign free) takes %lu instructions, the handler entered at %lu\n", total, entry);
+    if (total == 0)
+        return;
+    CHECK(entry > 0 && entry <= total);
+    /* The reader is the stretch just before the handler is entered (the
+     * message is formatted before it): the 200 instructions before the
+     * entry, each with 1, 8 and 17 sets (stepping all of a report's
+     * instructions takes about a minute). */
+    static const unsigned few[] = {1, 8, 17};
+    unsigned long from = entry > 200 ? entry - 200 : 1, l0 = lost, tried = 0;
+    for (unsigned long k = from; k <= entry; k++)
+        for (unsigned v = 0; v < 3; v++) {
+            CHECK_EQ(labyrinth_zone_set_report_handler(Z, h_main, &arg_main), 0);
+            nsets = few[v];
+            stepped_report(k);
+            tried++;
+        }
+    printf("phase 3: sets at instructions %lu to %lu of the report (%lu reports), %lu to the default handler\n", from,
+           entry, tried, lost - l0);
 }
 
 static int stepped_set(unsigned long at)
@@ -232,6 +300,7 @@ int main(void)
         hunt_timer(secs);
 #if STEP_PHASE
     hunt_step();
+    hunt_step_report();
 #else
     printf("phase 2 skipped: single-stepping is for plain x86-64 builds only\n");
 #endif
