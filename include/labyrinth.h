@@ -79,8 +79,8 @@
  *   readable or unmapped memory), refuses it (-EBADF, NULL, an EBADF
  *   report on stderr) without touching that memory or the zone's, also
  *   when the zone's caller memory has been freed since: the fast paths
- *   take a handle only inside the table, and key the current zone on the
- *   slot.  A slot is reused only after every other free slot (2048 in
+ *   take a handle only at the start of a slot of the table, and key the
+ *   current zone on the slot.  A slot is reused only after every other free slot (2048 in
  *   all): a handle destroyed that many zone creations ago may name a new
  *   zone.  A call racing the destruction of its own zone is still the
  *   caller's error.

@@ -58,6 +58,14 @@ static inline unsigned lb_gfp_slot_any(unsigned gfp)
  * every other free slot (round robin): a dead handle is recognised until
  * LB_HANDLES - (live zones) further zones have been created. */
 #define LB_HANDLES (2u * LB_MAX_ZONES)
+/* A handle slot is 2^LB_HANDLE_SHIFT bytes (its alignment), so that the
+ * fast paths check "a slot's start inside the table" with one rotate and
+ * one compare (lb_handle_in_table). */
+#ifdef __KERNEL__
+#define LB_HANDLE_SHIFT 9
+#else
+#define LB_HANDLE_SHIFT 8
+#endif
 /* A zone name's bytes kept, with its NUL (longer names are cut). */
 #define LB_NAME_MAX 48
 struct labyrinth_zone {
@@ -89,7 +97,8 @@ struct labyrinth_zone {
     /* Third line: what the OS keeps of the seed macro's sites (a kernel:
      * the modules pinned that hold them, issue 17.3; user space: nothing). */
     struct lb_os_sites sites LB_ALIGNED_CL;
-} LB_ALIGNED_CL;
+} __attribute__((__aligned__(1u << LB_HANDLE_SHIFT)));
+_Static_assert(sizeof(struct labyrinth_zone) == 1u << LB_HANDLE_SHIFT, "a handle slot is 2^LB_HANDLE_SHIFT bytes");
 /* The zone's clock, the unit of the tracking records' time: 1.024 ms
  * (1024 us) since the zone was created, from the cycle counter through
  * clock_mult (2^32 * 1000 / cycles per ms, lb_zone_set_clock); 39 bits
@@ -352,17 +361,12 @@ int lb_refusal(struct lb_zone *z, struct lb_region *r, uint32_t idx, uint64_t w,
  * destroyed zone's (registry.c).  Any context, no lock. */
 struct lb_zone *lb_zone_get(const struct labyrinth_zone *h);
 /* What the fast paths compare with the context's current zone, for a
- * handle inside the table (lb_handle_in_table): the handle's key word,
- * (serial << 21) ^ 2^63 for a live zone, xored with the handle's own
- * address.  One load and one xor.  What it must do:
- *  - a pointer into the table that is not a slot's start never matches:
- *    the word it reads is another field (user space: only key words have
- *    bit 63 set, and their low 21 bits are 0, so the xor of two table
- *    addresses cannot make one match another; a kernel: no pointer field
- *    holds 0x8000... plus a small serial);
- *  - a byte copy of a live handle misses (outside the table; the xor with
- *    the address is one-to-one anyway: issue 17, review: a copy used after
- *    its zone's destroy read the freed metadata);
+ * slot of the table (lb_handle_in_table): the slot's key word,
+ * (serial << 21) ^ 2^63 for a live zone, xored with the slot's address.
+ * One load and one xor.  What it must do:
+ *  - a byte copy of a live handle misses (not a slot; the xor with the
+ *    address is one-to-one anyway: issue 17, review: a copy used after its
+ *    zone's destroy read the freed metadata);
  *  - two live zones never share a key (the second review, helper-28: with
  *    serial ^ address, zones whose serials and slots differed in the same
  *    bits did, and a call through one used the other's cache, 1 in about
@@ -376,17 +380,22 @@ struct lb_zone *lb_zone_get(const struct labyrinth_zone *h);
  *    dead handle's word is 0, so its key is its address, which is neither
  *    0 nor, by the same bit 63, any live key.  A buffer of zeros taken for
  *    a handle keys as a dead one. */
-/* The handle table (registry.c).  A fast path takes a handle only inside
- * it (lb_handle_in_table, the first test, in place of a NULL test): a
- * copy, a forgery or NULL is out of range and goes the checked way, so
- * the fields the fast paths read before any other check are always the
- * table's (helper-29: a copy of zone X placed at the address where its
- * key equalled zone Y's was served with Y's cache, and aborted).  Inside
- * the table only a slot's first word can match a live key (below). */
+/* The handle table (registry.c).  A fast path takes a handle only at the
+ * start of one of its slots (lb_handle_in_table, the first test, in place
+ * of a NULL test): a copy, a forgery, NULL or a pointer into a slot goes
+ * the checked way, so the fields the fast paths read before any other
+ * check are always one slot's own.  (helper-29: a copy of zone X placed
+ * where its key equalled zone Y's was served with Y's cache; helper-30:
+ * X's slot + 4, whose misaligned "key" was made of X's key and the
+ * caller-chosen r0_lo, matched Y's and crashed in the allocation.)  The
+ * offset rotated right by the slot's shift is below LB_HANDLES only when
+ * its low bits are 0 and it is inside the table. */
 extern LB_HIDDEN struct labyrinth_zone lb_handles[LB_HANDLES];
 static inline bool lb_handle_in_table(const struct labyrinth_zone *h)
 {
-    return (uintptr_t)h - (uintptr_t)lb_handles < sizeof lb_handles;
+    uintptr_t off = (uintptr_t)h - (uintptr_t)lb_handles;
+    uintptr_t slot = off >> LB_HANDLE_SHIFT | off << (8 * sizeof off - LB_HANDLE_SHIFT);
+    return slot < LB_HANDLES;
 }
 #define LB_KEY_SHIFT 21
 #define LB_KEY_WORD(serial) (((uint64_t)(serial) << LB_KEY_SHIFT) ^ (1ull << 63))

@@ -939,8 +939,25 @@ static void test_handle_keys(void)
     }
     CHECK_EQ(equal, 0);
     CHECK_EQ(zero, 0);
-    printf("handle keys: %llu slot pairs with adversarial serials, %llu equal, %llu zero\n",
-           (unsigned long long)pairs, (unsigned long long)equal, (unsigned long long)zero);
+    /* The fast paths' first test (KB48, helper-30): only a slot's start
+     * inside the table; every other byte of it, and around it, not (X's
+     * slot + 4 matched Y's key with a caller-chosen r0_lo and crashed). */
+    uint64_t starts = 0, others = 0;
+    const uintptr_t base = (uintptr_t)lb_handles, end = base + sizeof lb_handles;
+    for (uintptr_t a = base - 4096; a < end + 4096; a++) {
+        bool in = lb_handle_in_table((const struct labyrinth_zone *)a);
+        bool want = a >= base && a < end && (a - base) % sizeof(struct labyrinth_zone) == 0;
+        starts += in && want;
+        others += in != want;
+    }
+    CHECK_EQ(starts, LB_HANDLES);
+    CHECK_EQ(others, 0);
+    CHECK(!lb_handle_in_table(NULL));
+    CHECK(!lb_handle_in_table((const struct labyrinth_zone *)(base - (1ull << 63))));
+    printf("handle keys: %llu slot pairs with adversarial serials, %llu equal, %llu zero; every byte of the table "
+           "and 4096 around it: %llu slot starts taken, %llu others\n",
+           (unsigned long long)pairs, (unsigned long long)equal, (unsigned long long)zero, (unsigned long long)starts,
+           (unsigned long long)others);
 }
 
 /* ---- the report handler ring (api.c, KB46) -------------------------------------------------------------- */
