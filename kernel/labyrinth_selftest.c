@@ -1059,7 +1059,7 @@ static void st_ratio(char *buf, size_t n, u64 a, u64 b)
 static void st_bench(void)
 {
 	struct labyrinth_zone *z = st_zone("st-bench", 1024, 4, 0, 0);
-	u64 lb, macro, kern, ppd = 0, ppr = 0;
+	u64 lb, macro, kern;
 	char r1[16], r2[16], r3[16];
 
 	if (!z)
@@ -1077,6 +1077,7 @@ static void st_bench(void)
 			.order = 0, .pool_size = 256, .nid = NUMA_NO_NODE, .dma_dir = DMA_BIDIRECTIONAL,
 		};
 		struct page_pool *pool = page_pool_create(&pp);
+		u64 ppd, ppr;
 
 		if (IS_ERR(pool)) {
 			pr_info(ST "bench: page_pool_create failed (%ld): no page_pool rows\n", PTR_ERR(pool));
