@@ -31,9 +31,12 @@ json_true "$tmp/pause.out" 'min(e["reserve"] for e in d["timeline"]) == 0 and d[
 json_true "$tmp/pause.out" 'd["config"]["pause_worker_s"] == [0.3, 0.4]' "the config echoes --pause-worker"
 # The pause as the worker measured it, on the samples' clock (the plot
 # shades exactly this span).
-# Lower bounds only (a loaded machine may start or end it late, never early).
-json_true "$tmp/pause.out" '0.3 <= d["worker_pause"]["from_s"] and d["worker_pause"]["to_s"] - d["worker_pause"]["from_s"] >= 0.39' \
-  "the pause as it happened: from 0.3 s, 0.4 s long, on the timeline's clock"
+# Lower bounds only (a loaded machine may start or end it late, never
+# early): it starts at 0.3 s or later and ends at 0.7 s or later.  Not its
+# length: a worker descheduled at 0.3 s notices the pause late and measures
+# it shorter (CI under TSan at 2cc91d6).
+json_true "$tmp/pause.out" '0.3 <= d["worker_pause"]["from_s"] < d["worker_pause"]["to_s"] and d["worker_pause"]["to_s"] >= 0.699' \
+  "the pause as it happened: from 0.3 s or later to 0.7 s or later, on the timeline's clock"
 json_true "$tmp/pause.out" 'all(e["t_s"] < d["worker_pause"]["from_s"] + 0.1 for e in d["timeline"] if e["t_s"] < 0.3)' \
   "samples and pause share one clock"
 
