@@ -127,15 +127,25 @@ echo "init: rmmod labyrinth_sitemod refused while the example's zone holds its s
 n=\$(grep -c 'site_module.c:[0-9]* (sitemod_give)' "\$trk")
 echo "init: \$trk names site_module.c \$n time(s)"
 [ "\$n" -ge 4 ] || verdict '\\001' "FAIL: the tracking file lost the site module's records"
-# The issue-17 review's second break: a report handler of a module that
-# then unloads.  The handler pins labyrinth_sitemod too; the LEAK line at
-# the example's destroy must reach it (the oops was there).
-echo 1 >/sys/module/labyrinth_sitemod/parameters/handler || verdict '\\001' "FAIL: labyrinth_sitemod could not set its report handler"
 rmmod labyrinth_example || verdict '\\001' "FAIL: the example driver did not unload"
 rmmod labyrinth_sitemod || verdict '\\001' "FAIL: labyrinth_sitemod did not unload once the zone was destroyed"
 echo "init: labyrinth_sitemod unloaded after the example's zone was destroyed"
 ref2=\$(cat /sys/module/labyrinth/refcnt)
 [ "\$ref2" = "\$ref0" ] || verdict '\\001' "FAIL: labyrinth.ko refcnt \$ref2 after the example's destroy, want \$ref0"
+# KB43, the issue-17 review's second break: a report handler of a module
+# that then unloads (the LEAK lines at destroy called unloaded code).
+# Here the handler alone pins labyrinth_sitemod (no seed-macro sites of it
+# in this zone): its unload is refused until the example's destroy, whose
+# LEAK line reaches the handler.
+insmod /lib/modules/labyrinth_example.ko || verdict '\\001' "FAIL: the example driver did not load (handler case)"
+insmod /lib/modules/labyrinth_sitemod.ko || verdict '\\001' "FAIL: labyrinth_sitemod.ko did not load (handler case)"
+echo 1 >/sys/module/labyrinth_sitemod/parameters/handler || verdict '\\001' "FAIL: labyrinth_sitemod could not set its report handler"
+if rmmod labyrinth_sitemod 2>/dev/null; then
+  verdict '\\001' "FAIL: a module whose report handler a zone holds was unloaded"
+fi
+echo "init: rmmod labyrinth_sitemod refused while the example's zone holds its report handler"
+rmmod labyrinth_example || verdict '\\001' "FAIL: the example driver did not unload (handler case)"
+rmmod labyrinth_sitemod || verdict '\\001' "FAIL: labyrinth_sitemod did not unload once the zone holding its handler was destroyed"
 n=\$(dmesg | sed -n 's/.*labyrinth_sitemod: unloaded; its report handler saw \\([0-9]*\\) report.*/\\1/p' | tail -n 1)
 echo "init: labyrinth_sitemod's report handler saw \${n:-no} report(s) (a double free, then a leak at the example's destroy)"
 [ "\${n:-0}" -ge 2 ] || verdict '\\001' "FAIL: the report handler of labyrinth_sitemod saw \${n:-no} report(s), want 2 (bad free, leak)"
