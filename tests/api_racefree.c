@@ -270,12 +270,7 @@ static int stepped_free(void *p, unsigned long at)
 
 static void hunt_step(void)
 {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = on_trap;
-    sa.sa_flags = SA_SIGINFO;
-    sigemptyset(&sa.sa_mask);
-    REQUIRE(sigaction(SIGTRAP, &sa, NULL) == 0);
+    REQUIRE(step_install(on_trap) == 0);
 
     /* A dry run: how many instructions the free takes. */
     void *p = round_begin(0);

@@ -249,12 +249,7 @@ static int stepped_set(unsigned long at)
 
 static void hunt_step(void)
 {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = on_trap;
-    sa.sa_flags = SA_SIGINFO;
-    sigemptyset(&sa.sa_mask);
-    REQUIRE(sigaction(SIGTRAP, &sa, NULL) == 0);
+    REQUIRE(step_install(on_trap) == 0);
     int rc = stepped_set((unsigned long)-1);
     unsigned long total = ss_steps;
     CHECK_EQ(rc, 0);

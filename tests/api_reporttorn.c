@@ -132,12 +132,7 @@ static void on_trap(int sig, siginfo_t *si, void *ucv)
 
 static void hunt_step(void)
 {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = on_trap;
-    sa.sa_flags = SA_SIGINFO;
-    sigemptyset(&sa.sa_mask);
-    REQUIRE(sigaction(SIGTRAP, &sa, NULL) == 0);
+    REQUIRE(step_install(on_trap) == 0);
 
     unsigned long before = mismatches;
     /* (a) a report after every instruction of a switch fA -> fB. */

@@ -27,6 +27,7 @@
 #if defined(__x86_64__) && !defined(TEST_SANITIZED)
 #define STEP_PHASE 1
 #include <signal.h>
+#include <string.h>
 #include <ucontext.h>
 
 #define STEP_TF 0x100 /* EFLAGS.TF */
@@ -39,6 +40,17 @@ static __attribute__((noinline, unused)) void step_tf_on(void)
 static inline __attribute__((unused)) void step_tf_off(void *ucv)
 {
     ((ucontext_t *)ucv)->uc_mcontext.gregs[REG_EFL] &= ~(greg_t)STEP_TF;
+}
+
+/* Install fn as the SIGTRAP handler (SA_SIGINFO, nothing masked); 0 or -1. */
+static inline __attribute__((unused)) int step_install(void (*fn)(int, siginfo_t *, void *))
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = fn;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    return sigaction(SIGTRAP, &sa, NULL);
 }
 #else
 #define STEP_PHASE 0
