@@ -298,6 +298,8 @@ static int lb_set_report_handler(struct labyrinth_zone *h, labyrinth_report_fn *
             return 0; /* a later change is published: ours came before it */
         for (unsigned k = 0; k < LB_REPORT_RING; k++) {
             __typeof__(&z->report_ring[0]) slot = &z->report_ring[k];
+            /* Relaxed: only a guess at the slot's state; the CAS below
+             * decides (it fails if another change claimed it meanwhile). */
             uint64_t v = lb_load_rlx_u64(&slot->seq);
             /* Never a slot being written (odd), nor the published one,
              * nor one completed after it (its writer may publish it yet):
