@@ -8,7 +8,11 @@
 #   tsan     gcc with ThreadSanitizer
 #   wrap     gcc with -DLABYRINTH_WRAP=ON: the page generations, stack tags
 #            and thread ids start just below their 32-bit wrap (src/cache.h,
-#            "The wrap flavour"), so every test runs across those wraps
+#            "The wrap flavour"), so every test runs across those wraps; and
+#            with -DLABYRINTH_WRAP_GEN_BITS=8: the generations' low word (the
+#            descriptor's and the outbox entries') comes round every 256
+#            allocations, so every test runs across thousands of rounds and
+#            stress_genwrap hunts stale entries (issue 11.3)
 #   valgrind the API tests under memcheck (--fair-sched=yes, each bounded by
 #            LB_VALGRIND_TIMEOUT, default 600 s), on the plain build; then a build
 #            that announces pages to memcheck (-DLABYRINTH_VALGRIND=ON), where
@@ -43,11 +47,11 @@ t_all=$(date +%s)
 
 say() { printf '\n=== %s\n' "$*"; }
 
-build() { # name cc sanitize [extra cmake flag]
+build() { # name cc sanitize [extra cmake flags, split on spaces]
   local dir="$root/build-test-$1"
   mkdir -p "$dir"
   cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER="$2" \
-        -DLABYRINTH_SANITIZE="$3" ${4:+"$4"} >"$dir/configure.log" 2>&1 \
+        -DLABYRINTH_SANITIZE="$3" ${4:+$4} >"$dir/configure.log" 2>&1 \
     || { cat "$dir/configure.log"; return 1; }
   cmake --build "$dir" -j "$jobs" 2>&1 | grep -E "error|warning|Error" ; return "${PIPESTATUS[0]}"
 }
@@ -56,7 +60,7 @@ run_ctest() { # name
   (cd "$root/build-test-$1" && ctest --output-on-failure -j "$jobs" --timeout 600)
 }
 
-flavour() { # name cc sanitize [extra cmake flag]
+flavour() { # name cc sanitize [extra cmake flags, split on spaces]
   local name=$1 t0; t0=$(date +%s)
   say "flavour $name: build"
   if ! command -v "$2" >/dev/null; then
@@ -94,7 +98,7 @@ for f in $flavours; do
     clang) flavour clang clang "" ;;
     asan)  flavour asan gcc address ;;
     tsan)  flavour tsan gcc thread ;;
-    wrap)  flavour wrap gcc "" -DLABYRINTH_WRAP=ON ;;
+    wrap)  flavour wrap gcc "" "-DLABYRINTH_WRAP=ON -DLABYRINTH_WRAP_GEN_BITS=8" ;;
     valgrind)
       t0=$(date +%s)
       say "valgrind: API tests under memcheck"

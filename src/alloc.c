@@ -147,7 +147,7 @@ static LB_NOINLINE void *lb_alloc_zero(struct labyrinth_zone *h, unsigned gfp, u
             void *p = (void *)lb_region_addr(r, idx);
             /* l is lvl[d] of its tcache (lb_tls_level_cur). */
             lb_bump_1w_u64(&lb_level_tcache_at(l, d)->zero_hits[d], 1);
-            lb_level_own_desc(l, &r->desc[idx], gfp, 0);
+            lb_level_own_desc(l, &r->desc[idx], &r->gen_hi[idx], gfp, 0);
             lb_leave(d);
             LB_TOOL_ALLOC(p, z->page_size, 1);
             return p;
@@ -183,8 +183,7 @@ static LB_NOINLINE void *lb_alloc_finish(struct labyrinth_zone *h, void *p, stru
                                          uint32_t d, unsigned gfp)
 {
     struct lb_zone *z = lb_zone_of_live(h);
-    uint32_t gen = lb_level_count_alloc(l, lb_gfp_slot(gfp));
-    lb_store_rlx_u64(lb_zone_desc_slow(z, p), lb_d_owned(l->pattern, 0, gen));
+    lb_zone_own_slow(z, l, p, lb_level_count_alloc(l, lb_gfp_slot(gfp)), 0);
     lb_leave(d);
     LB_TOOL_ALLOC(p, z->page_size, 0);
     return p;
@@ -210,8 +209,8 @@ void *labyrinth_alloc_pages(struct labyrinth_zone *z, unsigned gfp, unsigned ord
                 /* The page was CACHED in our own magazine: no one else
                  * writes its descriptor (a racing bad free's CAS expects
                  * ALLOC and fails). */
-                uint32_t gen = lb_level_count_alloc(l, lb_gfp_slot(gfp));
-                lb_store_rlx_u64(&z->r0_desc[off >> z->page_shift], lb_d_owned(l->pattern, 0, gen));
+                uintptr_t i = off >> z->page_shift;
+                lb_level_own(l, &z->r0_desc[i], &z->r0_genhi[i], lb_level_count_alloc(l, lb_gfp_slot(gfp)), 0);
                 lb_leave(d);
                 LB_TOOL_ALLOC(p, z->page_mask + 1, 0);
                 return p;
@@ -234,8 +233,7 @@ static LB_NOINLINE void *lb_alloc_site_finish(struct labyrinth_zone *h, void *p,
     struct lb_zone *z = lb_zone_of_live(h);
     struct lb_region *r = lb_regmap_lookup(&z->map, (uintptr_t)p);
     uint32_t idx = lb_region_index(r, p);
-    uint32_t gen = lb_level_count_alloc(l, LB_SLOT_ATOMIC);
-    lb_store_rlx_u64(&r->desc[idx], lb_d_owned(l->pattern, LB_D_TRACKED, gen));
+    lb_level_own(l, &r->desc[idx], &r->gen_hi[idx], lb_level_count_alloc(l, LB_SLOT_ATOMIC), LB_D_TRACKED);
     lb_track_write(z, r, idx, caller, site, 0);
     lb_leave(d);
     LB_TOOL_ALLOC(p, z->page_size, 0);
@@ -289,9 +287,9 @@ void *labyrinth_alloc_page_atomic_site(struct labyrinth_zone *h, unsigned qualit
                 uintptr_t off = (uintptr_t)p - h->r0_lo;
                 if (LB_UNLIKELY(off >= h->r0_bytes))
                     return lb_alloc_site_finish(h, p, l, d, site, __builtin_return_address(0));
-                uint32_t gen = lb_level_count_alloc(l, LB_SLOT_ATOMIC);
                 uintptr_t i = off >> h->page_shift;
-                lb_store_rlx_u64(&h->r0_desc[i], lb_d_owned(l->pattern, LB_D_TRACKED, gen));
+                lb_level_own(l, &h->r0_desc[i], &h->r0_genhi[i], lb_level_count_alloc(l, LB_SLOT_ATOMIC),
+                             LB_D_TRACKED);
                 /* Relaxed: the clock is a time value (lb_zone_clock_read,
                  * here without the zone: its epoch is in the handle). */
                 uint64_t units = lb_load_rlx_u64(&h->clock);
@@ -485,8 +483,7 @@ static void *lb_zone_alloc_loop(struct lb_zone *z, unsigned gfp, unsigned order,
         if (l) {
             p = lb_level_refill_pop(z, l, gfp);
             if (p) {
-                uint32_t gen = lb_level_count_alloc(l, lb_gfp_slot_any(gfp));
-                lb_store_rlx_u64(lb_zone_desc(z, p), lb_d_owned(l->pattern, dflags, gen));
+                lb_zone_own(z, l, p, lb_level_count_alloc(l, lb_gfp_slot_any(gfp)), dflags);
                 return p;
             }
         }
@@ -508,8 +505,7 @@ static void *lb_zone_alloc_loop(struct lb_zone *z, unsigned gfp, unsigned order,
          * 18.3): held-back pages are free, and holding them must not make
          * a request fail (or a KERNEL caller wait) with them at hand. */
         if (l && z->cache.quarantine && (p = lb_level_quarantine_take(l, z->cache.quarantine))) {
-            uint32_t gen = lb_level_count_alloc(l, lb_gfp_slot_any(gfp));
-            lb_store_rlx_u64(lb_zone_desc(z, p), lb_d_owned(l->pattern, dflags, gen));
+            lb_zone_own(z, l, p, lb_level_count_alloc(l, lb_gfp_slot_any(gfp)), dflags);
             return p;
         }
         if (!lb_gfp_may_sleep(gfp))

@@ -48,6 +48,12 @@ struct lb_mag {
     lb_atomic_u32 next;  /* depot stack link: magazine index + 1        */
     lb_atomic_u32 count; /* pages in slot[0..count); written only by the
                             magazine's holder, read by anyone (stats)  */
+    uint64_t      stamp; /* a batch of remote frees (outbox, inbox): the
+                            full generation of its first entry; every
+                            entry's is within LB_GEN_WINDOW of it, so the
+                            owner rebuilds each from its low bits
+                            (lb_entry_gen).  Written by the holder before
+                            the push (release), read after the pop     */
     void         *slot[];/* written and read only by the holder; a depot
                             push (release) / pop (acquire) hands them on */
 };
@@ -56,11 +62,13 @@ struct lb_mag {
  * 11): the 32-bit counters whose wrap matters start just below it, each
  * level's and each stack's at a different distance, so that the suite runs
  * across their wraps within its first few thousand operations (as a kernel
- * starts jiffies 5 minutes before theirs).  The page generations (the low
- * 32 bits of a level's allocs, which the statistics read relative to
- * allocs_base), the stack tags, and the thread ids (tcache.c).  In every
- * other build each starts at 0.  LB_GEN_BITS (a hunting build only)
- * narrows the generations themselves. */
+ * starts jiffies 5 minutes before theirs).  The page generations (a
+ * level's allocs: their low word in the descriptor wraps into the high
+ * word in gen_hi; the statistics read allocs relative to allocs_base), the
+ * stack tags, and the thread ids (tcache.c).  In every other build each
+ * starts at 0.  LB_GEN_BITS (the gen8 flavour and hunting builds) narrows
+ * the generations' low word, the part the descriptor and the outbox
+ * entries carry. */
 #ifdef LABYRINTH_WRAP
 #define LB_WRAP_GEN_START(id) (((uint64_t)1 << 32) - 4096u - 61u * (uint64_t)(id))
 #define LB_WRAP_TAG_START(salt) (0u - 16u - 7u * (uint32_t)(salt))
@@ -72,7 +80,10 @@ struct lb_mag {
 #define LB_GEN_BITS 32
 #endif
 #define LB_GEN_MASK ((uint32_t)(((uint64_t)1 << LB_GEN_BITS) - 1))
-_Static_assert(LB_GEN_BITS >= 1 && LB_GEN_BITS <= 32, "LB_GEN_BITS is 1..32");
+/* A batch's entries lie within [stamp - W, stamp + W) generations of its
+ * stamp: their low words then name them exactly (lb_entry_gen). */
+#define LB_GEN_WINDOW ((uint64_t)1 << (LB_GEN_BITS - 1))
+_Static_assert(LB_GEN_BITS >= 4 && LB_GEN_BITS <= 32, "LB_GEN_BITS is 4..32");
 
 struct lb_stack {
     lb_atomic_u64 head LB_ALIGNED_CL; /* {tag << 32 | index + 1}; 0 index = empty */
@@ -184,23 +195,88 @@ static inline uint64_t lb_d_owned(uint64_t pattern, unsigned flags, uint32_t gen
 {
     return pattern | (uint64_t)flags << 8 | (uint64_t)gen << 32;
 }
-/* Count an allocation from level l's magazines in mode slot s; returns the
- * page's generation (unique per level for 2^32 allocations). */
-static inline uint32_t lb_level_count_alloc(struct lb_level *l, unsigned s)
+/* Generations (issue 11.3).  Each allocation from a level's magazines
+ * takes the next value n of the level's 64-bit allocs: the page's
+ * generation, unique per level for ever (2^64).  Its low LB_GEN_BITS go
+ * into the descriptor, the rest (n >> LB_GEN_BITS) into the region's
+ * gen_hi[] word of the page; an outbox entry carries the low word and its
+ * batch the full value of its first entry (lb_mag.stamp), from which the
+ * owner rebuilds each entry's and compares all 64 bits (lb_entry_current).
+ * A stale entry waiting while its page's low word comes round (2^32
+ * allocations, half a minute of pairs) is refused by the high word.
+ *
+ * Count an allocation from level l's magazines in mode slot s; returns
+ * the page's generation. */
+static inline uint64_t lb_level_count_alloc(struct lb_level *l, unsigned s)
 {
     uint64_t n = lb_load_rlx_u64(&l->allocs) + 1;
     lb_store_rlx_u64(&l->allocs, n);
     if (LB_UNLIKELY(s != LB_SLOT_ATOMIC))
         lb_bump_1w_u64(&l->mode_allocs[s], 1);
-    return (uint32_t)n & LB_GEN_MASK;
+    return n;
+}
+/* The page (descriptor desc, high word hi) becomes l's at generation n
+ * (l's own context, which holds the page: it is the only writer of both).
+ * Release, both: the high word's store orders the page's earlier
+ * descriptor change (away from its previous ALLOC word) before it, and
+ * the descriptor's orders the high word before it.  They pair with the
+ * acquire loads of lb_desc_gen: a freer that reads the new high word then
+ * reads a descriptor that is no longer the old ALLOC word, and one that
+ * reads the new descriptor reads the new high word.  (Plain stores on
+ * x86-64, stlr on aarch64.) */
+static inline void lb_level_own(const struct lb_level *l, lb_atomic_u64 *desc, lb_atomic_u32 *hi, uint64_t n,
+                                unsigned flags)
+{
+    lb_store_rel_u32(hi, (uint32_t)(n >> LB_GEN_BITS));
+    lb_store_rel_u64(desc, lb_d_owned(l->pattern, flags, (uint32_t)n & LB_GEN_MASK));
+}
+/* The full generation of the allocation that descriptor word w (read by
+ * the caller, any order) names, for a context that is not the page's
+ * owner: false if the descriptor is no longer w (the caller decides anew).
+ * Acquire, both loads (see lb_level_own): the high word read belongs to w
+ * unless the descriptor moved on, which the last load then sees.  One
+ * exception stays: the descriptor leaving w and coming back to the same
+ * word between the first and the last load, which takes 2^LB_GEN_BITS
+ * allocations by its owner inside this call (the class of ABA the stack
+ * tags accept). */
+static inline bool lb_desc_gen(const lb_atomic_u64 *desc, const lb_atomic_u32 *hi, uint64_t w, uint64_t *n)
+{
+    if (lb_load_acq_u64(desc) != w)
+        return false;
+    uint32_t h = lb_load_acq_u32(hi);
+    if (lb_load_rlx_u64(desc) != w)
+        return false;
+    *n = (uint64_t)h << LB_GEN_BITS | lb_d_gen(w);
+    return true;
 }
 /* The two filter bits of a page id (0..255 each). */
 static inline unsigned lb_bloom_h1(uint32_t page_id) { return page_id & 255u; }
 static inline unsigned lb_bloom_h2(uint32_t page_id) { return (page_id * 0x9e3779b1u) >> 24; }
-/* An outbox entry: {global page id, generation}. */
+/* An outbox entry: {global page id, low word of the generation}. */
 static inline uintptr_t lb_entry(uint32_t page_id, uint32_t gen)
 {
     return (uintptr_t)page_id << 32 | gen;
+}
+/* The full generation of an entry with low word lo in a batch stamped
+ * stamp: the one value within LB_GEN_WINDOW of the stamp with that low
+ * word (lb_level_out_append keeps every entry there). */
+static inline uint64_t lb_entry_gen(uint64_t stamp, uint32_t lo)
+{
+    uint64_t d = (uint64_t)((lo - (uint32_t)stamp) & LB_GEN_MASK);
+    if (d >= LB_GEN_WINDOW)
+        d -= 2 * LB_GEN_WINDOW; /* behind the stamp: wraps below */
+    return stamp + d;
+}
+/* Whether an entry with low word lo of batch m still names the current
+ * allocation of page idx of r, whose descriptor word w the caller read
+ * and found ALLOC by the entry's owner: the low word matches w and the
+ * rebuilt high word the page's.  Relaxed: the owner reads its own pages
+ * (their only writer), lb_zone_check a quiescent zone. */
+static inline bool lb_entry_current(const struct lb_mag *m, uint32_t lo, const struct lb_region *r, uint32_t idx,
+                                    uint64_t w)
+{
+    uint64_t n = lb_entry_gen(m->stamp, lo);
+    return lb_d_gen(w) == lo && lb_load_rlx_u32(&r->gen_hi[idx]) == (uint32_t)(n >> LB_GEN_BITS);
 }
 
 typedef void lb_bad_entry_fn(void *ctx, void *page, uint64_t w);

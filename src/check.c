@@ -85,7 +85,8 @@ static long lb_check_entries(const struct lb_cache *c, uint8_t *const *mark, con
         /* A queued double free (same page twice, or freed by its owner
          * meanwhile) is legal until the owner drains: only count those
          * that still match. */
-        if (lb_d_state(w) == LB_S_ALLOC && lb_d_owner(w) == owner && lb_d_gen(w) == (uint32_t)e) {
+        if (lb_d_state(w) == LB_S_ALLOC && lb_d_owner(w) == owner &&
+            lb_entry_current(m, (uint32_t)e, r, lb_page_id_index(page_id), w)) {
             if (mark[r->index][lb_page_id_index(page_id)]++) {
                 (*invalid)++; /* the same free queued twice: one page in flight */
                 continue;

@@ -157,14 +157,20 @@ static LB_NOINLINE int lb_free_remote_fast(struct labyrinth_zone *h, void *addr,
     if (LB_LIKELY((w & 0xffu) == lb_d_make(LB_S_ALLOC, 0, 0)) && m != NULL &&
         LB_LIKELY(lb_d_owner(w) == l->out_dest[k]) && LB_LIKELY(lb_d_owner(w) != 0) &&
         LB_LIKELY(lb_remote_fast_ok(z))) {
-        uint32_t page_id = z->r0_first + (uint32_t)(off >> z->page_shift);
-        /* Poisoned before it is queued (see lb_free_general). */
-        LB_TOOL_FREE(addr, z->page_size);
-        if (LB_LIKELY(lb_level_out_append(&z->cache, l, k, m, page_id, lb_d_gen(w)))) {
-            lb_leave(d);
-            return 0;
+        uintptr_t i = off >> z->page_shift;
+        uint32_t page_id = z->r0_first + (uint32_t)i;
+        uint64_t n; /* the page's full generation (cache.h, "Generations") */
+        if (LB_LIKELY(lb_desc_gen(&z->r0_desc[i], &z->r0_genhi[i], w, &n))) {
+            /* Poisoned before it is queued (see lb_free_general). */
+            LB_TOOL_FREE(addr, z->page_size);
+            if (LB_LIKELY(lb_level_out_append(&z->cache, l, k, m, page_id, n) == LB_APPENDED)) {
+                lb_leave(d);
+                return 0;
+            }
+            /* Already queued (the general path reports it), or a batch to
+             * start anew (the general path does). */
+            LB_TOOL_ALLOC(addr, z->page_size, 1);
         }
-        LB_TOOL_ALLOC(addr, z->page_size, 1);
     }
     lb_leave(d);
     return lb_free_general(h, addr, 0, __builtin_return_address(0));

@@ -16,7 +16,8 @@ uint64_t lb_level_frees(const struct lb_level *l)
 
 void lb_level_own_page(struct lb_zone *z, struct lb_level *l, void *p, unsigned gfp, unsigned dflags)
 {
-    lb_level_own_desc(l, lb_zone_desc(z, p), gfp, dflags);
+    lb_bump_1w_u64(&l->moved_in, 1); /* as lb_level_own_desc */
+    lb_zone_own(z, l, p, lb_level_count_alloc(l, lb_gfp_slot_any(gfp)), dflags);
 }
 
 /* Fold a level's counters into the retired totals (its owner is gone; its

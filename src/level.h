@@ -48,14 +48,14 @@ void lb_level_retire(struct lb_cache *c, struct lb_level *l);
  * counted as moved in and allocated in mode gfp, its descriptor owned by
  * l with dflags (l's own context), so that its frees take the fast paths. */
 void lb_level_own_page(struct lb_zone *z, struct lb_level *l, void *p, unsigned gfp, unsigned dflags);
-/* The same with the page's descriptor at hand (desc). */
-static inline void lb_level_own_desc(struct lb_level *l, lb_atomic_u64 *desc, unsigned gfp, unsigned dflags)
+/* The same with the page's descriptor and generation high word at hand. */
+static inline void lb_level_own_desc(struct lb_level *l, lb_atomic_u64 *desc, lb_atomic_u32 *hi, unsigned gfp,
+                                     unsigned dflags)
 {
     /* moved_in and allocs together: own frees (lb_level_frees) are
      * unchanged until the page comes back. */
     lb_bump_1w_u64(&l->moved_in, 1);
-    uint32_t gen = lb_level_count_alloc(l, lb_gfp_slot_any(gfp));
-    lb_store_rlx_u64(desc, lb_d_owned(l->pattern, dflags, gen));
+    lb_level_own(l, desc, hi, lb_level_count_alloc(l, lb_gfp_slot_any(gfp)), dflags);
 }
 /* Frees into level l so far (see struct lb_level).  Any context: a
  * snapshot of relaxed counters. */

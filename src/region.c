@@ -15,7 +15,7 @@ static size_t lb_phys_hash_size(size_t span)
 size_t lb_region_meta_bytes(size_t span, bool track, bool phys)
 {
     size_t b = lb_align_up(span * sizeof(lb_atomic_u64), LB_CACHELINE) +
-               lb_align_up(span * sizeof(lb_atomic_u32), LB_CACHELINE);
+               2 * lb_align_up(span * sizeof(lb_atomic_u32), LB_CACHELINE); /* qlink, gen_hi */
     if (track)
         b += lb_align_up(span * sizeof(struct lb_track_rec), LB_CACHELINE);
     if (phys)
@@ -42,6 +42,8 @@ void lb_region_init(struct lb_region *r, unsigned index, unsigned page_shift, ui
     p += lb_align_up(span * sizeof(lb_atomic_u64), LB_CACHELINE);
     r->qlink = (lb_atomic_u32 *)p; /* zeroed: on no queue */
     p += lb_align_up(span * sizeof(lb_atomic_u32), LB_CACHELINE);
+    r->gen_hi = (lb_atomic_u32 *)p; /* stored before any use (lb_level_own); zeroed below */
+    p += lb_align_up(span * sizeof(lb_atomic_u32), LB_CACHELINE);
     r->track = NULL;
     if (track) {
         r->track = (struct lb_track_rec *)p;
@@ -58,8 +60,10 @@ void lb_region_init(struct lb_region *r, unsigned index, unsigned page_shift, ui
     r->released = false;
     /* Relaxed: the region is not yet reachable by any other thread; its
      * publication (lb_regmap_add, or the zone's) is a release. */
-    for (uint32_t i = 0; i < span; i++)
+    for (uint32_t i = 0; i < span; i++) {
         lb_store_rlx_u64(&r->desc[i], lb_d_make(i >= first && i < end ? LB_S_TAIL : LB_S_HOLE, 0, 0));
+        lb_store_rlx_u32(&r->gen_hi[i], 0); /* never read before its owner's store; defined anyway */
+    }
 }
 
 static inline uint32_t lb_phys_slot(uint64_t pfn, uint32_t mask)

@@ -23,6 +23,8 @@
  *   QUEUED:    as ALLOC (owner, generation; cache.h), state 7: the page's
  *              link is in the region's qlink[] (remote.c)
  *   ALLOC, CACHED, TAIL, HOLE: no links
+ * An order-0 page a level owns (ALLOC with an owner, cache.h) keeps the
+ * high word of its 64-bit generation beside, in the region's gen_hi[].
  */
 #ifndef LB_REGION_H
 #define LB_REGION_H
@@ -103,6 +105,10 @@ struct lb_region {
     lb_atomic_u32 *qlink;     /* span queue links of QUEUED pages (remote.c):
                                  0 = on no queue, else the next page id + 1
                                  or LB_QLINK_LAST / LB_QLINK_CLAIMED         */
+    lb_atomic_u32 *gen_hi;    /* span high words of the 64-bit generation of
+                                 a page a level owns (cache.h, lb_level_own):
+                                 written by the owner only, before the
+                                 descriptor; read by remote freers           */
     struct lb_track_rec *track; /* span records, or NULL                  */
     uint64_t      *phys;      /* span physical addresses, or NULL (DMA)    */
     uint32_t      *phys_hash; /* DMA: open-addressing table pfn -> index+1 */

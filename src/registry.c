@@ -152,6 +152,7 @@ int lb_registry_add(struct lb_zone *z)
         h->r0_lo = z->r0_lo;
         h->r0_bytes = z->r0_bytes;
         h->r0_desc = z->r0_desc;
+        h->r0_genhi = z->r0_genhi;
         h->fast_gfp = z->fast_gfp;
         h->mag_size = z->mag_size;
         h->page_shift = z->page_shift;

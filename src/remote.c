@@ -76,7 +76,7 @@ static struct lb_mag *lb_remote_mag_get(struct lb_cache *c)
  * inbox, for a freer with no outbox to use (no level of its own, or its
  * batches could not get a magazine).  The descriptor is not touched: the
  * owner validates the entry as any other.  false: no magazine at all. */
-static bool lb_remote_push_one(struct lb_cache *c, uint32_t page_id, uint64_t w)
+static bool lb_remote_push_one(struct lb_cache *c, uint32_t page_id, uint64_t w, uint64_t n)
 {
     struct lb_level *dst = lb_cache_level_by_id(c, lb_d_owner(w));
     if (!dst)
@@ -84,6 +84,7 @@ static bool lb_remote_push_one(struct lb_cache *c, uint32_t page_id, uint64_t w)
     struct lb_mag *m = lb_remote_mag_get(c);
     if (!m)
         return false;
+    m->stamp = n; /* published by the push's release */
     m->slot[0] = (void *)lb_entry(page_id, lb_d_gen(w));
     lb_store_rlx_u32(&m->count, 1);
     lb_add_rlx_u64(&dst->inbox_pages, 1); /* a statistic: before the push (see flush_one) */
@@ -95,12 +96,17 @@ static bool lb_remote_push_one(struct lb_cache *c, uint32_t page_id, uint64_t w)
     return true;
 }
 
-int lb_level_remote_free(struct lb_cache *c, struct lb_level *l, void *p, uint32_t page_id, uint64_t w)
+int lb_level_remote_free(struct lb_cache *c, struct lb_level *l, void *p, uint32_t page_id, uint64_t w,
+                         uint64_t n)
 {
     (void)p;
     uint32_t dest = lb_d_owner(w);
-    unsigned k, empty = LB_OUTBOX_SLOTS, fullest = 0;
-    uint32_t most = 0;
+    unsigned k, empty, fullest;
+    uint32_t most;
+again:
+    empty = LB_OUTBOX_SLOTS;
+    fullest = 0;
+    most = 0;
     for (k = 0; k < LB_OUTBOX_SLOTS; k++) {
         struct lb_mag *m = lb_load_rlx_ptr(&l->out_mag[k]);
         if (!m) {
@@ -129,7 +135,19 @@ int lb_level_remote_free(struct lb_cache *c, struct lb_level *l, void *p, uint32
     }
     l->out_last = k;
     /* Still in our outbox for this owner, this generation: freed twice. */
-    return lb_level_out_append(c, l, k, lb_load_rlx_ptr(&l->out_mag[k]), page_id, lb_d_gen(w)) ? 0 : -EALREADY;
+    switch (lb_level_out_append(c, l, k, lb_load_rlx_ptr(&l->out_mag[k]), page_id, n)) {
+    case LB_APPENDED:
+        return 0;
+    case LB_ALREADY:
+        return -EALREADY;
+    case LB_OUT_OF_WINDOW:
+        break;
+    }
+    /* The page's generation is too far from the batch's: the batch goes
+     * on, and the next try appends to a new, empty one (which takes any
+     * generation), or gets no magazine. */
+    lb_level_flush_one(c, l, k);
+    goto again;
 }
 
 /* Validate the entries of inbox magazine m of level l in place. */
@@ -143,9 +161,10 @@ static uint64_t lb_level_validate(struct lb_cache *c, struct lb_level *l, struct
         uint32_t idx = lb_page_id_index(page_id);
         void *page = (void *)lb_region_addr(r, idx);
         uint64_t w = lb_load_rlx_u64(&r->desc[idx]);
-        /* We are the only writer of our pages' descriptors: a plain
-         * check and store suffice. */
-        if ((w & LB_D_OWNED_MASK) == l->pattern && lb_d_gen(w) == gen) {
+        /* We are the only writer of our pages' descriptors (and their
+         * high words): a plain check and store suffice.  All 64 bits of
+         * the generation must match (cache.h, "Generations"). */
+        if ((w & LB_D_OWNED_MASK) == l->pattern && lb_entry_current(m, gen, r, idx, w)) {
             lb_store_rlx_u64(&r->desc[idx], lb_d_make(LB_S_CACHED, 0, 0));
             m->slot[kept++] = page;
         } else {
@@ -507,8 +526,13 @@ int lb_zone_free_remote(struct lb_zone *z, void *p, struct lb_region *r, uint32_
     if (!l && d == 0 && lb_cache_claim(c))
         l = lb_tls_level(c, 0);
     int rc = -ENOSPC;
+    /* The page's full generation, read as its owner wrote it; if the
+     * descriptor moved on meanwhile, the caller reads it again. */
+    uint64_t n;
+    if (!lb_desc_gen(&r->desc[idx], &r->gen_hi[idx], w, &n))
+        return -EAGAIN;
     if (l) {
-        rc = lb_level_remote_free(c, l, p, lb_page_id(r, idx), w);
+        rc = lb_level_remote_free(c, l, p, lb_page_id(r, idx), w, n);
         if (rc == 0 && lb_load_rlx_u32(&z->kick)) {
             /* Pages are short: hand our batches on now.  With a warden,
              * once per warden run (docs/reliability.md: a flush per free
@@ -534,7 +558,7 @@ int lb_zone_free_remote(struct lb_zone *z, void *p, struct lb_region *r, uint32_
     if (rc != -ENOSPC)
         return rc;
     /* No level or no outbox magazine: a batch of one to the owner. */
-    if (lb_remote_push_one(c, lb_page_id(r, idx), w))
+    if (lb_remote_push_one(c, lb_page_id(r, idx), w, n))
         return 0;
     /* No magazine at all: the page's own queue link (F1..F3 above). */
     lb_add_rlx_u64(&c->remote_fallbacks, 1); /* a statistic: no order */

@@ -13,7 +13,8 @@
  * when that is full, pushes it onto the owner's inbox (one CAS per batch).
  * The owner validates each entry when it takes the batch.  So no locked
  * instruction is spent per page, and two frees of one page can never both
- * succeed: the owner sees the second.
+ * succeed: the owner sees the second.  Generations are 64 bits (cache.h,
+ * "Generations"): a stale entry is refused however long it waited.
  *
  * Who may call what concurrently:
  *
@@ -42,18 +43,31 @@
 
 struct lb_level *lb_cache_level_by_id(const struct lb_cache *c, uint32_t id);
 /* A context at level l frees page p (global id page_id) owned by another level
- * (descriptor w, read by the caller).  0: queued for the owner; -EALREADY:
- * the page is already queued in l's outbox (a double free); -ENOSPC: no
- * magazine to queue it in (the caller must fall back). */
-int lb_level_remote_free(struct lb_cache *c, struct lb_level *l, void *p, uint32_t page_id, uint64_t w);
+ * (descriptor w, read by the caller; n its full generation, lb_desc_gen).
+ * 0: queued for the owner; -EALREADY: the page is already queued in l's
+ * outbox (a double free); -ENOSPC: no magazine to queue it in (the caller
+ * must fall back). */
+int lb_level_remote_free(struct lb_cache *c, struct lb_level *l, void *p, uint32_t page_id, uint64_t w,
+                         uint64_t n);
 /* Push outbox slot k of l to its owner's inbox. */
 void lb_level_flush_one(struct lb_cache *c, struct lb_level *l, unsigned k);
 /* Whether outbox magazine m holds the entry {page_id, gen} (cold: called when
  * the slot's filter says the page may be in it). */
 bool lb_level_out_holds(const struct lb_mag *m, uint32_t page_id, uint32_t gen);
-/* Append {page_id, gen} to outbox magazine m (slot k) of l, known to be for
- * the page's owner: the inlined part of a remote free.  false: the page is
- * already in our outbox (a double free); nothing appended.
+enum lb_append {
+    LB_APPENDED = 0, /* queued                                              */
+    LB_ALREADY,      /* the page is in our outbox already: a double free    */
+    LB_OUT_OF_WINDOW /* n is too far from the batch's stamp: flush the slot
+                        and start a new batch (nothing appended)            */
+};
+/* Append {page_id, generation n} to outbox magazine m (slot k) of l, known
+ * to be for the page's owner: the inlined part of a remote free.
+ *
+ * A batch carries the low word of each entry's generation and, in its
+ * stamp, the full generation of its first: an entry more than
+ * LB_GEN_WINDOW from the stamp could not be rebuilt by the owner, so it
+ * starts a new batch (LB_OUT_OF_WINDOW, tested first: a page in m is
+ * within the window, so such a page is not in m at this generation).
  *
  * The slot's filter only says the page may be queued here (it has no
  * false negatives: a page in m always hits); it is a double free only if
@@ -61,23 +75,28 @@ bool lb_level_out_holds(const struct lb_mag *m, uint32_t page_id, uint32_t gen);
  * context's free of the page reached the owner first, the owner handed the
  * page out again and this is a new, legitimate free (the older entry is
  * the double free: the owner refuses it when it takes the batch). */
-static inline bool lb_level_out_append(struct lb_cache *c, struct lb_level *l, unsigned k, struct lb_mag *m,
-                                       uint32_t page_id, uint32_t gen)
+static inline enum lb_append lb_level_out_append(struct lb_cache *c, struct lb_level *l, unsigned k,
+                                                 struct lb_mag *m, uint32_t page_id, uint64_t n)
 {
+    uint32_t count = lb_load_rlx_u32(&m->count);
+    if (count == 0)
+        m->stamp = n;
+    else if (LB_UNLIKELY(n - m->stamp + LB_GEN_WINDOW >= 2 * LB_GEN_WINDOW))
+        return LB_OUT_OF_WINDOW;
+    uint32_t gen = (uint32_t)n & LB_GEN_MASK;
     uint64_t *bloom = l->out_bloom[k];
     unsigned h1 = lb_bloom_h1(page_id), h2 = lb_bloom_h2(page_id);
     uint64_t b1 = 1ull << (h1 & 63), b2 = 1ull << (h2 & 63);
     if (LB_UNLIKELY((bloom[h1 >> 6] & b1) && (bloom[h2 >> 6] & b2)) && lb_level_out_holds(m, page_id, gen))
-        return false;
-    uint32_t n = lb_load_rlx_u32(&m->count);
-    m->slot[n] = (void *)lb_entry(page_id, gen);
-    lb_store_rlx_u32(&m->count, n + 1);
+        return LB_ALREADY;
+    m->slot[count] = (void *)lb_entry(page_id, gen);
+    lb_store_rlx_u32(&m->count, count + 1);
     bloom[h1 >> 6] |= b1;
     bloom[h2 >> 6] |= b2;
     lb_bump_1w_u64(&l->remote_frees, 1);
-    if (LB_UNLIKELY(n + 1 == c->mag_size))
+    if (LB_UNLIKELY(count + 1 == c->mag_size))
         lb_level_flush_one(c, l, k);
-    return true;
+    return LB_APPENDED;
 }
 /* Push every outbox batch of l to its owner (l's own context). */
 void lb_level_flush_outboxes(struct lb_cache *c, struct lb_level *l);
@@ -134,8 +153,9 @@ static inline bool lb_remote_fast_ok(const struct lb_zone *z)
 
 /* An order-0 page owned by another level (descriptor w, still ALLOC):
  * queue it for its owner, flushing as the policy says.  Returns 0, the
- * refusal's negative errno, or -EAGAIN: the descriptor changed under the
- * queue's CAS (the caller reads it again and decides anew). */
+ * refusal's negative errno, or -EAGAIN: the descriptor is no longer w
+ * (seen while reading the page's full generation, or by the queue's CAS;
+ * the caller reads it again and decides anew). */
 int lb_zone_free_remote(struct lb_zone *z, void *p, struct lb_region *r, uint32_t idx,
                         uint64_t w, uint32_t d);
 /* Quiescent zone: flush every outbox, take every inbox (pages to the

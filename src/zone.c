@@ -392,6 +392,7 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct lb_zone **
     z->r0_lo = z->regions[0].lo;
     z->r0_bytes = z->regions[0].bytes;
     z->r0_desc = &z->regions[0].desc[z->regions[0].first];
+    z->r0_genhi = &z->regions[0].gen_hi[z->regions[0].first];
     z->r0_first = z->regions[0].first;
     z->r0_track = z->regions[0].track ? &z->regions[0].track[z->regions[0].first] : NULL;
     z->site_fast = z->r0_track && !z->free_slow && !(z->quality & ~LABYRINTH_QUALITY_TRACK);
@@ -540,4 +541,12 @@ lb_atomic_u64 *lb_zone_desc_slow(struct lb_zone *z, const void *p)
     struct lb_region *r = lb_regmap_lookup(&z->map, (uintptr_t)p);
     LB_CHECK(r != NULL); /* a page from a magazine is always in a region */
     return &r->desc[lb_region_index(r, p)];
+}
+
+void lb_zone_own_slow(struct lb_zone *z, const struct lb_level *l, const void *p, uint64_t n, unsigned flags)
+{
+    struct lb_region *r = lb_regmap_lookup(&z->map, (uintptr_t)p);
+    LB_CHECK(r != NULL); /* a page from a magazine is always in a region */
+    uint32_t idx = lb_region_index(r, p);
+    lb_level_own(l, &r->desc[idx], &r->gen_hi[idx], n, flags);
 }

@@ -76,13 +76,14 @@ struct labyrinth_zone {
     lb_atomic_u64 *r0_desc;
     uint32_t      fast_gfp;     /* 0 once destroyed                         */
     uint32_t      mag_size;
-    unsigned      page_shift;
+    uint8_t       page_shift;
     bool          free_slow;
     bool          site_fast;    /* the seed's macro has a fast path (true,
                                    never 0: a buffer of zeros taken for a
                                    handle must take the checked path)      */
-    uintptr_t     page_mask;
     uint32_t      r0_first;
+    uintptr_t     page_mask;
+    lb_atomic_u32 *r0_genhi;    /* the generations' high word of r0_lo's page */
     /* Second line: validation, and the macro's tracking table. */
     lb_atomic_ptr zone LB_ALIGNED_CL; /* struct lb_zone *, NULL when free or dead */
     lb_atomic_u64 live_serial;  /* the zone's serial while it lives, else 0 */
@@ -99,6 +100,8 @@ struct labyrinth_zone {
     struct lb_os_sites sites LB_ALIGNED_CL;
 } __attribute__((__aligned__(1u << LB_HANDLE_SHIFT)));
 _Static_assert(sizeof(struct labyrinth_zone) == 1u << LB_HANDLE_SHIFT, "a handle slot is 2^LB_HANDLE_SHIFT bytes");
+_Static_assert(offsetof(struct labyrinth_zone, r0_genhi) + sizeof(void *) <= LB_CACHELINE,
+               "the fast paths' fields are the handle's first line");
 /* The zone's clock, the unit of the tracking records' time: 1.024 ms
  * (1024 us) since the zone was created, from the cycle counter through
  * clock_mult (2^32 * 1000 / cycles per ms, lb_zone_set_clock); 39 bits
@@ -153,6 +156,7 @@ struct lb_zone {
     uintptr_t     page_mask;    /* page size - 1                            */
     uint32_t      r0_first;     /* page index of r0_lo in region 0 (= its
                                    global page id: region 0's ids are bare) */
+    lb_atomic_u32 *r0_genhi;    /* the high word of r0_lo's page's generation */
 
     struct labyrinth_zone *handle; /* this zone's slot of the handle table */
     struct lb_track_rec *r0_track; /* the record of r0_lo's page, or NULL   */
@@ -340,6 +344,20 @@ static inline lb_atomic_u64 *lb_zone_desc(struct lb_zone *z, const void *p)
     if (LB_LIKELY(off < z->r0_bytes))
         return &z->r0_desc[off >> z->page_shift];
     return lb_zone_desc_slow(z, p);
+}
+/* Page p of z (which the caller holds, l's own context) becomes l's at
+ * generation n with descriptor flags (cache.h, lb_level_own). */
+void lb_zone_own_slow(struct lb_zone *z, const struct lb_level *l, const void *p, uint64_t n, unsigned flags);
+static inline void lb_zone_own(struct lb_zone *z, const struct lb_level *l, const void *p, uint64_t n,
+                               unsigned flags)
+{
+    uintptr_t off = (uintptr_t)p - z->r0_lo;
+    if (LB_LIKELY(off < z->r0_bytes)) {
+        uintptr_t i = off >> z->page_shift;
+        lb_level_own(l, &z->r0_desc[i], &z->r0_genhi[i], n, flags);
+        return;
+    }
+    lb_zone_own_slow(z, l, p, n, flags);
 }
 
 /* The region of z whose usable pages hold a: 0, or -EXDEV (another live

@@ -55,6 +55,15 @@ static lb_atomic_u64 *page_desc(struct labyrinth_zone *z, const void *p)
     return &r->desc[((uintptr_t)p - r->base) >> z->page_shift];
 }
 
+/* The full 64-bit generation of page p, which a level of this thread owns. */
+static uint64_t page_gen(struct labyrinth_zone *z, const void *p)
+{
+    struct lb_region *r = lb_regmap_lookup(&lb_zone_of(z)->map, (uintptr_t)p);
+    REQUIRE(r != NULL);
+    uint32_t idx = (uint32_t)(((uintptr_t)p - r->base) >> z->page_shift);
+    return (uint64_t)lb_load_rlx_u32(&r->gen_hi[idx]) << LB_GEN_BITS | lb_d_gen(lb_load_rlx_u64(&r->desc[idx]));
+}
+
 static uint32_t stack_tag(const struct lb_stack *s) { return (uint32_t)(lb_load_acq_u64(&s->head) >> 32); }
 static uint32_t stack_top(const struct lb_stack *s) { return (uint32_t)lb_load_acq_u64(&s->head); }
 
@@ -845,6 +854,7 @@ static void test_wrap_starts(void)
     CHECK_EQ(lb_load_rlx_u64(&l->allocs_base), start);
     CHECK_EQ(lb_load_rlx_u64(&l->allocs), start + 1);
     CHECK_EQ(lb_d_gen(lb_load_rlx_u64(page_desc(z, p))), (uint32_t)(start + 1) & LB_GEN_MASK);
+    CHECK_EQ(page_gen(z, p), start + 1); /* all 64 bits: low word and high word */
     /* A stack no one has touched (no warden: no zeroed stock) holds its
      * start. */
     CHECK_EQ(stack_tag(&c->zstock), LB_WRAP_TAG_START(4));
@@ -860,9 +870,12 @@ static void test_wrap_starts(void)
             held[k] = labyrinth_alloc_pages(z, LABYRINTH_GFP_ATOMIC, 0, 0);
             if (!held[k])
                 break;
-            uint32_t g = lb_d_gen(lb_load_rlx_u64(page_desc(z, held[k])));
-            high += g >= 0xfffff000u;
-            low += g < 0x1000u;
+            /* The full generation, across 2^32 (the wrap flavour) where
+             * the descriptor's low word wraps into the high word. */
+            uint64_t g = page_gen(z, held[k]);
+            high += g >= 0xfffff000u && g < 0x100000000ull;
+            low += g < 0x1000u || (g >= 0x100000000ull && g < 0x100001000ull);
+            bad += g > lb_load_rlx_u64(&l->allocs) || g <= start; /* this level's, this run's */
             for (unsigned j = 0; j < k; j++)
                 bad += held[j] == held[k] || held[k] == p;
         }

@@ -137,17 +137,18 @@ static void *meta_alloc(size_t bytes)
 static void test_region_init(void)
 {
     /* Metadata sizes: each array rounded up to a cache line: descriptors
-     * (8 bytes a page) and queue links (4 bytes a page) always. */
-    CHECK_EQ(lb_region_meta_bytes(1, false, false), 64 + 64);
-    CHECK_EQ(lb_region_meta_bytes(8, false, false), 64 + 64);
-    CHECK_EQ(lb_region_meta_bytes(9, false, false), 128 + 64);
-    CHECK_EQ(lb_region_meta_bytes(17, false, false), 192 + 128);
-    CHECK_EQ(lb_region_meta_bytes(9, true, false), 128 + 64 + lb_align_up(9 * 16, 64));
+     * (8 bytes a page), queue links and generation high words (4 bytes a
+     * page each) always. */
+    CHECK_EQ(lb_region_meta_bytes(1, false, false), 64 + 64 + 64);
+    CHECK_EQ(lb_region_meta_bytes(8, false, false), 64 + 64 + 64);
+    CHECK_EQ(lb_region_meta_bytes(9, false, false), 128 + 64 + 64);
+    CHECK_EQ(lb_region_meta_bytes(17, false, false), 192 + 128 + 128);
+    CHECK_EQ(lb_region_meta_bytes(9, true, false), 128 + 64 + 64 + lb_align_up(9 * 16, 64));
     /* DMA adds the physical table (8 bytes a page) and its reverse index
      * (4 bytes a slot, the next power of two >= 2 x span, at least 16). */
-    CHECK_EQ(lb_region_meta_bytes(9, false, true), 128 + 64 + 128 + 128);
-    CHECK_EQ(lb_region_meta_bytes(9, true, true), 128 + 64 + 192 + 128 + 128);
-    CHECK_EQ(lb_region_meta_bytes(4096, true, true), 4096 * (8 + 4 + 16 + 8) + 8192 * 4);
+    CHECK_EQ(lb_region_meta_bytes(9, false, true), 128 + 64 + 64 + 128 + 128);
+    CHECK_EQ(lb_region_meta_bytes(9, true, true), 128 + 64 + 64 + 192 + 128 + 128);
+    CHECK_EQ(lb_region_meta_bytes(4096, true, true), 4096 * (8 + 4 + 4 + 16 + 8) + 8192 * 4);
 
     const uintptr_t base = (uintptr_t)0x123400000000ull;
     for (int variant = 0; variant < 4; variant++) {
@@ -155,6 +156,10 @@ static void test_region_init(void)
         const uint32_t span = 100, first = 7, end = 93;
         size_t mb = lb_region_meta_bytes(span, track, phys);
         char *meta = meta_alloc(mb);
+        /* The high words' array dirty: init must define it (the queue
+         * links rely on zeroed metadata, the high words do not). */
+        memset(meta + lb_align_up(span * 8, LB_CACHELINE) + lb_align_up(span * 4, LB_CACHELINE), 0xa5,
+               lb_align_up(span * 4, LB_CACHELINE));
         struct lb_region r;
         memset(&r, 0xa5, sizeof r); /* every field must be set by init */
         lb_region_init(&r, 5, PG_SHIFT, base, span, first, end, meta, track, phys);
@@ -175,6 +180,8 @@ static void test_region_init(void)
         size_t dbytes = lb_align_up(span * 8, LB_CACHELINE), tbytes = lb_align_up(span * 16, LB_CACHELINE);
         CHECK(r.qlink == (lb_atomic_u32 *)(meta + dbytes));
         dbytes += lb_align_up(span * 4, LB_CACHELINE); /* the queue links */
+        CHECK(r.gen_hi == (lb_atomic_u32 *)(meta + dbytes));
+        dbytes += lb_align_up(span * 4, LB_CACHELINE); /* the generations' high words */
         if (track)
             CHECK(r.track == (struct lb_track_rec *)(meta + dbytes));
         else
@@ -192,6 +199,7 @@ static void test_region_init(void)
             uint64_t w = lb_load_rlx_u64(&r.desc[i]);
             unsigned want = i >= first && i < end ? LB_S_TAIL : LB_S_HOLE;
             bad += w != lb_d_make(want, 0, 0);
+            bad += lb_load_rlx_u32(&r.gen_hi[i]) != 0; /* defined before any owner's store */
         }
         CHECK_EQ(bad, 0);
         CHECK_EQ(lb_d_state(lb_load_rlx_u64(&r.desc[first - 1])), LB_S_HOLE);
