@@ -12,7 +12,13 @@
 # overwritten by the owner's own free) and -DPROBE_DETECT (the owner drops
 # that stale entry) must each FAIL, which shows the search reaches those
 # branches (a model whose fallback was never taken would pass vacuously).
-# SPIN_DEFS="..." checks one model with those definitions only.
+# Then model/outbox_steal.pml (the warden steals an idle freer's partial
+# outboxes, under TSO store buffering): exhaustive and error-free, and its
+# probes must FAIL: -DPROBE_NO_MEMBARRIER (the warden's membarrier does
+# nothing: its mutual exclusion assertion fails), -DPROBE_STOLEN (a partial
+# batch is stolen) and -DPROBE_FREER_SEES_2 (a freer meets a steal under
+# way and frees a batch of one).
+# SPIN_DEFS="..." checks one model (labyrinth.pml) with those definitions only.
 # Exit 77 when spin is not installed (scripts/deps.sh test installs
 # Debian's package `spin`).
 set -u
@@ -24,13 +30,14 @@ if ! command -v spin >/dev/null; then
   exit 77
 fi
 
-# run NAME DEFS: pan's verdict in $work/NAME; returns 0 when exhaustive and
-# error-free, 1 on an error, 2 when the search was not exhaustive.
+# run NAME DEFS [MODEL]: pan's verdict in $work/NAME; returns 0 when
+# exhaustive and error-free, 1 on an error, 2 when the search was not
+# exhaustive.  MODEL: a file of model/, labyrinth.pml by default.
 run() {
-  local name=$1 defs=$2 d="$work/$1"
+  local name=$1 defs=$2 pml=${3:-labyrinth.pml} d="$work/$1"
   mkdir -p "$d" && cd "$d" || return 2
-  cp "$here/labyrinth.pml" .
-  spin $defs -a labyrinth.pml >spin.log 2>&1 || { cat spin.log; return 2; }
+  cp "$here/$pml" .
+  spin $defs -a "$pml" >spin.log 2>&1 || { cat spin.log; return 2; }
   gcc -O0 -w -DSAFETY -DNOREDUCE -DCOLLAPSE -DMEMLIM=2048 -o pan pan.c >cc.log 2>&1 || { cat cc.log; return 2; }
   local t0 rc
   t0=$(date +%s)
@@ -68,6 +75,26 @@ if [ -z "${SPIN_DEFS:-}" ]; then
       echo "model probe $probe: reached (its probe assertion fails, as it must)"
     else
       echo "model probe $probe: NOT reached: the fallback model would pass vacuously"; fail=1
+    fi
+  done
+  steal=outbox_steal.pml
+  run steal "" $steal
+  case $? in
+    0) echo "model steal ($steal): exhaustive, no error: $states states stored, $secs s" ;;
+    1) cat "$work/steal/pan.log"
+       echo "model steal: ERRORS (counterexample: cd $work/steal && spin -t -p $steal)"; fail=1 ;;
+    *) cat "$work/steal/pan.log"; echo "model steal: the state space was NOT exhausted"; fail=1 ;;
+  esac
+  # probe:the assertion its failure must show (pan's text of it)
+  for p in "NO_MEMBARRIER:assertion violated.*(in_f6|in_w5)" "STOLEN:assertion violated 0" \
+           "FREER_SEES_2:assertion violated 0"; do
+    probe=${p%%:*} want=${p#*:}
+    run "steal-probe-$probe" "-DPROBE_$probe" $steal
+    if [ $? = 1 ] && grep -qE "$want" "$work/steal-probe-$probe/pan.log"; then
+      echo "model steal probe $probe: reached (its probe assertion fails, as it must: $(grep -m1 -o 'assertion violated.*(at' "$work/steal-probe-$probe/pan.log" | sed 's/ *(at$//'))"
+    else
+      cat "$work/steal-probe-$probe/pan.log"
+      echo "model steal probe $probe: NOT reached: the steal model would pass vacuously"; fail=1
     fi
   done
 fi

@@ -166,7 +166,9 @@ struct lb_level {
      * in its magazine (two bits per id, cleared when the slot is flushed):
      * no false negatives, so a second free of a page still in our outbox
      * is always found at once (a hit is confirmed by scanning the batch,
-     * lb_level_out_holds).  Written and read only by the level itself. */
+     * lb_level_out_holds).  Written and read by the level itself, and
+     * cleared by the warden while it holds the level's outbox guard
+     * (remote.h, "Stealing idle outboxes"). */
     uint64_t       out_bloom[LB_OUTBOX_SLOTS][LB_BLOOM_WORDS] LB_ALIGNED_CL;
 } __attribute__((__aligned__(512)));
 _Static_assert(sizeof(struct lb_level) == 512, "a level is 512 bytes: found by a shift");
@@ -179,6 +181,15 @@ struct lb_tcache {
     uint32_t        flushed_epoch[LB_LEVELS]; /* lb_level_flush_once: each
                                 level's last epoch (the level's own context;
                                 here because struct lb_level is full)        */
+    /* Each level's outbox guard (remote.h, "Stealing idle outboxes"):
+     * out_busy, written by the level's own context around every use of
+     * its outboxes; out_steal, the warden's request (0 none, 1 asked, 2
+     * taking them; the level may CAS 1 back to 0).  steal_seen: the
+     * level's remote_frees at the warden's last look (the warden's alone,
+     * under the rebalance mutex). */
+    lb_atomic_u32   out_busy[LB_LEVELS];
+    lb_atomic_u32   out_steal[LB_LEVELS];
+    uint64_t        steal_seen[LB_LEVELS];
     /* ZERO allocations by each level (its own context writes, with
      * lb_bump_1w_u64; stats read): served from the zeroed stock, or not
      * (the page cleared by the caller).  Never reset: lifetime totals. */
@@ -231,14 +242,19 @@ static inline void lb_level_own(const struct lb_level *l, lb_atomic_u64 *desc, l
     lb_store_rel_u64(desc, lb_d_owned(l->pattern, flags, (uint32_t)n & LB_GEN_MASK));
 }
 /* The full generation of the allocation that descriptor word w (read by
- * the caller, any order) names, for a context that is not the page's
- * owner: false if the descriptor is no longer w (the caller decides anew).
- * Acquire, both loads (see lb_level_own): the high word read belongs to w
- * unless the descriptor moved on, which the last load then sees.  One
- * exception stays: the descriptor leaving w and coming back to the same
- * word between the first and the last load, which takes 2^LB_GEN_BITS
- * allocations by its owner inside this call (the class of ABA the stack
- * tags accept). */
+ * the caller, any order, just before) names, for a context that is not
+ * the page's owner: false if the descriptor is no longer w (the caller
+ * decides anew).  Acquire, both loads (see lb_level_own): the high word
+ * read belongs to w unless the descriptor moved on, which the last load
+ * then sees.  This is a free's decisive read: the free paths call it
+ * first, before any decision, and the free is then of that allocation
+ * whatever happens later (the review of KB51: called later, a call
+ * stopped after its first read of w while the page came round to w again
+ * freed the newer allocation).  One exception stays: the descriptor
+ * leaving w and coming back to the same word between the caller's read
+ * and the last load here (a handful of instructions), which takes
+ * 2^LB_GEN_BITS allocations by its owner while the call is stopped there
+ * (the class of ABA the stack tags accept). */
 static inline bool lb_desc_gen(const lb_atomic_u64 *desc, const lb_atomic_u32 *hi, uint64_t w, uint64_t *n)
 {
     if (lb_load_acq_u64(desc) != w)
@@ -327,6 +343,12 @@ struct lb_cache {
                                       pending stack for an outbox      */
     lb_atomic_u64   remote_singles; /* remote frees sent as a batch of one
                                       (no level, or no outbox magazine) */
+    lb_atomic_u64   outbox_steals; /* pages the warden pushed on from idle
+                                      levels' outboxes (remote.h)       */
+    lb_atomic_u64   steal_dodges; /* remote frees made without the outbox
+                                     while the warden took it           */
+    bool            steal_off;    /* no asymmetric fence here (the
+                                     warden's, under its mutex)         */
     lb_bad_entry_fn *bad_entry;  /* reports a late-detected double free     */
     void           *bad_ctx;
     /* A bit per tcache that may be unowned with pages on a level's inbox

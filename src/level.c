@@ -183,9 +183,13 @@ void *lb_level_refill_pop(struct lb_zone *z, struct lb_level *l, unsigned gfp)
      * send them on, so that the adopt below can take them (the review: a
      * thread got NULL 5 times of 5 while its own partial batch held 2
      * free pages of an exited owner). */
-    for (unsigned k = 0; k < LB_OUTBOX_SLOTS; k++)
-        if (lb_load_rlx_ptr(&l->out_mag[k]))
-            lb_level_flush_one(c, l, k);
+    struct lb_tcache *tc = lb_level_tcache(c, l);
+    if (lb_out_begin(c, tc, lb_level_depth(l))) { /* else the warden is at it */
+        for (unsigned k = 0; k < LB_OUTBOX_SLOTS; k++)
+            if (lb_load_rlx_ptr(&l->out_mag[k]))
+                lb_level_flush_one(c, l, k);
+        lb_out_end(tc, lb_level_depth(l));
+    }
     /* Last, pages freed back to threads that have exited (the warden
      * would reap them at its next tick): adopt them now. */
     uint64_t pages;

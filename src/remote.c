@@ -150,6 +150,114 @@ again:
     goto again;
 }
 
+bool lb_out_begin_slow(struct lb_cache *c, struct lb_tcache *tc, uint32_t d, uint32_t s)
+{
+    /* B4, acquire-release: a success takes the outboxes back before the
+     * warden's S5 (which then fails).  A failure reads 2 (the warden is
+     * at S5 or later) or 0: the warden backed off (S4) or finished a whole
+     * steal (S6) since our B3, and asks nothing more until its next S2
+     * (found by the model, model/outbox_steal.pml -DCHECK_FAIL_SEES_2:
+     * this said "a failure reads 2" before). */
+    if (s == 1 && lb_cas_acqrel_u32(&tc->out_steal[d], &s, 0))
+        return true;
+    if (s == 0)
+        return true;
+    LB_DEBUG_CHECK(s == 2);
+    lb_add_rlx_u64(&c->steal_dodges, 1); /* a statistic */
+    lb_out_end(tc, d); /* B5 */
+    return false;
+}
+
+void lb_out_begin_wait(struct lb_cache *c, struct lb_tcache *tc, uint32_t d)
+{
+    for (;;) {
+        /* B1..B3 with the store and the load sequentially consistent (a
+         * locked exchange on x86-64: a full fence): the caller may be
+         * outside lb_enter (a kernel releasing an offline CPU's cache from
+         * another CPU), where the warden's grace period (lb_os_fence_all)
+         * does not order it; so the pair is an ordinary Dekker against the
+         * warden's S1, S2 (which fences the warden too), S3.  Normal
+         * context, rare: the cost does not matter. */
+        lb_store_sc_u32(&tc->out_busy[d], 1);
+        uint32_t s = lb_load_sc_u32(&tc->out_steal[d]);
+        if (s == 0 || lb_out_begin_slow(c, tc, d, s))
+            return;
+        lb_os_yield(); /* the warden is pushing our batches: a few pushes */
+    }
+}
+
+uint64_t lb_cache_steal_idle(struct lb_cache *c)
+{
+    if (c->steal_off)
+        return 0;
+    uint64_t pages = 0;
+    uint32_t asked = 0;
+    /* S1 for each owned level with batches waiting and no remote free
+     * since the last look.  Relaxed loads: hints (a level that frees
+     * meanwhile either sees our request or is seen busy). */
+    for (uint32_t t = 0; t < c->ntcaches; t++) {
+        struct lb_tcache *tc = &c->tcaches[t];
+        uint32_t owner = lb_load_rlx_u32(&tc->owner);
+        for (unsigned d = 0; d < LB_LEVELS; d++) {
+            struct lb_level *l = &tc->lvl[d];
+            uint64_t rf = lb_load_rlx_u64(&l->remote_frees);
+            bool idle = rf == tc->steal_seen[d];
+            tc->steal_seen[d] = rf;
+            if (!idle || owner == 0 || owner == LB_OWNER_WARDEN)
+                continue;
+            bool waiting = false;
+            for (unsigned k = 0; k < LB_OUTBOX_SLOTS; k++)
+                waiting |= lb_load_rlx_ptr(&l->out_mag[k]) != NULL;
+            if (!waiting)
+                continue;
+            /* S1.  Release: a level whose B4 CAS reads this 1 and then
+             * uses its outboxes sees our last S6 and the changes before
+             * it without relying on C17's release sequences through a
+             * relaxed store (the model's review; free on x86-64, stlr on
+             * aarch64). */
+            lb_store_rel_u32(&tc->out_steal[d], 1);
+            asked++;
+        }
+    }
+    if (!asked)
+        return 0;
+    bool fenced = lb_os_fence_all(); /* S2 */
+    if (!fenced)
+        c->steal_off = true; /* no asymmetric fence here: never again */
+    for (uint32_t t = 0; t < c->ntcaches; t++) {
+        struct lb_tcache *tc = &c->tcaches[t];
+        for (unsigned d = 0; d < LB_LEVELS; d++) {
+            /* Relaxed: only we write 1, and nobody else 2. */
+            if (lb_load_rlx_u32(&tc->out_steal[d]) != 1)
+                continue;
+            uint32_t one = 1;
+            /* S3, acquire: pairs with the level's release of busy (B6),
+             * so its outbox writes are seen.  Busy, or no fence: back off
+             * (S4; relaxed, a failure means the level took them back). */
+            if (!fenced || lb_load_acq_u32(&tc->out_busy[d])) {
+                lb_cas_rlx_u32(&tc->out_steal[d], &one, 0);
+                continue;
+            }
+            /* S5, acquire-release: pairs with the level's B4 CAS (one of
+             * the two wins). */
+            if (!lb_cas_acqrel_u32(&tc->out_steal[d], &one, 2))
+                continue;
+            struct lb_level *l = &tc->lvl[d];
+            for (unsigned k = 0; k < LB_OUTBOX_SLOTS; k++) {
+                struct lb_mag *m = lb_load_rlx_ptr(&l->out_mag[k]);
+                if (m) {
+                    pages += lb_load_rlx_u32(&m->count);
+                    lb_level_flush_one(c, l, k);
+                }
+            }
+            /* S6, release: pairs with the level's acquire of steal (B3). */
+            lb_store_rel_u32(&tc->out_steal[d], 0);
+        }
+    }
+    lb_add_rlx_u64(&c->outbox_steals, pages); /* a statistic */
+    return pages;
+}
+
 /* Validate the entries of inbox magazine m of level l in place. */
 static uint64_t lb_level_validate(struct lb_cache *c, struct lb_level *l, struct lb_mag *m)
 {
@@ -519,18 +627,16 @@ uint64_t lb_level_take_queue(struct lb_cache *c, struct lb_level *l, struct lb_l
 }
 
 int lb_zone_free_remote(struct lb_zone *z, void *p, struct lb_region *r, uint32_t idx,
-                        uint64_t w, uint32_t d)
+                        uint64_t w, uint64_t n, uint32_t d)
 {
     struct lb_cache *c = &z->cache;
     struct lb_level *l = lb_tls_level(c, d);
     if (!l && d == 0 && lb_cache_claim(c))
         l = lb_tls_level(c, 0);
     int rc = -ENOSPC;
-    /* The page's full generation, read as its owner wrote it; if the
-     * descriptor moved on meanwhile, the caller reads it again. */
-    uint64_t n;
-    if (!lb_desc_gen(&r->desc[idx], &r->gen_hi[idx], w, &n))
-        return -EAGAIN;
+    struct lb_tcache *tc = l ? lb_level_tcache_at(l, d) : NULL;
+    if (l && !lb_out_begin(c, tc, d))
+        l = NULL; /* the warden is taking our outboxes: a batch of one */
     if (l) {
         rc = lb_level_remote_free(c, l, p, lb_page_id(r, idx), w, n);
         if (rc == 0 && lb_load_rlx_u32(&z->kick)) {
@@ -554,6 +660,7 @@ int lb_zone_free_remote(struct lb_zone *z, void *p, struct lb_region *r, uint32_
                     lb_level_flush_one(c, l, k);
             }
         }
+        lb_out_end(tc, d);
     }
     if (rc != -ENOSPC)
         return rc;
@@ -562,10 +669,18 @@ int lb_zone_free_remote(struct lb_zone *z, void *p, struct lb_region *r, uint32_
         return 0;
     /* No magazine at all: the page's own queue link (F1..F3 above). */
     lb_add_rlx_u64(&c->remote_fallbacks, 1); /* a statistic: no order */
-    /* Seq_cst: F1 (see above).  A failure reloads w: the caller decides
-     * again (another free won: refused; a new allocation: routed anew). */
+    /* The allocation must still be generation n: its high word first
+     * (acquire, as lb_desc_gen's: a newer allocation's high word means the
+     * descriptor below is not n's even when it reads w again).  What stays
+     * is a stop of 2^LB_GEN_BITS owner allocations between this load and
+     * the CAS (docs/reliability.md, KB51). */
+    if (lb_load_acq_u32(&r->gen_hi[idx]) != (uint32_t)(n >> LB_GEN_BITS))
+        return -EALREADY;
+    /* Seq_cst: F1 (see above).  A failure means the descriptor left w after
+     * the caller's decisive read: the allocation this free is of was freed
+     * by another context (a racing double free, and we are the second). */
     if (!lb_cas_sc_u64(&r->desc[idx], &w, (w & ~(uint64_t)7) | LB_S_QUEUED))
-        return -EAGAIN;
+        return -EALREADY;
     lb_queue_claim_push(c, r, idx, lb_d_owner(w));
     return 0;
 }
@@ -573,6 +688,12 @@ int lb_zone_free_remote(struct lb_zone *z, void *p, struct lb_region *r, uint32_
 void lb_zone_settle(struct lb_zone *z)
 {
     struct lb_cache *c = &z->cache;
+    /* The warden may still run (destroy stops it later) and steal an
+     * outbox while we flush it: both would push one magazine (found by the
+     * model's review, -DSETTLE).  Under its mutex, with steals off. */
+    lb_os_mutex_lock(&z->rebalance_mutex);
+    c->steal_off = true;
+    lb_os_mutex_unlock(&z->rebalance_mutex);
     for (uint32_t t = 0; t < c->ntcaches; t++)
         for (unsigned d = 0; d < LB_LEVELS; d++)
             lb_level_flush_outboxes(c, &c->tcaches[t].lvl[d]);

@@ -60,6 +60,66 @@ enum lb_append {
     LB_OUT_OF_WINDOW /* n is too far from the batch's stamp: flush the slot
                         and start a new batch (nothing appended)            */
 };
+/* ---- Stealing idle outboxes -------------------------------------------
+ * A level's partial batches wait for its next remote free; a freer that
+ * goes idle (a thread blocked in its own event loop) would strand them,
+ * and their owner would starve while the pages count as in flight (the
+ * review's outbox_starve.c).  So the warden takes the outboxes of a level
+ * that stayed idle for a whole run (lb_cache_steal_idle) and pushes them
+ * on.  The guard is an asymmetric Dekker pair per level:
+ *
+ *   level (own context)                 warden (normal context)
+ *   B1 busy = 1           relaxed       S1 steal = 1              relaxed
+ *   B2 compiler fence                   S2 lb_os_fence_all()      membarrier
+ *   B3 s = steal          acquire       S3 b = busy               acquire
+ *   B4 s == 1: CAS steal 1 -> 0         S4 b == 1: CAS 1 -> 0, skip
+ *   B5 s == 2: busy = 0, no outbox      S5 CAS steal 1 -> 2, else skip
+ *   B6 use the outboxes; busy = 0 rel   S6 push every outbox; steal = 0 rel
+ *
+ * S2 makes every thread execute a full fence during the call, so either
+ * the level's B3 sees S1, or the warden's S3 sees B1: never both miss.
+ * A level that sees 1 takes its outboxes back (B4; the warden's S5 then
+ * fails); one that sees 2 frees this page without its outbox (a batch of
+ * one, remote.c) and leaves the outboxes to the warden.  The B1..B3 cost
+ * on a remote free: two stores and a load on a line the level owns; none
+ * on allocation.  A signal handler uses another level, so it never meets
+ * the guard of the context it interrupted.  Model: model/outbox_steal.pml. */
+
+/* Begin a use of level d's outboxes (tc its tcache, in cache c): true, go on and end
+ * with lb_out_end; false, the warden is taking them: do without. */
+bool lb_out_begin_slow(struct lb_cache *c, struct lb_tcache *tc, uint32_t d, uint32_t s);
+static inline bool lb_out_begin(struct lb_cache *c, struct lb_tcache *tc, uint32_t d)
+{
+    /* B1, B2: relaxed, then only a compiler fence; the warden's
+     * lb_os_fence_all (S2) is the hardware fence of this pair. */
+    lb_store_rlx_u32(&tc->out_busy[d], 1);
+    lb_signal_fence();
+    /* B3, acquire: pairs with the warden's release store of 0 (S6), so
+     * its changes to our outboxes are seen before we use them. */
+    uint32_t s = lb_load_acq_u32(&tc->out_steal[d]);
+    if (LB_LIKELY(s == 0))
+        return true;
+    return lb_out_begin_slow(c, tc, d, s);
+}
+static inline void lb_out_end(struct lb_tcache *tc, uint32_t d)
+{
+    /* Release: our outbox writes happen before the warden's acquire load
+     * of busy (S3) that reads this 0. */
+    lb_store_rel_u32(&tc->out_busy[d], 0);
+}
+/* The same for a level whose depth the caller does not know. */
+static inline uint32_t lb_level_depth(const struct lb_level *l)
+{
+    return (l->id - 1) % LB_LEVELS;
+}
+/* Begin, waiting while the warden takes the outboxes (normal context:
+ * thread release and exit; the warden's steal is a few pushes). */
+void lb_out_begin_wait(struct lb_cache *c, struct lb_tcache *tc, uint32_t d);
+/* Warden (normal context, the rebalance mutex held): push the partial
+ * outboxes of every owned level that freed nothing since the last look.
+ * Returns the pages pushed. */
+uint64_t lb_cache_steal_idle(struct lb_cache *c);
+
 /* Append {page_id, generation n} to outbox magazine m (slot k) of l, known
  * to be for the page's owner: the inlined part of a remote free.
  *
@@ -151,13 +211,13 @@ static inline bool lb_remote_fast_ok(const struct lb_zone *z)
     return !lb_load_rlx_u32(&z->kick);
 }
 
-/* An order-0 page owned by another level (descriptor w, still ALLOC):
- * queue it for its owner, flushing as the policy says.  Returns 0, the
- * refusal's negative errno, or -EAGAIN: the descriptor is no longer w
- * (seen while reading the page's full generation, or by the queue's CAS;
- * the caller reads it again and decides anew). */
+/* An order-0 page owned by another level (descriptor w, still ALLOC, and
+ * n its full generation: the caller's decisive read, lb_desc_gen): queue
+ * it for its owner, flushing as the policy says.  Returns 0 or the
+ * refusal's negative errno; -EALREADY also when the queue's CAS finds
+ * that the allocation n is gone (another free of it won). */
 int lb_zone_free_remote(struct lb_zone *z, void *p, struct lb_region *r, uint32_t idx,
-                        uint64_t w, uint32_t d);
+                        uint64_t w, uint64_t n, uint32_t d);
 /* Quiescent zone: flush every outbox, take every inbox (pages to the
  * buddy).  Normal context. */
 void lb_zone_settle(struct lb_zone *z);

@@ -266,8 +266,13 @@ struct lb_tcache *lb_cache_claim(struct lb_cache *c)
 void lb_cache_release(struct lb_cache *c, struct lb_tcache *tc)
 {
     LB_DEBUG_CHECK(lb_load_rlx_u32(&tc->owner) != 0); /* the caller holds tc */
-    for (unsigned d = 0; d < LB_LEVELS; d++)
+    /* Each level's guard is held from here to the end (remote.h): the
+     * warden, which may have looked before we let go, must not take
+     * outboxes that we flush and retire. */
+    for (unsigned d = 0; d < LB_LEVELS; d++) {
+        lb_out_begin_wait(c, tc, d);
         lb_level_flush_outboxes(c, &tc->lvl[d]);
+    }
     /* Some of those batches may have gone to caches no thread holds: give
      * their pages back now rather than at the warden's next tick. */
     lb_cache_reap(c);
@@ -289,6 +294,8 @@ void lb_cache_release(struct lb_cache *c, struct lb_tcache *tc)
      * the next owner (pairs with the acquire CAS in lb_cache_claim); and
      * pages freed to us since the take above mark the tcache an orphan
      * (remote.c, "orphans"). */
+    for (unsigned d = 0; d < LB_LEVELS; d++)
+        lb_out_end(tc, d);
     lb_tcache_unown(c, tc);
 }
 

@@ -31,6 +31,13 @@ bool lb_zone_wait(struct lb_zone *z, uint64_t deadline)
     /* Acquire: pairs with the warden's release increment after it has made
      * pages available. */
     uint32_t seq = lb_load_acq_u32(&z->free_seq);
+    if (!z->warden_running) {
+        /* No warden to push on idle levels' batches (remote.h): we may
+         * sleep, so we do it (the second wait finds them idle). */
+        lb_os_mutex_lock(&z->rebalance_mutex);
+        lb_cache_steal_idle(&z->cache);
+        lb_os_mutex_unlock(&z->rebalance_mutex);
+    }
     lb_add_rlx_u32(&z->waiters, 1);
     lb_add_rlx_u64(&z->kernel_waits, 1);
     lb_zone_wake_warden(z);
@@ -192,6 +199,11 @@ static uint64_t lb_zone_rebalance_locked(struct lb_zone *z);
 uint64_t lb_zone_rebalance(struct lb_zone *z)
 {
     lb_os_mutex_lock(&z->rebalance_mutex);
+    /* Idle levels' partial batches first (remote.h, "Stealing idle
+     * outboxes"): they reach their owners' inboxes, where a starving owner
+     * finds them at its next refill.  Not counted as moved: they are not
+     * free yet. */
+    lb_cache_steal_idle(&z->cache);
     uint64_t moved = lb_cache_reap(&z->cache) + lb_zone_rebalance_locked(z);
     lb_os_mutex_unlock(&z->rebalance_mutex);
     return moved;

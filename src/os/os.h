@@ -208,6 +208,19 @@ int lb_os_futex_wait(lb_atomic_u32 *word, uint32_t expected, uint64_t timeout_ns
 void lb_os_futex_wake(lb_atomic_u32 *word, int n);
 void lb_os_yield(void);
 void lb_os_sleep_ns(uint64_t ns);
+/* An asymmetric fence (normal context; may sleep): when it returns, every
+ * other thread of the process (each CPU, in a kernel) has executed a full
+ * memory barrier at some point since the call began, so a store made
+ * before the call and a load made after it pair with any other thread's
+ * store-then-load separated by a compiler fence only (the outbox steal,
+ * remote.c: a Dekker whose heavy side is here).  User space:
+ * membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED), the process registered
+ * on first use (again after a fork: a child's registration starts
+ * empty); a kernel: synchronize_rcu_expedited(), whose grace period waits
+ * for every preemption-disabled section (lb_enter disables preemption)
+ * with full barriers on every CPU.  false: not available here (an old
+ * kernel, a seccomp filter): the caller does without. */
+bool lb_os_fence_all(void);
 
 /* A mutex for normal thread context only (never on the ATOMIC path).
  * LB_OS_MUTEX_INITIALIZER(name) initialises a static one. */

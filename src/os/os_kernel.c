@@ -26,6 +26,7 @@
 #include <linux/math64.h>
 #include <linux/ktime.h>
 #include <linux/printk.h>
+#include <linux/rcupdate.h>
 #include <linux/sched.h>
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
@@ -364,6 +365,14 @@ void lb_os_futex_wake(lb_atomic_u32 *word, int n)
 {
 	lb_os_fault(LB_OS_OP_OTHER);
 	wake_up_all(lb_k_wq_of(word));
+}
+
+bool lb_os_fence_all(void)
+{
+	if (!lb_os_can_sleep())
+		return false;
+	synchronize_rcu_expedited();
+	return true;
 }
 
 void lb_os_yield(void)

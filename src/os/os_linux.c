@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -411,6 +412,24 @@ void lb_os_futex_wake(lb_atomic_u32 *word, int n)
 {
     lb_os_fault(LB_OS_OP_OTHER);
     syscall(SYS_futex, &word->v, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+bool lb_os_fence_all(void)
+{
+    /* Relaxed: a cache of the answer; a race costs one more registration,
+     * which the kernel takes again without harm. */
+    static lb_atomic_u32 broken;
+    if (lb_load_rlx_u32(&broken))
+        return false;
+    if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0)
+        return true;
+    /* EPERM: this process (or this fork child: registration is per
+     * address space) has not registered yet. */
+    if (errno == EPERM && syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 &&
+        syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0)
+        return true;
+    lb_store_rlx_u32(&broken, 1); /* ENOSYS, EINVAL, a filter: never again */
+    return false;
 }
 
 void lb_os_yield(void)
