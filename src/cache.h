@@ -185,11 +185,13 @@ struct lb_tcache {
      * out_busy, written by the level's own context around every use of
      * its outboxes; out_steal, the warden's request (0 none, 1 asked, 2
      * taking them; the level may CAS 1 back to 0).  steal_seen: the
-     * level's remote_frees at the warden's last look (the warden's alone,
-     * under the rebalance mutex). */
+     * level's remote_frees at the warden's last look, steal_since: the
+     * clock when it last changed (the warden's alone, under the rebalance
+     * mutex). */
     lb_atomic_u32   out_busy[LB_LEVELS];
     lb_atomic_u32   out_steal[LB_LEVELS];
     uint64_t        steal_seen[LB_LEVELS];
+    uint64_t        steal_since[LB_LEVELS];
     /* ZERO allocations by each level (its own context writes, with
      * lb_bump_1w_u64; stats read): served from the zeroed stock, or not
      * (the page cleared by the caller).  Never reset: lifetime totals. */
@@ -347,8 +349,9 @@ struct lb_cache {
                                       levels' outboxes (remote.h)       */
     lb_atomic_u64   steal_dodges; /* remote frees made without the outbox
                                      while the warden took it           */
-    bool            steal_off;    /* no asymmetric fence here (the
-                                     warden's, under its mutex)         */
+    lb_atomic_u32   steal_off;    /* no asymmetric fence here: written
+                                     under the rebalance mutex; relaxed,
+                                     a flag others may read (tests)     */
     lb_bad_entry_fn *bad_entry;  /* reports a late-detected double free     */
     void           *bad_ctx;
     /* A bit per tcache that may be unowned with pages on a level's inbox

@@ -163,7 +163,7 @@ bool lb_out_begin_slow(struct lb_cache *c, struct lb_tcache *tc, uint32_t d, uin
     if (s == 0)
         return true;
     LB_DEBUG_CHECK(s == 2);
-    lb_add_rlx_u64(&c->steal_dodges, 1); /* a statistic */
+    (void)c;
     lb_out_end(tc, d); /* B5 */
     return false;
 }
@@ -186,9 +186,9 @@ void lb_out_begin_wait(struct lb_cache *c, struct lb_tcache *tc, uint32_t d)
     }
 }
 
-uint64_t lb_cache_steal_idle(struct lb_cache *c)
+uint64_t lb_cache_steal_idle(struct lb_cache *c, uint64_t now, bool urgent)
 {
-    if (c->steal_off)
+    if (lb_load_rlx_u32(&c->steal_off))
         return 0;
     uint64_t pages = 0;
     uint32_t asked = 0;
@@ -201,9 +201,17 @@ uint64_t lb_cache_steal_idle(struct lb_cache *c)
         for (unsigned d = 0; d < LB_LEVELS; d++) {
             struct lb_level *l = &tc->lvl[d];
             uint64_t rf = lb_load_rlx_u64(&l->remote_frees);
-            bool idle = rf == tc->steal_seen[d];
-            tc->steal_seen[d] = rf;
-            if (!idle || owner == 0 || owner == LB_OWNER_WARDEN)
+            if (rf != tc->steal_seen[d]) {
+                tc->steal_seen[d] = rf;
+                tc->steal_since[d] = now;
+                continue;
+            }
+            /* Idle since the last look; long enough, unless pages are
+             * short (a freer between bursts is not fenced every run:
+             * membarrier interrupts every CPU running our threads). */
+            if (!urgent && now - tc->steal_since[d] < LB_STEAL_IDLE_UNITS)
+                continue;
+            if (owner == 0 || owner == LB_OWNER_WARDEN)
                 continue;
             bool waiting = false;
             for (unsigned k = 0; k < LB_OUTBOX_SLOTS; k++)
@@ -221,9 +229,10 @@ uint64_t lb_cache_steal_idle(struct lb_cache *c)
     }
     if (!asked)
         return 0;
-    bool fenced = lb_os_fence_all(); /* S2 */
-    if (!fenced)
-        c->steal_off = true; /* no asymmetric fence here: never again */
+    int frc = lb_os_fence_all(); /* S2 */
+    bool fenced = frc == 0;
+    if (frc == -ENOSYS)
+        lb_store_rlx_u32(&c->steal_off, 1); /* no asymmetric fence in this process: never again */
     for (uint32_t t = 0; t < c->ntcaches; t++) {
         struct lb_tcache *tc = &c->tcaches[t];
         for (unsigned d = 0; d < LB_LEVELS; d++) {
@@ -635,8 +644,10 @@ int lb_zone_free_remote(struct lb_zone *z, void *p, struct lb_region *r, uint32_
         l = lb_tls_level(c, 0);
     int rc = -ENOSPC;
     struct lb_tcache *tc = l ? lb_level_tcache_at(l, d) : NULL;
-    if (l && !lb_out_begin(c, tc, d))
+    if (l && !lb_out_begin(c, tc, d)) {
         l = NULL; /* the warden is taking our outboxes: a batch of one */
+        lb_add_rlx_u64(&c->steal_dodges, 1); /* a statistic */
+    }
     if (l) {
         rc = lb_level_remote_free(c, l, p, lb_page_id(r, idx), w, n);
         if (rc == 0 && lb_load_rlx_u32(&z->kick)) {
@@ -692,7 +703,7 @@ void lb_zone_settle(struct lb_zone *z)
      * outbox while we flush it: both would push one magazine (found by the
      * model's review, -DSETTLE).  Under its mutex, with steals off. */
     lb_os_mutex_lock(&z->rebalance_mutex);
-    c->steal_off = true;
+    lb_store_rlx_u32(&c->steal_off, 1);
     lb_os_mutex_unlock(&z->rebalance_mutex);
     for (uint32_t t = 0; t < c->ntcaches; t++)
         for (unsigned d = 0; d < LB_LEVELS; d++)

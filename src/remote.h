@@ -65,8 +65,8 @@ enum lb_append {
  * goes idle (a thread blocked in its own event loop) would strand them,
  * and their owner would starve while the pages count as in flight (the
  * review's outbox_starve.c).  So the warden takes the outboxes of a level
- * that stayed idle for a whole run (lb_cache_steal_idle) and pushes them
- * on.  The guard is an asymmetric Dekker pair per level:
+ * that stayed idle (lb_cache_steal_idle: for about 10 ms, or for a whole
+ * run while the zone is short of pages) and pushes them on.  The guard is an asymmetric Dekker pair per level:
  *
  *   level (own context)                 warden (normal context)
  *   B1 busy = 1           relaxed       S1 steal = 1              relaxed
@@ -115,10 +115,13 @@ static inline uint32_t lb_level_depth(const struct lb_level *l)
 /* Begin, waiting while the warden takes the outboxes (normal context:
  * thread release and exit; the warden's steal is a few pushes). */
 void lb_out_begin_wait(struct lb_cache *c, struct lb_tcache *tc, uint32_t d);
-/* Warden (normal context, the rebalance mutex held): push the partial
- * outboxes of every owned level that freed nothing since the last look.
- * Returns the pages pushed. */
-uint64_t lb_cache_steal_idle(struct lb_cache *c);
+/* Warden (normal context, the rebalance mutex held; now: the zone's
+ * clock): push the partial outboxes of every owned level that has made no
+ * remote free for LB_STEAL_IDLE_UNITS of the clock, or (urgent: the zone
+ * is short of pages) since the last look.  Returns the pages pushed. */
+#define LB_STEAL_IDLE_UNITS 10u /* about 10 ms: a freer between bursts is
+                                   not fenced at every warden run        */
+uint64_t lb_cache_steal_idle(struct lb_cache *c, uint64_t now, bool urgent);
 
 /* Append {page_id, generation n} to outbox magazine m (slot k) of l, known
  * to be for the page's owner: the inlined part of a remote free.

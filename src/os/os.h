@@ -218,9 +218,13 @@ void lb_os_sleep_ns(uint64_t ns);
  * on first use (again after a fork: a child's registration starts
  * empty); a kernel: synchronize_rcu_expedited(), whose grace period waits
  * for every preemption-disabled section (lb_enter disables preemption)
- * with full barriers on every CPU.  false: not available here (an old
- * kernel, a seccomp filter): the caller does without. */
-bool lb_os_fence_all(void);
+ * with full barriers on every CPU.  Returns 0; -EAGAIN, not now (a kernel
+ * caller that may not sleep); -ENOSYS, never in this process: an old
+ * kernel, a seccomp filter that refuses the call, or any seccomp filter
+ * at all (one may kill the process on membarrier rather than refuse it,
+ * as systemd's SystemCallFilter= does by default, and a filter's rules
+ * cannot be read: so no call is made under one). */
+int lb_os_fence_all(void);
 
 /* A mutex for normal thread context only (never on the ATOMIC path).
  * LB_OS_MUTEX_INITIALIZER(name) initialises a static one. */

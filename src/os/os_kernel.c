@@ -367,12 +367,12 @@ void lb_os_futex_wake(lb_atomic_u32 *word, int n)
 	wake_up_all(lb_k_wq_of(word));
 }
 
-bool lb_os_fence_all(void)
+int lb_os_fence_all(void)
 {
 	if (!lb_os_can_sleep())
-		return false;
+		return -EAGAIN;
 	synchronize_rcu_expedited();
-	return true;
+	return 0;
 }
 
 void lb_os_yield(void)

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -414,22 +415,26 @@ void lb_os_futex_wake(lb_atomic_u32 *word, int n)
     syscall(SYS_futex, &word->v, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
 }
 
-bool lb_os_fence_all(void)
+int lb_os_fence_all(void)
 {
-    /* Relaxed: a cache of the answer; a race costs one more registration,
-     * which the kernel takes again without harm. */
+    /* Relaxed: a cache of the answer; a race costs one more look. */
     static lb_atomic_u32 broken;
     if (lb_load_rlx_u32(&broken))
-        return false;
+        return -ENOSYS;
+    /* Under a seccomp filter (mode 2), or strict mode: no membarrier (see
+     * os.h).  Looked at each time: a filter may be installed later. */
+    if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) != 0)
+        goto never;
     if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0)
-        return true;
+        return 0;
     /* EPERM: this process (or this fork child: registration is per
      * address space) has not registered yet. */
     if (errno == EPERM && syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 &&
         syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0)
-        return true;
+        return 0;
+never:
     lb_store_rlx_u32(&broken, 1); /* ENOSYS, EINVAL, a filter: never again */
-    return false;
+    return -ENOSYS;
 }
 
 void lb_os_yield(void)
