@@ -424,8 +424,7 @@ struct labyrinth_page_info {
                               of the real time, never going back.  Without
                               a warden: the cycle counter (exact).        */
     uint32_t thread;       /* labyrinth_thread_id() of the allocating
-                              thread, its low 16 bits (a record has room
-                              for no more: docs/reliability.md, "Open")   */
+                              thread, all 32 bits                         */
     uint32_t tag;          /* from labyrinth_register_page_tag(), else 0    */
     unsigned region;       /* index of the region holding the page         */
 };
@@ -454,7 +453,7 @@ struct labyrinth_report {
                                LEAK and USE_AFTER_FREE), or NULL           */
     const struct labyrinth_site *site; /* for LEAK/USE_AFTER_FREE when the
                                           seed's macro recorded one       */
-    uint32_t    thread;     /* LEAK: allocating thread (low 16 bits of its
+    uint32_t    thread;     /* LEAK: allocating thread (its
                                labyrinth_thread_id(), as page_info)       */
     const char *message;    /* one line, no newline                        */
 };

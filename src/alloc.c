@@ -298,7 +298,7 @@ void *labyrinth_alloc_page_atomic_site(struct labyrinth_zone *h, unsigned qualit
                 /* This thread holds a cache: it has its id (lb_id_word_peek). */
                 uint64_t tw = lb_id_word_peek();
                 LB_DEBUG_CHECK(tw != 0);
-                lb_track_store_site(&h->r0_track[i], site, tw, units);
+                lb_track_store_site(&h->r0_track[i], &h->r0_track_hi[i], site, tw, units);
                 lb_leave(d);
                 LB_TOOL_ALLOC(p, h->page_mask + 1, 0);
                 return p;

@@ -43,42 +43,45 @@ void lb_zero_unstock(struct lb_zone *z, void *p);
  * context). */
 long lb_zone_for_each_in_use(struct lb_zone *z, int (*fn)(const struct labyrinth_page_info *info, void *arg),
                              void *arg);
-/* Tracking record layout (16 bytes, struct lb_track_rec):
+/* Tracking record layout (16 bytes, struct lb_track_rec, and 4 in the
+ * region's track_hi[]: issue 11.5, the full thread id):
  *   who:  bits 0..47  code address of the caller, or a struct labyrinth_site *
  *         bits 48..62 thread id, bits 0..14
  *         bit  63     the address is a site pointer
  *   when: bits 0..38  the zone's clock (lb_zone_clock_read: units of 1.024 ms
  *                     since the zone's creation, 17.8 years; coarse when a
  *                     warden runs)
- *         bit  39     thread id, bit 15
+ *         bit  39     0 (it held the thread id's bit 15 before track_hi)
  *         bits 40..63 tag (24 bits)
+ *   track_hi[]:       thread id, bits 15..31
  * Written by the block's owner with relaxed stores; readers (page_info, the
  * leak report, VERIFY's last-owner line) may see a record being rewritten
  * by its owner and get one word old and one new.  The site flag shares the
  * pointer's word, so the pointer is always read as what it was written as:
  * never a caller's code address taken for a site (KB8: the flag used to sit
  * in `when`).  A torn read can only mix the thread, time and tag of two
- * writes. */
+ * writes (the thread's two halves included: track_hi is stored first). */
 #define LB_TRACK_ADDR_MASK ((1ull << 48) - 1)
 /* The thread bits and the site flag are tcache.h's id word (lb_id_word). */
 #define LB_TRACK_SITE_BIT        LB_ID_WORD_TOP_BIT
 #define LB_TRACK_THREAD_LO_SHIFT LB_ID_WORD_LO_SHIFT
 #define LB_TRACK_THREAD_LO_MASK  LB_ID_WORD_LO_MASK
-#define LB_TRACK_THREAD_HI_BIT   LB_ID_WORD_HI_BIT
+#define LB_TRACK_THREAD_HI_SHIFT LB_ID_WORD_HI_SHIFT
 #define LB_TRACK_TIME_MASK ((1ull << 39) - 1)
 
 _Static_assert(LB_TRACK_TIME_MASK == LB_CLOCK_MAX, "a clock value fills the time field exactly");
 
 /* Store record t for a site, from the caller's id word tw (lb_id_word),
  * time units <= LB_CLOCK_MAX, tag 0: what lb_track_store(site, true, tid,
- * units, 0) stores.  The pointer's bits 0..47 merged
- * with the word's 48..63; `when` takes the word's bit 39. */
-static inline void lb_track_store_site(struct lb_track_rec *t, const struct labyrinth_site *site, uint64_t tw,
-                                       uint64_t units)
+ * units, 0) stores.  The pointer's bits 0..47 merged with the word's
+ * 48..63; track_hi takes the word's low 32 bits. */
+static inline void lb_track_store_site(struct lb_track_rec *t, lb_atomic_u32 *hi, const struct labyrinth_site *site,
+                                       uint64_t tw, uint64_t units)
 {
     uint64_t who = (((uintptr_t)site ^ tw) & LB_TRACK_ADDR_MASK) ^ tw;
-    uint64_t when = units | (tw & LB_TRACK_ADDR_MASK);
-    /* Relaxed: as lb_track_store. */
+    uint64_t when = units;
+    /* Relaxed: as lb_track_store.  The id's high bits: the word's low 32. */
+    lb_store_rlx_u32(hi, (uint32_t)tw);
     lb_store_rlx_u64(&t->who, who);
     lb_store_rlx_u64(&t->when, when);
 }
@@ -88,26 +91,27 @@ void lb_track_write(struct lb_zone *z, struct lb_region *r, uint32_t idx, const 
                     const struct labyrinth_site *site, uint32_t tag);
 /* Store record t: who (a caller's code address, or a site when is_site),
  * thread tid, time units (lb_zone_clock_read), tag. */
-static inline void lb_track_store(struct lb_track_rec *t, const void *who_ptr, bool is_site, uint32_t tid,
-                                  uint64_t units, uint32_t tag)
+static inline void lb_track_store(struct lb_track_rec *t, lb_atomic_u32 *hi, const void *who_ptr, bool is_site,
+                                  uint32_t tid, uint64_t units, uint32_t tag)
 {
     /* The id word's bits 48..63 beside the pointer (its site flag
-     * cleared for a caller) and its bit 39 beside the time. */
+     * cleared for a caller), its low 32 in track_hi. */
     uint64_t tw = lb_id_word(tid);
     uint64_t who = (((uintptr_t)who_ptr ^ tw) & LB_TRACK_ADDR_MASK) ^ tw;
     if (!is_site)
         who &= ~LB_TRACK_SITE_BIT;
-    uint64_t when = (units & LB_TRACK_TIME_MASK) | (tw & LB_TRACK_ADDR_MASK) | (uint64_t)(tag & 0xffffffu) << 40;
+    uint64_t when = (units & LB_TRACK_TIME_MASK) | (uint64_t)(tag & 0xffffffu) << 40;
     /* Relaxed: the record's owner is its only writer; readers may see one
      * word old and one new (the layout above says what that can mix). */
+    lb_store_rlx_u32(hi, (uint32_t)tw);
     lb_store_rlx_u64(&t->who, who);
     lb_store_rlx_u64(&t->when, when);
 }
-/* The same, for record t, now. */
-static inline void lb_track_write_rec(struct lb_zone *z, struct lb_track_rec *t, const void *caller,
-                                      const struct labyrinth_site *site, uint32_t tag)
+/* The same, for record t (high word hi), now. */
+static inline void lb_track_write_rec(struct lb_zone *z, struct lb_track_rec *t, lb_atomic_u32 *hi,
+                                      const void *caller, const struct labyrinth_site *site, uint32_t tag)
 {
-    lb_track_store(t, site ? (const void *)site : caller, site != NULL, lb_thread_id_fast(),
+    lb_track_store(t, hi, site ? (const void *)site : caller, site != NULL, lb_thread_id_fast(),
                    lb_zone_clock_read(z, z->handle), tag);
 }
 /* Decode page idx's tracking record into out's site or caller, thread,

@@ -17,7 +17,8 @@ size_t lb_region_meta_bytes(size_t span, bool track, bool phys)
     size_t b = lb_align_up(span * sizeof(lb_atomic_u64), LB_CACHELINE) +
                2 * lb_align_up(span * sizeof(lb_atomic_u32), LB_CACHELINE); /* qlink, gen_hi */
     if (track)
-        b += lb_align_up(span * sizeof(struct lb_track_rec), LB_CACHELINE);
+        b += lb_align_up(span * sizeof(struct lb_track_rec), LB_CACHELINE) +
+             lb_align_up(span * sizeof(lb_atomic_u32), LB_CACHELINE); /* track_hi */
     if (phys)
         b += lb_align_up(span * sizeof(uint64_t), LB_CACHELINE) +
              lb_align_up(lb_phys_hash_size(span) * sizeof(uint32_t), LB_CACHELINE);
@@ -45,9 +46,12 @@ void lb_region_init(struct lb_region *r, unsigned index, unsigned page_shift, ui
     r->gen_hi = (lb_atomic_u32 *)p; /* stored before any use (lb_level_own); zeroed below */
     p += lb_align_up(span * sizeof(lb_atomic_u32), LB_CACHELINE);
     r->track = NULL;
+    r->track_hi = NULL;
     if (track) {
         r->track = (struct lb_track_rec *)p;
         p += lb_align_up(span * sizeof(struct lb_track_rec), LB_CACHELINE);
+        r->track_hi = (lb_atomic_u32 *)p; /* read only with a written record */
+        p += lb_align_up(span * sizeof(lb_atomic_u32), LB_CACHELINE);
     }
     r->phys = phys ? (uint64_t *)p : NULL;
     r->phys_hash = NULL;

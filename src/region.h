@@ -87,7 +87,8 @@ static inline int lb_d_refuse(uint64_t w, unsigned order)
     }
 }
 
-/* Per-page tracking record (16 bytes), interpreted by the track layer. */
+/* Per-page tracking record (16 bytes, and 4 more in the region's
+ * track_hi[]), interpreted by the track layer. */
 struct lb_track_rec {
     lb_atomic_u64 who;
     lb_atomic_u64 when;
@@ -110,6 +111,8 @@ struct lb_region {
                                  written by the owner only, before the
                                  descriptor; read by remote freers           */
     struct lb_track_rec *track; /* span records, or NULL                  */
+    lb_atomic_u32 *track_hi;    /* ... and each record's thread id from bit
+                                   15 on (issue 11.5), or NULL             */
     uint64_t      *phys;      /* span physical addresses, or NULL (DMA)    */
     uint32_t      *phys_hash; /* DMA: open-addressing table pfn -> index+1 */
     uint32_t       phys_mask; /* its size - 1                              */

@@ -159,6 +159,7 @@ int lb_registry_add(struct lb_zone *z)
         h->free_slow = z->free_slow;
         h->site_fast = z->site_fast;
         h->r0_track = z->r0_track;
+        h->r0_track_hi = z->r0_track_hi;
         h->epoch_cycles = z->epoch_cycles;
         h->clock_mult = z->clock_mult;
         lb_store_rlx_u64(&h->clock, 0); /* no warden yet (it stores the first tick) */

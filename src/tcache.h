@@ -128,15 +128,16 @@ void lb_cache_thread_id_test_set(uint32_t last);
 /* The same if it is already known, else 0 (a kernel: the CPU's; user
  * space: the thread's TLS word, set at its first use). */
 /* A context id in the form the tracking records take it (quality.h):
- * bits 48..62 its bits 0..14, bit 39 its bit 15, bit 63 set, nothing else;
- * never 0.  User space keeps it beside the id (lb_tls.id_word). */
+ * bits 48..62 its bits 0..14, bits 0..16 its bits 15..31 (the region's
+ * track_hi[] word), bit 63 set, nothing else; never 0.  User space keeps
+ * it beside the id (lb_tls.id_word). */
 #define LB_ID_WORD_LO_SHIFT 48u
 #define LB_ID_WORD_LO_MASK  0x7fffu
-#define LB_ID_WORD_HI_BIT   (1ull << 39)
+#define LB_ID_WORD_HI_SHIFT 15u /* the id's bits from 15 on: the word's 0..16 */
 #define LB_ID_WORD_TOP_BIT  (1ull << 63)
 static inline uint64_t lb_id_word(uint32_t id)
 {
-    return (uint64_t)(id & LB_ID_WORD_LO_MASK) << LB_ID_WORD_LO_SHIFT | ((id & 0x8000u) ? LB_ID_WORD_HI_BIT : 0) |
+    return (uint64_t)(id & LB_ID_WORD_LO_MASK) << LB_ID_WORD_LO_SHIFT | (uint64_t)(id >> LB_ID_WORD_HI_SHIFT) |
            LB_ID_WORD_TOP_BIT;
 }
 /* The calling context's lb_id_word.  User space: valid once the thread has

@@ -133,7 +133,7 @@ static inline uintptr_t lb_track_addr(uint64_t who)
 void lb_track_write(struct lb_zone *z, struct lb_region *r, uint32_t idx, const void *caller,
                     const struct labyrinth_site *site, uint32_t tag)
 {
-    lb_track_write_rec(z, &r->track[idx], caller, site, tag);
+    lb_track_write_rec(z, &r->track[idx], &r->track_hi[idx], caller, site, tag);
 }
 
 
@@ -150,7 +150,7 @@ void lb_track_read(struct lb_zone *z, const struct lb_region *r, uint32_t idx,
     else
         out->caller = (const void *)lb_track_addr(who);
     out->thread = (uint32_t)((who >> LB_TRACK_THREAD_LO_SHIFT) & LB_TRACK_THREAD_LO_MASK) |
-                  ((when & LB_TRACK_THREAD_HI_BIT) ? 0x8000u : 0);
+                  lb_load_rlx_u32(&r->track_hi[idx]) << LB_TRACK_THREAD_HI_SHIFT;
     out->tag = (uint32_t)(when >> 40);
     if (z->clock_mult)
         out->alloc_ns = (when & LB_TRACK_TIME_MASK) * (LB_CLOCK_UNIT_US * 1000ull);

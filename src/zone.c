@@ -395,6 +395,7 @@ int lb_zone_create(const struct labyrinth_zone_config *cfg_in, struct lb_zone **
     z->r0_genhi = &z->regions[0].gen_hi[z->regions[0].first];
     z->r0_first = z->regions[0].first;
     z->r0_track = z->regions[0].track ? &z->regions[0].track[z->regions[0].first] : NULL;
+    z->r0_track_hi = z->regions[0].track ? &z->regions[0].track_hi[z->regions[0].first] : NULL;
     z->site_fast = z->r0_track && !z->free_slow && !(z->quality & ~LABYRINTH_QUALITY_TRACK);
     lb_buddy_add_region(&z->buddy, &z->regions[0]);
     lb_store_rlx_u64(&z->total_pages, lb_region_pages(&z->regions[0]));

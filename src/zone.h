@@ -88,6 +88,7 @@ struct labyrinth_zone {
     lb_atomic_ptr zone LB_ALIGNED_CL; /* struct lb_zone *, NULL when free or dead */
     lb_atomic_u64 live_serial;  /* the zone's serial while it lives, else 0 */
     struct lb_track_rec *r0_track; /* the record of r0_lo's page             */
+    lb_atomic_u32 *r0_track_hi; /* ... and its thread id's high half        */
     lb_atomic_u64 clock;        /* the zone's coarse clock, 0 = none       */
     uint64_t      epoch_cycles; /* the zone's, for the clock's fallback     */
     uint64_t      clock_mult;   /* the zone's (lb_clock_of)                 */
@@ -160,6 +161,7 @@ struct lb_zone {
 
     struct labyrinth_zone *handle; /* this zone's slot of the handle table */
     struct lb_track_rec *r0_track; /* the record of r0_lo's page, or NULL   */
+    lb_atomic_u32 *r0_track_hi; /* ... and its thread id's high half        */
     char          name[LB_NAME_MAX];
     unsigned      flags, quality, max_order;
     size_t        page_size;

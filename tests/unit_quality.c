@@ -233,7 +233,7 @@ static void test_verify(void)
     CHECK_EQ(rec.last.offset, 1234);
     CHECK(rec.last.addr == p);
     CHECK_EQ(rec.last.order, 0);
-    CHECK_EQ(rec.last.thread, labyrinth_thread_id() & 0xffff);
+    CHECK_EQ(rec.last.thread, labyrinth_thread_id());
     CHECK(rec.last.caller != NULL && rec.last.caller != caller); /* the registering call */
     CHECK(rec.last.site == NULL);
     CHECK(strstr(rec.message, "offset 1234") != NULL);
@@ -352,7 +352,7 @@ static void test_tracking(void)
     CHECK_EQ(info.tracked, 1);
     CHECK(info.caller == caller);
     CHECK(info.site == NULL);
-    CHECK_EQ(info.thread, labyrinth_thread_id() & 0xffff);
+    CHECK_EQ(info.thread, labyrinth_thread_id());
     CHECK_EQ(info.tag, 0xcdef12u); /* the low 24 bits */
     CHECK_EQ(info.state, LABYRINTH_PAGE_IN_USE);
     CHECK(info.block == p);
@@ -408,7 +408,7 @@ static void test_tracking(void)
     pthread_join(th, NULL);
     lb_page_info_fill(lb_zone_of(z), r, idx, &info);
     CHECK(t.id != 0 && t.id != labyrinth_thread_id());
-    CHECK_EQ(info.thread, t.id & 0xffff);
+    CHECK_EQ(info.thread, t.id);
     CHECK(info.caller == (const void *)(uintptr_t)0x777000);
     CHECK_EQ(info.tag, 99);
 

@@ -143,12 +143,12 @@ static void test_region_init(void)
     CHECK_EQ(lb_region_meta_bytes(8, false, false), 64 + 64 + 64);
     CHECK_EQ(lb_region_meta_bytes(9, false, false), 128 + 64 + 64);
     CHECK_EQ(lb_region_meta_bytes(17, false, false), 192 + 128 + 128);
-    CHECK_EQ(lb_region_meta_bytes(9, true, false), 128 + 64 + 64 + lb_align_up(9 * 16, 64));
+    CHECK_EQ(lb_region_meta_bytes(9, true, false), 128 + 64 + 64 + lb_align_up(9 * 16, 64) + 64); /* + track_hi */
     /* DMA adds the physical table (8 bytes a page) and its reverse index
      * (4 bytes a slot, the next power of two >= 2 x span, at least 16). */
     CHECK_EQ(lb_region_meta_bytes(9, false, true), 128 + 64 + 64 + 128 + 128);
-    CHECK_EQ(lb_region_meta_bytes(9, true, true), 128 + 64 + 64 + 192 + 128 + 128);
-    CHECK_EQ(lb_region_meta_bytes(4096, true, true), 4096 * (8 + 4 + 4 + 16 + 8) + 8192 * 4);
+    CHECK_EQ(lb_region_meta_bytes(9, true, true), 128 + 64 + 64 + 192 + 64 + 128 + 128);
+    CHECK_EQ(lb_region_meta_bytes(4096, true, true), 4096 * (8 + 4 + 4 + 16 + 4 + 8) + 8192 * 4);
 
     const uintptr_t base = (uintptr_t)0x123400000000ull;
     for (int variant = 0; variant < 4; variant++) {
@@ -177,15 +177,19 @@ static void test_region_init(void)
         CHECK_EQ(lb_page_id(&r, 10), (5u << 24) | 10u);
         CHECK(r.desc == (lb_atomic_u64 *)meta);
         /* The arrays follow one another inside meta, without overlap. */
-        size_t dbytes = lb_align_up(span * 8, LB_CACHELINE), tbytes = lb_align_up(span * 16, LB_CACHELINE);
+        size_t dbytes = lb_align_up(span * 8, LB_CACHELINE),
+               tbytes = lb_align_up(span * 16, LB_CACHELINE) + lb_align_up(span * 4, LB_CACHELINE);
         CHECK(r.qlink == (lb_atomic_u32 *)(meta + dbytes));
         dbytes += lb_align_up(span * 4, LB_CACHELINE); /* the queue links */
         CHECK(r.gen_hi == (lb_atomic_u32 *)(meta + dbytes));
         dbytes += lb_align_up(span * 4, LB_CACHELINE); /* the generations' high words */
-        if (track)
+        if (track) {
             CHECK(r.track == (struct lb_track_rec *)(meta + dbytes));
-        else
+            CHECK(r.track_hi == (lb_atomic_u32 *)(meta + dbytes + lb_align_up(span * 16, LB_CACHELINE)));
+        } else {
             CHECK(r.track == NULL);
+            CHECK(r.track_hi == NULL);
+        }
         if (phys)
             CHECK(r.phys == (uint64_t *)(meta + dbytes + (track ? tbytes : 0)));
         else
