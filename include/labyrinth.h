@@ -246,7 +246,7 @@ extern "C" {
 #define LABYRINTH_ZONE_NO_WARDEN   0x10u /* no background thread: reserves are
                                             refilled only by frees and by
                                             KERNEL allocations                 */
-#define LABYRINTH_ZONE_NO_TRACKING 0x20u /* no tracking table (saves 16 bytes
+#define LABYRINTH_ZONE_NO_TRACKING 0x20u /* no tracking table (saves 20 bytes
                                             per page); TRACK and register
                                             return -EOPNOTSUPP                 */
 #define LABYRINTH_ZONE_MUST_LOCK   0x40u /* fail creation when pages cannot be
@@ -557,8 +557,9 @@ LABYRINTH_API int labyrinth_free_pages(struct labyrinth_zone *zone, void *addr, 
  * earlier record of the block.  Any context.  Register a block you hold:
  * a register racing another thread's free of the block and its next
  * allocation may land on that allocation's record (its time and tag then
- * the register's, which may be earlier than the allocation's; the site or
- * caller pointer is never wild).
+ * the register's, which may be earlier than the allocation's, and its
+ * thread id may mix the two callers' ids: the low 15 bits of one, the
+ * rest of the other; the site or caller pointer is never wild).
  * Returns 0, or -EFAULT, -EXDEV, -EINVAL, -ENXIO, -EBADF as a free would,
  *   -ENOENT      the block is not allocated
  *   -EOPNOTSUPP  the zone has no tracking table (ZONE_NO_TRACKING) */

@@ -60,7 +60,9 @@ long lb_zone_for_each_in_use(struct lb_zone *z, int (*fn)(const struct labyrinth
  * pointer's word, so the pointer is always read as what it was written as:
  * never a caller's code address taken for a site (KB8: the flag used to sit
  * in `when`).  A torn read can only mix the thread, time and tag of two
- * writes (the thread's two halves included: track_hi is stored first). */
+ * writes, the thread id's two halves included (two contexts writing one
+ * record at once, a register racing the page's next allocation, can even
+ * leave that mix at rest: the review of issue 11.5). */
 #define LB_TRACK_ADDR_MASK ((1ull << 48) - 1)
 /* The thread bits and the site flag are tcache.h's id word (lb_id_word). */
 #define LB_TRACK_SITE_BIT        LB_ID_WORD_TOP_BIT

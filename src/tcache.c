@@ -204,10 +204,22 @@ uint32_t lb_cache_thread_id(void)
     if (id)
         return id;
     id = lb_ctx()->thread_id;
+    if (LB_UNLIKELY(!id) && lb_ctx()->id_word) {
+        /* A handler that interrupted the assignment below between its two
+         * stores: the word names the id the thread chose (all 32 bits of
+         * it, issue 11.5), which it adopts, so that the thread's word and
+         * id agree afterwards (the review of 11.5: keeping its own id here
+         * left the thread's word naming the handler's id, and every record
+         * of the seed macro's fast path with it). */
+        id = lb_id_of_word(lb_ctx()->id_word);
+        lb_ctx()->thread_id = id;
+        return id;
+    }
     if (LB_UNLIKELY(!id)) {
         /* Relaxed: ids only need to be unique.  A handler interrupting this
-         * takes its own id and the thread keeps whichever is stored last;
-         * both are unique, which is all a tracking record needs. */
+         * before the word's store takes its own id and the thread then
+         * stores its own pair; both ids are unique, which is all a
+         * tracking record needs. */
         /* After 2^32 ids the counter wraps: 0 means "none yet" and
          * LB_OWNER_WARDEN marks a cache the warden holds, so neither may
          * name a thread (finding 11.7).  Uniqueness is then lost for ids

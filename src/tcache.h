@@ -140,6 +140,11 @@ static inline uint64_t lb_id_word(uint32_t id)
     return (uint64_t)(id & LB_ID_WORD_LO_MASK) << LB_ID_WORD_LO_SHIFT | (uint64_t)(id >> LB_ID_WORD_HI_SHIFT) |
            LB_ID_WORD_TOP_BIT;
 }
+/* The id a word of lb_id_word names. */
+static inline uint32_t lb_id_of_word(uint64_t w)
+{
+    return (uint32_t)((w >> LB_ID_WORD_LO_SHIFT) & LB_ID_WORD_LO_MASK) | (uint32_t)w << LB_ID_WORD_HI_SHIFT;
+}
 /* The calling context's lb_id_word.  User space: valid once the thread has
  * an id, which it has whenever it holds a cache (lb_cache_claim takes the
  * id first), so on every fast path. */

@@ -836,6 +836,40 @@ static void test_thread_id_wrap(void)
     }
 }
 
+/* The review of issue 11.5: a signal handler that takes the thread's id
+ * between the two stores of its first assignment (the word stored, the id
+ * not yet) must adopt the id the word names, so that word and id agree
+ * (it took an id of its own, and the thread was left with the handler's
+ * word and its own id: every seed-macro record named the other).  The
+ * window is two stores wide; this reproduces the state it leaves.  Also
+ * the word's round trip at the edges of its two halves. */
+static void *adopt_id(void *arg)
+{
+    uint32_t *out = arg;
+    lb_ctx()->id_word = lb_id_word(0x89abcdefu); /* the interrupted code's first store */
+    lb_ctx()->thread_id = 0;
+    out[0] = lb_cache_thread_id(); /* the handler */
+    out[1] = lb_ctx()->thread_id;
+    out[2] = lb_cache_thread_id(); /* the thread, later */
+    return NULL;
+}
+
+static void test_thread_id_adopt(void)
+{
+    uint32_t got[3];
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, adopt_id, got) == 0);
+    pthread_join(t, NULL);
+    CHECK_EQ(got[0], 0x89abcdefu);
+    CHECK_EQ(got[1], 0x89abcdefu);
+    CHECK_EQ(got[2], 0x89abcdefu);
+    const uint32_t ids[] = {1, 0x7fff, 0x8000, 0xffff, 0x10000, 0x7fffffffu, 0x80000000u, 0xfffffffeu};
+    for (unsigned i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        CHECK_EQ(lb_id_of_word(lb_id_word(ids[i])), ids[i]);
+        CHECK(lb_id_word(ids[i]) & LB_ID_WORD_TOP_BIT);
+    }
+}
+
 /* The wrap flavour's starts (cache.h, "The wrap flavour"): a level's
  * generations run from LB_WRAP_GEN_START(id) and the statistics do not see
  * the offset; in the wrap flavour 6,000 LIFO pairs take level 0 across the
@@ -1037,6 +1071,7 @@ int main(void)
     test_handle_keys();
     test_wrap_starts();
     test_thread_id_wrap();
+    test_thread_id_adopt();
     test_depot_aba();
     test_reserve_aba();
     test_mag_to_stack();
