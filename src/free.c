@@ -182,30 +182,28 @@ static LB_NOINLINE int lb_free_remote_fast(struct labyrinth_zone *h, void *addr,
         return lb_free_general(h, addr, 0, __builtin_return_address(0));
     }
     struct lb_zone *z = lb_zone_of_live(h);
-    {
-        struct lb_tcache *tc = lb_level_tcache_at(l, d);
-        /* The outbox guard (remote.h): false, the warden is taking our
-         * outboxes, and the general path frees without them. */
-        if (LB_LIKELY(lb_out_begin(&z->cache, tc, d))) {
-            unsigned k = l->out_last;
-            struct lb_mag *m = lb_load_rlx_ptr(&l->out_mag[k]);
-            if (LB_LIKELY((w & 0xffu) == lb_d_make(LB_S_ALLOC, 0, 0)) && m != NULL &&
-                LB_LIKELY(lb_d_owner(w) == l->out_dest[k]) && LB_LIKELY(lb_d_owner(w) != 0) &&
-                LB_LIKELY(lb_remote_fast_ok(z))) {
-                uint32_t page_id = z->r0_first + (uint32_t)i;
-                /* Poisoned before it is queued (see lb_free_general). */
-                LB_TOOL_FREE(addr, z->page_size);
-                if (LB_LIKELY(lb_level_out_append(&z->cache, l, k, m, page_id, n) == LB_APPENDED)) {
-                    lb_out_end(tc, d);
-                    lb_leave(d);
-                    return 0;
-                }
-                /* Already queued (lb_free_named reports it), or a batch
-                 * to start anew (lb_free_named does). */
-                LB_TOOL_ALLOC(addr, z->page_size, 1);
+    struct lb_tcache *tc = lb_level_tcache_at(l, d);
+    /* The outbox guard (remote.h): false, the warden is taking our
+     * outboxes, and the general path frees without them. */
+    if (LB_LIKELY(lb_out_begin(tc, d))) {
+        unsigned k = l->out_last;
+        struct lb_mag *m = lb_load_rlx_ptr(&l->out_mag[k]);
+        if (LB_LIKELY((w & 0xffu) == lb_d_make(LB_S_ALLOC, 0, 0)) && m != NULL &&
+            LB_LIKELY(lb_d_owner(w) == l->out_dest[k]) && LB_LIKELY(lb_d_owner(w) != 0) &&
+            LB_LIKELY(lb_remote_fast_ok(z))) {
+            uint32_t page_id = z->r0_first + (uint32_t)i;
+            /* Poisoned before it is queued (see lb_free_general). */
+            LB_TOOL_FREE(addr, z->page_size);
+            if (LB_LIKELY(lb_level_out_append(&z->cache, l, k, m, page_id, n) == LB_APPENDED)) {
+                lb_out_end(tc, d);
+                lb_leave(d);
+                return 0;
             }
-            lb_out_end(tc, d);
+            /* Already queued (lb_free_named reports it), or a batch
+             * to start anew (lb_free_named does). */
+            LB_TOOL_ALLOC(addr, z->page_size, 1);
         }
+        lb_out_end(tc, d);
     }
     /* Not through the fast batch.  A page some level owns: the general
      * path's decision, on the allocation already named (reading anew could

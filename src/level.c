@@ -184,7 +184,7 @@ void *lb_level_refill_pop(struct lb_zone *z, struct lb_level *l, unsigned gfp)
      * thread got NULL 5 times of 5 while its own partial batch held 2
      * free pages of an exited owner). */
     struct lb_tcache *tc = lb_level_tcache(c, l);
-    if (lb_out_begin(c, tc, lb_level_depth(l))) { /* else the warden is at it */
+    if (lb_out_begin(tc, lb_level_depth(l))) { /* else the warden is at it */
         for (unsigned k = 0; k < LB_OUTBOX_SLOTS; k++)
             if (lb_load_rlx_ptr(&l->out_mag[k]))
                 lb_level_flush_one(c, l, k);

@@ -150,7 +150,7 @@ again:
     goto again;
 }
 
-bool lb_out_begin_slow(struct lb_cache *c, struct lb_tcache *tc, uint32_t d, uint32_t s)
+bool lb_out_begin_slow(struct lb_tcache *tc, uint32_t d, uint32_t s)
 {
     /* B4, acquire-release: a success takes the outboxes back before the
      * warden's S5 (which then fails).  A failure reads 2 (the warden is
@@ -163,12 +163,11 @@ bool lb_out_begin_slow(struct lb_cache *c, struct lb_tcache *tc, uint32_t d, uin
     if (s == 0)
         return true;
     LB_DEBUG_CHECK(s == 2);
-    (void)c;
     lb_out_end(tc, d); /* B5 */
     return false;
 }
 
-void lb_out_begin_wait(struct lb_cache *c, struct lb_tcache *tc, uint32_t d)
+void lb_out_begin_wait(struct lb_tcache *tc, uint32_t d)
 {
     for (;;) {
         /* B1..B3 with the store and the load sequentially consistent (a
@@ -180,7 +179,7 @@ void lb_out_begin_wait(struct lb_cache *c, struct lb_tcache *tc, uint32_t d)
          * context, rare: the cost does not matter. */
         lb_store_sc_u32(&tc->out_busy[d], 1);
         uint32_t s = lb_load_sc_u32(&tc->out_steal[d]);
-        if (s == 0 || lb_out_begin_slow(c, tc, d, s))
+        if (s == 0 || lb_out_begin_slow(tc, d, s))
             return;
         lb_os_yield(); /* the warden is pushing our batches: a few pushes */
     }
@@ -644,7 +643,7 @@ int lb_zone_free_remote(struct lb_zone *z, void *p, struct lb_region *r, uint32_
         l = lb_tls_level(c, 0);
     int rc = -ENOSPC;
     struct lb_tcache *tc = l ? lb_level_tcache_at(l, d) : NULL;
-    if (l && !lb_out_begin(c, tc, d)) {
+    if (l && !lb_out_begin(tc, d)) {
         l = NULL; /* the warden is taking our outboxes: a batch of one */
         lb_add_rlx_u64(&c->steal_dodges, 1); /* a statistic */
     }

@@ -85,10 +85,10 @@ enum lb_append {
  * on allocation.  A signal handler uses another level, so it never meets
  * the guard of the context it interrupted.  Model: model/outbox_steal.pml. */
 
-/* Begin a use of level d's outboxes (tc its tcache, in cache c): true, go on and end
+/* Begin a use of level d's outboxes (tc its tcache): true, go on and end
  * with lb_out_end; false, the warden is taking them: do without. */
-bool lb_out_begin_slow(struct lb_cache *c, struct lb_tcache *tc, uint32_t d, uint32_t s);
-static inline bool lb_out_begin(struct lb_cache *c, struct lb_tcache *tc, uint32_t d)
+bool lb_out_begin_slow(struct lb_tcache *tc, uint32_t d, uint32_t s);
+static inline bool lb_out_begin(struct lb_tcache *tc, uint32_t d)
 {
     /* B1, B2: relaxed, then only a compiler fence; the warden's
      * lb_os_fence_all (S2) is the hardware fence of this pair. */
@@ -99,7 +99,7 @@ static inline bool lb_out_begin(struct lb_cache *c, struct lb_tcache *tc, uint32
     uint32_t s = lb_load_acq_u32(&tc->out_steal[d]);
     if (LB_LIKELY(s == 0))
         return true;
-    return lb_out_begin_slow(c, tc, d, s);
+    return lb_out_begin_slow(tc, d, s);
 }
 static inline void lb_out_end(struct lb_tcache *tc, uint32_t d)
 {
@@ -114,7 +114,7 @@ static inline uint32_t lb_level_depth(const struct lb_level *l)
 }
 /* Begin, waiting while the warden takes the outboxes (normal context:
  * thread release and exit; the warden's steal is a few pushes). */
-void lb_out_begin_wait(struct lb_cache *c, struct lb_tcache *tc, uint32_t d);
+void lb_out_begin_wait(struct lb_tcache *tc, uint32_t d);
 /* Warden (normal context, the rebalance mutex held; now: the zone's
  * clock): push the partial outboxes of every owned level that has made no
  * remote free for LB_STEAL_IDLE_UNITS of the clock, or (urgent: the zone

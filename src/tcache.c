@@ -282,7 +282,7 @@ void lb_cache_release(struct lb_cache *c, struct lb_tcache *tc)
      * warden, which may have looked before we let go, must not take
      * outboxes that we flush and retire. */
     for (unsigned d = 0; d < LB_LEVELS; d++) {
-        lb_out_begin_wait(c, tc, d);
+        lb_out_begin_wait(tc, d);
         lb_level_flush_outboxes(c, &tc->lvl[d]);
     }
     /* Some of those batches may have gone to caches no thread holds: give

@@ -149,6 +149,8 @@ void lb_track_read(struct lb_zone *z, const struct lb_region *r, uint32_t idx,
         out->site = (const struct labyrinth_site *)lb_track_addr(who);
     else
         out->caller = (const void *)lb_track_addr(who);
+    /* Relaxed, as who and when: the owner's relaxed stores; a torn read
+     * mixes two writes (quality.h, the record's layout). */
     out->thread = (uint32_t)((who >> LB_TRACK_THREAD_LO_SHIFT) & LB_TRACK_THREAD_LO_MASK) |
                   lb_load_rlx_u32(&r->track_hi[idx]) << LB_TRACK_THREAD_HI_SHIFT;
     out->tag = (uint32_t)(when >> 40);

@@ -35,7 +35,7 @@ bool lb_zone_wait(struct lb_zone *z, uint64_t deadline)
         /* No warden to push on idle levels' batches (remote.h): we may
          * sleep, so we do it (the second wait finds them idle). */
         lb_os_mutex_lock(&z->rebalance_mutex);
-        lb_cache_steal_idle(&z->cache, lb_clock_of(lb_os_cycles() - z->epoch_cycles, z->clock_mult), true);
+        lb_cache_steal_idle(&z->cache, lb_zone_clock_read(z, z->handle), true);
         lb_os_mutex_unlock(&z->rebalance_mutex);
     }
     lb_add_rlx_u32(&z->waiters, 1);
@@ -208,7 +208,7 @@ uint64_t lb_zone_rebalance(struct lb_zone *z)
                   lb_load_rlx_u64(&z->buddy.free_pages) + lb_load_rlx_u64(&c->full.count) * c->mag_size +
                           lb_load_rlx_u64(&c->reserve.count) <
                       z->low;
-    lb_cache_steal_idle(&z->cache, lb_clock_of(lb_os_cycles() - z->epoch_cycles, z->clock_mult), urgent);
+    lb_cache_steal_idle(&z->cache, lb_zone_clock_read(z, z->handle), urgent);
     uint64_t moved = lb_cache_reap(&z->cache) + lb_zone_rebalance_locked(z);
     lb_os_mutex_unlock(&z->rebalance_mutex);
     return moved;
